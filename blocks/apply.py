@@ -1,0 +1,71 @@
+"""``ft-upgrade blocks apply``: create or update every block of one site from a spec.
+
+A spec (a JSON file or CLI options) names the site, its logical databases, Redis, ClickHouse,
+service endpoints, paths and environment. Saving overwrites the site's blocks; the return value
+lists block names only, never a URL or a password.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from blocks.clickhouse import ClickHouseLogStore
+from blocks.database import block_names, check_logical_name, connector_from_url
+from blocks.redis import RedisConnection
+from blocks.site_profile import SiteProfile
+from tasks.errors import ConfigError, ConfigErrors
+
+
+class SiteSpec(BaseModel):
+    """The content of a site file (``deployments/sites/<site>.json``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    site_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")
+    environment_name: str = "prod"
+    databases: dict[str, SecretStr] = Field(default_factory=dict, description="Logical name → SQLAlchemy URL.")
+    redis: SecretStr | None = None
+    clickhouse: SecretStr | None = None
+    services: dict[str, str] = Field(default_factory=dict)
+    paths: dict[str, str] = Field(default_factory=dict)
+    environment: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any], *, source: str) -> SiteSpec:
+        try:
+            spec = cls.model_validate(data)
+        except ValidationError as exc:
+            errors = [ConfigError(source, e["msg"], field=".".join(str(p) for p in e["loc"]))
+                      for e in exc.errors(include_url=False)]
+            raise (errors[0] if len(errors) == 1 else ConfigErrors(errors)) from None
+        for name in spec.databases:
+            try:
+                check_logical_name(name)
+            except ValueError as exc:
+                raise ConfigError(source, str(exc), field=f"databases.{name}") from None
+        return spec
+
+
+def apply_site(spec: SiteSpec) -> list[str]:
+    """Save the site's blocks (overwriting); returns the block names saved."""
+    saved: list[str] = []
+    site = spec.site_id
+    for name, url in spec.databases.items():
+        block = block_names(name, site)[0]
+        connector_from_url(url.get_secret_value()).save(block, overwrite=True)
+        saved.append(block)
+    if spec.redis is not None:
+        block = f"{site.lower()}-redis"
+        RedisConnection.from_url(spec.redis.get_secret_value()).save(block, overwrite=True)
+        saved.append(block)
+    if spec.clickhouse is not None:
+        block = f"{site.lower()}-clickhouse"
+        ClickHouseLogStore(dsn=spec.clickhouse).save(block, overwrite=True)
+        saved.append(block)
+    profile = SiteProfile(site_id=site, environment_name=spec.environment_name, services=spec.services,
+                          paths=spec.paths, environment=spec.environment)
+    profile.save(SiteProfile.block_name(site), overwrite=True)
+    saved.append(SiteProfile.block_name(site))
+    return saved

@@ -1,0 +1,72 @@
+"""Logical databases as prefect-sqlalchemy ``SqlAlchemyConnector`` blocks.
+
+A config names a logical database (``ft_db``, ``middle_db`` for the 中台 database, ``metadata`` for
+this tool's own store). Its block is ``<site>-<name>`` (per site on a shared Prefect server), else
+``<name>``, with ``_`` written ``-``. For CI and local runs ``FT_UPGRADE_DB_<NAME>=URL`` (and the CLI's
+``--db NAME=URL``, which sets it) overrides the block. Passwords live only in the block's
+``SecretStr`` field and are unwrapped only where the engine is built.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from prefect_sqlalchemy import ConnectionComponents, SqlAlchemyConnector
+from sqlalchemy.engine import URL, make_url
+
+LOGICAL_DATABASES = ("ft_db", "middle_db", "metadata")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def check_logical_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise ValueError(f"logical database name {name!r} must be lower-case letters, digits and _")
+    return name
+
+
+def env_var(name: str) -> str:
+    return "FT_UPGRADE_DB_" + name.upper()
+
+
+def block_names(name: str, site_id: str | None = None) -> list[str]:
+    """Block document names tried for a logical database, most specific first."""
+    base = name.replace("_", "-")
+    names = [f"{site_id.lower()}-{base}"] if site_id else []
+    return [*names, base]
+
+
+def connector_from_url(url: str) -> SqlAlchemyConnector:
+    """A block whose password sits in a SecretStr (``ConnectionComponents``), never in a URL string."""
+    parsed = make_url(url)
+    return SqlAlchemyConnector(connection_info=ConnectionComponents(
+        driver=parsed.drivername, username=parsed.username, password=parsed.password,
+        host=parsed.host, port=parsed.port, database=parsed.database or "",
+        query={k: str(v) for k, v in parsed.query.items()} or None,
+    ))
+
+
+def connector_url(connector: SqlAlchemyConnector) -> URL:
+    """The SQLAlchemy URL of a connector block (password included: only for building engines)."""
+    info = connector.connection_info
+    if isinstance(info, ConnectionComponents):
+        return info.create_url()
+    return make_url(str(info))
+
+
+def url_from_environment(name: str) -> str | None:
+    return os.environ.get(env_var(name)) or None
+
+
+def load_database_url(name: str, site_id: str | None = None) -> URL | None:
+    """Environment override first, then the site's block, then the shared block; None if none."""
+    env = url_from_environment(name)
+    if env:
+        return make_url(env)
+    for block in block_names(name, site_id):
+        try:
+            connector = SqlAlchemyConnector.load(block, validate=False)
+        except (ValueError, KeyError):
+            continue
+        return connector_url(connector)
+    return None

@@ -1,0 +1,38 @@
+"""A site (局点): its id, service endpoints, paths and environment, as a Prefect block."""
+
+from __future__ import annotations
+
+from prefect.blocks.core import Block
+from pydantic import Field
+
+
+class SiteProfile(Block):
+    """What the upgrade needs to know about one site that is not a credential.
+
+    Attributes:
+        site_id: The site id CICD passes (e.g. ``CN``, ``US``).
+        environment_name: dev / test / prod.
+        services: Service name → base URL (ft-manager, ft-report, ft-openapi).
+        paths: Named folders (backup_dir, config_dir, log_dir, staging_dir).
+        environment: Values for ``${NAME}`` placeholders and steps.
+
+    Example:
+        ```python
+        from blocks.site_profile import SiteProfile
+
+        profile = SiteProfile.load("site-us")
+        ```
+    """
+
+    _block_type_name = "FT Site Profile"
+    _description = "One FT site: id, service endpoints, paths and environment values."
+
+    site_id: str = Field(description="Site id as CICD passes it.")
+    environment_name: str = Field(default="prod", description="dev / test / prod.")
+    services: dict[str, str] = Field(default_factory=dict, description="Service name → base URL.")
+    paths: dict[str, str] = Field(default_factory=dict, description="Named folders used by steps.")
+    environment: dict[str, str] = Field(default_factory=dict, description="Values for placeholders and steps.")
+
+    @staticmethod
+    def block_name(site_id: str) -> str:
+        return f"site-{site_id.lower()}"

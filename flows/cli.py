@@ -1,0 +1,338 @@
+"""``ft-upgrade``: the command line used by CICD scripts, operators and tests.
+
+Exit codes: 0 success, 1 the upgrade failed (state saved, resumable), 2 bad input (nothing
+executed). Only this module prints or exits; everything else returns values or raises.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flows.cutpoints import Cutpoint
+
+app = typer.Typer(help="FT system upgrades: plan, run and resume the five CICD cutpoints.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+blocks_app = typer.Typer(help="Create or update the Prefect blocks of a site.", no_args_is_help=True)
+app.add_typer(blocks_app, name="blocks")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+ConfigsOpt = Annotated[Path | None, typer.Option("--configs", help="Folder of version configs.")]
+SqlRootOpt = Annotated[Path | None, typer.Option("--sql-root", help="Root folder of SQL scripts.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def _use_paths(configs: Path | None, sql_root: Path | None) -> None:
+    """Point settings at other folders for this process (flows read them from the environment)."""
+    if configs is not None:
+        os.environ["FT_UPGRADE_CONFIGS"] = str(configs.resolve())
+    if sql_root is not None:
+        os.environ["FT_UPGRADE_SQL_ROOT"] = str(sql_root.resolve())
+
+
+def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise _bad_input(f"{option} expects NAME=VALUE, got {item!r}")
+        result[key.strip()] = value
+    return result
+
+
+class _BadInput(Exception):
+    pass
+
+
+def _bad_input(message: str) -> _BadInput:
+    return _BadInput(message)
+
+
+def _fail_input(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _guard(fn: Any) -> Any:
+    """Turn input errors into exit 2 with the message, and nothing else."""
+    import functools
+
+    from tasks.errors import InputError
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (InputError, _BadInput) as exc:
+            _fail_input(str(exc))
+
+    return wrapper
+
+
+@app.command()
+@_guard
+def validate(configs: ConfigsOpt = None, sql_root: SqlRootOpt = None, json_out: JsonOpt = False) -> None:
+    """Check every config, step class, step parameter and SQL file; exit 2 listing every problem."""
+    from flows.validation import validate_tree
+    from tasks.settings import get_settings
+
+    _use_paths(configs, sql_root)
+    settings = get_settings()
+    loaded = validate_tree(settings.configs, settings.sql_root, settings.allowed_step_modules)
+    if json_out:
+        print(json.dumps({"status": "ok", "configs": [c.path for c in loaded]}))
+        return
+    for item in loaded:
+        for warning in item.warnings:
+            err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    out.print(f"[green]ok[/]: {len(loaded)} configs valid in {settings.configs}", highlight=False)
+
+
+@app.command()
+@_guard
+def plan(
+    source: Annotated[str, typer.Option("--from", help="Source version, e.g. 3.17.0.")],
+    target: Annotated[str, typer.Option("--to", help="Target version, e.g. 3.17.5-P1.")],
+    site: Annotated[str, typer.Option("--site", help="Site id.")],
+    cutpoint: Annotated[Cutpoint | None, typer.Option("--cutpoint", help="Only this cutpoint.")] = None,
+    configs: ConfigsOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show which steps would run, in order; unresolved step classes are marked."""
+    from flows.config_loader import load_configs
+    from flows.plan import build_plan
+    from tasks.settings import get_settings
+
+    _use_paths(configs, None)
+    settings = get_settings()
+    result = build_plan(load_configs(settings.configs), source, target, site, cutpoint,
+                        allowed_step_modules=settings.allowed_step_modules)
+    if json_out:
+        print(result.model_dump_json(indent=2))
+        return
+    table = Table(title=f"plan {result.source_version} → {result.target_version} at {result.site_id} "
+                        f"(chain: {', '.join(result.chain)})")
+    for col in ("#", "cutpoint", "version", "step", "class", "timeout", "retries", "required", "est."):
+        table.add_column(col)
+    for i, step in enumerate(result.steps, 1):
+        impl = step.class_name.rpartition(".")[2] if step.resolved else f"[red]UNRESOLVED {step.class_name}[/]"
+        table.add_row(str(i), step.cutpoint.value, step.version, step.step_id, impl, str(step.timeout or "-"),
+                      str(step.retry_count), "yes" if step.required else "no", f"{step.estimated_duration or 0}s")
+    out.print(table)
+    out.print(f"estimated duration: {result.estimated_seconds}s", highlight=False)
+    for w in result.warnings:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+    for step in result.unresolved:
+        err.print(f"[red]unresolved:[/] {step.config_file}: {step.step_id}: {step.unresolved_reason}", highlight=False)
+
+
+@app.command()
+@_guard
+def run(
+    cutpoint: Annotated[Cutpoint, typer.Argument(help="Which cutpoint to run.")],
+    source: Annotated[str, typer.Option("--from", help="Source version.")],
+    target: Annotated[str, typer.Option("--to", help="Target version.")],
+    site: Annotated[str, typer.Option("--site", help="Site id.")],
+    env: Annotated[list[str] | None, typer.Option("--env", help="Environment value K=V (repeatable).")] = None,
+    db: Annotated[list[str] | None, typer.Option("--db", help="Override a logical database: NAME=URL.")] = None,
+    configs: ConfigsOpt = None,
+    sql_root: SqlRootOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run one cutpoint now, in this process (the same flow a deployment runs)."""
+    from blocks.database import check_logical_name, env_var
+    from flows.registry import CUTPOINT_FLOWS
+    from flows.runner import plan_for
+    from flows.validation import validate_tree
+    from tasks.settings import get_settings
+
+    _use_paths(configs, sql_root)
+    environment = _pairs(env, "--env")
+    for name, url in _pairs(db, "--db").items():
+        try:
+            os.environ[env_var(check_logical_name(name))] = url
+        except ValueError as exc:
+            raise _bad_input(str(exc)) from None
+    settings = get_settings()
+    validate_tree(settings.configs, settings.sql_root, settings.allowed_step_modules)
+    plan_for(cutpoint, source, target, site, settings)  # bad input stops here: nothing has run
+    state = CUTPOINT_FLOWS[cutpoint](source_version=source, target_version=target, site_id=site,
+                                     environment=environment, return_state=True)
+    _finish_run(state, json_out)
+
+
+def _finish_run(state: Any, json_out: bool) -> None:
+    from flows.runner import build_report, open_store
+    from tasks.errors import InputError
+
+    flow_run_id = str(state.state_details.flow_run_id)
+    store = open_store(None)
+    try:
+        execution_id = store.execution_for_flow_run(flow_run_id)
+        if execution_id is None:
+            exc = state.result(raise_on_failure=False)
+            if isinstance(exc, InputError):
+                _fail_input(str(exc))
+            err.print(f"[bold red]error:[/] flow run {flow_run_id} ended {state.name}: {state.message}")
+            raise typer.Exit(1)
+        report = build_report(store, execution_id)
+    finally:
+        store.close()
+    _print_report(report.to_json(), json_out)
+    raise typer.Exit(report.return_code)
+
+
+def _print_report(data: dict[str, Any], json_out: bool) -> None:
+    if json_out:
+        print(json.dumps(data, ensure_ascii=False, default=str))
+        return
+    colour = "green" if data["status"] == "SUCCESS" else "red"
+    out.print(f"[{colour}]{data['status']}[/] {data['cutpoint']} {data['source_version']} → "
+              f"{data['target_version']} at {data['site_id']} (execution {data['execution_id']})", highlight=False)
+    table = Table()
+    for col in ("step", "status", "ms", "summary"):
+        table.add_column(col)
+    for s in data["step_results"]:
+        table.add_row(s["step_id"], s["status"], str(s["duration_ms"] or "-"), s["error"] or s["summary"] or "")
+    out.print(table)
+    if data["status"] != "SUCCESS":
+        for line in data.get("resume", []):
+            out.print(f"  • {line}", highlight=False)
+
+
+@app.command()
+@_guard
+def resume(execution_id: Annotated[str, typer.Argument(help="Execution to continue.")],
+           json_out: JsonOpt = False) -> None:
+    """Continue a failed execution from where it stopped (after fixing the cause)."""
+    from flows.registry import CUTPOINT_FLOWS
+    from flows.runner import open_store
+    from tasks.errors import InputError
+
+    store = open_store(None)
+    try:
+        execution = store.get_execution(execution_id)
+    finally:
+        store.close()
+    if execution is None:
+        raise InputError(f"no execution {execution_id!r}")
+    if execution["status"] == "SUCCESS":
+        out.print(f"execution {execution_id} already succeeded; nothing to resume")
+        return
+    environment = json.loads(execution["environment"] or "{}")
+    cutpoint = Cutpoint(execution["step_type"])
+    state = CUTPOINT_FLOWS[cutpoint](source_version=execution["source_version"],
+                                     target_version=execution["target_version"], site_id=execution["site_id"],
+                                     environment=environment, return_state=True)
+    _finish_run(state, json_out)
+
+
+@app.command()
+@_guard
+def status(execution_id: Annotated[str, typer.Argument()], json_out: JsonOpt = False) -> None:
+    """Show an execution's status and step counts."""
+    from flows.runner import build_report, open_store
+
+    store = open_store(None)
+    try:
+        report = build_report(store, execution_id)
+    finally:
+        store.close()
+    _print_report(report.to_json(), json_out)
+    raise typer.Exit(0 if report.status in ("SUCCESS", "RUNNING") else 1)
+
+
+@app.command()
+@_guard
+def report(execution_id: Annotated[str, typer.Argument()],
+           fmt: Annotated[str, typer.Option("--format", help="md or json.")] = "md") -> None:
+    """Print the latest report of an execution (markdown, as in the Prefect UI, or JSON)."""
+    from flows.runner import open_store
+    from tasks.errors import InputError
+
+    if fmt not in ("md", "json"):
+        raise InputError(f"--format must be md or json, not {fmt!r}")
+    store = open_store(None)
+    try:
+        row = store.latest_report(execution_id)
+    finally:
+        store.close()
+    if row is None:
+        raise InputError(f"no report for execution {execution_id!r}")
+    content = json.loads(row["report_content"])
+    if fmt == "md":
+        print(content["markdown"])
+    else:
+        content.pop("markdown", None)
+        print(json.dumps(content, ensure_ascii=False, default=str, indent=2))
+
+
+@app.command()
+def schema(check: Annotated[bool, typer.Option("--check", help="Fail if configs/schema.json is stale.")] = False,
+           configs: ConfigsOpt = None) -> None:
+    """Write (or check) configs/schema.json, generated from the config models."""
+    from flows.config_models import config_json_schema
+    from tasks.settings import get_settings
+
+    _use_paths(configs, None)
+    path = get_settings().configs / "schema.json"
+    text = json.dumps(config_json_schema(), indent=2, ensure_ascii=False) + "\n"
+    if check:
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            err.print(f"{path} is stale: run `ft-upgrade schema`")
+            raise typer.Exit(1)
+        out.print(f"{path} is up to date")
+        return
+    path.write_text(text, encoding="utf-8")
+    out.print(f"wrote {path}")
+
+
+@blocks_app.command("apply")
+@_guard
+def blocks_apply(
+    file: Annotated[Path | None, typer.Option("--file", help="Site JSON (see deployments/sites/*.json).")] = None,
+    site: Annotated[str | None, typer.Option("--site", help="Site id (overrides the file's).")] = None,
+    db: Annotated[list[str] | None, typer.Option("--db", help="Logical database NAME=URL.")] = None,
+    redis_url: Annotated[str | None, typer.Option("--redis", help="Redis URL.")] = None,
+    clickhouse: Annotated[str | None, typer.Option("--clickhouse", help="ClickHouse DSN.")] = None,
+    service: Annotated[list[str] | None, typer.Option("--service", help="Service NAME=URL.")] = None,
+) -> None:
+    """Create or update a site's blocks (databases, Redis, ClickHouse, site profile); secrets never printed."""
+    from blocks.apply import SiteSpec, apply_site
+
+    data: dict[str, Any] = {}
+    if file is not None:
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise _bad_input(f"{file}: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            raise _bad_input(f"{file}:{exc.lineno}:{exc.colno}: {exc.msg}") from None
+    if site:
+        data["site_id"] = site
+    data.setdefault("databases", {}).update(_pairs(db, "--db"))
+    data.setdefault("services", {}).update(_pairs(service, "--service"))
+    if redis_url:
+        data["redis"] = redis_url
+    if clickhouse:
+        data["clickhouse"] = clickhouse
+    spec = SiteSpec.from_data(data, source=str(file) if file else "options")
+    for name in apply_site(spec):
+        out.print(f"saved block {name}", highlight=False)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

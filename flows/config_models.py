@@ -1,0 +1,183 @@
+"""Pydantic models of the versioned upgrade configs, in the requirements' shape.
+
+Models are frozen values: loaded once per run, never mutated. A step's own fields (``sql_scripts``,
+``config_files``, rules…) are kept as ``params`` and validated by the step class's parameter model
+when the plan is built. ``configs/schema.json`` is generated from :class:`VersionConfig`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    model_validator,
+)
+
+from flows.cutpoints import CUTPOINT_ALIASES, Cutpoint
+from flows.versions import Version
+
+
+def _to_version(value: object) -> Version:
+    try:
+        return Version.parse(value)
+    except Exception as exc:  # pydantic reports ValueError with the field path
+        raise ValueError(str(exc)) from None
+
+
+VersionField = Annotated[
+    Version,
+    BeforeValidator(_to_version),
+    PlainSerializer(lambda v: str(v.code), return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^(\d{6}|[1-9]\.(0|[1-9]\d?)\.\d(-P[1-9]\d?)?)$"}),
+]
+"""A version written as a code (``"317500"``) or dotted (``"3.17.5"``, ``"3.17.5-P1"``)."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Metadata(BaseModel):
+    """Free-form bookkeeping (author, times, checksum, tags); extra keys are kept."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    created_by: str | None = None
+    created_time: str | None = None
+    last_modified: str | None = None
+    checksum: str | None = None
+    is_major_upgrade: bool | None = None
+    patch_type: str | None = None
+    tags: list[str] = Field(default_factory=list)
+
+
+class Dependencies(_Frozen):
+    """Which source versions a config may be applied to."""
+
+    min_source_version: VersionField | None = None
+    max_source_version: VersionField | None = None
+    required_base_version: VersionField | None = None
+    required_components: list[str] = Field(default_factory=list)
+    required_resources: dict[str, str] = Field(default_factory=dict)
+
+
+class PatchInfo(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="allow")
+    fixed_issues: list[str] = Field(default_factory=list)
+    affected_modules: list[str] = Field(default_factory=list)
+
+
+class StepConfig(BaseModel):
+    """One step of a cutpoint. Unknown keys are the step's own parameters (see ``params``)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$", description="Unique within the config.")
+    name: str = Field(default="", description="Human title, shown in reports.")
+    class_name: str = Field(min_length=1, description="Built-in simple name, or a dotted path of an allowed module.")
+    is_common: bool = Field(default=True, description="False: runs only where site_ids holds the site.")
+    site_ids: list[str] = Field(default_factory=list)
+    site_specific: bool | None = Field(default=None, description="Old spelling of is_common=false.")
+    description: str = ""
+    timeout: int | None = Field(default=None, gt=0, description="Seconds; maps to the Prefect task timeout.")
+    retry_count: int = Field(default=0, ge=0, le=10, description="Maps to Prefect task retries.")
+    retry_delay_seconds: float = Field(default=2.0, ge=0)
+    estimated_duration: int | None = Field(default=None, ge=0, description="Seconds; shown and used for progress.")
+    required: bool = Field(default=True, description="False: a failure is recorded as a warning and the run goes on.")
+    order: int | None = Field(default=None, description="Declared order within its version (default: position).")
+    priority: int | None = Field(default=None, description="Alias of order, as in the requirements.")
+    dependencies: list[str] = Field(default_factory=list, description="Step ids that must run first.")
+    rollback_supported: bool = False
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The step's own fields, for its parameter model."""
+        return dict(self.model_extra or {})
+
+    @property
+    def applies_to_all_sites(self) -> bool:
+        return self.is_common and not self.site_specific
+
+
+def _normalise_cutpoints(value: object) -> object:
+    """Map old cutpoint keys (``pre_upgrade``) onto current ones; the loader warns about them."""
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, steps in value.items():
+        new = CUTPOINT_ALIASES.get(key, key)
+        new_key = new.value if isinstance(new, Cutpoint) else new
+        if new_key in out:
+            raise ValueError(f"cutpoint {new_key!r} given twice (once as alias {key!r})")
+        out[new_key] = steps
+    return out
+
+
+class Notifications(_Frozen):
+    on_success: list[str] = Field(default_factory=list)
+    on_failure: list[str] = Field(default_factory=list)
+    webhook_url: str | None = None
+
+
+class VersionConfig(_Frozen):
+    """One baseline or patch config file (``configs/317500.json``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", title="FT upgrade version config")
+
+    schema_: str | None = Field(default=None, alias="$schema")
+    version: VersionField
+    version_type: Literal["baseline", "patch"] | None = Field(
+        default=None, description="Defaults from the version: P1..P99 is a patch.")
+    base_version: VersionField | None = None
+    description: str = ""
+    metadata: Metadata = Field(default_factory=Metadata)
+    dependencies: Dependencies = Field(default_factory=Dependencies)
+    patch_info: PatchInfo | None = None
+    upgrade_steps: Annotated[dict[Cutpoint, list[StepConfig]], BeforeValidator(_normalise_cutpoints)] = Field(
+        default_factory=dict)
+    rollback_steps: dict[str, list[StepConfig]] = Field(default_factory=dict)
+    notifications: Notifications | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> VersionConfig:
+        kind = "patch" if self.version.is_patch else "baseline"
+        if self.version_type is not None and self.version_type != kind:
+            raise ValueError(f"version_type is {self.version_type!r} but version {self.version} is a {kind}")
+        if self.version.is_patch:
+            base = self.base_version or self.version.baseline
+            if base != self.version.baseline:
+                raise ValueError(
+                    f"base_version {base} does not match patch {self.version} (its base is {self.version.baseline})")
+        elif self.base_version is not None and self.base_version != self.version:
+            raise ValueError(f"base_version {self.base_version} given for baseline {self.version}")
+        seen: dict[str, str] = {}
+        for cutpoint, steps in self.upgrade_steps.items():
+            for step in steps:
+                if step.id in seen:
+                    raise ValueError(f"duplicate step id {step.id!r} (in {seen[step.id]} and {cutpoint.value})")
+                seen[step.id] = cutpoint.value
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "patch" if self.version.is_patch else "baseline"
+
+    def fingerprint(self) -> str:
+        """A stable hash of the config's content, recorded with every execution."""
+        blob = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def config_json_schema() -> dict[str, Any]:
+    """The JSON Schema editors use to validate configs (``configs/schema.json``)."""
+    schema = VersionConfig.model_json_schema(by_alias=True, mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://ft.example/ft-auto-upgrade/config.schema.json"
+    return schema

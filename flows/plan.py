@@ -1,0 +1,277 @@
+"""The upgrade plan: which steps run, in which order, for one site and version range.
+
+Pure: it takes configs already loaded and returns a JSON-serialisable value; it reads nothing and
+touches nothing. Everything below ``flows/`` works from the plan, never from configs again.
+
+Rules (requirements 0 and 3.2, DESIGN "Versions and configs"):
+
+* every config with ``source < code <= target`` takes part, baselines and patches alike;
+* each config's ``dependencies`` are checked against the version in effect at that point of the
+  chain (the source for the first config, the previous config's version after that);
+* steps are ordered by version, then declared ``order``/``priority`` (else position), honouring
+  step ``dependencies`` (a cycle or an unknown id is an error);
+* ``is_common: false`` steps are kept only where ``site_ids`` holds the site.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from flows.config_loader import LoadedConfig
+from flows.config_models import StepConfig
+from flows.cutpoints import Cutpoint
+from flows.versions import Version
+from tasks.errors import ConfigError, ConfigErrors, InputError, PlanError, StepResolutionError
+from tasks.steps.base import UpgradeStep
+from tasks.steps.registry import resolve_step_class
+
+
+class PlannedStep(BaseModel):
+    """One step as it will run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str = Field(description="Unique in the plan: '<version code>:<step id>'.")
+    cutpoint: Cutpoint
+    version: str
+    version_code: int
+    step_id: str
+    name: str
+    class_name: str
+    implementation: str | None = Field(description="Python class that runs it; None if unresolved.")
+    unresolved_reason: str = ""
+    params: dict[str, Any]
+    timeout: int | None
+    retry_count: int
+    retry_delay_seconds: float
+    required: bool
+    estimated_duration: int | None
+    depends_on: list[str] = Field(default_factory=list, description="Keys of steps that run first.")
+    config_file: str
+    config_fingerprint: str
+
+    @property
+    def resolved(self) -> bool:
+        return self.implementation is not None
+
+
+class UpgradePlan(BaseModel):
+    """The whole plan; ``steps`` are in execution order (cutpoint, then version, then order)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source_version: str
+    target_version: str
+    site_id: str
+    cutpoint: Cutpoint | None
+    chain: list[str] = Field(description="Versions applied, in order.")
+    steps: list[PlannedStep]
+    warnings: list[str] = Field(default_factory=list)
+
+    def for_cutpoint(self, cutpoint: Cutpoint) -> list[PlannedStep]:
+        return [s for s in self.steps if s.cutpoint == cutpoint]
+
+    @property
+    def unresolved(self) -> list[PlannedStep]:
+        return [s for s in self.steps if not s.resolved]
+
+    @property
+    def estimated_seconds(self) -> int:
+        return sum(s.estimated_duration or 0 for s in self.steps)
+
+    def fingerprint(self) -> str:
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def require_resolved(self) -> None:
+        """Refuse to run a plan that names a step class with no implementation."""
+        if self.unresolved:
+            lines = [f"{s.config_file}: step {s.step_id!r}: {s.unresolved_reason}" for s in self.unresolved]
+            raise StepResolutionError("unresolved step classes:\n" + "\n".join(lines))
+
+
+def build_plan(
+    configs: Sequence[LoadedConfig],
+    source: Version | str,
+    target: Version | str,
+    site_id: str,
+    cutpoint: Cutpoint | str | None = None,
+    *,
+    allowed_step_modules: Iterable[str] = (),
+) -> UpgradePlan:
+    """Build the plan for ``source → target`` at ``site_id`` (optionally one cutpoint only).
+
+    Raises:
+        PlanError: no config covers the range, a dependency fails, or steps form a cycle.
+        ConfigErrors: step parameters fail their step's model (all reported together).
+    """
+    src, tgt = Version.parse(source), Version.parse(target)
+    site = site_id.strip()
+    if not site:
+        raise PlanError("site id is empty")
+    only = Cutpoint(cutpoint) if cutpoint is not None else None
+    if tgt <= src:
+        raise PlanError(f"target {tgt} is not newer than source {src}")
+    chain = _chain(configs, src, tgt)
+    warnings = [w for c in chain for w in c.warnings]
+    candidates = _select_steps(chain, site)
+    ordered = _order(candidates)
+    prefixes = tuple(allowed_step_modules)
+    errors: list[InputError] = []
+    planned: list[PlannedStep] = []
+    for item in ordered:
+        if only is not None and item.cutpoint != only:
+            continue
+        step, loaded = item.step, item.loaded
+        resolution = resolve_step_class(step.class_name, prefixes)
+        params, problems = check_step_params(loaded.path, f"upgrade_steps.{item.cutpoint.value}[{item.position}]",
+                                             step, resolution.step_class)
+        if problems:
+            errors.extend(problems)
+            continue
+        planned.append(PlannedStep(
+            key=item.key, cutpoint=item.cutpoint, version=str(loaded.version), version_code=loaded.version.code,
+            step_id=step.id, name=step.name or step.id, class_name=step.class_name,
+            implementation=resolution.qualified_name, unresolved_reason=resolution.reason, params=params,
+            timeout=step.timeout, retry_count=step.retry_count, retry_delay_seconds=step.retry_delay_seconds,
+            required=step.required, estimated_duration=step.estimated_duration,
+            depends_on=item.depends_on, config_file=loaded.path, config_fingerprint=loaded.config.fingerprint(),
+        ))
+    if errors:
+        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+    return UpgradePlan(source_version=str(src), target_version=str(tgt), site_id=site, cutpoint=only,
+                       chain=[str(c.version) for c in chain], steps=planned, warnings=warnings)
+
+
+def check_step_params(path: str, field: str, step: StepConfig,
+                      step_class: type[UpgradeStep] | None) -> tuple[dict[str, Any], list[ConfigError]]:
+    """Validate a step's own fields with its class's parameter model; errors name the field path."""
+    if step_class is None:
+        return step.params, []
+    try:
+        return step_class.Params.model_validate(step.params).model_dump(mode="json"), []
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors(include_url=False):
+            loc = ".".join(str(p) for p in err["loc"])
+            msg = f"unknown field for {step.class_name}" if err["type"] == "extra_forbidden" else err["msg"]
+            where = field + (f".{loc}" if loc else "")
+            errors.append(ConfigError(path, msg.removeprefix("Value error, "), field=where))
+        return step.params, errors
+
+
+def _chain(configs: Sequence[LoadedConfig], src: Version, tgt: Version) -> list[LoadedConfig]:
+    available = sorted(configs, key=lambda c: c.version.code)
+    names = ", ".join(str(c.version) for c in available) or "none"
+    chain = [c for c in available if src < c.version <= tgt]
+    if not chain or chain[-1].version != tgt:
+        raise PlanError(f"no config covers {src} → {tgt}: there is no config for {tgt} "
+                        f"(configs exist for: {names})")
+    in_effect = src
+    for loaded in chain:
+        problem = _dependency_problem(loaded, in_effect)
+        if problem:
+            raise PlanError(f"no config covers {src} → {tgt}: {loaded.path}: {problem} "
+                            f"(configs exist for: {names})")
+        in_effect = loaded.version
+    return chain
+
+
+def _dependency_problem(loaded: LoadedConfig, in_effect: Version) -> str:
+    deps = loaded.config.dependencies
+    v = loaded.version
+    if deps.min_source_version is not None and in_effect < deps.min_source_version:
+        return f"{v} needs source ≥ {deps.min_source_version}, but {in_effect} is in effect at that point"
+    if deps.max_source_version is not None and in_effect > deps.max_source_version:
+        return f"{v} needs source ≤ {deps.max_source_version}, but {in_effect} is in effect at that point"
+    if deps.required_base_version is not None and in_effect.baseline != deps.required_base_version:
+        return (f"{v} requires base version {deps.required_base_version}, "
+                f"but {in_effect} (base {in_effect.baseline}) is in effect at that point")
+    return ""
+
+
+class _Candidate:
+    __slots__ = ("loaded", "cutpoint", "step", "position", "key", "rank", "depends_on")
+
+    def __init__(self, loaded: LoadedConfig, cutpoint: Cutpoint, step: StepConfig, position: int) -> None:
+        self.loaded = loaded
+        self.cutpoint = cutpoint
+        self.step = step
+        self.position = position
+        self.key = f"{loaded.version.code}:{step.id}"
+        declared = step.order if step.order is not None else step.priority
+        self.rank = (cutpoint.position, loaded.version.code, declared if declared is not None else position, position)
+        self.depends_on: list[str] = []
+
+
+def _select_steps(chain: list[LoadedConfig], site: str) -> list[_Candidate]:
+    out: list[_Candidate] = []
+    for loaded in chain:
+        for cutpoint in Cutpoint:
+            for position, step in enumerate(loaded.config.upgrade_steps.get(cutpoint, [])):
+                if not step.applies_to_all_sites and site not in step.site_ids:
+                    continue
+                out.append(_Candidate(loaded, cutpoint, step, position))
+    return out
+
+
+def _order(candidates: list[_Candidate]) -> list[_Candidate]:
+    """Stable topological order: by rank, moving a step after the steps it depends on."""
+    by_key = {c.key: c for c in candidates}
+    all_ids: dict[str, list[_Candidate]] = {}
+    for c in candidates:
+        all_ids.setdefault(c.step.id, []).append(c)
+    declared_ids = {s.id for c in candidates for steps in c.loaded.config.upgrade_steps.values() for s in steps}
+    edges: dict[str, set[str]] = {c.key: set() for c in candidates}
+    for c in candidates:
+        for dep in c.step.dependencies:
+            target = _dependency_target(c, dep, all_ids)
+            if target is None:
+                if dep in all_ids:
+                    raise PlanError(f"{c.loaded.path}: step {c.step.id!r} depends on {dep!r}, "
+                                    "which only a later version defines")
+                if dep in declared_ids:
+                    continue  # a site-specific step that does not run at this site
+                raise PlanError(f"{c.loaded.path}: step {c.step.id!r} depends on unknown step id {dep!r}")
+            if target.cutpoint.position > c.cutpoint.position:
+                raise PlanError(f"{c.loaded.path}: step {c.step.id!r} ({c.cutpoint.value}) depends on "
+                                f"{dep!r}, which runs later ({target.cutpoint.value})")
+            if target is c:
+                raise PlanError(f"{c.loaded.path}: step {c.step.id!r} depends on itself")
+            c.depends_on.append(target.key)
+            edges[c.key].add(target.key)
+    indegree = {k: len(v) for k, v in edges.items()}
+    dependents: dict[str, list[str]] = {k: [] for k in edges}
+    for k, deps in edges.items():
+        for d in deps:
+            dependents[d].append(k)
+    heap = [(by_key[k].rank, k) for k, n in indegree.items() if n == 0]
+    heapq.heapify(heap)
+    ordered: list[_Candidate] = []
+    while heap:
+        _, key = heapq.heappop(heap)
+        ordered.append(by_key[key])
+        for nxt in dependents[key]:
+            indegree[nxt] -= 1
+            if indegree[nxt] == 0:
+                heapq.heappush(heap, (by_key[nxt].rank, nxt))
+    if len(ordered) != len(candidates):
+        stuck = sorted(k for k, n in indegree.items() if n > 0)
+        raise PlanError("step dependencies form a cycle among: " + ", ".join(stuck))
+    return ordered
+
+
+def _dependency_target(c: _Candidate, dep: str, all_ids: dict[str, list[_Candidate]]) -> _Candidate | None:
+    """A dependency names a step id: the same version's step, else the latest earlier one."""
+    options = all_ids.get(dep, [])
+    same = [o for o in options if o.loaded is c.loaded]
+    if same:
+        return same[0]
+    earlier = [o for o in options if o.loaded.version < c.loaded.version]
+    return max(earlier, key=lambda o: o.loaded.version.code) if earlier else None

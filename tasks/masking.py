@@ -1,0 +1,156 @@
+"""Credential masking for everything that leaves the process: logs, artifacts, reports, the ledger.
+
+Pure functions, no I/O. Masking is deliberately greedy: over-masking costs a little readability,
+under-masking leaks a customer password into a log store that is kept for weeks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from urllib.parse import quote, quote_plus
+
+MASK = "***"
+
+# A quoted SQL literal. Backslash escapes and doubled quotes stay inside the literal; an unterminated
+# literal (truncated statement) runs to the end of the text so its tail is still masked.
+_SQ = r"'(?:[^'\\]|\\.|'')*(?:'|\Z)"
+_DQ = r'"(?:[^"\\]|\\.|"")*(?:"|\Z)'
+_LIT = rf"(?P<lit>{_SQ}|{_DQ})"
+_SECRET_KEYS = r"[\w.\-]*(?:password|passwd|pwd|secret|token)|api_?key"
+_WORD = r"(?:[\w$]+|`[^`]*`|'[^']*'|\"[^\"]*\")"  # plugin name, possibly quoted
+
+_SQL_SECRET_RES: tuple[re.Pattern[str], ...] = tuple(
+    re.compile(p, re.IGNORECASE | re.DOTALL)
+    for p in (
+        # IDENTIFIED BY 'x' / IDENTIFIED BY PASSWORD 'hash'
+        rf"(?P<pre>\bIDENTIFIED\s+BY\s+(?:PASSWORD\s+)?){_LIT}",
+        # IDENTIFIED VIA ed25519 USING 'x' (MariaDB) / IDENTIFIED WITH plugin BY|AS 'x' (MySQL, ClickHouse)
+        rf"(?P<pre>\bIDENTIFIED\s+(?:VIA|WITH)\s+{_WORD}\s+(?:USING|BY|AS)\s+){_LIT}",
+        # ... OR unix_socket USING 'x' (MariaDB chained authentication)
+        rf"(?P<pre>\bOR\s+{_WORD}\s+USING\s+){_LIT}",
+        # PASSWORD('x'), OLD_PASSWORD('x')
+        rf"(?P<pre>\b(?:OLD_)?PASSWORD\s*\(\s*){_LIT}",
+        # SET PASSWORD [FOR 'u'@'h'] = 'x'
+        rf"(?P<pre>\bSET\s+PASSWORD\b(?:[^=;'\"`]|{_SQ}|{_DQ}|`[^`]*`)*?=\s*){_LIT}",
+        # ... REPLACE 'current_password' (MySQL 8 password change clause)
+        rf"(?P<pre>\bREPLACE\s+){_LIT}",
+        # CHANGE MASTER TO MASTER_PASSWORD='x' / CHANGE REPLICATION SOURCE TO SOURCE_PASSWORD='x'
+        rf"(?P<pre>\b(?:MASTER|SOURCE)_PASSWORD\s*=\s*){_LIT}",
+        # OPTIONS (PASSWORD 'x') of CREATE SERVER
+        rf"(?P<pre>\bPASSWORD\s+){_LIT}",
+        # any password='x' / api_key = "x" assignment with a literal value (DML, engine settings)
+        rf"(?P<pre>(?<![\w.\-])(?:{_SECRET_KEYS})\s*=\s*){_LIT}",
+    )
+)
+
+# scheme://[user[:password]@]host... ; the userinfo ends at the last '@' before the query string so that
+# unencoded '@', '/' or '#' inside a password are still covered.
+_URL_RE = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<rest>[^\s'\"<>]*)")
+_PARAM_RE = re.compile(
+    rf"(?P<pre>(?<![\w.\-])(?:{_SECRET_KEYS})\s*=\s*)(?P<val>'[^']*'|\"[^\"]*\"|\{{[^}}]*\}}|[^&;\s'\"]*)",
+    re.IGNORECASE,
+)
+
+
+def _mask_literal(literal: str) -> str:
+    """Replace a (possibly quoted) secret with ``***``, keeping its quote style."""
+    if len(literal) >= 2 and literal[0] in "'\"{" and literal[-1] == {"{": "}"}.get(literal[0], literal[0]):
+        return f"{literal[0]}{MASK}{literal[-1]}"
+    if literal[:1] in ("'", '"'):  # unterminated literal
+        return f"{literal[0]}{MASK}{literal[0]}"
+    return MASK
+
+
+@lru_cache(maxsize=256)
+def _compile(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def _mask_extra(text: str, pattern: re.Pattern[str]) -> str:
+    group = 1 if pattern.groups else 0
+
+    def repl(m: re.Match[str]) -> str:
+        if m.group(group) is None:
+            return m.group(0)
+        start, end = m.start(group) - m.start(0), m.end(group) - m.start(0)
+        whole = m.group(0)
+        return whole[:start] + _mask_literal(m.group(group)) + whole[end:]
+
+    return pattern.sub(repl, text)
+
+
+def mask_sql(text: str, extra_patterns: Sequence[str] = ()) -> str:
+    """Mask passwords in SQL text, plus credentials of any URL embedded in it.
+
+    ``extra_patterns`` are regexes from the site config, compiled case-insensitively; each one's
+    group 1 (or the whole match when it has no group) is replaced with ``***`` (``'***'`` when the
+    replaced text is a quoted literal). An invalid pattern raises ``re.error``: a broken masking
+    config must fail loudly rather than leak.
+    """
+    if not text:
+        return text
+    for pattern in _SQL_SECRET_RES:
+        text = pattern.sub(lambda m: m.group("pre") + _mask_literal(m.group("lit")), text)
+    text = _URL_RE.sub(_mask_one_url, text)
+    for extra in extra_patterns:
+        text = _mask_extra(text, _compile(extra))
+    return text
+
+
+def _mask_params(text: str) -> str:
+    return _PARAM_RE.sub(
+        lambda m: m.group("pre") + (_mask_literal(m.group("val")) if m.group("val") else ""), text
+    )
+
+
+def _mask_one_url(m: re.Match[str]) -> str:
+    scheme, rest = m.group("scheme"), m.group("rest")
+    if scheme.lower().startswith("chdb"):
+        return m.group(0)  # in-process engine, no credentials
+    query_at = rest.find("?")
+    authority_end = len(rest) if query_at < 0 else query_at
+    at = rest.rfind("@", 0, authority_end)
+    if at >= 0:
+        userinfo = rest[:at]
+        colon = userinfo.find(":")
+        if colon >= 0:
+            rest = f"{userinfo[: colon + 1]}{MASK}{rest[at:]}"
+            authority_end = len(rest) if query_at < 0 else rest.find("?")
+    if query_at >= 0:
+        rest = rest[:authority_end] + _mask_params(rest[authority_end:])
+    return scheme + rest
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of DB URLs and DSNs (every URL in the text, plus ``password=`` style pairs).
+
+    ``mysql+pymysql://u:secret@h/db`` becomes ``mysql+pymysql://u:***@h/db``; ``chdb://`` URLs are left
+    untouched because the embedded engine has no credentials.
+    """
+    if not url:
+        return url
+    masked = _URL_RE.sub(_mask_one_url, url)
+    if "://" not in url:  # libpq / ODBC style "host=h password=x" or "Server=h;Pwd=x;"
+        masked = _mask_params(masked)
+    return masked
+
+
+def mask_text(text: str, secrets: Iterable[str]) -> str:
+    """Replace every known secret value (length >= 3) anywhere in ``text`` with ``***``.
+
+    URL-encoded spellings are masked too, since a password often reappears inside a DSN.
+    Longer secrets win so a secret containing another one is masked as a whole.
+    """
+    if not text:
+        return text
+    variants: set[str] = set()
+    for secret in secrets:
+        if not isinstance(secret, str) or len(secret) < 3:
+            continue
+        variants.update({secret, quote(secret, safe=""), quote_plus(secret, safe="")})
+    if not variants:
+        return text
+    alternation = "|".join(re.escape(v) for v in sorted(variants, key=len, reverse=True))
+    return re.sub(alternation, MASK, text)

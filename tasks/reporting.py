@@ -1,0 +1,173 @@
+"""The cutpoint report: built as data and markdown (pure), then published as Prefect artifacts.
+
+Operators read it in the Prefect UI (markdown + table artifacts on the flow run, under a stable
+key per site and cutpoint); CICD reads its JSON through ``ft-upgrade report`` or ``run --json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flows.cutpoints import CUTPOINT_TITLES, Cutpoint
+
+DONE_STATUSES = ("SUCCESS", "WARNING", "SKIPPED")
+
+
+@dataclass
+class RunReport:
+    """Everything a report shows; ``return_code`` is what the CLI exits with."""
+
+    execution: dict[str, Any]
+    steps: list[dict[str, Any]]
+    status: str
+    resume_hint: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        statuses = [s["status"] for s in self.steps]
+        return {
+            "total": len(statuses),
+            "success": statuses.count("SUCCESS"),
+            "warning": statuses.count("WARNING"),
+            "failed": statuses.count("FAILED"),
+            "skipped": statuses.count("SKIPPED"),
+            "pending": sum(1 for s in statuses if s not in ("SUCCESS", "WARNING", "FAILED", "SKIPPED")),
+        }
+
+    @property
+    def return_code(self) -> int:
+        return 0 if self.status == "SUCCESS" else 1
+
+    @property
+    def duration_ms(self) -> int:
+        start, end = self.execution.get("start_time"), self.execution.get("end_time")
+        if isinstance(start, datetime) and isinstance(end, datetime):
+            return int((end - start).total_seconds() * 1000)
+        return 0
+
+    @property
+    def failures(self) -> list[dict[str, Any]]:
+        return [s for s in self.steps if s["status"] in ("FAILED", "WARNING") and s.get("error_message")]
+
+    def to_json(self) -> dict[str, Any]:
+        e = self.execution
+        return {
+            "execution_id": e["execution_id"],
+            "status": self.status,
+            "cutpoint": e["step_type"],
+            "site_id": e["site_id"],
+            "source_version": e["source_version"],
+            "target_version": e["target_version"],
+            "flow_run_id": e.get("flow_run_id"),
+            "resume_count": e.get("resume_count", 0),
+            "duration_ms": self.duration_ms,
+            "steps": self.counts,
+            "step_results": [
+                {"step_id": s["step_id"], "key": s["step_key"], "status": s["status"],
+                 "duration_ms": s.get("duration"), "summary": _result(s).get("summary", ""),
+                 "error": s.get("error_message"), "details": _result(s).get("details", {})}
+                for s in self.steps
+            ],
+            "resume": self.resume_hint,
+            **self.extra,
+        }
+
+
+def _result(step: Mapping[str, Any]) -> dict[str, Any]:
+    raw = step.get("result")
+    if not raw:
+        return {}
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError):
+        return {}
+
+
+_ICONS = {"SUCCESS": "✅", "WARNING": "⚠️", "FAILED": "❌", "SKIPPED": "⏭️", "RUNNING": "⏳", "PENDING": "…"}
+
+
+def _cell(text: object) -> str:
+    return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ")[:300]
+
+
+def _seconds(ms: object) -> str:
+    return f"{int(ms) / 1000:.1f}s" if isinstance(ms, (int, float)) else "-"
+
+
+def render_markdown(report: RunReport) -> str:
+    """The markdown report: header, steps table, failures, what to do next, step sections."""
+    e = report.execution
+    cutpoint = Cutpoint(e["step_type"])
+    c = report.counts
+    lines = [
+        f"# [FT升级报告] {CUTPOINT_TITLES[cutpoint]}",
+        "",
+        f"**Status: {_ICONS.get(report.status, '')} {report.status}** — site `{e['site_id']}`, "
+        f"{e['source_version']} → {e['target_version']}",
+        "",
+        "| field | value |",
+        "|---|---|",
+        f"| execution id | `{e['execution_id']}` |",
+        f"| cutpoint | `{cutpoint.value}` |",
+        f"| flow run | `{e.get('flow_run_id') or '-'}` |",
+        f"| started (UTC) | {e.get('start_time') or '-'} |",
+        f"| ended (UTC) | {e.get('end_time') or '-'} |",
+        f"| duration | {_seconds(report.duration_ms)} |",
+        f"| resumes | {e.get('resume_count', 0)} |",
+        f"| steps | {c['total']} total, {c['success']} success, {c['warning']} warning, "
+        f"{c['failed']} failed, {c['skipped']} skipped |",
+        "",
+        "## Steps",
+        "",
+        "| # | step | version | status | duration | summary |",
+        "|---|---|---|---|---|---|",
+    ]
+    for i, s in enumerate(report.steps, 1):
+        version = s["step_key"].split(":", 1)[0]
+        lines.append(f"| {i} | `{s['step_id']}` {_cell(s.get('step_name'))} | {version} | "
+                     f"{_ICONS.get(s['status'], '')} {s['status']} | {_seconds(s.get('duration'))} | "
+                     f"{_cell(_result(s).get('summary') or s.get('error_message'))} |")
+    if report.failures:
+        lines += ["", "## Failures", ""]
+        for s in report.failures:
+            lines.append(f"- **{s['step_id']}** ({s['status']}): {_cell(s.get('error_message'))}")
+    lines += ["", "## What to do next", ""]
+    if report.status == "SUCCESS":
+        lines.append("Nothing: this cutpoint is complete. CICD may call the next one.")
+    else:
+        lines += [f"- {hint}" for hint in report.resume_hint]
+    for s in report.steps:
+        section = _result(s).get("markdown")
+        if section:
+            lines += ["", f"## {s['step_id']}", "", section]
+    return "\n".join(lines) + "\n"
+
+
+def resume_instructions(*, execution_id: str, cutpoint: str, source: str, target: str, site: str) -> list[str]:
+    """The exact ways to continue a failed cutpoint after fixing the cause."""
+    deployment = f"{cutpoint}/{cutpoint.replace('_', '-')}"
+    return [
+        "Fix the cause shown above; steps that succeeded are not run again.",
+        "Prefect UI: open the failed flow run and press **Retry**.",
+        f"CICD: `prefect deployment run '{deployment}' -p source_version={source} "
+        f"-p target_version={target} -p site_id={site} --watch` (same parameters).",
+        f"CLI: `ft-upgrade resume {execution_id}`.",
+    ]
+
+
+def steps_table(steps: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Rows for the table artifact."""
+    return [{"step": s["step_id"], "version": s["step_key"].split(":", 1)[0], "status": s["status"],
+             "duration_ms": s.get("duration"), "retries": s.get("retry_count", 0),
+             "summary": _result(s).get("summary", ""), "error": s.get("error_message") or ""} for s in steps]
+
+
+def artifact_key(site_id: str, cutpoint: str) -> str:
+    """Stable artifact key per site and cutpoint (Prefect keys: lower-case, digits, dashes)."""
+    raw = f"ft-{site_id}-{cutpoint}".lower()
+    return "".join(ch if ch.isalnum() else "-" for ch in raw)

@@ -1,0 +1,36 @@
+"""Process-wide settings from the environment (``FT_UPGRADE_*``), with project-relative defaults."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """Where configs, SQL and local state live, and which modules may provide site steps."""
+
+    model_config = SettingsConfigDict(env_prefix="FT_UPGRADE_", extra="ignore")
+
+    home: Path = Field(default=PROJECT_ROOT / ".ft-upgrade", description="Local state: SQLite, chdb, results.")
+    configs: Path = Field(default=PROJECT_ROOT / "configs", description="Folder of version configs.")
+    sql_root: Path = Field(default=PROJECT_ROOT / "sql", description="Root of SQL scripts named by configs.")
+    step_modules: str = Field(default="", description="Comma-separated module prefixes allowed for site steps.")
+    statement_task_limit: int = Field(default=500, description="Files with more statements run as chunk tasks.")
+
+    @cached_property
+    def allowed_step_modules(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.step_modules.split(",") if p.strip())
+
+    @property
+    def default_metadata_url(self) -> str:
+        return f"sqlite:///{(self.home / 'metadata.db').resolve()}"
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Fresh settings every call: configs and env are re-read for each run (hot reload)."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

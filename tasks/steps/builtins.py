@@ -1,0 +1,3 @@
+"""Imports every module that defines built-in steps, so that they register themselves."""
+
+from tasks.steps import health  # noqa: F401

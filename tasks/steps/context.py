@@ -1,0 +1,28 @@
+"""What a running step may see: who/what/where of the run, and the site's resources."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tasks.resources import Resources
+
+
+@dataclass
+class StepContext:
+    """Handed to a step's constructor; steps read nothing else."""
+
+    execution_id: str
+    cutpoint: str
+    step_id: str
+    step_key: str
+    step_name: str
+    version: str
+    source_version: str
+    target_version: str
+    site_id: str
+    environment: dict[str, Any]
+    resources: Resources
+    logger: logging.Logger | logging.LoggerAdapter = field(default_factory=lambda: logging.getLogger("ft_upgrade"))

@@ -1,0 +1,220 @@
+"""The metadata store: executions, steps, SQL ledger, breakpoints and reports.
+
+It must survive a wiped Prefect server, so it lives in its own database (MariaDB/MySQL in
+production, a SQLite file as the embedded default). All times are naive UTC.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy.engine import make_url
+
+from tasks.masking import mask_url
+from tasks.store import schema
+from tasks.store.migrations import migrate
+
+ACTIVE_EXECUTION_STATES = ("RUNNING", "FAILED", "PENDING")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def create_store_engine(url: str) -> Engine:
+    """An engine for the metadata database; SQLite gets WAL and a busy timeout for thread safety."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            from pathlib import Path
+
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_recycle=3600)
+
+
+class MetadataStore:
+    """Reads and writes the metadata tables; creates or upgrades them on open."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> MetadataStore:
+        engine = create_store_engine(url)
+        migrate(engine)
+        return cls(engine)
+
+    def describe(self) -> str:
+        return mask_url(self.engine.url.render_as_string(hide_password=True))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # executions ---------------------------------------------------------------------------------
+
+    def create_execution(self, *, source_version: str, target_version: str, site_id: str, cutpoint: str,
+                         environment: Mapping[str, Any], total_steps: int, flow_run_id: str | None,
+                         plan_fingerprint: str, created_by: str = "ft-upgrade") -> str:
+        execution_id = "EXEC_" + utcnow().strftime("%Y%m%d_%H%M%S_") + uuid.uuid4().hex[:8]
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(schema.upgrade_execution.insert().values(
+                execution_id=execution_id, source_version=source_version, target_version=target_version,
+                site_id=site_id, step_type=cutpoint, environment=json.dumps(dict(environment), ensure_ascii=False),
+                status="RUNNING", start_time=now, total_steps=total_steps, completed_steps=0,
+                created_by=created_by, flow_run_id=flow_run_id, plan_fingerprint=plan_fingerprint,
+                resume_count=0, created_time=now, updated_time=now))
+        return execution_id
+
+    def find_resumable(self, *, site_id: str, cutpoint: str, source_version: str,
+                       target_version: str) -> dict[str, Any] | None:
+        """The latest unfinished execution of the same request, which a rerun continues."""
+        t = schema.upgrade_execution
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(
+                t.c.site_id == site_id, t.c.step_type == cutpoint, t.c.source_version == source_version,
+                t.c.target_version == target_version,
+            ).order_by(t.c.created_time.desc()).limit(1)).mappings().first()
+        if row is None or row["status"] not in ACTIVE_EXECUTION_STATES:
+            return None
+        return dict(row)
+
+    def reopen_execution(self, execution_id: str, *, flow_run_id: str | None, total_steps: int) -> int:
+        """Mark a failed execution running again; returns its new resume count."""
+        t = schema.upgrade_execution
+        with self.engine.begin() as conn:
+            conn.execute(update(t).where(t.c.execution_id == execution_id).values(
+                status="RUNNING", resume_count=t.c.resume_count + 1, end_time=None, error_message=None,
+                flow_run_id=flow_run_id, total_steps=total_steps, updated_time=utcnow()))
+            return int(conn.execute(select(t.c.resume_count).where(t.c.execution_id == execution_id)).scalar_one())
+
+    def update_execution(self, execution_id: str, **values: Any) -> None:
+        t = schema.upgrade_execution
+        values["updated_time"] = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(update(t).where(t.c.execution_id == execution_id).values(**values))
+
+    def finish_execution(self, execution_id: str, status: str, error_message: str | None = None) -> None:
+        completed = self.count_steps(execution_id, ("SUCCESS", "WARNING", "SKIPPED"))
+        self.update_execution(execution_id, status=status, end_time=utcnow(), error_message=error_message,
+                              completed_steps=completed)
+
+    def get_execution(self, execution_id: str) -> dict[str, Any] | None:
+        t = schema.upgrade_execution
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.execution_id == execution_id)).mappings().first()
+        return dict(row) if row else None
+
+    # steps --------------------------------------------------------------------------------------
+
+    def start_step(self, *, execution_id: str, step_key: str, step_id: str, step_name: str, cutpoint: str,
+                   class_name: str, order: int, metadata: Mapping[str, Any]) -> None:
+        """Record a step as RUNNING; a retry or resume updates the same row and counts the attempt."""
+        t = schema.step_execution
+        now = utcnow()
+        with self.engine.begin() as conn:
+            existing = conn.execute(select(t.c.id, t.c.status).where(
+                t.c.execution_id == execution_id, t.c.step_key == step_key)).first()
+            if existing is None:
+                conn.execute(t.insert().values(
+                    id=new_id(), execution_id=execution_id, step_id=step_id, step_key=step_key,
+                    step_name=step_name, step_type=cutpoint, class_name=class_name, status="RUNNING",
+                    start_time=now, retry_count=0, execution_order=order,
+                    metadata=json.dumps(dict(metadata), ensure_ascii=False, default=str),
+                    created_time=now, updated_time=now))
+            else:
+                conn.execute(update(t).where(t.c.id == existing.id).values(
+                    status="RUNNING", start_time=now, end_time=None, error_message=None,
+                    retry_count=t.c.retry_count + 1, updated_time=now))
+        self.update_execution(execution_id, current_step_id=step_id)
+
+    def finish_step(self, *, execution_id: str, step_key: str, status: str, result: Mapping[str, Any] | None,
+                    error_message: str | None = None) -> None:
+        t = schema.step_execution
+        now = utcnow()
+        with self.engine.begin() as conn:
+            start = conn.execute(select(t.c.start_time).where(
+                t.c.execution_id == execution_id, t.c.step_key == step_key)).scalar()
+            duration = int((now - start).total_seconds() * 1000) if start else None
+            conn.execute(update(t).where(t.c.execution_id == execution_id, t.c.step_key == step_key).values(
+                status=status, end_time=now, duration=duration, error_message=error_message,
+                result=json.dumps(dict(result), ensure_ascii=False, default=str) if result is not None else None,
+                updated_time=now))
+
+    def record_skipped_step(self, *, execution_id: str, step_key: str, step_id: str, step_name: str,
+                            cutpoint: str, class_name: str, order: int, reason: str) -> None:
+        self.start_step(execution_id=execution_id, step_key=step_key, step_id=step_id, step_name=step_name,
+                        cutpoint=cutpoint, class_name=class_name, order=order, metadata={})
+        self.finish_step(execution_id=execution_id, step_key=step_key, status="SKIPPED",
+                         result={"status": "SKIPPED", "summary": reason}, error_message=None)
+
+    def step_row(self, execution_id: str, step_key: str) -> dict[str, Any] | None:
+        t = schema.step_execution
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(
+                t.c.execution_id == execution_id, t.c.step_key == step_key)).mappings().first()
+        return dict(row) if row else None
+
+    def step_rows(self, execution_id: str) -> list[dict[str, Any]]:
+        t = schema.step_execution
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t).where(t.c.execution_id == execution_id).order_by(
+                t.c.execution_order)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def count_steps(self, execution_id: str, statuses: tuple[str, ...]) -> int:
+        t = schema.step_execution
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(t).where(
+                t.c.execution_id == execution_id, t.c.status.in_(statuses))).scalar_one())
+
+    # reports ------------------------------------------------------------------------------------
+
+    def save_report(self, *, execution: Mapping[str, Any], status: str, counts: Mapping[str, int],
+                    total_duration_ms: int, content: Mapping[str, Any], summary: str, recommendations: str,
+                    report_type: str = "SUMMARY") -> str:
+        now = utcnow()
+        report_id = new_id()
+        with self.engine.begin() as conn:
+            conn.execute(schema.upgrade_report.insert().values(
+                id=report_id, execution_id=execution["execution_id"], report_type=report_type,
+                source_version=execution["source_version"], target_version=execution["target_version"],
+                site_id=execution["site_id"], step_type=execution["step_type"], status=status,
+                total_steps=counts.get("total", 0), success_steps=counts.get("success", 0),
+                failed_steps=counts.get("failed", 0), skipped_steps=counts.get("skipped", 0),
+                total_sql_count=counts.get("sql_total", 0), success_sql_count=counts.get("sql_success", 0),
+                failed_sql_count=counts.get("sql_failed", 0), total_duration=total_duration_ms,
+                report_content=json.dumps(dict(content), ensure_ascii=False, default=str), summary=summary,
+                recommendations=recommendations, generated_time=now, created_time=now, updated_time=now))
+        return report_id
+
+    def latest_report(self, execution_id: str) -> dict[str, Any] | None:
+        t = schema.upgrade_report
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.execution_id == execution_id).order_by(
+                t.c.generated_time.desc()).limit(1)).mappings().first()
+        return dict(row) if row else None
+
+    def execution_for_flow_run(self, flow_run_id: str) -> str | None:
+        t = schema.upgrade_execution
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.c.execution_id).where(t.c.flow_run_id == flow_run_id)).scalar()
