@@ -155,6 +155,9 @@ def run(
     from flows.validation import validate_tree
     from tasks.settings import get_settings
 
+    from flows.versions import Version
+
+    Version.parse(source), Version.parse(target)
     _use_paths(configs, sql_root)
     environment = _pairs(env, "--env")
     for name, url in _pairs(db, "--db").items():

@@ -49,10 +49,15 @@ def mariadb_database() -> Iterator[str]:
 
 
 @pytest.fixture
-def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """A private FT_UPGRADE_HOME (SQLite metadata store) and no database overrides from outside."""
+def isolated_env(tmp_path: Path) -> Iterator[Path]:
+    """A private FT_UPGRADE_HOME (SQLite store); FT_UPGRADE_* set by the CLI in-process are undone after."""
+    saved = dict(os.environ)
     for key in list(os.environ):
-        if key.startswith("FT_UPGRADE_DB_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("FT_UPGRADE_HOME", str(tmp_path / "home"))
-    return tmp_path
+        if key.startswith("FT_UPGRADE_") and key != "FT_UPGRADE_HOME":
+            del os.environ[key]
+    os.environ["FT_UPGRADE_HOME"] = str(tmp_path / "home")
+    try:
+        yield tmp_path
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
