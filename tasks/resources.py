@@ -7,17 +7,22 @@ stays unreachable fails the run with a message that names it, never its password
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import redis
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from blocks.clickhouse import DSN_ENV, ClickHouseLogStore
 from blocks.database import env_var, load_database_url
+from blocks.redis import RedisConnection
 from tasks.errors import InputError, ResourceUnavailable
+from tasks.logstore import ClickHouseEventLog
 
 if TYPE_CHECKING:
     from blocks.site_profile import SiteProfile
@@ -39,6 +44,8 @@ class Resources:
         self._engines: dict[str, Engine] = {}
         self._lock = threading.Lock()
         self.secrets: set[str] = set()
+        self._redis: redis.Redis | None = None
+        self._event_log: ClickHouseEventLog | None = None
 
     def database_url(self, name: str) -> URL:
         url = load_database_url(name, self.site_id)
@@ -77,6 +84,43 @@ class Resources:
     def service_url(self, service: str) -> str | None:
         return self.profile.services.get(service) if self.profile else None
 
+    def path(self, name: str) -> Path:
+        """A named folder from the site profile (backup_dir, staging_dir…), else ``<home>/<name>``."""
+        configured = self.profile.paths.get(name) if self.profile else None
+        folder = Path(configured) if configured else self.home / name
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def redis(self) -> redis.Redis:
+        """The site's Redis: ``FT_UPGRADE_REDIS_URL``, else block ``<site>-redis``."""
+        with self._lock:
+            if self._redis is None:
+                block = RedisConnection.from_env()
+                if block is None:
+                    try:
+                        block = RedisConnection.load(f"{self.site_id.lower()}-redis", validate=False)
+                    except (ValueError, KeyError):
+                        raise InputError(f"Redis is not configured: create block '{self.site_id.lower()}-redis' "
+                                         "(ft-upgrade blocks apply --redis URL) or set FT_UPGRADE_REDIS_URL") from None
+                if block.password:
+                    self.secrets.add(block.password.get_secret_value())
+                self._redis = block.get_client()
+            return self._redis
+
+    def event_log(self) -> ClickHouseEventLog:
+        """The detailed event log: ``FT_UPGRADE_CLICKHOUSE_DSN``, block ``<site>-clickhouse``, else embedded chdb."""
+        with self._lock:
+            if self._event_log is None:
+                store: ClickHouseLogStore | None = None
+                if not os.environ.get(DSN_ENV):
+                    try:
+                        store = ClickHouseLogStore.load(f"{self.site_id.lower()}-clickhouse", validate=False)
+                    except (ValueError, KeyError):
+                        store = None
+                self._event_log = ClickHouseEventLog(store or ClickHouseLogStore.from_env_or_default(),
+                                                     secrets=tuple(self.secrets))
+            return self._event_log
+
     def describe(self) -> dict[str, Any]:
         return {"site_id": self.site_id, "sql_root": str(self.sql_root), "databases": sorted(self._engines)}
 
@@ -85,3 +129,9 @@ class Resources:
             for engine in self._engines.values():
                 engine.dispose()
             self._engines.clear()
+            if self._redis is not None:
+                self._redis.close()
+                self._redis = None
+            if self._event_log is not None:
+                self._event_log.store.close()
+                self._event_log = None

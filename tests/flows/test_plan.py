@@ -78,7 +78,8 @@ def test_step_dependencies_move_a_step_after_what_it_needs() -> None:
 
 
 def test_a_dependency_cycle_is_an_error_naming_the_steps() -> None:
-    configs = [config("3.17.5", {"startup_pre_process": [step("a", dependencies=["b"]), step("b", dependencies=["a"])]})]
+    cyclic = [step("a", dependencies=["b"]), step("b", dependencies=["a"])]
+    configs = [config("3.17.5", {"startup_pre_process": cyclic})]
     with pytest.raises(PlanError, match="cycle among: 317500:a, 317500:b"):
         build_plan(configs, "3.17.0", "3.17.5", "CN")
 
