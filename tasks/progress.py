@@ -1,0 +1,54 @@
+"""Progress of long work, shown as a Prefect progress artifact on the current run.
+
+Updates are throttled (a 10,000-statement file must not send 10,000 API calls); outside a Prefect
+run it only counts, so the same step code runs in tests and the CLI.
+"""
+
+from __future__ import annotations
+
+import time
+from uuid import UUID
+
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.context import FlowRunContext, TaskRunContext
+
+
+def _in_run() -> bool:
+    return FlowRunContext.get() is not None or TaskRunContext.get() is not None
+
+
+class Progress:
+    """Counts ``done`` of ``total`` and mirrors the percentage to a progress artifact."""
+
+    def __init__(self, total: float, description: str, *, min_interval: float = 0.5, key: str | None = None) -> None:
+        self.total = max(float(total), 1.0)
+        self.done = 0.0
+        self.description = description
+        self.min_interval = min_interval
+        self._last = 0.0
+        self._artifact: UUID | None = None
+        if _in_run():
+            self._artifact = create_progress_artifact(progress=0.0, description=description, key=key)
+
+    @property
+    def percent(self) -> float:
+        return min(100.0, 100.0 * self.done / self.total)
+
+    def advance(self, amount: float = 1.0) -> None:
+        self.done += amount
+        self._publish(force=self.done >= self.total)
+
+    def set(self, done: float) -> None:
+        self.done = done
+        self._publish(force=self.done >= self.total)
+
+    def finish(self) -> None:
+        self.done = max(self.done, self.total)
+        self._publish(force=True)
+
+    def _publish(self, *, force: bool) -> None:
+        now = time.monotonic()
+        if self._artifact is None or (not force and now - self._last < self.min_interval):
+            return
+        self._last = now
+        update_progress_artifact(self._artifact, progress=self.percent, description=self.description)

@@ -1,0 +1,35 @@
+"""Building blocks for step tests: a StepContext on real resources, without a Prefect run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tasks.resources import Resources
+from tasks.steps.context import StepContext
+
+
+@contextmanager
+def step_context(tmp_path: Path, *, databases: Mapping[str, str] = (), site_id: str = "CN",
+                 sql_root: Path | None = None, environment: Mapping[str, Any] | None = None,
+                 step_id: str = "step_under_test", cutpoint: str = "startup_pre_process",
+                 source_version: str = "3.17.0", target_version: str = "3.17.5",
+                 execution_id: str = "EXEC_TEST") -> Iterator[StepContext]:
+    """A context whose logical databases point at the given URLs (``FT_UPGRADE_DB_<NAME>``)."""
+    saved = dict(os.environ)
+    for name, url in dict(databases).items():
+        os.environ["FT_UPGRADE_DB_" + name.upper()] = url
+    resources = Resources(site_id=site_id, sql_root=sql_root or tmp_path / "sql", configs_dir=tmp_path / "configs",
+                          home=tmp_path / "home", retry_wait=0.05)
+    try:
+        yield StepContext(execution_id=execution_id, cutpoint=cutpoint, step_id=step_id,
+                          step_key=f"317500:{step_id}", step_name=step_id, version=target_version,
+                          source_version=source_version, target_version=target_version, site_id=site_id,
+                          environment=dict(environment or {}), resources=resources)
+    finally:
+        resources.close()
+        os.environ.clear()
+        os.environ.update(saved)
