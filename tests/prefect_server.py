@@ -1,0 +1,115 @@
+"""A real Prefect server and process worker in subprocesses, for tests that go through deployments.
+
+The ephemeral API drops task-run records when its process exits, so deployment tests use a real
+``prefect server start`` with its own PREFECT_HOME (SQLite) on a free port.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+PROJECT = Path(__file__).resolve().parents[1]
+PREFECT = str(Path(sys.executable).parent / "prefect")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class PrefectServer:
+    api_url: str
+    home: Path
+    env: dict[str, str]
+    log: Path
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 300,
+            extra_env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run ``prefect <args>`` against this server from the project root."""
+        result = subprocess.run([PREFECT, "--no-prompt", *args], cwd=PROJECT, env={**self.env, **(extra_env or {})},
+                                capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"prefect {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n"
+                                 f"{result.stderr}")
+        return result
+
+    @contextmanager
+    def worker(self, pool: str, *, extra_env: Mapping[str, str] | None = None,
+               name: str = "test-worker") -> Iterator[subprocess.Popen[bytes]]:
+        """A process worker polling ``pool`` until the block exits."""
+        log = open(self.home / f"worker-{name}.log", "wb")  # noqa: SIM115 - closed below
+        proc = subprocess.Popen([PREFECT, "worker", "start", "--pool", pool, "--name", name, "--type", "process"],
+                                cwd=PROJECT, env={**self.env, **(extra_env or {})}, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            yield proc
+        finally:
+            _stop(proc)
+            log.close()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def offline_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update({
+        "PREFECT_HOME": str(home),
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+        "FT_UPGRADE_PROJECT_DIR": str(PROJECT),
+    })
+    return env
+
+
+@contextmanager
+def prefect_server(home: Path, *, database_url: str | None = None) -> Iterator[PrefectServer]:
+    """Start ``prefect server start`` on a free port; stop it (and its children) afterwards."""
+    home.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = offline_env(home)
+    if database_url:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
+    log_path = home / "server.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], cwd=PROJECT,
+                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    api = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(api + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"prefect server did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.5)
+        env["PREFECT_API_URL"] = api
+        yield PrefectServer(api_url=api, home=home, env=env, log=log_path)
+    finally:
+        _stop(proc)
+        log.close()
