@@ -1,0 +1,153 @@
+"""Deciding a DDL statement that was in flight when the process died, from the catalog.
+
+Pure: :func:`ddl_probes` turns a statement into catalog questions ("does table x exist?");
+the executor asks them on the target connection. Where no question settles it (a MODIFY whose
+type the catalog spells differently, a RENAME, …) the answer is ``None`` and the operator decides
+with ``ft-upgrade resume --inflight applied|retry``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_IDENT = r"(?:`(?:[^`]|``)+`|[A-Za-z0-9_$]+)"
+_QNAME = rf"(?:(?P<db>{_IDENT})\s*\.\s*)?(?P<name>{_IDENT})"
+_FLAGS = re.IGNORECASE | re.DOTALL
+
+
+@dataclass(frozen=True)
+class Probe:
+    """``kind`` object named ``name`` (in ``table`` for columns/indexes) should exist iff ``exists``."""
+
+    kind: str  # table | column | index | procedure | function
+    schema: str | None
+    table: str | None
+    name: str
+    exists: bool
+    column_type: str | None = None  # for MODIFY: the type the column should have afterwards
+
+    def query(self) -> tuple[str, tuple[str, ...]]:
+        """SQL and parameters against information_schema; ``DATABASE()`` when no schema is named."""
+        schema_sql = "%s" if self.schema else "DATABASE()"
+        schema_args: tuple[str, ...] = (self.schema,) if self.schema else ()
+        if self.kind == "table":
+            return (f"SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {schema_sql} "
+                    "AND TABLE_NAME = %s", (*schema_args, self.name))
+        if self.kind == "column":
+            return (f"SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {schema_sql} "
+                    "AND TABLE_NAME = %s AND COLUMN_NAME = %s", (*schema_args, self.table or "", self.name))
+        if self.kind == "index":
+            return (f"SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = {schema_sql} "
+                    "AND TABLE_NAME = %s AND INDEX_NAME = %s", (*schema_args, self.table or "", self.name))
+        return (f"SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = {schema_sql} "
+                "AND ROUTINE_TYPE = %s AND ROUTINE_NAME = %s", (*schema_args, self.kind.upper(), self.name))
+
+
+def _unquote(ident: str | None) -> str | None:
+    if ident is None:
+        return None
+    return ident[1:-1].replace("``", "`") if ident.startswith("`") else ident
+
+
+def _strip_conditional(text: str) -> str:
+    """``/*!50003 CREATE*/ /*!50020 DEFINER=…*/ PROCEDURE`` → plain text."""
+    return re.sub(r"/\*!\d*\s?(.*?)\*/", r"\1", text, flags=re.DOTALL)
+
+
+def _normalise_type(text: str) -> str:
+    return re.sub(r"\s+", "", text).lower()
+
+
+def ddl_probes(text: str) -> list[Probe] | None:
+    """Catalog probes that decide whether ``text`` took effect; None if it cannot be decided."""
+    sql = _strip_conditional(text).strip().rstrip(";")
+    m = re.match(rf"CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMPORARY\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?{_QNAME}",
+                 sql, _FLAGS)
+    if m:
+        return [Probe("table", _unquote(m["db"]), None, _unquote(m["name"]) or "", True)]
+    m = re.match(rf"DROP\s+(?:TEMPORARY\s+)?TABLE\s+(?:IF\s+EXISTS\s+)?{_QNAME}\s*$", sql, _FLAGS)
+    if m:
+        return [Probe("table", _unquote(m["db"]), None, _unquote(m["name"]) or "", False)]
+    m = re.match(rf"CREATE\s+(?:OR\s+REPLACE\s+)?(?:UNIQUE\s+|FULLTEXT\s+|SPATIAL\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?"
+                 rf"(?P<index>{_IDENT})\s+ON\s+{_QNAME}", sql, _FLAGS)
+    if m:
+        return [Probe("index", _unquote(m["db"]), _unquote(m["name"]), _unquote(m["index"]) or "", True)]
+    m = re.match(rf"DROP\s+INDEX\s+(?:IF\s+EXISTS\s+)?(?P<index>{_IDENT})\s+ON\s+{_QNAME}\s*$", sql, _FLAGS)
+    if m:
+        return [Probe("index", _unquote(m["db"]), _unquote(m["name"]), _unquote(m["index"]) or "", False)]
+    m = re.match(rf"CREATE\s+(?:OR\s+REPLACE\s+)?(?:DEFINER\s*=\s*\S+\s+)?(?P<kind>PROCEDURE|FUNCTION)\s+"
+                 rf"(?:IF\s+NOT\s+EXISTS\s+)?{_QNAME}", sql, _FLAGS)
+    if m:
+        return [Probe(m["kind"].lower(), _unquote(m["db"]), None, _unquote(m["name"]) or "", True)]
+    m = re.match(rf"DROP\s+(?P<kind>PROCEDURE|FUNCTION)\s+(?:IF\s+EXISTS\s+)?{_QNAME}\s*$", sql, _FLAGS)
+    if m:
+        return [Probe(m["kind"].lower(), _unquote(m["db"]), None, _unquote(m["name"]) or "", False)]
+    m = re.match(rf"ALTER\s+(?:ONLINE\s+|IGNORE\s+)*TABLE\s+{_QNAME}\s+(?P<body>.+)$", sql, _FLAGS)
+    if m:
+        return _alter_probes(_unquote(m["db"]), _unquote(m["name"]) or "", m["body"])
+    return None
+
+
+def _split_clauses(body: str) -> list[str]:
+    """ALTER TABLE clauses split at top-level commas (not inside parentheses or quotes)."""
+    out, depth, start, quote = [], 0, 0, ""
+    for i, ch in enumerate(body):
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"`":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append(body[start:i].strip())
+            start = i + 1
+    out.append(body[start:].strip())
+    return out
+
+
+def _alter_probes(schema: str | None, table: str, body: str) -> list[Probe] | None:
+    probes: list[Probe] = []
+    for clause in _split_clauses(body):
+        m = re.match(rf"ADD\s+(?:UNIQUE\s+|FULLTEXT\s+)?(?:INDEX|KEY)\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<n>{_IDENT})",
+                     clause, _FLAGS)
+        if m:
+            probes.append(Probe("index", schema, table, _unquote(m["n"]) or "", True))
+            continue
+        m = re.match(rf"DROP\s+(?:INDEX|KEY)\s+(?:IF\s+EXISTS\s+)?(?P<n>{_IDENT})\s*$", clause, _FLAGS)
+        if m:
+            probes.append(Probe("index", schema, table, _unquote(m["n"]) or "", False))
+            continue
+        m = re.match(rf"ADD\s+(?:COLUMN\s+)?(?:IF\s+NOT\s+EXISTS\s+)?(?P<n>{_IDENT})\s+\w", clause, _FLAGS)
+        if m and m["n"].upper() not in ("CONSTRAINT", "PRIMARY", "FOREIGN", "CHECK", "PARTITION", "SPATIAL"):
+            probes.append(Probe("column", schema, table, _unquote(m["n"]) or "", True))
+            continue
+        m = re.match(rf"DROP\s+(?:COLUMN\s+)?(?:IF\s+EXISTS\s+)?(?P<n>{_IDENT})\s*$", clause, _FLAGS)
+        if m and m["n"].upper() not in ("PRIMARY", "FOREIGN", "CONSTRAINT", "CHECK", "PARTITION"):
+            probes.append(Probe("column", schema, table, _unquote(m["n"]) or "", False))
+            continue
+        m = re.match(rf"MODIFY\s+(?:COLUMN\s+)?(?:IF\s+EXISTS\s+)?(?P<n>{_IDENT})\s+(?P<type>.+?)"
+                     r"(?:\s+(?:NOT\s+NULL|NULL|DEFAULT|COMMENT|AFTER|FIRST|AUTO_INCREMENT|CHARACTER|COLLATE)\b.*)?$",
+                     clause, _FLAGS)
+        if m:
+            probes.append(Probe("column", schema, table, _unquote(m["n"]) or "", True,
+                                column_type=_normalise_type(m["type"])))
+            continue
+        return None
+    return probes or None
+
+
+def decide(probe: Probe, answer: object) -> bool | None:
+    """Whether a probe's catalog answer shows the statement applied (None: cannot tell)."""
+    if probe.kind == "column":
+        found = answer is not None
+        if probe.column_type is None:
+            return found == probe.exists
+        if not found:
+            return None
+        return True if _normalise_type(str(answer)) == probe.column_type else None
+    count = int(answer or 0)
+    return (count > 0) == probe.exists

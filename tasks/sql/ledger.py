@@ -1,0 +1,208 @@
+"""The SQL ledger: one ``sql_execution_record`` row per statement, the authority on what already ran.
+
+PENDING rows for a whole file are written in one batch when the file starts. RUNNING (before DDL)
+and FAILED are written at once; SUCCESS of DML is buffered and flushed in batches, because for DML
+the marker row committed in the target database with the statement itself is the proof
+(:mod:`tasks.sql.marker`), so a lost buffer costs nothing. Breakpoints live here too.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, bindparam, select, update
+
+from tasks.sql.script import ScriptFile
+from tasks.store import schema
+from tasks.store.metadata_store import utcnow
+
+BREAKPOINT_TTL = timedelta(days=7)
+_t = schema.sql_execution_record
+_bp = schema.upgrade_breakpoint
+
+
+@dataclass
+class LedgerRow:
+    """What the ledger knows of one statement."""
+
+    id: str
+    sequence: int
+    status: str
+    sha256: str
+    line: int
+
+
+class SqlLedger:
+    """Ledger rows of one step of one execution."""
+
+    def __init__(self, engine: Engine, execution_id: str, step_id: str, *, flush_every: int = 500,
+                 flush_seconds: float = 0.5) -> None:
+        self.engine = engine
+        self.execution_id = execution_id
+        self.step_id = step_id
+        self.flush_every = flush_every
+        self.flush_seconds = flush_seconds
+        self._pending: list[dict[str, Any]] = []
+        self._last_flush = time.monotonic()
+
+    def rows(self, file_id: str) -> dict[int, LedgerRow]:
+        with self.engine.connect() as conn:
+            result = conn.execute(select(_t.c.id, _t.c.sql_sequence, _t.c.status, _t.c.sql_content_hash,
+                                         _t.c.sql_line_number).where(
+                _t.c.execution_id == self.execution_id, _t.c.step_id == self.step_id, _t.c.sql_file_id == file_id))
+            return {r.sql_sequence: LedgerRow(r.id, r.sql_sequence, r.status, r.sql_content_hash, r.sql_line_number)
+                    for r in result}
+
+    def register(self, script: ScriptFile, masked_texts: list[str]) -> dict[int, LedgerRow]:
+        """Make sure every statement of the file has a row; rows not yet done take the file's current text."""
+        existing = self.rows(script.file_id)
+        now = utcnow()
+        new, changed = [], []
+        for stmt, text in zip(script.statements, masked_texts, strict=True):
+            row = existing.get(stmt.sequence)
+            values = {"sql_line_number": stmt.line, "sql_content": text, "sql_content_hash": stmt.sha256,
+                      "target_database": stmt.database}
+            if row is None:
+                rid = uuid.uuid4().hex
+                new.append({"id": rid, "execution_id": self.execution_id, "step_id": self.step_id,
+                            "sql_file_id": script.file_id, "sql_file_name": script.path,
+                            "sql_sequence": stmt.sequence, "status": "PENDING", "retry_count": 0,
+                            "created_time": now, "updated_time": now, **values})
+                existing[stmt.sequence] = LedgerRow(rid, stmt.sequence, "PENDING", stmt.sha256, stmt.line)
+            elif row.status not in ("SUCCESS", "SKIPPED") and row.sha256 != stmt.sha256:
+                changed.append({"b_id": row.id, **values, "updated_time": now})
+                row.sha256, row.line = stmt.sha256, stmt.line
+        with self.engine.begin() as conn:
+            if new:
+                conn.execute(_t.insert(), new)
+            if changed:
+                conn.execute(update(_t).where(_t.c.id == bindparam("b_id")).values(
+                    sql_line_number=bindparam("sql_line_number"), sql_content=bindparam("sql_content"),
+                    sql_content_hash=bindparam("sql_content_hash"), target_database=bindparam("target_database"),
+                    updated_time=bindparam("updated_time")), changed)
+        return existing
+
+    def mark_running(self, row: LedgerRow) -> None:
+        """Durable before a statement whose effect cannot be checked by a marker (DDL and others)."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(update(_t).where(_t.c.id == row.id).values(
+                status="RUNNING", start_time=now, end_time=None, error_code=None, error_message=None,
+                retry_count=_t.c.retry_count + (1 if row.status in ("FAILED", "RUNNING") else 0), updated_time=now))
+        row.status = "RUNNING"
+
+    def mark_success(self, row: LedgerRow, *, started: float, duration_ms: int, affected_rows: int | None,
+                     durable: bool) -> None:
+        """Record success; ``durable=False`` buffers it (DML: the marker already proves it)."""
+        end = utcnow()
+        self._pending.append({"b_id": row.id, "status": "SUCCESS",
+                              "start_time": end - timedelta(milliseconds=duration_ms), "end_time": end,
+                              "duration": duration_ms, "affected_rows": affected_rows, "updated_time": end})
+        row.status = "SUCCESS"
+        if durable or len(self._pending) >= self.flush_every or \
+                time.monotonic() - self._last_flush >= self.flush_seconds:
+            self.flush()
+
+    def mark_skipped(self, row: LedgerRow, reason: str) -> None:
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(update(_t).where(_t.c.id == row.id).values(status="SKIPPED", execution_result=reason,
+                                                                    updated_time=now))
+        row.status = "SKIPPED"
+
+    def mark_failed(self, row: LedgerRow, *, duration_ms: int, error_code: str | None, message: str) -> None:
+        self.flush()
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(update(_t).where(_t.c.id == row.id).values(
+                status="FAILED", end_time=now, duration=duration_ms, error_code=error_code, error_message=message,
+                updated_time=now))
+        row.status = "FAILED"
+
+    def reset_to_pending(self, rows: list[LedgerRow]) -> None:
+        """After a rolled-back per-file transaction: those statements did not happen."""
+        self._pending = [p for p in self._pending if p["b_id"] not in {r.id for r in rows}]
+        if not rows:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(update(_t).where(_t.c.id.in_([r.id for r in rows])).values(
+                status="PENDING", start_time=None, end_time=None, duration=None, affected_rows=None,
+                updated_time=utcnow()))
+        for r in rows:
+            r.status = "PENDING"
+
+    def flush(self) -> None:
+        if self._pending:
+            batch, self._pending = self._pending, []
+            with self.engine.begin() as conn:
+                conn.execute(update(_t).where(_t.c.id == bindparam("b_id")).values(
+                    status=bindparam("status"), start_time=bindparam("start_time"), end_time=bindparam("end_time"),
+                    duration=bindparam("duration"), affected_rows=bindparam("affected_rows"),
+                    updated_time=bindparam("updated_time")), batch)
+        self._last_flush = time.monotonic()
+
+    def statement_rows(self) -> list[dict[str, Any]]:
+        """Every row of this step, for reports."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(_t).where(_t.c.execution_id == self.execution_id,
+                                                 _t.c.step_id == self.step_id)).mappings().all()
+        return [dict(r) for r in rows]
+
+    # breakpoints --------------------------------------------------------------------------------
+
+    def open_breakpoint(self, *, file: str, file_id: str, line: int, sequence: int, sql: str,
+                        error_code: str | None, message: str, instructions: str, context: dict[str, Any]) -> str:
+        """An ACTIVE SQL-level breakpoint, committed before the step reports failure."""
+        now = utcnow()
+        bp_id = "BP_" + now.strftime("%Y%m%d_%H%M%S_") + uuid.uuid4().hex[:6]
+        with self.engine.begin() as conn:
+            conn.execute(update(_bp).where(_bp.c.active_execution_id == self.execution_id).values(
+                status="RESOLVED", active_execution_id=None, resolved_by="ft-upgrade", resolved_time=now,
+                resolve_notes="superseded by a new failure", updated_time=now))
+            conn.execute(_bp.insert().values(
+                id=bp_id, execution_id=self.execution_id, step_id=self.step_id, sql_file_id=file_id,
+                sql_file_name=file, sql_line_number=line, sql_sequence=sequence, sql_content=sql,
+                breakpoint_type="SQL_LEVEL", context_data=json.dumps(context, ensure_ascii=False, default=str),
+                failure_reason=message, error_code=error_code, resume_instructions=instructions, status="ACTIVE",
+                active_execution_id=self.execution_id, breakpoint_time=now, expiry_time=now + BREAKPOINT_TTL,
+                created_time=now, updated_time=now))
+        return bp_id
+
+
+def active_breakpoint(engine: Engine, execution_id: str) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(_bp).where(_bp.c.active_execution_id == execution_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def resolve_breakpoint(engine: Engine, execution_id: str, *, by: str, notes: str) -> None:
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(update(_bp).where(and_(_bp.c.active_execution_id == execution_id)).values(
+            status="RESOLVED", active_execution_id=None, resolved_by=by, resolved_time=now, resolve_notes=notes,
+            updated_time=now))
+
+
+def expire_breakpoint(engine: Engine, execution_id: str) -> None:
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(update(_bp).where(_bp.c.active_execution_id == execution_id).values(
+            status="EXPIRED", active_execution_id=None, updated_time=now))
+
+
+def record_decision(engine: Engine, execution_id: str, decision: dict[str, Any]) -> bool:
+    """Store an operator's decision (``--inflight applied|retry``, who, notes) on the active breakpoint."""
+    row = active_breakpoint(engine, execution_id)
+    if row is None:
+        return False
+    context = json.loads(row["context_data"] or "{}")
+    context["decision"] = decision
+    with engine.begin() as conn:
+        conn.execute(update(_bp).where(_bp.c.id == row["id"]).values(
+            context_data=json.dumps(context, ensure_ascii=False), updated_time=utcnow()))
+    return True

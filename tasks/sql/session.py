@@ -1,0 +1,239 @@
+"""A client session per logical database: one connection for a whole step, as the mysql client has.
+
+``USE`` and ``SET`` persist across statements, so each logical database gets one dedicated
+connection (taken from its pool and discarded afterwards, so no session state leaks back). The
+session remembers the session-state statements it ran, to replay them after a reconnect or, on
+resume, for the part of a file that is skipped. Statement timeouts are enforced by the server
+(``max_statement_time`` on MariaDB, ``max_execution_time`` on MySQL for SELECT) and by a watchdog
+that kills the query from a second connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pymysql
+from sqlalchemy import Engine
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from tasks.errors import ResourceUnavailable
+from tasks.sql.marker import CREATE_MARKER_TABLE, quote_schema
+
+# Client-side errors that mean "the connection is gone", not "the statement is wrong".
+CONNECTION_LOST = {2003, 2006, 2013, 2055, 0}
+MARKER_SCHEMA_FALLBACK = "ft_upgrade_meta"
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    if isinstance(exc, (pymysql.err.InterfaceError, ConnectionError, OSError)):
+        return True
+    return isinstance(exc, pymysql.err.OperationalError) and bool(exc.args) and exc.args[0] in CONNECTION_LOST
+
+
+def error_code_and_message(exc: BaseException) -> tuple[str | None, str]:
+    if isinstance(exc, pymysql.err.MySQLError) and len(exc.args) >= 2:
+        return str(exc.args[0]), str(exc.args[1])
+    return None, f"{type(exc).__name__}: {exc}"
+
+
+@dataclass
+class StatementOutcome:
+    affected_rows: int | None
+    duration_ms: int
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+class DatabaseSession:
+    """The connection of one logical database for one step."""
+
+    def __init__(self, name: str, engine: Engine, *, statement_timeout: float, reconnect_attempts: int = 4,
+                 reconnect_wait: float = 1.0) -> None:
+        self.name = name
+        self.engine = engine
+        self.statement_timeout = statement_timeout
+        self.reconnect_attempts = reconnect_attempts
+        self.reconnect_wait = reconnect_wait
+        self.marker_schema = engine.url.database or MARKER_SCHEMA_FALLBACK
+        self.replay: list[tuple[str, str]] = []  # ("use", schema) | ("sql", text) in the order they ran
+        self._raw: Any = None
+        self._conn: pymysql.connections.Connection | None = None
+        self.is_mariadb = True
+        self._connect()
+        self._ensure_marker_table()
+
+    # connection -------------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        """Connect with retries and backoff; a database that stays away fails naming it (no password)."""
+        shown = self.engine.url.render_as_string(hide_password=True)
+
+        def attempt() -> None:
+            self._raw = self.engine.raw_connection()
+            conn = self._raw.driver_connection
+            conn.autocommit(True)
+            self._conn = conn
+
+        try:
+            for attempt_ctx in Retrying(stop=stop_after_attempt(self.reconnect_attempts),
+                                        wait=wait_exponential(multiplier=self.reconnect_wait, max=8),
+                                        retry=retry_if_exception(_retryable), reraise=True):
+                with attempt_ctx:
+                    attempt()
+        except Exception as exc:
+            reason = getattr(exc, "orig", exc)
+            raise ResourceUnavailable(f"database {self.name!r} ({shown}) unreachable after "
+                                      f"{self.reconnect_attempts} attempts: {reason}") from None
+        with self._cursor() as cur:
+            cur.execute("SELECT VERSION()")
+            self.is_mariadb = "mariadb" in str(cur.fetchone()[0]).lower()
+            if self.statement_timeout:
+                if self.is_mariadb:
+                    cur.execute(f"SET SESSION max_statement_time = {float(self.statement_timeout)}")
+                else:
+                    cur.execute(f"SET SESSION max_execution_time = {int(self.statement_timeout * 1000)}")
+
+    def reconnect(self) -> None:
+        """A fresh connection with this step's session state replayed."""
+        self.close()
+        self._connect()
+        for kind, value in self.replay:
+            if kind == "use":
+                self.conn.select_db(value)
+            else:
+                with self._cursor() as cur:
+                    cur.execute(value)
+                    _drain(cur)
+
+    def _ensure_marker_table(self) -> None:
+        with self._cursor() as cur:
+            if self.marker_schema == MARKER_SCHEMA_FALLBACK:
+                cur.execute(f"CREATE DATABASE IF NOT EXISTS {quote_schema(MARKER_SCHEMA_FALLBACK)}")
+            cur.execute(CREATE_MARKER_TABLE.format(schema=quote_schema(self.marker_schema)))
+
+    @property
+    def conn(self) -> pymysql.connections.Connection:
+        assert self._conn is not None
+        return self._conn
+
+    def _cursor(self) -> Any:
+        return self.conn.cursor()
+
+    def close(self) -> None:
+        if self._raw is not None:
+            with contextlib.suppress(Exception):  # closing a dead connection
+                self._raw.invalidate()  # session state must not go back into the pool
+        self._raw = None
+        self._conn = None
+
+    # statements -------------------------------------------------------------------------------
+
+    def use(self, schema: str, *, remember: bool = True) -> None:
+        self.conn.select_db(schema)
+        if remember:
+            self.replay.append(("use", schema))
+
+    def execute(self, text: str, *, remember_session: bool = False, fetch: bool = False) -> StatementOutcome:
+        """Run one statement as the client sends it (no parameter interpolation)."""
+        start = time.perf_counter()
+        with self._watchdog(), self._cursor() as cur:
+            cur.execute(text)
+            affected = cur.rowcount if cur.rowcount is not None and cur.rowcount >= 0 else None
+            rows = list(cur.fetchall()) if fetch else []
+            _drain(cur)
+        if remember_session:
+            self.replay.append(("sql", text))
+        return StatementOutcome(affected, int((time.perf_counter() - start) * 1000), rows)
+
+    def execute_with_marker(self, text: str, marker_sql: str, marker_args: tuple[Any, ...]) -> StatementOutcome:
+        """DML and its marker row in one transaction: after a crash the marker tells if it happened."""
+        start = time.perf_counter()
+        conn = self.conn
+        conn.begin()
+        try:
+            with self._watchdog(), self._cursor() as cur:
+                cur.execute(text)
+                affected = cur.rowcount if cur.rowcount is not None and cur.rowcount >= 0 else None
+                _drain(cur)
+                cur.execute(marker_sql, marker_args)
+            conn.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):  # the connection may be gone; the error below matters
+                conn.rollback()
+            raise
+        return StatementOutcome(affected, int((time.perf_counter() - start) * 1000))
+
+    def begin(self) -> None:
+        self.conn.begin()
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def rollback(self) -> None:
+        self.conn.rollback()
+
+    def execute_in_transaction(self, text: str, marker_sql: str, marker_args: tuple[Any, ...]) -> StatementOutcome:
+        """Inside an already open transaction (``transaction: per_file``)."""
+        start = time.perf_counter()
+        with self._watchdog(), self._cursor() as cur:
+            cur.execute(text)
+            affected = cur.rowcount if cur.rowcount is not None and cur.rowcount >= 0 else None
+            _drain(cur)
+            cur.execute(marker_sql, marker_args)
+        return StatementOutcome(affected, int((time.perf_counter() - start) * 1000))
+
+    def scalar(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        with self._cursor() as cur:
+            cur.execute(sql, args or None)
+            row = cur.fetchone()
+            _drain(cur)
+        return row[0] if row else None
+
+    def _watchdog(self) -> _Watchdog:
+        return _Watchdog(self, self.statement_timeout)
+
+    def kill_current_query(self) -> None:
+        """KILL QUERY from a second connection: a timed-out statement must not keep running."""
+        thread_id = self.conn.thread_id()
+        with self.engine.connect() as other:
+            other.exec_driver_sql(f"KILL QUERY {int(thread_id)}")
+
+
+class _Watchdog:
+    """Kills the running query a little after the server-side timeout should have."""
+
+    def __init__(self, session: DatabaseSession, timeout: float) -> None:
+        self.session = session
+        self.timeout = timeout
+        self.fired = False
+        self._timer: threading.Timer | None = None
+
+    def __enter__(self) -> _Watchdog:
+        if self.timeout:
+            self._timer = threading.Timer(self.timeout + 2.0, self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def _fire(self) -> None:
+        self.fired = True
+        with contextlib.suppress(Exception):  # best effort; the server-side timeout is the first line
+            self.session.kill_current_query()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def _drain(cur: Any) -> None:
+    """Consume every result set (CALL returns several), as the client does."""
+    while cur.nextset():
+        pass
+
+
+def _retryable(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", exc)
+    return is_connection_error(orig) or "Can't connect" in str(exc) or "Lost connection" in str(exc)

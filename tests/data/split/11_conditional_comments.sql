@@ -1,0 +1,14 @@
+/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE */;
+/*!40101 SET SQL_MODE='STRICT_TRANS_TABLES' */;
+DROP DATABASE IF EXISTS ftsplit_cond;
+CREATE DATABASE /*!32312 IF NOT EXISTS*/ ftsplit_cond /*!40100 DEFAULT CHARACTER SET utf8mb4 */;
+USE ftsplit_cond;
+CREATE TABLE t (
+  id INT NOT NULL /*!50606 COMMENT 'conditional; comment inside' */,
+  v INT
+) /*!50100 ENGINE=InnoDB */ /*M!100100 COMMENT='mariadb only' */;
+INSERT /*!50000 IGNORE */ INTO t VALUES (1, 1), (1, 2);
+SELECT /*!40001 SQL_NO_CACHE */ id, v FROM t;
+SELECT /*M!999999 skipped too */ 2 AS two;
+/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;
+DROP DATABASE ftsplit_cond;
