@@ -153,9 +153,8 @@ def run(
     from flows.registry import CUTPOINT_FLOWS
     from flows.runner import plan_for
     from flows.validation import validate_tree
-    from tasks.settings import get_settings
-
     from flows.versions import Version
+    from tasks.settings import get_settings
 
     Version.parse(source), Version.parse(target)
     _use_paths(configs, sql_root)

@@ -29,7 +29,7 @@ from flows.cutpoints import Cutpoint
 from flows.versions import Version
 from tasks.errors import ConfigError, ConfigErrors, InputError, PlanError, StepResolutionError
 from tasks.steps.base import UpgradeStep
-from tasks.steps.registry import resolve_step_class
+from tasks.steps.registry import Resolution, resolve_step_class
 
 
 class PlannedStep(BaseModel):
@@ -123,13 +123,16 @@ def build_plan(
     candidates = _select_steps(chain, site)
     ordered = _order(candidates)
     prefixes = tuple(allowed_step_modules)
+    fingerprints = {id(c): c.config.fingerprint() for c in chain}
+    resolutions: dict[str, Resolution] = {}
     errors: list[InputError] = []
     planned: list[PlannedStep] = []
     for item in ordered:
         if only is not None and item.cutpoint != only:
             continue
         step, loaded = item.step, item.loaded
-        resolution = resolve_step_class(step.class_name, prefixes)
+        resolution = resolutions.get(step.class_name) or resolve_step_class(step.class_name, prefixes)
+        resolutions[step.class_name] = resolution
         params, problems = check_step_params(loaded.path, f"upgrade_steps.{item.cutpoint.value}[{item.position}]",
                                              step, resolution.step_class)
         if problems:
@@ -141,7 +144,7 @@ def build_plan(
             implementation=resolution.qualified_name, unresolved_reason=resolution.reason, params=params,
             timeout=step.timeout, retry_count=step.retry_count, retry_delay_seconds=step.retry_delay_seconds,
             required=step.required, estimated_duration=step.estimated_duration,
-            depends_on=item.depends_on, config_file=loaded.path, config_fingerprint=loaded.config.fingerprint(),
+            depends_on=item.depends_on, config_file=loaded.path, config_fingerprint=fingerprints[id(loaded)],
         ))
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)

@@ -125,6 +125,7 @@ def run_cutpoint(cutpoint: Cutpoint, source_version: str, target_version: str, s
                 plan.source_version, plan.target_version, site_id, len(steps), store.describe())
     resources = Resources(site_id=site_id, sql_root=settings.sql_root, configs_dir=settings.configs,
                           home=settings.home, profile=load_site_profile(site_id))
+    resources.store = store
     run = {"source_version": plan.source_version, "target_version": plan.target_version, "site_id": site_id,
            "environment": dict(environment or {})}
     progress = create_progress_artifact(progress=0.0, description=f"{cutpoint.value} at {site_id}")

@@ -23,6 +23,7 @@ from blocks.database import env_var, load_database_url
 from blocks.redis import RedisConnection
 from tasks.errors import InputError, ResourceUnavailable
 from tasks.logstore import ClickHouseEventLog
+from tasks.store.metadata_store import MetadataStore
 
 if TYPE_CHECKING:
     from blocks.site_profile import SiteProfile
@@ -44,6 +45,8 @@ class Resources:
         self._engines: dict[str, Engine] = {}
         self._lock = threading.Lock()
         self.secrets: set[str] = set()
+        self.store: MetadataStore | None = None
+        self._owns_store = False
         self._redis: redis.Redis | None = None
         self._event_log: ClickHouseEventLog | None = None
 
@@ -80,6 +83,16 @@ class Resources:
                 ) from None
             self._engines[name] = engine
             return engine
+
+    def metadata_store(self) -> MetadataStore:
+        """This tool's own store (ledger, breakpoints); the flow sets it, tests get the embedded default."""
+        with self._lock:
+            if self.store is None:
+                url = load_database_url("metadata", self.site_id)
+                self.store = MetadataStore.open(url.render_as_string(hide_password=False) if url else
+                                                f"sqlite:///{(self.home / 'metadata.db').resolve()}")
+                self._owns_store = True
+            return self.store
 
     def service_url(self, service: str) -> str | None:
         return self.profile.services.get(service) if self.profile else None
@@ -132,6 +145,9 @@ class Resources:
             if self._redis is not None:
                 self._redis.close()
                 self._redis = None
+            if self._owns_store and self.store is not None:
+                self.store.close()
+                self.store = None
             if self._event_log is not None:
                 self._event_log.store.close()
                 self._event_log = None

@@ -1,0 +1,206 @@
+"""SqlScriptStep: the SQL scripts of startup_pre_process, statement by statement, with resume.
+
+The seed's ``StartupPreProcessStep`` and ``PatchSqlExecutorStep`` (and the overseas step of the
+sample configs) resolve here. Scripts are read and split before anything runs; every logical
+database they name must be configured; the ledger then decides what still has to run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
+from pydantic import Field, field_validator, model_validator
+
+from tasks.errors import InputError, StepFailed
+from tasks.progress import Progress
+from tasks.settings import get_settings
+from tasks.sql import report
+from tasks.sql.executor import ScriptRunner, SqlRunOptions
+from tasks.sql.ledger import SqlLedger, active_breakpoint, resolve_breakpoint
+from tasks.sql.script import ScriptFile, SqlScriptError, load_script, resolve_script_path
+from tasks.sql.session import DatabaseSession
+from tasks.sql.verify import VerifyCheck, run_checks
+from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep
+from tasks.steps.registry import register_step
+
+
+class SqlScriptParams(StepParams):
+    sql_scripts: list[str] = Field(min_length=1, description="Paths relative to the SQL root, run in order.")
+    database: str = Field(default="ft_db", pattern=r"^[a-z][a-z0-9_]*$",
+                          description="Logical database of statements without a `-- @database:` line.")
+    transaction: Literal["per_file"] | None = Field(
+        default=None, description="per_file: a DML-only file commits all or nothing on every database it touches.")
+    statement_timeout: float = Field(default=300, gt=0, le=86400, description="Seconds per statement.")
+    parallel: bool = Field(default=False, description="Run files of different databases concurrently.")
+    verify: list[VerifyCheck] = Field(default_factory=list, description="Integrity checks after the scripts.")
+    mask_patterns: list[str] = Field(default_factory=list, description="Extra regexes whose match is masked.")
+
+    @field_validator("sql_scripts")
+    @classmethod
+    def _relative(cls, paths: list[str]) -> list[str]:
+        for p in paths:
+            if Path(p).is_absolute() or ".." in Path(p).parts:
+                raise ValueError(f"{p!r}: SQL script paths are relative to the SQL root and stay inside it")
+        return paths
+
+    @model_validator(mode="after")
+    def _unique(self) -> SqlScriptParams:
+        if len(set(self.sql_scripts)) != len(self.sql_scripts):
+            raise ValueError("a script is listed twice")
+        return self
+
+
+@task(cache_policy=NO_CACHE, log_prints=False)
+def sql_statements(runner: ScriptRunner, script: ScriptFile, start: int, end: int) -> int:
+    """One statement (or one chunk of a big file) as a task in the Prefect UI; the ledger decides what runs."""
+    runner.run_range(script, start, end)
+    return end - start
+
+
+@register_step("StartupPreProcessStep", "PatchSqlExecutorStep", "OverseasSpecificProcessStep", "SqlExecutorStep")
+class SqlScriptStep(UpgradeStep):
+    """Runs SQL scripts on several logical databases, statement by statement, resumable."""
+
+    Params = SqlScriptParams
+    description = "SQL scripts statement by statement on several databases, with breakpoint resume"
+    params: SqlScriptParams
+
+    @classmethod
+    def static_checks(cls, params: SqlScriptParams, roots: dict[str, Any]) -> list[str]:
+        problems = []
+        for relative in params.sql_scripts:
+            try:
+                script = load_script(Path(roots["sql_root"]), relative, version="0", default_database=params.database)
+            except SqlScriptError as exc:
+                problems.append(str(exc))
+                continue
+            if params.transaction == "per_file":
+                problems += _per_file_problems(script)
+        return problems
+
+    def load_scripts(self) -> list[ScriptFile]:
+        ctx = self.context
+        scripts, problems = [], []
+        for relative in self.params.sql_scripts:
+            try:
+                resolve_script_path(ctx.resources.sql_root, relative)
+                script = load_script(ctx.resources.sql_root, relative, version=ctx.version,
+                                     default_database=self.params.database)
+            except SqlScriptError as exc:
+                problems.append(str(exc))
+                continue
+            if self.params.transaction == "per_file":
+                problems += _per_file_problems(script)
+            scripts.append(script)
+        if problems:
+            raise InputError("SQL scripts cannot run as written:\n" + "\n".join(problems))
+        return scripts
+
+    def run(self) -> StepResult:
+        ctx = self.context
+        resources = ctx.resources
+        scripts = self.load_scripts()
+        databases = sorted({db for s in scripts for db in s.databases}
+                           | {c.database for c in self.params.verify}
+                           | {c.compare_to.database for c in self.params.verify if c.compare_to})
+        for name in databases:  # every database named must be configured and reachable before anything runs
+            resources.engine(name)
+        store_engine = resources.metadata_store().engine
+        bp = active_breakpoint(store_engine, ctx.execution_id)
+        decision = (json.loads(bp["context_data"] or "{}").get("decision") or {}) if bp else {}
+        ledger = SqlLedger(store_engine, ctx.execution_id, ctx.step_id)
+        options = SqlRunOptions(execution_id=ctx.execution_id, step_id=ctx.step_id, site_id=ctx.site_id,
+                                cutpoint=ctx.cutpoint, statement_timeout=self.params.statement_timeout,
+                                per_file_transaction=self.params.transaction == "per_file",
+                                mask_patterns=tuple(self.params.mask_patterns),
+                                inflight_decision=decision.get("inflight"), secrets=tuple(resources.secrets))
+        total = sum(len(s.statements) for s in scripts)
+        writer = resources.event_log().writer()
+        runner = ScriptRunner(scripts=scripts, ledger=ledger, options=options, logger=ctx.logger, events=writer,
+                              progress=Progress(total, f"{ctx.step_id}: SQL statements"),
+                              session_factory=lambda name: DatabaseSession(
+                                  name, resources.engine(name), statement_timeout=self.params.statement_timeout,
+                                  reconnect_wait=resources.retry_wait))
+        failed: StepFailed | None = None
+        try:
+            runner.prepare()
+            if bp is not None:
+                resolve_breakpoint(store_engine, ctx.execution_id, by=decision.get("by", "ft-upgrade"),
+                                   notes=decision.get("notes", "resumed"))
+            self._run_all(runner, scripts)
+        except StepFailed as exc:
+            failed = exc
+        finally:
+            runner.close()
+            writer.close()
+        details = report.summary_details(runner.summary, [s.path for s in scripts])
+        if failed is None and self.params.verify:
+            verify = run_checks(self.params.verify, resources)
+            details["verify"] = [v.to_json() for v in verify]
+            bad = [v for v in verify if not v.passed]
+            if bad:
+                failed = StepFailed("integrity check failed: " + "; ".join(v.describe() for v in bad))
+        markdown = report.render(details, ctx.execution_id)
+        if details.get("verify"):
+            markdown += "\n\nIntegrity checks:\n\n" + "\n".join(
+                f"- {'✅' if v['passed'] else '❌'} {v['name']}: {v['detail']}" for v in details["verify"])
+        result = StepResult(status=StepStatus.FAILED if failed else StepStatus.SUCCESS,
+                            summary=(str(failed) if failed else
+                                     f"{details['success']} statements executed, {details['skipped']} already done"),
+                            details=details, markdown=markdown)
+        if failed is not None:
+            raise StepFailed(str(failed), result) from failed
+        return result
+
+    def _run_all(self, runner: ScriptRunner, scripts: list[ScriptFile]) -> None:
+        lanes = _lanes(scripts) if self.params.parallel else [scripts]
+        if len(lanes) == 1:
+            self._run_lane(runner, lanes[0])
+            return
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(lanes)) as pool:
+            futures = [pool.submit(self._run_lane, runner, lane) for lane in lanes]
+            errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            raise errors[0]  # type: ignore[misc]
+
+    def _run_lane(self, runner: ScriptRunner, scripts: list[ScriptFile]) -> None:
+        limit = get_settings().statement_task_limit
+        in_prefect = TaskRunContext.get() is not None
+        for script in scripts:
+            if self.params.transaction == "per_file":
+                runner.run_file_transaction(script)
+                continue
+            rows = runner.rows[script.file_id]
+            big = len(script.statements) > limit
+            for start, end in runner.units(script, chunk=max(limit // 5, 1) if big else 1):
+                todo = any(rows[s.sequence].status not in ("SUCCESS", "SKIPPED")
+                           for s in script.statements[start:end])
+                if not in_prefect or not todo:
+                    runner.run_range(script, start, end)
+                    continue
+                first = script.statements[start]
+                name = (f"{script.path}:{first.line} #{first.sequence}" if end - start == 1 else
+                        f"{script.path} #{first.sequence}-{script.statements[end - 1].sequence}")
+                sql_statements.with_options(task_run_name=name)(runner, script, start, end)
+
+
+def _per_file_problems(script: ScriptFile) -> list[str]:
+    return [f"{script.path}:{s.line}: transaction per_file allows only DML (and SET/USE), found {kind}"
+            for s, kind in zip(script.statements, script.kinds, strict=True) if kind in ("DDL", "OTHER")]
+
+
+def _lanes(scripts: list[ScriptFile]) -> list[list[ScriptFile]]:
+    """Files grouped by their single database; files spanning several databases force one lane."""
+    if any(len(s.databases) != 1 for s in scripts):
+        return [scripts]
+    lanes: dict[str, list[ScriptFile]] = {}
+    for s in scripts:
+        lanes.setdefault(next(iter(s.databases)), []).append(s)
+    return list(lanes.values())
+
