@@ -201,10 +201,11 @@ def _print_report(data: dict[str, Any], json_out: bool) -> None:
     out.print(f"[{colour}]{data['status']}[/] {data['cutpoint']} {data['source_version']} → "
               f"{data['target_version']} at {data['site_id']} (execution {data['execution_id']})", highlight=False)
     table = Table()
-    for col in ("step", "status", "ms", "summary"):
+    for col in ("step", "version", "status", "ms", "summary"):
         table.add_column(col)
     for s in data["step_results"]:
-        table.add_row(s["step_id"], s["status"], str(s["duration_ms"] or "-"), s["error"] or s["summary"] or "")
+        version = s["key"].split(":", 1)[0]
+        table.add_row(s["step_id"], version, s["status"], str(s["duration_ms"] or "-"), s["error"] or s["summary"] or "")
     out.print(table)
     if data["status"] != "SUCCESS":
         for line in data.get("resume", []):

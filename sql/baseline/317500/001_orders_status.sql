@@ -8,4 +8,5 @@ UPDATE orders SET status_code = CASE status WHEN 'NEW' THEN 1 WHEN 'PAID' THEN 2
 CREATE INDEX idx_orders_status_code ON orders (status_code);
 -- @database: middle_db
 ALTER TABLE order_sync ADD COLUMN status_code TINYINT NOT NULL DEFAULT 0;
+-- @database: ft_db
 /*!40101 SET SQL_MODE=@OLD_SQL_MODE */;
