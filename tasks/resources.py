@@ -130,8 +130,10 @@ class Resources:
                         store = ClickHouseLogStore.load(f"{self.site_id.lower()}-clickhouse", validate=False)
                     except (ValueError, KeyError):
                         store = None
-                self._event_log = ClickHouseEventLog(store or ClickHouseLogStore.from_env_or_default(),
-                                                     secrets=tuple(self.secrets))
+                if store is None:
+                    store = (ClickHouseLogStore.from_env_or_default() if os.environ.get(DSN_ENV) else
+                             ClickHouseLogStore(dsn=f"chdb://{(self.home / 'clickhouse').resolve()}"))
+                self._event_log = ClickHouseEventLog(store, secrets=tuple(self.secrets))
             return self._event_log
 
     def describe(self) -> dict[str, Any]:
