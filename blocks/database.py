@@ -54,6 +54,19 @@ def connector_url(connector: SqlAlchemyConnector) -> URL:
     return make_url(str(info))
 
 
+def can_load_blocks() -> bool:
+    """Whether a Prefect API is at hand: configured, or the one of the run we are in.
+
+    Looking a block up must never start a temporary Prefect server (seconds of start-up) just to
+    learn there is no such block: outside a run and without ``PREFECT_API_URL`` there are no blocks.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        return True
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    return FlowRunContext.get() is not None or TaskRunContext.get() is not None
+
+
 def url_from_environment(name: str) -> str | None:
     return os.environ.get(env_var(name)) or None
 
@@ -63,6 +76,8 @@ def load_database_url(name: str, site_id: str | None = None) -> URL | None:
     env = url_from_environment(name)
     if env:
         return make_url(env)
+    if not can_load_blocks():
+        return None
     for block in block_names(name, site_id):
         try:
             connector = SqlAlchemyConnector.load(block, validate=False)

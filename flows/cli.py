@@ -205,7 +205,8 @@ def _print_report(data: dict[str, Any], json_out: bool) -> None:
         table.add_column(col)
     for s in data["step_results"]:
         version = s["key"].split(":", 1)[0]
-        table.add_row(s["step_id"], version, s["status"], str(s["duration_ms"] or "-"), s["error"] or s["summary"] or "")
+        summary = s["error"] or s["summary"] or ""
+        table.add_row(s["step_id"], version, s["status"], str(s["duration_ms"] or "-"), summary)
     out.print(table)
     if data["status"] != "SUCCESS":
         for line in data.get("resume", []):

@@ -22,7 +22,7 @@ from prefect.artifacts import (
 from prefect.context import TaskRunContext
 from prefect.runtime import flow_run
 
-from blocks.database import load_database_url
+from blocks.database import can_load_blocks, load_database_url
 from blocks.site_profile import SiteProfile
 from flows.config_loader import load_configs
 from flows.cutpoints import Cutpoint
@@ -53,6 +53,8 @@ def open_store(site_id: str | None) -> MetadataStore:
 
 
 def load_site_profile(site_id: str) -> SiteProfile | None:
+    if not can_load_blocks():
+        return None
     try:
         return SiteProfile.load(SiteProfile.block_name(site_id), validate=False)
     except (ValueError, KeyError):

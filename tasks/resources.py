@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from blocks.clickhouse import DSN_ENV, ClickHouseLogStore
-from blocks.database import env_var, load_database_url
+from blocks.database import can_load_blocks, env_var, load_database_url
 from blocks.redis import RedisConnection
 from tasks.errors import InputError, ResourceUnavailable
 from tasks.logstore import ClickHouseEventLog
@@ -110,6 +110,8 @@ class Resources:
             if self._redis is None:
                 block = RedisConnection.from_env()
                 if block is None:
+                    if not can_load_blocks():
+                        raise InputError("Redis is not configured: set FT_UPGRADE_REDIS_URL")
                     try:
                         block = RedisConnection.load(f"{self.site_id.lower()}-redis", validate=False)
                     except (ValueError, KeyError):
@@ -125,7 +127,7 @@ class Resources:
         with self._lock:
             if self._event_log is None:
                 store: ClickHouseLogStore | None = None
-                if not os.environ.get(DSN_ENV):
+                if not os.environ.get(DSN_ENV) and can_load_blocks():
                     try:
                         store = ClickHouseLogStore.load(f"{self.site_id.lower()}-clickhouse", validate=False)
                     except (ValueError, KeyError):

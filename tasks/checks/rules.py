@@ -284,7 +284,7 @@ def _unique_columns(rule_id: str, columns: list[str]) -> None:
 class DuplicateKeysRule(_TableRule):
     """Rows that collide on a primary or unique key that the upgrade will (re)create."""
 
-    PLACEHOLDERS = frozenset({"sql", "table", "columns", "keys"})
+    PLACEHOLDERS = frozenset({"sql", "table", "columns"})
     DEFAULT_SUGGESTION = "执行 `{sql}` 查看冲突记录"
 
     type: Literal["duplicate_keys"]

@@ -7,10 +7,11 @@ after that :class:`ChunkFailed` leaves the checkpoint where it was, and the next
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
@@ -44,6 +45,7 @@ class TaskOutcome:
     run_rows: int = 0
     run_chunks: int = 0
     run_seconds: float = 0.0
+    copy_seconds: float = 0.0
     paused_seconds: float = 0.0
     retried_chunks: int = 0
     runs: int = 0
@@ -54,7 +56,8 @@ class TaskOutcome:
 
     @property
     def rows_per_second(self) -> float:
-        return self.run_rows / self.run_seconds if self.run_seconds > 0 else 0.0
+        """Copy rate of this run (pauses and throttle waits included, verification not)."""
+        return self.run_rows / self.copy_seconds if self.copy_seconds > 0 else 0.0
 
 
 def same_server(a: Engine, b: Engine) -> bool:
@@ -121,7 +124,9 @@ class MigrationRunner:
                 self.logger.info("migration %s: resuming after key %r (%s of %s rows done, run %d)", self.task.name,
                                  checkpoint.last_key, f"{checkpoint.rows_done:,}", f"{checkpoint.total_rows:,}",
                                  checkpoint.runs)
-            checkpoint = self._copy(checkpoint, outcome, started)
+            copy_start = self.clock()
+            checkpoint = self._copy(checkpoint, outcome, copy_start)
+            outcome.copy_seconds = self.clock() - copy_start
             outcome.status = COPIED
             if self.verify:
                 outcome.verification = self._verify(checkpoint, casts, outcome)
@@ -157,7 +162,7 @@ class MigrationRunner:
                 if found.spec_hash != fingerprint:
                     raise DefinitionChanged(self.task.name, found.spec_hash, fingerprint, found.last_key)
                 self.checkpoints.begin_run(conn, self.task.name, self.execution_id)
-                return Checkpoint(**{**found.__dict__, "runs": found.runs + 1})
+                return replace(found, runs=found.runs + 1)
             with self.source.connect() as src:
                 upper = src.exec_driver_sql(bounds_sql(self.task, self.source_ref)).scalar()
                 total = int(src.exec_driver_sql(count_sql(self.task, self.source_ref), (upper,)).scalar() or 0) \
@@ -225,10 +230,17 @@ class MigrationRunner:
 
     # ---- throttle, retries, connection --------------------------------------------------------------------
 
+    def _pause_reason(self) -> str | None:
+        """Ask the probe; a probe that cannot reach a server does not pause (the chunk's retries handle that)."""
+        try:
+            load = self.probe.threads_running() if self.throttle.max_threads_running is not None else {}
+        except DBAPIError as exc:
+            self.logger.debug("migration %s: load probe failed: %s", self.task.name, _cause(exc))
+            load = {}
+        return pause_reason(load, self.throttle.max_threads_running, self.probe.flag())
+
     def _wait_while_paused(self, outcome: TaskOutcome) -> None:
-        servers = self.throttle.max_threads_running is not None
-        reason = pause_reason(self.probe.threads_running() if servers else {}, self.throttle.max_threads_running,
-                              self.probe.flag())
+        reason = self._pause_reason()
         if reason is None:
             return
         start = self.clock()
@@ -236,8 +248,7 @@ class MigrationRunner:
         outcome.pauses.append(reason)
         while reason is not None:
             self.sleep(self.throttle.pause_poll_seconds)
-            reason = pause_reason(self.probe.threads_running() if servers else {},
-                                  self.throttle.max_threads_running, self.probe.flag())
+            reason = self._pause_reason()
         waited = self.clock() - start
         outcome.paused_seconds += waited
         self.logger.info("migration %s: resumed after %.1fs", self.task.name, waited)
@@ -268,10 +279,8 @@ class MigrationRunner:
 
     def _close(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(DBAPIError):
                 self._conn.close()
-            except DBAPIError:
-                pass
             self._conn = None
 
     def _set_status(self, conn: Connection, status: str, detail: str | None) -> None:

@@ -39,8 +39,9 @@ class ChunkSizer:
 
     @classmethod
     def for_throttle(cls, throttle: Throttle) -> ChunkSizer:
-        return cls(throttle.target_chunk_seconds, throttle.min_chunk_rows, throttle.max_chunk_rows,
-                   throttle.initial_chunk_rows)
+        ceiling = chunk_ceiling(throttle)
+        return cls(throttle.target_chunk_seconds, throttle.min_chunk_rows, ceiling,
+                   min(throttle.initial_chunk_rows, ceiling))
 
     def observe(self, rows: int, seconds: float) -> int:
         """Record that ``rows`` keys took ``seconds``; returns the next size."""
@@ -49,6 +50,17 @@ class ChunkSizer:
             step = _clamp(ideal, self.size / 2, self.size * 2)
             self.size = _clamp(round(step), self.minimum, self.maximum)
         return self.size
+
+
+def chunk_ceiling(throttle: Throttle) -> int:
+    """Largest chunk: under a rows/s ceiling, no more than one target duration's worth of allowed rows.
+
+    So a throttled copy is many small chunks at a steady pace, not a big burst and then a long sleep.
+    """
+    ceiling = throttle.max_chunk_rows
+    if throttle.max_rows_per_second:
+        ceiling = min(ceiling, int(throttle.max_rows_per_second * throttle.target_chunk_seconds))
+    return max(throttle.min_chunk_rows, ceiling)
 
 
 def rate_delay(rows: int, seconds: float, max_rows_per_second: float | None) -> float:

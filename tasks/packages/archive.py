@@ -81,7 +81,7 @@ class ZipPackage:
             kind = EntryKind.DIRECTORY
         elif info.flag_bits & 0x1:
             kind, target = EntryKind.OTHER, "encrypted"
-        elif info.create_system == 3 and mode:  # unix attributes present
+        elif info.create_system == 3 and stat.S_IFMT(mode):  # unix file type present (often only perms are)
             if stat.S_ISLNK(mode):
                 kind = EntryKind.SYMLINK
                 if info.file_size <= 4096:

@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
                           resources=resources, logger=logger)
     params = SqlScriptParams(sql_scripts=args.files, database=args.database, statement_timeout=args.timeout,
                              transaction=args.transaction)
+    print("START", flush=True)
     try:
         result = SqlScriptStep(params, context).run()
     except StepFailed as exc:

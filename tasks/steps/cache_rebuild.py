@@ -1,0 +1,263 @@
+"""CacheRebuildStep: rebuild the FT Redis cache from SQL datasets without an empty-cache moment.
+
+See :mod:`tasks.cache_rebuild` for the layout (versioned generations behind a pointer key). This
+step counts rows for progress, builds the new generation while the old one keeps serving, verifies
+it, switches the pointer atomically, waits ``drain_seconds`` and drops the old generation. Any
+failure before the switch drops the half-built generation; readers never notice.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from sqlalchemy import text
+
+from flows.versions import Version
+from tasks.cache_rebuild import (
+    CacheBuilder,
+    CacheBuildFailed,
+    CacheLayout,
+    DatasetOutcome,
+    DatasetSpec,
+    new_generation,
+    prefetch,
+    rate,
+    template_fields,
+)
+from tasks.errors import StepFailed
+from tasks.progress import Progress
+from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep
+from tasks.steps.registry import register_step
+
+_SELECT = re.compile(r"^\s*(select|with)\b", re.I)
+_LOG_EVERY = 5.0
+
+
+def check_select(query: str) -> str:
+    """A dataset/probe query must be one SELECT (or WITH … SELECT) statement."""
+    body = query.strip().rstrip(";").strip()
+    if not _SELECT.match(body):
+        raise ValueError("query must be a SELECT (or WITH … SELECT) statement")
+    if ";" in body:
+        raise ValueError("query must be a single statement (no ';' inside)")
+    return body
+
+
+class Dataset(StepParams):
+    """One dataset: a SELECT on a logical database and how each row becomes a Redis key."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    database: str = Field(description="Logical database the query runs on.")
+    query: str = Field(description="One SELECT; every row becomes one key.")
+    type: Literal["string", "hash"] = "string"
+    key: str = Field(description="Key template below the generation prefix, e.g. 'user:{id}'.")
+    value: str | None = Field(default=None, description="string: value template; default the row as JSON.")
+    fields: list[str] | None = Field(default=None, description="hash: columns stored as fields; default all.")
+    ttl_seconds: int | None = Field(default=None, gt=0)
+
+    @field_validator("query")
+    @classmethod
+    def _query(cls, value: str) -> str:
+        return check_select(value)
+
+    @model_validator(mode="after")
+    def _templates(self) -> Dataset:
+        if not template_fields(self.key):
+            raise ValueError(f"key template {self.key!r} uses no column: every row would get the same key")
+        if self.value is not None:
+            if self.type != "string":
+                raise ValueError("'value' applies to type 'string' only (hashes store 'fields')")
+            template_fields(self.value)
+        if self.fields is not None and self.type != "hash":
+            raise ValueError("'fields' applies to type 'hash' only")
+        return self
+
+    def spec(self) -> DatasetSpec:
+        return DatasetSpec(self.name, self.key, self.type, self.value,
+                           tuple(self.fields) if self.fields is not None else None, self.ttl_seconds)
+
+
+class CacheRebuildParams(StepParams):
+    namespace: str = Field(pattern=r"^[A-Za-z0-9_.\-]+(:[A-Za-z0-9_.\-]+)*$",
+                           description="Cache namespace; readers follow '<namespace>:current'.")
+    datasets: list[Dataset] = Field(min_length=1)
+    batch_size: int = Field(default=10_000, ge=100, le=100_000, description="Rows per pipelined batch.")
+    drain_seconds: float = Field(default=2.0, ge=0, le=600,
+                                 description="Keep the old generation this long after the switch.")
+    sample_size: int = Field(default=200, ge=0, le=100_000, description="Keys read back to verify values.")
+    min_keys_per_second: float = Field(default=1000, ge=0, description="Slower is reported as a warning.")
+
+    @model_validator(mode="after")
+    def _unique(self) -> CacheRebuildParams:
+        names = [d.name for d in self.datasets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"dataset names must be unique: {names}")
+        return self
+
+
+@register_step("RedisCacheRebuildStep")
+class CacheRebuildStep(UpgradeStep):
+    """Builds a new cache generation, verifies it, switches readers atomically, drops the old one."""
+
+    Params = CacheRebuildParams
+    description = "Cache rebuild: versioned Redis namespace, pipelined batches, verified, atomic switch"
+    params: CacheRebuildParams
+
+    def run(self) -> StepResult:
+        p = self.params
+        client = self.context.resources.redis()
+        layout = CacheLayout(p.namespace)
+        generation = new_generation(Version.parse(self.context.target_version).code, datetime.now(UTC),
+                                    uuid.uuid4().hex[:6])
+        tracker = _RateTracker(self.context.logger, p.namespace)
+        builder = CacheBuilder(client, layout, generation, on_keys=tracker.advance, sample_size=p.sample_size)
+        cleaned = {old: builder.drop(old) for old in builder.leftovers()}
+        expected = {d.name: self._count(d) for d in p.datasets}
+        tracker.start(sum(expected.values()))
+        notes = [f"removed {n} keys of leftover generation `{g}`" for g, n in cleaned.items()]
+        notes += self._memory_notes(client)
+        previous = builder.current()
+        builder.begin()
+        outcomes: list[DatasetOutcome] = []
+        try:
+            for dataset in p.datasets:
+                outcomes.append(builder.write(dataset.spec(), prefetch(self._batches(dataset))))
+            scanned = builder.count()
+            problems = verify(outcomes, scanned) + builder.check_samples(outcomes)
+            if problems:
+                raise CacheBuildFailed("; ".join(problems[:5]))
+            build_seconds = tracker.elapsed
+            old = builder.switch()
+        except Exception as exc:
+            dropped = self._drop_quietly(builder, generation)
+            message = (f"cache {p.namespace}: new generation failed ({_reason(exc)}); {dropped} half-built keys "
+                       f"removed, readers still use {previous or 'no generation'}")
+            result = self._result(StepStatus.FAILED, outcomes, expected, notes + [message], generation, previous)
+            raise StepFailed(message, result) from exc
+        tracker.finish()
+        total = sum(o.created for o in outcomes)
+        keys_per_second = rate(total, build_seconds)
+        notes.append(f"switched `{p.namespace}:current` from `{old or '(none)'}` to `{generation}`; verified "
+                     f"{scanned} keys by SCAN and {sum(len(o.samples) for o in outcomes)} by read-back")
+        status = StepStatus.SUCCESS
+        if old:
+            time.sleep(p.drain_seconds)
+            try:
+                drop_start = time.perf_counter()
+                removed = builder.drop(old)
+                notes.append(f"dropped old generation `{old}`: {removed} keys in "
+                             f"{time.perf_counter() - drop_start:.1f}s after a {p.drain_seconds:g}s drain")
+            except Exception as exc:  # the new cache is live; the next rebuild drops the leftover
+                status = StepStatus.WARNING
+                notes.append(f"old generation `{old}` not dropped ({_reason(exc)}); the next rebuild removes it")
+        if keys_per_second < p.min_keys_per_second:
+            status = StepStatus.WARNING
+            notes.append(f"rebuild rate {keys_per_second:,.0f} keys/s is below {p.min_keys_per_second:,.0f}")
+        result = self._result(status, outcomes, expected, notes, generation, old)
+        result.details.update(keys=total, seconds=round(build_seconds, 3), keys_per_second=round(keys_per_second))
+        result.summary = (f"cache {p.namespace}: {total:,} keys in {build_seconds:.1f}s "
+                          f"({keys_per_second:,.0f} keys/s), now generation {generation}")
+        return result
+
+    def _count(self, dataset: Dataset) -> int:
+        with self.context.resources.engine(dataset.database).connect() as conn:
+            return int(conn.execute(text(f"SELECT COUNT(*) FROM ({dataset.query}) AS ft_cache_count")).scalar_one())
+
+    def _batches(self, dataset: Dataset) -> Iterator[tuple[list[str], list[Any]]]:
+        """Rows streamed from the database (server-side cursor), in batches; runs in the prefetch thread."""
+        engine = self.context.resources.engine(dataset.database)
+        with engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=self.params.batch_size).execute(
+                text(dataset.query))
+            columns = list(result.keys())
+            for part in result.partitions(self.params.batch_size):
+                yield columns, part
+
+    @staticmethod
+    def _drop_quietly(builder: CacheBuilder, generation: str) -> int:
+        try:
+            return builder.drop(generation)
+        except Exception:  # still listed in '<ns>:building': the next run removes it
+            return 0
+
+    @staticmethod
+    def _memory_notes(client: Any) -> list[str]:
+        info = client.info("memory")
+        limit, policy = int(info.get("maxmemory", 0) or 0), info.get("maxmemory_policy", "noeviction")
+        if limit and policy != "noeviction":
+            return [f"Redis maxmemory {limit} with policy {policy}: keys may be evicted while two generations "
+                    f"coexist (used {info.get('used_memory_human')})"]
+        return []
+
+    def _result(self, status: StepStatus, outcomes: list[DatasetOutcome], expected: dict[str, int],
+                notes: list[str], generation: str, old: str | None) -> StepResult:
+        rows = [{"dataset": o.name, "expected_rows": expected.get(o.name), "rows": o.rows, "keys": o.created,
+                 "duplicates": o.duplicates, "seconds": round(o.seconds, 3),
+                 "keys_per_second": round(o.keys_per_second)} for o in outcomes]
+        lines = ["| dataset | rows counted | rows read | keys | duplicates | s | keys/s |",
+                 "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['dataset']} | {r['expected_rows']} | {r['rows']} | {r['keys']} | {r['duplicates']} | "
+                  f"{r['seconds']} | {r['keys_per_second']:,} |" for r in rows]
+        lines += [f"- {n}" for n in notes]
+        done = sum(o.created for o in outcomes)
+        total = sum(expected.values())
+        percent = 100.0 * done / total if total else 100.0
+        return StepResult(status=status, summary=notes[-1] if notes else "",
+                          details={"namespace": self.params.namespace, "generation": generation,
+                                   "previous_generation": old, "datasets": rows, "percent": round(percent, 1),
+                                   "notes": notes},
+                          markdown="\n".join(lines))
+
+
+def verify(outcomes: list[DatasetOutcome], scanned: int) -> list[str]:
+    """Pure: every row made a new key, and Redis holds exactly as many keys as were created."""
+    problems = [f"dataset {o.name}: {o.duplicates} of {o.rows} rows map to keys already written "
+                f"(the key template is not unique)" for o in outcomes if o.duplicates]
+    created = sum(o.created for o in outcomes)
+    if scanned != created:
+        problems.append(f"Redis holds {scanned} keys in the new generation, {created} were written")
+    return problems
+
+
+def _reason(exc: BaseException) -> str:
+    text_ = str(exc).splitlines()[0] if str(exc) else ""
+    return text_ if isinstance(exc, CacheBuildFailed) else f"{type(exc).__name__}: {text_}"
+
+
+class _RateTracker:
+    """Progress artifact (keys done / total, keys/s) and a log line every few seconds."""
+
+    def __init__(self, logger: Any, namespace: str) -> None:
+        self.logger, self.namespace = logger, namespace
+        self.progress: Progress | None = None
+        self._start = self._logged = time.perf_counter()
+
+    def start(self, total: int) -> None:
+        self.progress = Progress(total, f"cache {self.namespace}: 0/{total:,} keys")
+        self._start = self._logged = time.perf_counter()
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._start
+
+    def advance(self, keys: int) -> None:
+        if self.progress is None:
+            return
+        speed = rate(int(self.progress.done + keys), self.elapsed)
+        self.progress.description = (f"cache {self.namespace}: {int(self.progress.done + keys):,}/"
+                                     f"{int(self.progress.total):,} keys, {speed:,.0f} keys/s")
+        self.progress.advance(keys)
+        now = time.perf_counter()
+        if now - self._logged >= _LOG_EVERY:
+            self._logged = now
+            self.logger.info("%s", self.progress.description)
+
+    def finish(self) -> None:
+        if self.progress is not None:
+            self.progress.finish()
