@@ -215,29 +215,73 @@ def _print_report(data: dict[str, Any], json_out: bool) -> None:
 
 @app.command()
 @_guard
-def resume(execution_id: Annotated[str, typer.Argument(help="Execution to continue.")],
-           json_out: JsonOpt = False) -> None:
+def resume(
+    execution_id: Annotated[str, typer.Argument(help="Execution to continue.")],
+    inflight: Annotated[str | None, typer.Option(
+        "--inflight", help="For a statement in doubt: 'applied' (it took effect) or 'retry' (run it again).")] = None,
+    by: Annotated[str, typer.Option("--by", help="Who resolved the cause (recorded on the breakpoint).")] = "",
+    notes: Annotated[str, typer.Option("--notes", help="What was done (recorded on the breakpoint).")] = "",
+    json_out: JsonOpt = False,
+) -> None:
     """Continue a failed execution from where it stopped (after fixing the cause)."""
+    import getpass
+
     from flows.registry import CUTPOINT_FLOWS
     from flows.runner import open_store
     from tasks.errors import InputError
+    from tasks.store.breakpoints import active_breakpoint, record_decision
 
+    if inflight not in (None, "applied", "retry"):
+        raise InputError(f"--inflight must be 'applied' or 'retry', not {inflight!r}")
     store = open_store(None)
     try:
         execution = store.get_execution(execution_id)
+        if execution is None:
+            raise InputError(f"no execution {execution_id!r}")
+        if execution["status"] == "SUCCESS":
+            out.print(f"execution {execution_id} already succeeded; nothing to resume")
+            return
+        if execution["status"] == "ABANDONED":
+            raise InputError(f"execution {execution_id} was abandoned; run the cutpoint again for a new execution")
+        decision = {"by": by or getpass.getuser(), "notes": notes or "resumed with ft-upgrade resume"}
+        if inflight:
+            decision["inflight"] = inflight
+        if active_breakpoint(store.engine, execution_id) is not None:
+            record_decision(store.engine, execution_id, decision)
+        elif inflight:
+            raise InputError(f"execution {execution_id} has no active breakpoint to apply --inflight to")
     finally:
         store.close()
-    if execution is None:
-        raise InputError(f"no execution {execution_id!r}")
-    if execution["status"] == "SUCCESS":
-        out.print(f"execution {execution_id} already succeeded; nothing to resume")
-        return
     environment = json.loads(execution["environment"] or "{}")
     cutpoint = Cutpoint(execution["step_type"])
     state = CUTPOINT_FLOWS[cutpoint](source_version=execution["source_version"],
                                      target_version=execution["target_version"], site_id=execution["site_id"],
                                      environment=environment, return_state=True)
     _finish_run(state, json_out)
+
+
+@app.command()
+@_guard
+def abandon(execution_id: Annotated[str, typer.Argument()],
+            reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")] = "abandoned by operator",
+            by: Annotated[str, typer.Option("--by", help="Who (recorded).")] = "") -> None:
+    """Give up an unfinished execution: the next run of the same cutpoint starts a new one."""
+    import getpass
+
+    from flows.runner import open_store
+    from tasks.errors import InputError
+
+    store = open_store(None)
+    try:
+        execution = store.get_execution(execution_id)
+        if execution is None:
+            raise InputError(f"no execution {execution_id!r}")
+        if execution["status"] == "SUCCESS":
+            raise InputError(f"execution {execution_id} succeeded; nothing to abandon")
+        store.abandon_execution(execution_id, by=by or getpass.getuser(), reason=reason)
+    finally:
+        store.close()
+    out.print(f"execution {execution_id} abandoned", highlight=False)
 
 
 @app.command()

@@ -7,6 +7,7 @@ execution: steps the ledger shows as done are not run again.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,7 +36,14 @@ from tasks.settings import Settings, get_settings
 from tasks.steps.base import StepResult, StepStatus
 from tasks.steps.context import StepContext
 from tasks.steps.registry import resolve_step_class
-from tasks.store.metadata_store import MetadataStore
+from tasks.store.breakpoints import (
+    BREAKPOINT_TTL,
+    active_breakpoint,
+    expire_breakpoint,
+    open_breakpoint,
+    resolve_breakpoint,
+)
+from tasks.store.metadata_store import MetadataStore, utcnow
 
 MAX_RESUMES = 10
 _SECRET_KEY = re.compile(r"pass|secret|token|credential|key", re.I)
@@ -177,9 +185,18 @@ def run_cutpoint(cutpoint: Cutpoint, source_version: str, target_version: str, s
         resources.close()
     status = "FAILED" if failed else "SUCCESS"
     error = None
+    bp = active_breakpoint(store.engine, execution_id)
     if failed:
         row = store.step_row(execution_id, failed.key) or {}
         error = f"step {failed.step_id} failed: {row.get('error_message') or 'unknown error'}"
+        if bp is None:
+            open_breakpoint(store.engine, execution_id=execution_id, step_id=failed.step_id, kind="STEP_LEVEL",
+                            message=error, instructions="\n".join(build_report(store, execution_id).resume_hint),
+                            context={"step_key": failed.key})
+    elif bp is not None:
+        decision = (json.loads(bp["context_data"] or "{}").get("decision") or {})
+        resolve_breakpoint(store.engine, execution_id, by=decision.get("by", "ft-upgrade"),
+                           notes=decision.get("notes", "resumed and completed"))
     store.finish_execution(execution_id, status, error)
     report = publish_report(store, execution_id)
     store.close()
@@ -199,11 +216,20 @@ def _start_execution(store: MetadataStore, plan: UpgradePlan, cutpoint: Cutpoint
         return store.create_execution(source_version=plan.source_version, target_version=plan.target_version,
                                       site_id=plan.site_id, cutpoint=cutpoint.value, environment=env,
                                       total_steps=total, flow_run_id=run_id, plan_fingerprint=plan.fingerprint())
+    execution_id = previous["execution_id"]
     if previous["resume_count"] >= MAX_RESUMES:
-        raise InputError(f"execution {previous['execution_id']} has been resumed {MAX_RESUMES} times, the "
-                         "maximum; investigate and start a new execution with `ft-upgrade run --fresh`")
-    store.reopen_execution(previous["execution_id"], flow_run_id=run_id, total_steps=total)
-    return previous["execution_id"]
+        raise InputError(f"execution {execution_id} has been resumed {MAX_RESUMES} times, the maximum; "
+                         f"investigate, then `ft-upgrade abandon {execution_id}` and run again for a new execution")
+    bp = active_breakpoint(store.engine, execution_id)
+    if bp is not None and bp["expiry_time"] < utcnow():
+        expire_breakpoint(store.engine, execution_id)
+        store.update_execution(execution_id, status="FAILED", error_message=f"breakpoint {bp['id']} expired")
+        expired = bp["expiry_time"].strftime("%Y-%m-%d %H:%M")
+        raise InputError(f"breakpoint {bp['id']} of execution {execution_id} expired on {expired} UTC (breakpoints "
+                         f"are kept {BREAKPOINT_TTL.days} days); check the databases, then "
+                         f"`ft-upgrade abandon {execution_id}` and run again for a new execution")
+    store.reopen_execution(execution_id, flow_run_id=run_id, total_steps=total)
+    return execution_id
 
 
 def build_report(store: MetadataStore, execution_id: str) -> RunReport:

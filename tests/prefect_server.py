@@ -46,6 +46,23 @@ class PrefectServer:
                                  f"{result.stderr}")
         return result
 
+    def cli_ft(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run ``ft-upgrade <args>`` against this server."""
+        result = subprocess.run([str(Path(sys.executable).parent / "ft-upgrade"), *args], cwd=PROJECT, env=self.env,
+                                capture_output=True, text=True, timeout=timeout)
+        if result.returncode != 0:
+            raise AssertionError(f"ft-upgrade {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n"
+                                 f"{result.stderr}")
+        return result
+
+    def python(self, code: str, timeout: float = 120) -> str:
+        """Run a Python snippet against this server (for API calls the CLI has no verb for)."""
+        result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, env=self.env, capture_output=True,
+                                text=True, timeout=timeout)
+        if result.returncode != 0:
+            raise AssertionError(f"python snippet failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
     @contextmanager
     def worker(self, pool: str, *, extra_env: Mapping[str, str] | None = None,
                name: str = "test-worker") -> Iterator[subprocess.Popen[bytes]]:

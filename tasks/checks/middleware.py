@@ -10,7 +10,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy import text
 
-from tasks.checks.errors import CheckError
+from tasks.checks.errors import CheckError, ProbeUnavailable
 from tasks.checks.middleware_versions import (
     ServerVersion,
     parse_server_version,
@@ -35,7 +35,10 @@ def _parse(raw: str, where: str) -> ServerVersion:
 
 def _sql_version(rule: MiddlewareVersionRule, env: CheckEnv) -> list[tuple[str, ServerVersion]]:
     assert rule.target
-    engine = env.engine(rule.target)
+    try:
+        engine = env.engine(rule.target)
+    except ProbeUnavailable as exc:
+        raise ProbeUnavailable(f"{LABELS[rule.component]} {exc}") from None
     with engine.connect() as conn:
         raw = str(conn.execute(text("SELECT VERSION()")).scalar())
     return [(engine.url.render_as_string(hide_password=True), _parse(raw, rule.target))]

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tasks.errors import UpgradeFailed
 
 
 class MigrationError(UpgradeFailed):
-    """Base of migration failures; the checkpoint is intact and a rerun continues from it."""
+    """Base of migration failures; the checkpoint is intact and a rerun continues from it.
+
+    ``outcome`` is set by the runner to what the run did before it stopped (for the report).
+    """
 
     def __init__(self, task: str, message: str) -> None:
         self.task = task
+        self.outcome: Any = None
         super().__init__(f"migration {task}: {message}")
 
 
@@ -50,4 +56,6 @@ class ChecksumMismatch(MigrationError):
         first = segments[0]
         super().__init__(task, f"verification failed in {len(segments)} key segment(s), first "
                                f"({first['from_key']!r}, {first['to_key']!r}]: source {first['source']} vs "
-                               f"target {first['target']} (count, sum, xor of row CRC32)")
+                               f"target {first['target']} (count, sum, xor of row CRC32). Rows changed in the "
+                               "source after their chunk was copied show up here too; repair the target rows of "
+                               "these key ranges, then retry the flow run (verification runs again)")

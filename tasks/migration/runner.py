@@ -20,7 +20,13 @@ from sqlalchemy.exc import DBAPIError
 from tasks.migration import catalog
 from tasks.migration.checkpoint import COPIED, COPYING, DONE, Checkpoint, CheckpointTable
 from tasks.migration.copier import Copier, InsertSelectCopier, StreamCopier
-from tasks.migration.errors import ChecksumMismatch, ChunkFailed, DefinitionChanged, MigrationSetupError
+from tasks.migration.errors import (
+    ChecksumMismatch,
+    ChunkFailed,
+    DefinitionChanged,
+    MigrationError,
+    MigrationSetupError,
+)
 from tasks.migration.probe import LoadProbe
 from tasks.migration.spec import MigrationTask
 from tasks.migration.sql import bounds_sql, count_sql, table_ref
@@ -112,8 +118,9 @@ class MigrationRunner:
         started = self.clock()
         try:
             checkpoint = self._with_retries(None, self._start)
-            outcome.runs, outcome.total_rows, outcome.upper_key = checkpoint.runs, checkpoint.total_rows, \
-                checkpoint.upper_key
+            outcome.runs = checkpoint.runs
+            outcome.total_rows = checkpoint.total_rows
+            outcome.upper_key = checkpoint.upper_key
             outcome.resumed_from = checkpoint.last_key
             outcome.rows_done = checkpoint.rows_done
             if checkpoint.status == DONE:
@@ -133,6 +140,9 @@ class MigrationRunner:
             self._with_retries(checkpoint.last_key, lambda conn: self._set_status(conn, DONE, _detail(outcome)))
             outcome.status = DONE
             return outcome
+        except MigrationError as exc:
+            exc.outcome = outcome  # what this run did before it stopped, for the report
+            raise
         finally:
             outcome.run_seconds = self.clock() - started
             self.copier.close()

@@ -8,22 +8,20 @@ the marker row committed in the target database with the statement itself is the
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, select, update
+from sqlalchemy import Engine, bindparam, select, update
 
 from tasks.sql.script import ScriptFile
 from tasks.store import schema
+from tasks.store.breakpoints import open_breakpoint
 from tasks.store.metadata_store import utcnow
 
-BREAKPOINT_TTL = timedelta(days=7)
 _t = schema.sql_execution_record
-_bp = schema.upgrade_breakpoint
 
 
 @dataclass
@@ -158,51 +156,7 @@ class SqlLedger:
     def open_breakpoint(self, *, file: str, file_id: str, line: int, sequence: int, sql: str,
                         error_code: str | None, message: str, instructions: str, context: dict[str, Any]) -> str:
         """An ACTIVE SQL-level breakpoint, committed before the step reports failure."""
-        now = utcnow()
-        bp_id = "BP_" + now.strftime("%Y%m%d_%H%M%S_") + uuid.uuid4().hex[:6]
-        with self.engine.begin() as conn:
-            conn.execute(update(_bp).where(_bp.c.active_execution_id == self.execution_id).values(
-                status="RESOLVED", active_execution_id=None, resolved_by="ft-upgrade", resolved_time=now,
-                resolve_notes="superseded by a new failure", updated_time=now))
-            conn.execute(_bp.insert().values(
-                id=bp_id, execution_id=self.execution_id, step_id=self.step_id, sql_file_id=file_id,
-                sql_file_name=file, sql_line_number=line, sql_sequence=sequence, sql_content=sql,
-                breakpoint_type="SQL_LEVEL", context_data=json.dumps(context, ensure_ascii=False, default=str),
-                failure_reason=message, error_code=error_code, resume_instructions=instructions, status="ACTIVE",
-                active_execution_id=self.execution_id, breakpoint_time=now, expiry_time=now + BREAKPOINT_TTL,
-                created_time=now, updated_time=now))
-        return bp_id
-
-
-def active_breakpoint(engine: Engine, execution_id: str) -> dict[str, Any] | None:
-    with engine.connect() as conn:
-        row = conn.execute(select(_bp).where(_bp.c.active_execution_id == execution_id)).mappings().first()
-    return dict(row) if row else None
-
-
-def resolve_breakpoint(engine: Engine, execution_id: str, *, by: str, notes: str) -> None:
-    now = utcnow()
-    with engine.begin() as conn:
-        conn.execute(update(_bp).where(and_(_bp.c.active_execution_id == execution_id)).values(
-            status="RESOLVED", active_execution_id=None, resolved_by=by, resolved_time=now, resolve_notes=notes,
-            updated_time=now))
-
-
-def expire_breakpoint(engine: Engine, execution_id: str) -> None:
-    now = utcnow()
-    with engine.begin() as conn:
-        conn.execute(update(_bp).where(_bp.c.active_execution_id == execution_id).values(
-            status="EXPIRED", active_execution_id=None, updated_time=now))
-
-
-def record_decision(engine: Engine, execution_id: str, decision: dict[str, Any]) -> bool:
-    """Store an operator's decision (``--inflight applied|retry``, who, notes) on the active breakpoint."""
-    row = active_breakpoint(engine, execution_id)
-    if row is None:
-        return False
-    context = json.loads(row["context_data"] or "{}")
-    context["decision"] = decision
-    with engine.begin() as conn:
-        conn.execute(update(_bp).where(_bp.c.id == row["id"]).values(
-            context_data=json.dumps(context, ensure_ascii=False), updated_time=utcnow()))
-    return True
+        return open_breakpoint(self.engine, execution_id=self.execution_id, step_id=self.step_id,
+                               kind="SQL_LEVEL", message=message, instructions=instructions, context=context,
+                               file=file, file_id=file_id, line=line, sequence=sequence, sql=sql,
+                               error_code=error_code)

@@ -76,7 +76,8 @@ class AsyncDataMigrationStep(UpgradeStep):
             try:
                 outcomes.append(self._run_task(task))
             except MigrationError as exc:
-                result = migration_result(outcomes, failure=str(exc))
+                stopped = [exc.outcome] if isinstance(exc.outcome, TaskOutcome) else []
+                result = migration_result(outcomes + stopped, failure=str(exc))
                 raise StepFailed(str(exc), result) from exc
         return migration_result(outcomes)
 

@@ -109,6 +109,8 @@ class LogCleanupStep(UpgradeStep):
         for rule_params in self.params.rules:
             rule = rule_params.resolve(resources)
             notes += floor_notes(rule)
+            if not rule.folder.is_dir():
+                notes.append(f"{rule.folder}: no such folder, nothing to clean")
             actions = plan_rule(rule, scan_logs(rule), scan_archives(rule), now)
             reports.append(apply_actions(rule, actions))
         partitions: list[str] = []
@@ -144,6 +146,6 @@ def cleanup_result(reports: list[RuleReport], notes: list[str], partitions: list
     if skipped:
         summary += f"; {len(skipped)} skipped"
     return StepResult(status=StepStatus.WARNING if skipped else StepStatus.SUCCESS, summary=summary,
-                      details={"rules": [r.to_json() for r in reports], "floor_notes": notes,
+                      details={"rules": [r.to_json() for r in reports], "notes": notes,
                                "event_log_partitions_dropped": partitions, "event_log_retention_days": retention},
                       markdown="\n".join(lines))

@@ -22,12 +22,13 @@ from tasks.progress import Progress
 from tasks.settings import get_settings
 from tasks.sql import report
 from tasks.sql.executor import ScriptRunner, SqlRunOptions
-from tasks.sql.ledger import SqlLedger, active_breakpoint, resolve_breakpoint
+from tasks.sql.ledger import SqlLedger
 from tasks.sql.script import ScriptFile, SqlScriptError, load_script, resolve_script_path
 from tasks.sql.session import DatabaseSession
 from tasks.sql.verify import VerifyCheck, run_checks
 from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep
 from tasks.steps.registry import register_step
+from tasks.store.breakpoints import active_breakpoint, resolve_breakpoint
 
 
 class SqlScriptParams(StepParams):

@@ -218,3 +218,11 @@ class MetadataStore:
         t = schema.upgrade_execution
         with self.engine.connect() as conn:
             return conn.execute(select(t.c.execution_id).where(t.c.flow_run_id == flow_run_id)).scalar()
+
+    def abandon_execution(self, execution_id: str, *, by: str, reason: str) -> None:
+        """Stop an unfinished execution from being resumed; the next run starts a new one."""
+        from tasks.store.breakpoints import resolve_breakpoint
+
+        resolve_breakpoint(self.engine, execution_id, by=by, notes=f"abandoned: {reason}")
+        self.update_execution(execution_id, status="ABANDONED", end_time=utcnow(),
+                              error_message=f"abandoned by {by}: {reason}")

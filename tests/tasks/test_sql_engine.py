@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import create_engine, select, text, update
 
 from tasks.errors import InputError, StepFailed
-from tasks.sql.ledger import active_breakpoint, record_decision
 from tasks.steps.sql_script import SqlScriptParams, SqlScriptStep
 from tasks.store import schema
+from tasks.store.breakpoints import active_breakpoint, record_decision
 from tests.helpers import step_context
 
 pytestmark = pytest.mark.mariadb

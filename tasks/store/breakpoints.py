@@ -1,0 +1,76 @@
+"""Breakpoints (断点): where an execution stopped, why, and how to continue; at most one ACTIVE each.
+
+Written before a step reports its failure, so the operator (and the next attempt) always finds
+it. Expires after 7 days. An operator's decision for a statement in doubt (``--inflight``) is kept
+in the breakpoint's context until the resume that uses it resolves the breakpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from tasks.store import schema
+from tasks.store.metadata_store import utcnow
+
+BREAKPOINT_TTL = timedelta(days=7)
+_bp = schema.upgrade_breakpoint
+
+
+def open_breakpoint(engine: Engine, *, execution_id: str, step_id: str, kind: str, message: str,
+                    instructions: str, context: dict[str, Any], file: str | None = None,
+                    file_id: str | None = None, line: int | None = None, sequence: int | None = None,
+                    sql: str | None = None, error_code: str | None = None) -> str:
+    """Record an ACTIVE breakpoint (superseding an older active one of the same execution)."""
+    now = utcnow()
+    bp_id = "BP_" + now.strftime("%Y%m%d_%H%M%S_") + uuid.uuid4().hex[:6]
+    with engine.begin() as conn:
+        conn.execute(update(_bp).where(_bp.c.active_execution_id == execution_id).values(
+            status="RESOLVED", active_execution_id=None, resolved_by="ft-upgrade", resolved_time=now,
+            resolve_notes="superseded by a new failure", updated_time=now))
+        conn.execute(_bp.insert().values(
+            id=bp_id, execution_id=execution_id, step_id=step_id, sql_file_id=file_id, sql_file_name=file,
+            sql_line_number=line, sql_sequence=sequence, sql_content=sql, breakpoint_type=kind,
+            context_data=json.dumps(context, ensure_ascii=False, default=str), failure_reason=message,
+            error_code=error_code, resume_instructions=instructions, status="ACTIVE",
+            active_execution_id=execution_id, breakpoint_time=now, expiry_time=now + BREAKPOINT_TTL,
+            created_time=now, updated_time=now))
+    return bp_id
+
+
+def active_breakpoint(engine: Engine, execution_id: str) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(_bp).where(_bp.c.active_execution_id == execution_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def resolve_breakpoint(engine: Engine, execution_id: str, *, by: str, notes: str) -> None:
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(update(_bp).where(_bp.c.active_execution_id == execution_id).values(
+            status="RESOLVED", active_execution_id=None, resolved_by=by, resolved_time=now, resolve_notes=notes,
+            updated_time=now))
+
+
+def expire_breakpoint(engine: Engine, execution_id: str) -> None:
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(update(_bp).where(_bp.c.active_execution_id == execution_id).values(
+            status="EXPIRED", active_execution_id=None, updated_time=now))
+
+
+def record_decision(engine: Engine, execution_id: str, decision: dict[str, Any]) -> bool:
+    """Store an operator's decision (``--inflight applied|retry``, who, notes) on the active breakpoint."""
+    row = active_breakpoint(engine, execution_id)
+    if row is None:
+        return False
+    context = json.loads(row["context_data"] or "{}")
+    context["decision"] = decision
+    with engine.begin() as conn:
+        conn.execute(update(_bp).where(_bp.c.id == row["id"]).values(
+            context_data=json.dumps(context, ensure_ascii=False), updated_time=utcnow()))
+    return True

@@ -1,0 +1,137 @@
+"""The three ways to resume a failed startup_pre_process, through a real Prefect server and worker.
+
+Each site fails at the same statement (a table it needs is missing), the "operator" fixes the cause,
+and the run continues at the failed statement without repeating anything that succeeded:
+the Prefect UI's Retry (the flow run is set to Scheduled named AwaitingRetry), ``prefect deployment
+run`` again with the same parameters, and ``ft-upgrade resume``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.conftest import MARIADB_ROOT, PROJECT
+from tests.prefect_server import PrefectServer, prefect_server
+
+pytestmark = pytest.mark.prefect_server
+
+SCRIPT = """CREATE TABLE side (n INT NOT NULL);
+INSERT INTO side VALUES (1);
+INSERT INTO side SELECT 2 FROM prerequisite;
+INSERT INTO side VALUES (3);
+"""
+CONFIG = {
+    "version": "317500",
+    "upgrade_steps": {"startup_pre_process": [
+        {"id": "sql_001", "class_name": "StartupPreProcessStep", "sql_scripts": ["s.sql"], "timeout": 120}]},
+}
+SITES = {"CN": "ft_rp_cn", "US": "ft_rp_us", "EU": "ft_rp_eu"}
+
+
+def sql(database: str, statement: str) -> list[tuple[object, ...]]:
+    engine = create_engine(f"{MARIADB_ROOT}/{database}")
+    with engine.begin() as conn:
+        result = conn.execute(text(statement))
+        rows = [tuple(r) for r in result] if result.returns_rows else []
+    engine.dispose()
+    return rows
+
+
+def run_deployment(server: PrefectServer, site: str) -> subprocess.CompletedProcess[str]:
+    return server.cli("deployment", "run", "startup_pre_process/startup-pre-process", "-p", "source_version=3.17.0",
+                      "-p", "target_version=3.17.5", "-p", f"site_id={site}", "--watch", check=False)
+
+
+def flow_run_id(output: str) -> str:
+    for line in output.splitlines():
+        if "UUID:" in line:
+            return line.split("UUID:")[1].strip()
+    raise AssertionError(output)
+
+
+def wait_for_final_state(server: PrefectServer, run_id: str, timeout: float = 180) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = server.cli("flow-run", "inspect", run_id).stdout
+        for state in ("COMPLETED", "FAILED", "CRASHED"):
+            if f"type=StateType.{state}" in out or f"'type': '{state}'" in out or f"type='{state}'" in out:
+                if "AwaitingRetry" not in out.split("state=")[-1][:200]:
+                    return state
+        time.sleep(1.0)
+    raise AssertionError(f"flow run {run_id} did not finish")
+
+
+def test_ui_retry_redeploy_and_cli_each_resume_at_the_failed_statement(tmp_path: Path) -> None:
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "317500.json").write_text(json.dumps(CONFIG), encoding="utf-8")
+    (tmp_path / "sql").mkdir()
+    (tmp_path / "sql" / "s.sql").write_text(SCRIPT, encoding="utf-8")
+    home = tmp_path / "ft-home"
+    env = {"FT_UPGRADE_CONFIGS": str(tmp_path / "configs"), "FT_UPGRADE_SQL_ROOT": str(tmp_path / "sql"),
+           "FT_UPGRADE_HOME": str(home), "FT_UPGRADE_DB_METADATA": f"sqlite:///{home / 'metadata.db'}"}
+    for database in SITES.values():
+        sql("test", f"DROP DATABASE IF EXISTS `{database}`")
+        sql("test", f"CREATE DATABASE `{database}`")
+    try:
+        with prefect_server(tmp_path / "prefect") as server:
+            server.cli("work-pool", "create", "ft-upgrade", "--type", "process")
+            server.cli("deploy", "--all", "--prefect-file", "deployments/prefect.yaml")
+            for site, database in SITES.items():  # per-site database blocks on the shared server
+                server.cli_ft("blocks", "apply", "--site", site, "--db", f"ft_db={MARIADB_ROOT}/{database}")
+            with server.worker("ft-upgrade", extra_env=env):
+                first = {site: run_deployment(server, site) for site in SITES}
+                for site, result in first.items():
+                    assert result.returncode != 0, f"{site}: {result.stdout}"
+                    assert sql(SITES[site], "SELECT n FROM side") == [(1,)]
+                for database in SITES.values():  # the operator fixes the cause
+                    sql(database, "CREATE TABLE prerequisite (x INT)")
+                    sql(database, "INSERT INTO prerequisite VALUES (0)")
+
+                # 1. Prefect UI: Retry sets the failed run to Scheduled named AwaitingRetry; the worker reruns it
+                cn_run = flow_run_id(first["CN"].stdout)
+                server.python(f"""
+import asyncio
+from prefect.client.orchestration import get_client
+from prefect.states import AwaitingRetry
+async def main():
+    async with get_client() as client:
+        await client.set_flow_run_state('{cn_run}', AwaitingRetry(), force=True)
+asyncio.run(main())
+""")
+                assert wait_for_final_state(server, cn_run) == "COMPLETED"
+
+                # 2. CICD: the same deployment run again
+                again = run_deployment(server, "US")
+                assert again.returncode == 0, again.stdout + again.stderr
+
+                # 3. the CLI
+                store = create_engine(env["FT_UPGRADE_DB_METADATA"])
+                with store.connect() as conn:
+                    eu_execution = conn.execute(text(
+                        "SELECT execution_id FROM upgrade_execution WHERE site_id = 'EU'")).scalar_one()
+                resumed = subprocess.run([str(Path(sys.executable).parent / "ft-upgrade"), "resume", eu_execution,
+                                          "--by", "ops", "--notes", "created prerequisite", "--json"],
+                                         cwd=PROJECT, env={**server.env, **env}, capture_output=True, text=True,
+                                         timeout=300)
+                assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+
+            for site, database in SITES.items():
+                assert sql(database, "SELECT n FROM side ORDER BY n") == [(1,), (2,), (3,)], site
+            with store.connect() as conn:
+                rows = conn.execute(text("SELECT site_id, status, resume_count FROM upgrade_execution "
+                                         "ORDER BY site_id")).all()
+                resolved = conn.execute(text("SELECT resolved_by, resolve_notes FROM upgrade_breakpoint "
+                                             "WHERE execution_id = :e"), {"e": eu_execution}).one()
+            store.dispose()
+            assert [tuple(r) for r in rows] == [("CN", "SUCCESS", 1), ("EU", "SUCCESS", 1), ("US", "SUCCESS", 1)]
+            assert tuple(resolved) == ("ops", "created prerequisite")
+    finally:
+        for database in SITES.values():
+            sql("test", f"DROP DATABASE IF EXISTS `{database}`")
