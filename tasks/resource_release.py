@@ -10,7 +10,7 @@ from __future__ import annotations
 import glob
 import re
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -40,8 +40,14 @@ def template_problem(template: str) -> str | None:
     return None
 
 
-def expand(template: str, values: Mapping[str, str]) -> str:
-    return template.format(**{k: values[k] for k in PLACEHOLDERS})
+def expand(template: str, values: Mapping[str, str], quote: Callable[[str], str] = str) -> str:
+    """Fill the placeholders; ``quote`` makes a value literal in the pattern language (glob, Redis)."""
+    return template.format(**{k: quote(values[k]) for k in PLACEHOLDERS})
+
+
+def redis_escape(value: str) -> str:
+    """A value matched literally by a Redis SCAN pattern."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", value)
 
 
 def path_problem(template: str) -> str | None:

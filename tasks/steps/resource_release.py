@@ -7,6 +7,7 @@ folder and how many of the newest entries to keep are simply configured.
 
 from __future__ import annotations
 
+import glob
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from tasks.resource_release import (
     RedisFreed,
     expand,
     path_problem,
+    redis_escape,
     redis_pattern_problem,
     release_backups,
     release_paths,
@@ -101,7 +103,7 @@ class ResourceReleaseStep(UpgradeStep):
                   "target_version": c.target_version}
         sections: list[Section] = []
         for template in self.params.paths:
-            path = expand(template, values)
+            path = expand(template, values, glob.escape)
             section = Section(path, Path(path))
             if problem := path_problem(path):  # the run's values may not make a pattern unsafe
                 section.freed.skip(path, f"not removed: expanded path {problem}")
@@ -117,7 +119,7 @@ class ResourceReleaseStep(UpgradeStep):
             folder = Path(backup.folder) if backup.folder else c.resources.path(str(backup.named_path))
             freed, names = release_backups(folder, backup.pattern, backup.keep)
             sections.append(Section(f"backups {folder / backup.pattern} (keep {backup.keep})", folder, freed, names))
-        redis_freed = [self._release_redis(expand(t, values)) for t in self.params.redis_patterns]
+        redis_freed = [self._release_redis(expand(t, values, redis_escape)) for t in self.params.redis_patterns]
         return release_result(sections, redis_freed)
 
     def _release_redis(self, pattern: str) -> RedisFreed:
