@@ -1,6 +1,10 @@
 """Imports every module that defines built-in steps, so that they register themselves."""
 
-from tasks.steps import (
-    health,  # noqa: F401
-    sql_script,  # noqa: F401
+from tasks.steps import (  # noqa: F401
+    data_migration,
+    health,
+    log_cleanup,
+    post_upgrade,
+    resource_release,
+    sql_script,
 )
