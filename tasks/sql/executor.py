@@ -98,7 +98,8 @@ class ScriptRunner:
 
     def __init__(self, *, scripts: Sequence[ScriptFile], ledger: SqlLedger,
                  session_factory: Callable[[str], DatabaseSession], options: SqlRunOptions, logger: Any,
-                 events: BatchingWriter | None = None, progress: Progress | None = None) -> None:
+                 events: BatchingWriter | None = None, progress: Progress | None = None,
+                 batch_size: int = 100) -> None:
         self.scripts = list(scripts)
         self.ledger = ledger
         self.session_factory = session_factory
@@ -109,6 +110,8 @@ class ScriptRunner:
         self.sessions: dict[str, DatabaseSession] = {}
         self.summary = SqlRunSummary(total=sum(len(s.statements) for s in self.scripts))
         self.rows: dict[str, dict[int, LedgerRow]] = {}
+        self.masked: dict[tuple[str, int], str] = {}
+        self.batch_size = batch_size
         self._lock = threading.Lock()
 
     # preparation ------------------------------------------------------------------------------
@@ -118,6 +121,8 @@ class ScriptRunner:
         edited: list[str] = []
         for script in self.scripts:
             masked = [self.mask(s.text) for s in script.statements]
+            for stmt, text in zip(script.statements, masked, strict=True):
+                self.masked[(script.file_id, stmt.sequence)] = text
             rows = self.ledger.register(script, masked)
             self.rows[script.file_id] = rows
             for stmt in script.statements:
@@ -156,10 +161,53 @@ class ScriptRunner:
     def run_range(self, script: ScriptFile, start: int, end: int) -> None:
         """Run statements ``[start, end)`` of one file (the body of a statement or chunk task)."""
         rows = self.rows[script.file_id]
-        for index in range(start, end):
+        index = start
+        while index < end:
+            batch = self._dml_batch(script, rows, index, end)
+            if len(batch) > 1:
+                index += self._run_batch(script, batch)
+                continue
             stmt, kind = script.statements[index], script.kinds[index]
             self._run_one(script, stmt, kind, rows[stmt.sequence])
+            index += 1
         self.ledger.flush()
+
+    def _dml_batch(self, script: ScriptFile, rows: dict[int, LedgerRow], start: int, end: int) -> list[int]:
+        """Consecutive pending DML on one database, from ``start``: they may share one commit."""
+        first = script.statements[start]
+        batch: list[int] = []
+        for index in range(start, min(end, start + self.batch_size)):
+            stmt = script.statements[index]
+            if script.kinds[index] != "DML" or stmt.is_use or rows[stmt.sequence].status != "PENDING" \
+                    or stmt.database != first.database:
+                break
+            batch.append(index)
+        return batch
+
+    def _run_batch(self, script: ScriptFile, batch: list[int]) -> int:
+        """Run a DML batch in one transaction; on any error fall back to one by one, decided by markers."""
+        rows = self.rows[script.file_id]
+        statements = [script.statements[i] for i in batch]
+        session = self.session(statements[0].database)
+        items = [(s.text, self._marker(script, s)) for s in statements]
+        try:
+            outcomes = session.execute_batch(items, insert_marker_sql(session.marker_schema))
+        except Exception as exc:
+            if is_connection_error(exc):
+                try:
+                    session.reconnect()
+                except ResourceUnavailable as down:
+                    self._fail(script, statements[0], rows[statements[0].sequence], down, 0)
+            for stmt in statements:  # the batch rolled back (or committed before the connection died)
+                row = rows[stmt.sequence]
+                row.status = "RUNNING"  # in memory only: let the marker decide
+                self._run_one(script, stmt, "DML", row)
+            return len(batch)
+        for stmt, outcome in zip(statements, outcomes, strict=False):
+            self.ledger.mark_success(rows[stmt.sequence], started=0, duration_ms=outcome.duration_ms,
+                                     affected_rows=outcome.affected_rows, durable=False)
+            self._record(script, stmt, "SUCCESS", outcome.duration_ms, outcome.affected_rows)
+        return len(outcomes)
 
     def run_file_transaction(self, script: ScriptFile) -> None:
         """``transaction: per_file``: all DML of the file commits together or not at all, on every database."""
@@ -332,7 +380,7 @@ class ScriptRunner:
 
     def _record(self, script: ScriptFile, stmt: Statement, status: str, ms: int, affected: int | None, *,
                 note: str = "", log: bool = True, error_code: str | None = None, message: str = "") -> None:
-        sql = self.mask(stmt.text)
+        sql = self.masked.get((script.file_id, stmt.sequence)) or self.mask(stmt.text)
         with self._lock:
             self.summary.records.append(StatementRecord(script.path, stmt.line, stmt.sequence, stmt.database,
                                                         status, ms, affected, sql, note or message))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +59,8 @@ class DatabaseSession:
         self.reconnect_attempts = reconnect_attempts
         self.reconnect_wait = reconnect_wait
         self.marker_schema = engine.url.database or MARKER_SCHEMA_FALLBACK
-        self.replay: list[tuple[str, str]] = []  # ("use", schema) | ("sql", text) in the order they ran
+        self.replay: list[tuple[str, str]] = []
+        self.deadline: float | None = None  # ("use", schema) | ("sql", text) in the order they ran
         self._raw: Any = None
         self._conn: pymysql.connections.Connection | None = None
         self.is_mariadb = True
@@ -166,6 +168,38 @@ class DatabaseSession:
             raise
         return StatementOutcome(affected, int((time.perf_counter() - start) * 1000))
 
+    def execute_batch(self, items: list[tuple[str, tuple[Any, ...]]], marker_sql: str,
+                      max_seconds: float = 0.2) -> list[StatementOutcome]:
+        """Consecutive DML statements, each with its marker, committed together: one commit for the batch.
+
+        Returns the outcomes of the prefix that ran (a batch stops growing after ``max_seconds``).
+
+        Markers stay exact: each statement's marker commits with it. Any error rolls the whole batch back
+        and is raised; the caller then decides statement by statement from the markers.
+        """
+        conn = self.conn
+        outcomes = []
+        batch_start = time.perf_counter()
+        conn.begin()
+        try:
+            with self._watchdog(), self._cursor() as cur:
+                for text, args in items:
+                    start = time.perf_counter()
+                    if outcomes and start - batch_start > max_seconds:
+                        break  # keep transactions (and their locks) short: the rest goes in the next batch
+                    self.deadline = time.monotonic() + self.statement_timeout + 2.0 if self.statement_timeout else None
+                    cur.execute(text)
+                    affected = cur.rowcount if cur.rowcount is not None and cur.rowcount >= 0 else None
+                    _drain(cur)
+                    cur.execute(marker_sql, args)
+                    outcomes.append(StatementOutcome(affected, int((time.perf_counter() - start) * 1000)))
+            conn.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            raise
+        return outcomes
+
     def begin(self) -> None:
         self.conn.begin()
 
@@ -203,29 +237,53 @@ class DatabaseSession:
 
 
 class _Watchdog:
-    """Kills the running query a little after the server-side timeout should have."""
+    """Marks the session busy with a deadline; one monitor thread per process kills overdue queries.
+
+    A timer thread per statement would cost more than a short statement itself.
+    """
 
     def __init__(self, session: DatabaseSession, timeout: float) -> None:
         self.session = session
         self.timeout = timeout
-        self.fired = False
-        self._timer: threading.Timer | None = None
 
     def __enter__(self) -> _Watchdog:
         if self.timeout:
-            self._timer = threading.Timer(self.timeout + 2.0, self._fire)
-            self._timer.daemon = True
-            self._timer.start()
+            self.session.deadline = time.monotonic() + self.timeout + 2.0
+            _Monitor.watch(self.session)
         return self
 
-    def _fire(self) -> None:
-        self.fired = True
-        with contextlib.suppress(Exception):  # best effort; the server-side timeout is the first line
-            self.session.kill_current_query()
-
     def __exit__(self, *exc: object) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self.session.deadline = None
+
+
+class _Monitor:
+    """The process's single watchdog thread."""
+
+    _sessions: weakref.WeakSet[DatabaseSession] = weakref.WeakSet()
+    _thread: threading.Thread | None = None
+    _lock = threading.Lock()
+
+    @classmethod
+    def watch(cls, session: DatabaseSession) -> None:
+        if session in cls._sessions and cls._thread is not None:
+            return
+        with cls._lock:
+            cls._sessions.add(session)
+            if cls._thread is None or not cls._thread.is_alive():
+                cls._thread = threading.Thread(target=cls._run, name="sql-watchdog", daemon=True)
+                cls._thread.start()
+
+    @classmethod
+    def _run(cls) -> None:
+        while True:
+            time.sleep(0.25)
+            now = time.monotonic()
+            for session in list(cls._sessions):
+                deadline = session.deadline
+                if deadline is not None and now > deadline:
+                    session.deadline = None
+                    with contextlib.suppress(Exception):  # best effort; the server-side timeout is the first line
+                        session.kill_current_query()
 
 
 def _drain(cur: Any) -> None:

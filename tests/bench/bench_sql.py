@@ -1,0 +1,152 @@
+"""Benchmark: the SQL engine against the plain ``mariadb`` client on the same files.
+
+Run on its own: ``python tests/bench/bench_sql.py``. Creates its databases on the local MariaDB and
+drops them after. Tool time is the SqlScriptStep run in this process (ledger in a SQLite file,
+markers, per-statement log lines and ClickHouse events included; Python start-up excluded); client
+time is ``mariadb < file``. Also measures the time to make a breakpoint durable and the ClickHouse
+event latency. The last two lines are the ratios.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from tasks.errors import StepFailed  # noqa: E402
+from tasks.logstore import LogEvent  # noqa: E402
+from tasks.sql.ledger import SqlLedger  # noqa: E402
+from tasks.steps.sql_script import SqlScriptParams, SqlScriptStep  # noqa: E402
+from tests.helpers import step_context  # noqa: E402
+
+ROOT = "mysql+pymysql://root@127.0.0.1:3306"
+
+
+def mixed(n: int) -> str:
+    from tests.tasks.test_sql_kill9 import mixed_script
+
+    return mixed_script(n)
+
+
+def dml(n: int) -> str:
+    lines = ["CREATE TABLE orders_bench (id INT PRIMARY KEY, customer VARCHAR(32), amount DECIMAL(10,2));"]
+    lines += [f"INSERT INTO orders_bench VALUES ({i}, 'customer {i}', {i % 997}.25);" for i in range(1, n)]
+    return "\n".join(lines) + "\n"
+
+
+def admin(sql: str) -> None:
+    engine = create_engine(ROOT + "/test")
+    with engine.begin() as conn:
+        conn.execute(text(sql))
+    engine.dispose()
+
+
+def fresh(name: str) -> str:
+    admin(f"DROP DATABASE IF EXISTS `{name}`")
+    admin(f"CREATE DATABASE `{name}`")
+    return name
+
+
+def client_seconds(path: Path, database: str) -> float:
+    start = time.perf_counter()
+    with path.open("rb") as f:
+        subprocess.run(["mariadb", "-h127.0.0.1", "-uroot", database], stdin=f, check=True)
+    return time.perf_counter() - start
+
+
+def tool_seconds(work: Path, name: str, database: str) -> float:
+    home = work / f"home-{database}"
+    with step_context(home, databases={"ft_db": f"{ROOT}/{database}"}, sql_root=work,
+                      execution_id=f"BENCH_{database}") as ctx:
+        ctx.logger = logging.getLogger("bench")  # log lines are formatted and emitted as in a run
+        step = SqlScriptStep(SqlScriptParams(sql_scripts=[name]), ctx)
+        start = time.perf_counter()
+        step.run()
+        return time.perf_counter() - start
+
+
+def breakpoint_ms(work: Path) -> float:
+    """From the failing statement's error to the breakpoint committed in the ledger."""
+    (work / "fail.sql").write_text("CREATE TABLE f (id INT PRIMARY KEY);\nINSERT INTO f VALUES (1), (1);\n")
+    database = fresh("ft_bench_bp")
+    timings: list[float] = []
+    original_failed, original_open = SqlLedger.mark_failed, SqlLedger.open_breakpoint
+
+    def mark_failed(self: SqlLedger, *args: object, **kwargs: object) -> None:
+        timings.append(time.perf_counter())
+        original_failed(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    def open_bp(self: SqlLedger, *args: object, **kwargs: object) -> str:
+        result = original_open(self, *args, **kwargs)  # type: ignore[arg-type]
+        timings.append(time.perf_counter())
+        return result
+
+    SqlLedger.mark_failed, SqlLedger.open_breakpoint = mark_failed, open_bp  # type: ignore[method-assign]
+    try:
+        with step_context(work / "home-bp", databases={"ft_db": f"{ROOT}/{database}"}, sql_root=work) as ctx:
+            try:
+                SqlScriptStep(SqlScriptParams(sql_scripts=["fail.sql"]), ctx).run()
+            except StepFailed:
+                pass
+    finally:
+        SqlLedger.mark_failed, SqlLedger.open_breakpoint = original_failed, original_open  # type: ignore[method-assign]
+        admin(f"DROP DATABASE IF EXISTS `{database}`")
+    return (timings[1] - timings[0]) * 1000
+
+
+def clickhouse_latency_ms(work: Path) -> float:
+    from blocks.clickhouse import ClickHouseLogStore
+    from tasks.logstore import ClickHouseEventLog
+
+    store = ClickHouseLogStore(dsn=f"chdb://{work / 'ch'}")
+    log = ClickHouseEventLog(store)
+    log.ensure_schema()
+    worst = 0.0
+    with log.writer() as writer:
+        for i in range(5):
+            start = time.perf_counter()
+            writer.put(LogEvent(execution_id=f"LAT_{i}", kind="statement", message="latency probe"))
+            while not log.events(f"LAT_{i}"):
+                time.sleep(0.01)
+            worst = max(worst, time.perf_counter() - start)
+    store.close()
+    return worst * 1000
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    work = Path(tempfile.mkdtemp(prefix="ft-bench-sql-"))
+    names = []
+    try:
+        results = {}
+        for label, body, n in (("1000_mixed", mixed(1000), 1000), ("10000_dml", dml(10000), 10000)):
+            path = work / f"{label}.sql"
+            path.write_text(body, encoding="utf-8")
+            names += [f"ft_bench_c_{label}", f"ft_bench_t_{label}"]
+            client = client_seconds(path, fresh(f"ft_bench_c_{label}"))
+            tool = tool_seconds(work, path.name, fresh(f"ft_bench_t_{label}"))
+            results[label] = (client, tool, n)
+            print(f"{label}: client {client:.2f}s, tool {tool:.2f}s, ratio {tool / client:.2f}, "
+                  f"overhead {(tool - client) * 1000 / n:.3f} ms/statement")
+        print(f"breakpoint_durable_ms: {breakpoint_ms(work):.1f}")
+        print(f"clickhouse_event_latency_ms: {clickhouse_latency_ms(work):.1f}")
+        c, t, _ = results["1000_mixed"]
+        print(f"ratio_vs_client_1000_mixed: {t / c:.2f}")
+        c, t, _ = results["10000_dml"]
+        print(f"ratio_vs_client_10000_dml: {t / c:.2f}")
+    finally:
+        for name in names:
+            admin(f"DROP DATABASE IF EXISTS `{name}`")
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
