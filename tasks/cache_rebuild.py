@@ -301,6 +301,10 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
             box.put(("end", None))
         except BaseException as exc:  # handed to the consumer, raised there
             box.put(("error", exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()  # a generator's own cleanup (e.g. releasing its database cursor) runs here
 
     worker = threading.Thread(target=produce, name="cache-prefetch", daemon=True)
     worker.start()

@@ -22,7 +22,7 @@ from blocks.clickhouse import DSN_ENV, ClickHouseLogStore
 from blocks.database import can_load_blocks, env_var, load_database_url
 from blocks.redis import RedisConnection
 from tasks.errors import InputError, ResourceUnavailable
-from tasks.logstore import ClickHouseEventLog
+from tasks.logstore import BatchingWriter, ClickHouseEventLog
 from tasks.store.metadata_store import MetadataStore
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ class Resources:
         self._owns_store = False
         self._redis: redis.Redis | None = None
         self._event_log: ClickHouseEventLog | None = None
+        self._event_writer: BatchingWriter | None = None
 
     def database_url(self, name: str) -> URL:
         url = load_database_url(name, self.site_id)
@@ -93,6 +94,14 @@ class Resources:
                                                 f"sqlite:///{(self.home / 'metadata.db').resolve()}")
                 self._owns_store = True
             return self.store
+
+    def event_writer(self) -> BatchingWriter:
+        """One background writer for the whole run: steps never wait for ClickHouse (start-up included)."""
+        log = self.event_log()
+        with self._lock:
+            if self._event_writer is None:
+                self._event_writer = log.writer()
+            return self._event_writer
 
     def service_url(self, service: str) -> str | None:
         return self.profile.services.get(service) if self.profile else None
@@ -152,6 +161,9 @@ class Resources:
             if self._owns_store and self.store is not None:
                 self.store.close()
                 self.store = None
+            if self._event_writer is not None:
+                self._event_writer.close()
+                self._event_writer = None
             if self._event_log is not None:
                 self._event_log.store.close()
                 self._event_log = None

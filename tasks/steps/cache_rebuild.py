@@ -176,8 +176,12 @@ class CacheRebuildStep(UpgradeStep):
             result = conn.execution_options(stream_results=True, yield_per=self.params.batch_size).execute(
                 text(dataset.query))
             columns = list(result.keys())
-            for part in result.partitions(self.params.batch_size):
-                yield columns, part
+            try:
+                for part in result.partitions(self.params.batch_size):
+                    yield columns, part
+            except GeneratorExit:
+                conn.invalidate()  # abandoned mid-stream: drop the socket rather than read the remaining rows
+                raise
 
     @staticmethod
     def _drop_quietly(builder: CacheBuilder, generation: str) -> int:

@@ -122,7 +122,7 @@ class SqlScriptStep(UpgradeStep):
                                 mask_patterns=tuple(self.params.mask_patterns),
                                 inflight_decision=decision.get("inflight"), secrets=tuple(resources.secrets))
         total = sum(len(s.statements) for s in scripts)
-        writer = resources.event_log().writer()
+        writer = resources.event_writer()
         runner = ScriptRunner(scripts=scripts, ledger=ledger, options=options, logger=ctx.logger, events=writer,
                               progress=Progress(total, f"{ctx.step_id}: SQL statements"),
                               session_factory=lambda name: DatabaseSession(
@@ -139,7 +139,6 @@ class SqlScriptStep(UpgradeStep):
             failed = exc
         finally:
             runner.close()
-            writer.close()
         details = report.summary_details(runner.summary, [s.path for s in scripts])
         if failed is None and self.params.verify:
             verify = run_checks(self.params.verify, resources)
