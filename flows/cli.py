@@ -262,6 +262,42 @@ def resume(
 
 @app.command()
 @_guard
+def executions(
+    site: Annotated[str | None, typer.Option("--site", help="Only this site.")] = None,
+    cutpoint: Annotated[Cutpoint | None, typer.Option("--cutpoint", help="Only this cutpoint.")] = None,
+    latest: Annotated[bool, typer.Option("--latest", help="Print only the newest execution id.")] = False,
+    limit: Annotated[int, typer.Option("--limit")] = 20,
+    json_out: JsonOpt = False,
+) -> None:
+    """List executions, newest first (``--latest`` prints one id, for scripts)."""
+    from flows.runner import open_store
+    from tasks.errors import InputError
+
+    store = open_store(None)
+    try:
+        rows = store.list_executions(site_id=site, cutpoint=cutpoint.value if cutpoint else None,
+                                     limit=1 if latest else limit)
+    finally:
+        store.close()
+    if latest:
+        if not rows:
+            raise InputError("no execution matches")
+        print(rows[0]["execution_id"])
+        return
+    if json_out:
+        print(json.dumps(rows, default=str, ensure_ascii=False))
+        return
+    table = Table()
+    for col in ("execution", "site", "cutpoint", "from", "to", "status", "resumes", "started (UTC)"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["execution_id"], r["site_id"], r["step_type"], r["source_version"], r["target_version"],
+                      r["status"], str(r["resume_count"]), str(r["start_time"])[:19])
+    out.print(table)
+
+
+@app.command()
+@_guard
 def abandon(execution_id: Annotated[str, typer.Argument()],
             reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")] = "abandoned by operator",
             by: Annotated[str, typer.Option("--by", help="Who (recorded).")] = "") -> None:

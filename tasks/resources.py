@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -43,7 +43,7 @@ class Resources:
         self.profile = profile
         self.retry_wait = retry_wait
         self._engines: dict[str, Engine] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.secrets: set[str] = set()
         self.store: MetadataStore | None = None
         self._owns_store = False
@@ -53,6 +53,8 @@ class Resources:
 
     def database_url(self, name: str) -> URL:
         url = load_database_url(name, self.site_id)
+        if url is None and name == "metadata":
+            url = make_url(self.metadata_store().engine.url.render_as_string(hide_password=False))
         if url is None:
             raise InputError(f"logical database {name!r} is not configured: create block "
                              f"'{self.site_id.lower()}-{name.replace('_', '-')}' (ft-upgrade blocks apply) "

@@ -11,12 +11,13 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 
 from flows.versions import Version
 from tasks.cache_rebuild import (
@@ -92,6 +93,8 @@ class CacheRebuildParams(StepParams):
                                  description="Keep the old generation this long after the switch.")
     sample_size: int = Field(default=200, ge=0, le=100_000, description="Keys read back to verify values.")
     min_keys_per_second: float = Field(default=1000, ge=0, description="Slower is reported as a warning.")
+    full_count: bool = Field(default=False, description="Also count the new generation with SCAN (slower: it "
+                                                        "walks the whole keyspace).")
 
     @model_validator(mode="after")
     def _unique(self) -> CacheRebuildParams:
@@ -126,10 +129,12 @@ class CacheRebuildStep(UpgradeStep):
         builder.begin()
         outcomes: list[DatasetOutcome] = []
         try:
+            evicted = builder.evictions()
             for dataset in p.datasets:
-                outcomes.append(builder.write(dataset.spec(), prefetch(self._batches(dataset))))
-            scanned = builder.count()
-            problems = verify(outcomes, scanned) + builder.check_samples(outcomes)
+                with closing(prefetch(self._batches(dataset))) as batches:  # closed even when write fails
+                    outcomes.append(builder.write(dataset.spec(), batches))
+            scanned = builder.count() if p.full_count else None
+            problems = verify(outcomes, scanned, builder.evictions() - evicted) + builder.check_samples(outcomes)
             if problems:
                 raise CacheBuildFailed("; ".join(problems[:5]))
             build_seconds = tracker.elapsed
@@ -143,8 +148,9 @@ class CacheRebuildStep(UpgradeStep):
         tracker.finish()
         total = sum(o.created for o in outcomes)
         keys_per_second = rate(total, build_seconds)
-        notes.append(f"switched `{p.namespace}:current` from `{old or '(none)'}` to `{generation}`; verified "
-                     f"{scanned} keys by SCAN and {sum(len(o.samples) for o in outcomes)} by read-back")
+        counted = f"{scanned:,} keys counted by SCAN" if scanned is not None else f"{total:,} keys created (NX replies)"
+        notes.append(f"switched `{p.namespace}:current` from `{old or '(none)'}` to `{generation}`; verified: "
+                     f"{counted}, no evictions, {sum(len(o.samples) for o in outcomes)} values read back")
         status = StepStatus.SUCCESS
         if old:
             time.sleep(p.drain_seconds)
@@ -167,21 +173,32 @@ class CacheRebuildStep(UpgradeStep):
 
     def _count(self, dataset: Dataset) -> int:
         with self.context.resources.engine(dataset.database).connect() as conn:
-            return int(conn.execute(text(f"SELECT COUNT(*) FROM ({dataset.query}) AS ft_cache_count")).scalar_one())
+            return int(conn.execute(literal_sql(f"SELECT COUNT(*) FROM ({dataset.query}) AS ft_cache_count"))
+                       .scalar_one())
 
-    def _batches(self, dataset: Dataset) -> Iterator[tuple[list[str], list[Any]]]:
+    def _batches(self, dataset: Dataset) -> Iterator[tuple[list[str], Sequence[Any]]]:
         """Rows streamed from the database (server-side cursor), in batches; runs in the prefetch thread."""
         engine = self.context.resources.engine(dataset.database)
+        size = self.params.batch_size
         with engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=self.params.batch_size).execute(
-                text(dataset.query))
-            columns = list(result.keys())
+            if conn.dialect.driver == "pymysql":  # the plain DB-API cursor: ~20% less CPU per row than Row objects
+                import pymysql.cursors
+
+                cursor = conn.connection.driver_connection.cursor(pymysql.cursors.SSCursor)
+                try:
+                    cursor.execute(dataset.query)
+                    columns = [d[0] for d in cursor.description]
+                    while rows := cursor.fetchmany(size):
+                        yield columns, rows
+                finally:
+                    cursor.close()  # abandoned mid-stream (a failed build): the driver reads off the rest
+                return
+            result = conn.execution_options(stream_results=True, yield_per=size).execute(literal_sql(dataset.query))
             try:
-                for part in result.partitions(self.params.batch_size):
-                    yield columns, part
-            except GeneratorExit:
-                conn.invalidate()  # abandoned mid-stream: drop the socket rather than read the remaining rows
-                raise
+                for part in result.partitions(size):
+                    yield list(result.keys()), part
+            finally:
+                result.close()
 
     @staticmethod
     def _drop_quietly(builder: CacheBuilder, generation: str) -> int:
@@ -219,14 +236,22 @@ class CacheRebuildStep(UpgradeStep):
                           markdown="\n".join(lines))
 
 
-def verify(outcomes: list[DatasetOutcome], scanned: int) -> list[str]:
-    """Pure: every row made a new key, and Redis holds exactly as many keys as were created."""
+def verify(outcomes: list[DatasetOutcome], scanned: int | None, evicted: int) -> list[str]:
+    """Pure: every row made a new key, Redis evicted nothing meanwhile, and (if counted) holds them all."""
     problems = [f"dataset {o.name}: {o.duplicates} of {o.rows} rows map to keys already written "
                 f"(the key template is not unique)" for o in outcomes if o.duplicates]
     created = sum(o.created for o in outcomes)
-    if scanned != created:
+    if evicted:
+        problems.append(f"Redis evicted {evicted} keys during the build (maxmemory reached): the new generation "
+                        "may be incomplete")
+    if scanned is not None and scanned != created:
         problems.append(f"Redis holds {scanned} keys in the new generation, {created} were written")
     return problems
+
+
+def literal_sql(query: str) -> TextClause:
+    """A query run as written: colons are not bind parameters (``'a:b'``, ``::`` casts)."""
+    return text(query.replace(":", "\\:"))
 
 
 def _reason(exc: BaseException) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prefect import task
+from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from pydantic import Field, field_validator, model_validator
@@ -146,6 +147,7 @@ class SqlScriptStep(UpgradeStep):
             bad = [v for v in verify if not v.passed]
             if bad:
                 failed = StepFailed("integrity check failed: " + "; ".join(v.describe() for v in bad))
+        _publish_statement_table(ctx.step_id, runner)
         markdown = report.render(details, ctx.execution_id)
         if details.get("verify"):
             markdown += "\n\nIntegrity checks:\n\n" + "\n".join(
@@ -188,6 +190,18 @@ class SqlScriptStep(UpgradeStep):
                 name = (f"{script.path}:{first.line} #{first.sequence}" if end - start == 1 else
                         f"{script.path} #{first.sequence}-{script.statements[end - 1].sequence}")
                 sql_statements.with_options(task_run_name=name)(runner, script, start, end)
+
+
+def _publish_statement_table(step_id: str, runner: ScriptRunner, limit: int = 2000) -> None:
+    """The statements of this run as a table artifact (capped: a 10,000-row data script is summarised)."""
+    if TaskRunContext.get() is None:
+        return
+    records = runner.summary.records
+    rows = [{"file": r.file, "line": r.line, "seq": r.sequence, "database": r.database, "status": r.status,
+             "ms": r.duration_ms, "rows": r.affected_rows, "sql": r.sql[:200], "note": r.note[:200]}
+            for r in records if r.status != "SKIPPED"][:limit]
+    create_table_artifact(table=rows, description=f"{step_id}: {len(rows)} of {len(records)} statements "
+                                                  "(skipped ones left out)")
 
 
 def _per_file_problems(script: ScriptFile) -> list[str]:

@@ -226,3 +226,16 @@ class MetadataStore:
         resolve_breakpoint(self.engine, execution_id, by=by, notes=f"abandoned: {reason}")
         self.update_execution(execution_id, status="ABANDONED", end_time=utcnow(),
                               error_message=f"abandoned by {by}: {reason}")
+
+    def list_executions(self, *, site_id: str | None = None, cutpoint: str | None = None,
+                        limit: int = 20) -> list[dict[str, Any]]:
+        t = schema.upgrade_execution
+        query = select(t.c.execution_id, t.c.site_id, t.c.step_type, t.c.source_version, t.c.target_version,
+                       t.c.status, t.c.resume_count, t.c.start_time, t.c.end_time)
+        if site_id:
+            query = query.where(t.c.site_id == site_id)
+        if cutpoint:
+            query = query.where(t.c.step_type == cutpoint)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(t.c.created_time.desc()).limit(limit)).mappings().all()
+        return [dict(r) for r in rows]
