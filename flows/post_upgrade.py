@@ -1,25 +1,6 @@
 """Cutpoint 5, back in service: async migration, cleanup, resource release."""
 
-from __future__ import annotations
-
-from typing import Any
-
-from prefect import flow
-
 from flows.cutpoints import Cutpoint
-from flows.runner import run_cutpoint
+from flows.runner import cutpoint_flow
 
-
-@flow(name="post_upgrade", flow_run_name="post_upgrade {site_id} {source_version}→{target_version}", log_prints=True)
-def post_upgrade(
-    source_version: str, target_version: str, site_id: str, environment: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """Run the post_upgrade steps of every config from source to target for one site.
-
-    Args:
-        source_version: Version the site runs now, e.g. 3.17.0.
-        target_version: Version to upgrade to, e.g. 3.17.5-P1.
-        site_id: The site (局点) id, e.g. CN or US.
-        environment: CICD's environment values (secret-looking keys are masked when recorded).
-    """
-    return run_cutpoint(Cutpoint.POST_UPGRADE, source_version, target_version, site_id, environment)
+post_upgrade = cutpoint_flow(Cutpoint.POST_UPGRADE)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import Flow, flow, get_run_logger, task
 from prefect.artifacts import (
     create_markdown_artifact,
     create_progress_artifact,
@@ -267,3 +267,23 @@ def publish_report(store: MetadataStore, execution_id: str) -> RunReport:
 
 def project_path(*parts: str) -> Path:
     return Path(__file__).resolve().parents[1].joinpath(*parts)
+
+
+def cutpoint_flow(cutpoint: Cutpoint) -> Flow[..., dict[str, Any]]:
+    """The Prefect flow of one cutpoint: the same body, its own name, parameters and docstring."""
+
+    def run(source_version: str, target_version: str, site_id: str,
+            environment: dict[str, Any] | None = None) -> dict[str, Any]:
+        return run_cutpoint(cutpoint, source_version, target_version, site_id, environment)
+
+    run.__name__ = run.__qualname__ = cutpoint.value
+    run.__doc__ = f"""Run the {cutpoint.value} steps of every config from source to target for one site.
+
+    Args:
+        source_version: Version the site runs now, e.g. 3.17.0.
+        target_version: Version to upgrade to, e.g. 3.17.5-P1.
+        site_id: The site (局点) id, e.g. CN or US.
+        environment: CICD's environment values (secret-looking keys are masked when recorded).
+    """
+    return flow(run, name=cutpoint.value, log_prints=True,
+                flow_run_name=f"{cutpoint.value} {{site_id}} {{source_version}}→{{target_version}}")
