@@ -9,6 +9,7 @@ event latency. The last two lines are the ratios.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import subprocess
@@ -92,10 +93,8 @@ def breakpoint_ms(work: Path) -> float:
     SqlLedger.mark_failed, SqlLedger.open_breakpoint = mark_failed, open_bp  # type: ignore[method-assign]
     try:
         with step_context(work / "home-bp", databases={"ft_db": f"{ROOT}/{database}"}, sql_root=work) as ctx:
-            try:
+            with contextlib.suppress(StepFailed):
                 SqlScriptStep(SqlScriptParams(sql_scripts=["fail.sql"]), ctx).run()
-            except StepFailed:
-                pass
     finally:
         SqlLedger.mark_failed, SqlLedger.open_breakpoint = original_failed, original_open  # type: ignore[method-assign]
         admin(f"DROP DATABASE IF EXISTS `{database}`")

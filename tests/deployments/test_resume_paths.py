@@ -57,15 +57,23 @@ def flow_run_id(output: str) -> str:
 
 
 def wait_for_final_state(server: PrefectServer, run_id: str, timeout: float = 180) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        out = server.cli("flow-run", "inspect", run_id).stdout
-        for state in ("COMPLETED", "FAILED", "CRASHED"):
-            if f"type=StateType.{state}" in out or f"'type': '{state}'" in out or f"type='{state}'" in out:
-                if "AwaitingRetry" not in out.split("state=")[-1][:200]:
-                    return state
-        time.sleep(1.0)
-    raise AssertionError(f"flow run {run_id} did not finish")
+    """Poll the API until the (retried) flow run is in a final state; returns its type."""
+    out = server.python(f"""
+import asyncio, time
+from prefect.client.orchestration import get_client
+async def main():
+    async with get_client() as client:
+        deadline = time.monotonic() + {timeout}
+        while time.monotonic() < deadline:
+            run = await client.read_flow_run('{run_id}')
+            if run.state is not None and run.state.is_final() and run.state.name != 'AwaitingRetry':
+                print(run.state.type.value)
+                return
+            await asyncio.sleep(1)
+        print('TIMEOUT')
+asyncio.run(main())
+""", timeout=timeout + 30)
+    return out.strip().splitlines()[-1]
 
 
 def test_ui_retry_redeploy_and_cli_each_resume_at_the_failed_statement(tmp_path: Path) -> None:
