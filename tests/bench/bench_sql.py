@@ -92,9 +92,9 @@ def breakpoint_ms(work: Path) -> float:
 
     SqlLedger.mark_failed, SqlLedger.open_breakpoint = mark_failed, open_bp  # type: ignore[method-assign]
     try:
-        with step_context(work / "home-bp", databases={"ft_db": f"{ROOT}/{database}"}, sql_root=work) as ctx:
-            with contextlib.suppress(StepFailed):
-                SqlScriptStep(SqlScriptParams(sql_scripts=["fail.sql"]), ctx).run()
+        with step_context(work / "home-bp", databases={"ft_db": f"{ROOT}/{database}"}, sql_root=work) as ctx, \
+                contextlib.suppress(StepFailed):
+            SqlScriptStep(SqlScriptParams(sql_scripts=["fail.sql"]), ctx).run()
     finally:
         SqlLedger.mark_failed, SqlLedger.open_breakpoint = original_failed, original_open  # type: ignore[method-assign]
         admin(f"DROP DATABASE IF EXISTS `{database}`")
