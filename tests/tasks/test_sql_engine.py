@@ -295,3 +295,22 @@ def test_parallel_step_runs_files_of_different_databases_together(tmp_path: Path
     details = run_step(tmp_path, {"ft_db": mariadb_database, "middle_db": second_database}, [a, b], parallel=True)
     assert details["success"] == 4
     assert time.monotonic() - start < 3.5, "the two one-second files overlapped"
+
+
+def test_every_statement_is_an_event_in_clickhouse_within_a_second(tmp_path: Path, mariadb_database: str) -> None:
+    import time
+
+    name = write(tmp_path / "sql", "e.sql", "CREATE TABLE e (id INT);\nINSERT INTO e VALUES (1);\n"
+                                            "CREATE USER IF NOT EXISTS 'ev_user'@'localhost' IDENTIFIED BY 'Hidden99';\n"
+                                            "DROP USER 'ev_user'@'localhost';\n")
+    with step_context(tmp_path, databases={"ft_db": mariadb_database}, sql_root=tmp_path / "sql",
+                      execution_id="EXEC_EV") as ctx:
+        SqlScriptStep(SqlScriptParams(sql_scripts=[name]), ctx).run()
+        finished = time.monotonic()
+        log = ctx.resources.event_log()
+        while len(log.events("EXEC_EV")) < 4 and time.monotonic() - finished < 1.0:
+            time.sleep(0.02)
+        events = log.events("EXEC_EV")
+    assert [(e.line, e.status, e.database) for e in events] == [
+        (1, "SUCCESS", "ft_db"), (2, "SUCCESS", "ft_db"), (3, "SUCCESS", "ft_db"), (4, "SUCCESS", "ft_db")]
+    assert "Hidden99" not in events[2].sql_text and "IDENTIFIED BY '***'" in events[2].sql_text
