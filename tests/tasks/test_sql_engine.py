@@ -300,9 +300,10 @@ def test_parallel_step_runs_files_of_different_databases_together(tmp_path: Path
 def test_every_statement_is_an_event_in_clickhouse_within_a_second(tmp_path: Path, mariadb_database: str) -> None:
     import time
 
-    name = write(tmp_path / "sql", "e.sql", "CREATE TABLE e (id INT);\nINSERT INTO e VALUES (1);\n"
-                                            "CREATE USER IF NOT EXISTS 'ev_user'@'localhost' IDENTIFIED BY 'Hidden99';\n"
-                                            "DROP USER 'ev_user'@'localhost';\n")
+    body = ("CREATE TABLE e (id INT);\nINSERT INTO e VALUES (1);\n"
+            "CREATE USER IF NOT EXISTS 'ev_user'@'localhost' IDENTIFIED BY 'Hidden99';\n"
+            "DROP USER 'ev_user'@'localhost';\n")
+    name = write(tmp_path / "sql", "e.sql", body)
     with step_context(tmp_path, databases={"ft_db": mariadb_database}, sql_root=tmp_path / "sql",
                       execution_id="EXEC_EV") as ctx:
         SqlScriptStep(SqlScriptParams(sql_scripts=[name]), ctx).run()
