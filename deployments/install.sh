@@ -27,6 +27,7 @@ start_services() {
 install_debian_packages() {
     local missing=()
     dpkg -s zookeeper >/dev/null 2>&1 || missing+=(zookeeper)
+    dpkg -s openssh-server >/dev/null 2>&1 || missing+=(openssh-server)
     dpkg -s mariadb-client >/dev/null 2>&1 || missing+=(mariadb-client)
     if [ ${#missing[@]} -gt 0 ]; then
         log "apt-get install ${missing[*]}"
