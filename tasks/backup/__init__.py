@@ -1,0 +1,1 @@
+"""Non-blocking, verified backups: snapshot dump, manifest, catalog with retention, checked restore."""

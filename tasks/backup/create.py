@@ -1,0 +1,58 @@
+"""Make one backup: snapshot dumps of the planned databases, copies of config files, then the manifest."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from tasks.backup.catalog import site_folder
+from tasks.backup.dump import ProgressFn, SnapshotPlan, dump_database
+from tasks.backup.manifest import FileEntry, Manifest, TableEntry, sha256_file
+
+
+def new_backup_id(site_id: str, now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return f"{site_id}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+def create_backup(backup_root: Path, *, site_id: str, execution_id: str, source_version: str,
+                  target_version: str, plans: Sequence[SnapshotPlan], engine_for: Callable[[str], Engine],
+                  config_files: Sequence[Path] = (), on_progress: ProgressFn | None = None,
+                  batch_rows: int = 2000) -> tuple[Path, Manifest]:
+    """Write a complete backup folder; on any error the partial folder is removed and the error raised."""
+    started = time.perf_counter()
+    created = datetime.now(UTC)
+    backup_id = new_backup_id(site_id, created)
+    folder = site_folder(backup_root, site_id) / backup_id
+    folder.mkdir(parents=True)
+    try:
+        tables: list[TableEntry] = []
+        for plan in plans:
+            tables += dump_database(engine_for(plan.database), plan, folder / "db", batch_rows=batch_rows,
+                                    on_progress=on_progress)
+        files = [_copy_file(path, folder / "files", index) for index, path in enumerate(config_files)]
+        manifest = Manifest(
+            backup_id=backup_id, site_id=site_id, execution_id=execution_id, source_version=source_version,
+            target_version=target_version, created_at=created.isoformat(timespec="microseconds"),
+            tables=tuple(tables), files=tuple(files), duration_seconds=round(time.perf_counter() - started, 3))
+        manifest.save(folder)
+        return folder, manifest
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _copy_file(source: Path, folder: Path, index: int) -> FileEntry:
+    folder.mkdir(parents=True, exist_ok=True)
+    stored = folder / f"{index:03d}_{source.name}.gz"
+    with source.open("rb") as src, gzip.open(stored, "wb", compresslevel=6) as dst:
+        shutil.copyfileobj(src, dst)
+    return FileEntry(source=str(source.resolve()), file=stored.name, sha256=sha256_file(stored),
+                     bytes=stored.stat().st_size)

@@ -1,0 +1,98 @@
+"""The manifest of one backup: what was saved, how to verify it, whose upgrade it belongs to.
+
+Written last, so a folder without ``manifest.json`` is an incomplete backup and is never listed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class TableEntry:
+    """One table: its logical database, physical schema, snapshot row count and CHECKSUM TABLE value."""
+
+    database: str
+    schema: str
+    table: str
+    rows: int
+    checksum: int | None
+    create_sql: str
+    file: str
+    sha256: str
+    bytes: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.database}.{self.table}"
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One configuration file: where it lived and the SHA-256 of its content."""
+
+    source: str
+    file: str
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    backup_id: str
+    site_id: str
+    execution_id: str
+    source_version: str
+    target_version: str
+    created_at: str
+    compression: str = "gzip"
+    tables: tuple[TableEntry, ...] = ()
+    files: tuple[FileEntry, ...] = ()
+    duration_seconds: float = 0.0
+    format: int = FORMAT
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(t.bytes for t in self.tables) + sum(f.bytes for f in self.files)
+
+    @property
+    def total_rows(self) -> int:
+        return sum(t.rows for t in self.tables)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        data = dict(data)
+        data["tables"] = tuple(TableEntry(**t) for t in data.get("tables", ()))
+        data["files"] = tuple(FileEntry(**f) for f in data.get("files", ()))
+        return cls(**data)
+
+    def save(self, folder: Path) -> Path:
+        """Atomic: a reader sees either no manifest or the complete one."""
+        path = folder / MANIFEST
+        tmp = folder / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), ensure_ascii=False, indent=2), encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, folder: Path) -> Manifest:
+        return cls.from_json(json.loads((folder / MANIFEST).read_text(encoding="utf-8")))
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,88 @@
+"""ConfigPreprocessStep: fill ``${NAME}`` placeholders in the site's config files, safely.
+
+Values come from the site profile's environment, overridden by the run's environment, plus
+``SITE_ID``, ``SOURCE_VERSION`` and ``TARGET_VERSION``. Every result is validated in its format (JSON, YAML,
+properties, XML) and written atomically; the previous version goes to
+``<config_history>/<execution>/<step>/``. A missing value or an invalid result fails the step and every
+file this step already changed is restored, so the running service never sees a half-done set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from tasks.config_preprocess import FileChange, PreprocessError, apply_changes, format_of
+from tasks.errors import StepFailed
+from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep
+from tasks.steps.registry import register_step
+
+
+class ConfigFile(StepParams):
+    """A file to preprocess; ``template`` (optional) is read instead of the file and written over it."""
+
+    path: str
+    template: str | None = None
+    format: Literal["json", "yaml", "properties", "xml", "text"] | None = None
+
+
+class ConfigPreprocessParams(StepParams):
+    config_files: list[ConfigFile | str] = Field(
+        min_length=1, description="Paths (relative to the site's config_dir) or {path, template, format} objects.")
+
+    @field_validator("config_files")
+    @classmethod
+    def _unique(cls, value: list[ConfigFile | str]) -> list[ConfigFile | str]:
+        paths = [v if isinstance(v, str) else v.path for v in value]
+        if dupes := sorted({p for p in paths if paths.count(p) > 1}):
+            raise ValueError(f"listed twice: {', '.join(dupes)}")
+        return value
+
+    def files(self) -> list[ConfigFile]:
+        return [ConfigFile(path=v) if isinstance(v, str) else v for v in self.config_files]
+
+
+@register_step("PatchConfigUpdaterStep")
+class ConfigPreprocessStep(UpgradeStep):
+    """Placeholder substitution with format validation, atomic writes, history and restore on failure."""
+
+    Params = ConfigPreprocessParams
+    description = "Config-file preprocessing: ${NAME} substitution, validation, atomic write, history"
+    params: ConfigPreprocessParams
+
+    def run(self) -> StepResult:
+        ctx, res = self.context, self.context.resources
+        root = res.path("config_dir")
+
+        def resolve(name: str) -> Path:
+            path = Path(name)
+            return path if path.is_absolute() else root / path
+
+        changes = [FileChange(resolve(f.path), format_of(Path(f.path), f.format),
+                              resolve(f.template) if f.template else None) for f in self.params.files()]
+        absent = [str(c.source) for c in changes if not c.source.is_file()]
+        if absent:
+            raise StepFailed(f"config files not found: {', '.join(absent)}; no file was changed")
+        history = res.path("config_history") / ctx.execution_id / ctx.step_id
+        try:
+            report = apply_changes(changes, self.values(), history)
+        except PreprocessError as exc:
+            result = StepResult(StepStatus.FAILED, str(exc),
+                                details={"missing": exc.missing, "restored": exc.restored})
+            raise StepFailed(str(exc), result) from exc
+        rows = [f"| `{c['path']}` | changed | `{c['history'] or '(new file)'}` |" for c in report.changed]
+        rows += [f"| `{p}` | already up to date | |" for p in report.unchanged]
+        return StepResult(
+            StepStatus.SUCCESS, f"{len(report.changed)} config file(s) changed, {len(report.unchanged)} unchanged",
+            details={"changed": report.changed, "unchanged": report.unchanged, "history": str(history)},
+            markdown="| file | result | previous version |\n|---|---|---|\n" + "\n".join(rows))
+
+    def values(self) -> dict[str, str]:
+        ctx = self.context
+        profile = ctx.resources.profile
+        values = {"SITE_ID": ctx.site_id, "SOURCE_VERSION": ctx.source_version, "TARGET_VERSION": ctx.target_version}
+        values.update(profile.environment if profile else {})
+        values.update({k: str(v) for k, v in ctx.environment.items() if v is not None})
+        return values

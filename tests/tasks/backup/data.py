@@ -1,0 +1,35 @@
+"""A small FT-like schema with awkward values, filled fast with server-side INSERT … SELECT."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, text
+
+ORDERS = """CREATE TABLE orders (
+  id BIGINT PRIMARY KEY AUTO_INCREMENT, customer VARCHAR(64) NOT NULL, note TEXT NULL,
+  amount DECIMAL(12,2) NOT NULL, created DATETIME(3) NOT NULL, payload VARBINARY(32) NULL, status TINYINT NOT NULL
+) ENGINE=InnoDB"""
+USERS = """CREATE TABLE users (id INT PRIMARY KEY, name VARCHAR(64) NOT NULL, zero_id INT NULL) ENGINE=InnoDB"""
+
+
+def fill(engine: Engine, rows: int) -> None:
+    """``rows`` orders (quotes, newlines, unicode, NULL, binary) and 100 users."""
+    with engine.begin() as conn:
+        conn.execute(text(ORDERS))
+        conn.execute(text(USERS))
+        conn.execute(text("INSERT INTO users VALUES (0, 'zero \\' quote', NULL)"))
+        conn.execute(text("INSERT INTO users SELECT seq, CONCAT('用户-', seq, '\\n\\\\'), seq FROM seq_1_to_99"))
+        done = 0
+        while done < rows:
+            n = min(200_000, rows - done)
+            conn.execute(text(
+                "INSERT INTO orders (customer, note, amount, created, payload, status) "
+                "SELECT CONCAT('c', seq % 997), IF(seq % 7 = 0, NULL, CONCAT('it''s \"x\"\\n', seq, ' ✓')), "
+                "(seq % 100000) / 100, '2024-01-01' + INTERVAL seq SECOND, "
+                "IF(seq % 5 = 0, UNHEX(MD5(seq)), NULL), seq % 4 "
+                f"FROM seq_{done + 1}_to_{done + n}"))
+            done += n
+
+
+def checksums(engine: Engine, tables: tuple[str, ...] = ("orders", "users")) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {t: conn.execute(text(f"CHECKSUM TABLE {t}")).one()[1] for t in tables}
