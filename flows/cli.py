@@ -22,6 +22,8 @@ app = typer.Typer(help="FT system upgrades: plan, run and resume the five CICD c
                   add_completion=False, pretty_exceptions_enable=False)
 blocks_app = typer.Typer(help="Create or update the Prefect blocks of a site.", no_args_is_help=True)
 app.add_typer(blocks_app, name="blocks")
+backup_app = typer.Typer(help="List and restore the backups taken by pre_upgrade_process.", no_args_is_help=True)
+app.add_typer(backup_app, name="backup")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -149,7 +151,6 @@ def run(
     json_out: JsonOpt = False,
 ) -> None:
     """Run one cutpoint now, in this process (the same flow a deployment runs)."""
-    from blocks.database import check_logical_name, env_var
     from flows.registry import CUTPOINT_FLOWS
     from flows.runner import plan_for
     from flows.validation import validate_tree
@@ -159,11 +160,7 @@ def run(
     Version.parse(source), Version.parse(target)
     _use_paths(configs, sql_root)
     environment = _pairs(env, "--env")
-    for name, url in _pairs(db, "--db").items():
-        try:
-            os.environ[env_var(check_logical_name(name))] = url
-        except ValueError as exc:
-            raise _bad_input(str(exc)) from None
+    _apply_db_overrides(db)
     settings = get_settings()
     validate_tree(settings.configs, settings.sql_root, settings.allowed_step_modules)
     plan_for(cutpoint, source, target, site, settings)  # bad input stops here: nothing has run
@@ -412,6 +409,108 @@ def blocks_apply(
     spec = SiteSpec.from_data(data, source=str(file) if file else "options")
     for name in apply_site(spec):
         out.print(f"saved block {name}", highlight=False)
+
+
+def _site_resources(site: str) -> Any:
+    """The site's resources as a run builds them (blocks or FT_UPGRADE_DB_* overrides)."""
+    from flows.runner import load_site_profile
+    from tasks.resources import Resources
+    from tasks.settings import get_settings
+
+    settings = get_settings()
+    return Resources(site_id=site, sql_root=settings.sql_root, configs_dir=settings.configs, home=settings.home,
+                     profile=load_site_profile(site))
+
+
+def _apply_db_overrides(db: list[str] | None) -> None:
+    from blocks.database import check_logical_name, env_var
+
+    for name, url in _pairs(db, "--db").items():
+        try:
+            os.environ[env_var(check_logical_name(name))] = url
+        except ValueError as exc:
+            raise _bad_input(str(exc)) from None
+
+
+@backup_app.command("list")
+@_guard
+def backup_list(site: Annotated[str, typer.Option("--site", help="Site id.")], json_out: JsonOpt = False) -> None:
+    """The site's complete backups, newest first."""
+    from tasks.backup.commands import list_backups
+
+    resources = _site_resources(site)
+    try:
+        rows = list_backups(resources, site)
+    finally:
+        resources.close()
+    if json_out:
+        print(json.dumps(rows, ensure_ascii=False, default=str))
+        return
+    table = Table()
+    for col in ("backup", "execution", "from → to", "created (UTC)", "tables", "rows", "MB"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["backup_id"], r["execution_id"] or "-", f"{r['source_version']} → {r['target_version']}",
+                      str(r["created_at"])[:19], ", ".join(r["tables"]), str(r["rows"]), f"{r['bytes'] / 1e6:.2f}")
+    out.print(table)
+
+
+@backup_app.command("restore")
+@_guard
+def backup_restore(
+    backup_id: Annotated[str, typer.Argument(help="Backup to restore (ft-upgrade backup list).")],
+    site: Annotated[str, typer.Option("--site", help="Site id.")],
+    tables: Annotated[str | None, typer.Option("--tables", help="Comma-separated tables (default: all).")] = None,
+    files: Annotated[bool, typer.Option("--files", help="Also restore the backed-up config files.")] = False,
+    db: Annotated[list[str] | None, typer.Option("--db", help="Override a logical database: NAME=URL.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Verify the backup's checksums, restore it, and compare CHECKSUM TABLE with the manifest."""
+    from tasks.backup.commands import restore_backup
+    from tasks.errors import UpgradeError
+
+    _apply_db_overrides(db)
+    resources = _site_resources(site)
+    try:
+        report = restore_backup(backup_id, resources, tables=[t.strip() for t in tables.split(",")] if tables else None,
+                                include_files=files)
+    except UpgradeError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(exc.exit_code) from None
+    finally:
+        resources.close()
+    if json_out:
+        print(json.dumps({"backup_id": report.backup_id, "tables": report.tables, "files": report.files},
+                         ensure_ascii=False, default=str))
+        return
+    out.print(f"[green]restored[/] {report.backup_id}: {len(report.tables)} tables, {len(report.files)} files",
+              highlight=False)
+
+
+@app.command()
+@_guard
+def rollback(
+    execution_id: Annotated[str, typer.Argument(help="The upgrade execution to roll back.")],
+    db: Annotated[list[str] | None, typer.Option("--db", help="Override a logical database: NAME=URL.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run the configs' rollback_steps for an execution (e.g. RestoreBackupStep); only when an operator asks."""
+    from flows.rollback import run_rollback
+    from tasks.errors import UpgradeError
+
+    _apply_db_overrides(db)
+    try:
+        results = run_rollback(execution_id)
+    except UpgradeError as exc:
+        if exc.exit_code == 2:
+            raise
+        err.print(f"[bold red]rollback failed:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    if json_out:
+        print(json.dumps({"execution_id": execution_id, "steps": results}, ensure_ascii=False, default=str))
+        return
+    for r in results:
+        out.print(f"[green]{r['status']}[/] {r['step_id']}: {r['summary']}", highlight=False)
 
 
 def main() -> None:  # pragma: no cover - console entry

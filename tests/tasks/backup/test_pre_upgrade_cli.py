@@ -10,8 +10,6 @@ import pytest
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
-import tasks.steps.backup  # noqa: F401 - registers the steps until tasks/steps/builtins.py imports them
-import tasks.steps.config_preprocess  # noqa: F401
 from flows.cli import app
 from tasks.backup.commands import list_backups, restore_backup
 from tasks.resources import Resources
@@ -70,4 +68,45 @@ def test_pre_upgrade_process_backs_up_and_preprocesses_through_the_cli(
         assert (config_dir / "application.properties").read_text() == "db.host=${DB_HOST}\n"
     finally:
         resources.close()
+        engine.dispose()
+
+
+def test_backup_list_restore_and_rollback_commands(isolated_env: Path, mariadb_database: str) -> None:
+    engine = create_engine(mariadb_database)
+    fill(engine, 500)
+    before = checksums(engine)
+    configs = write_config(isolated_env / "configs", [
+        {"id": "backup", "class_name": "BackupStep", "retry_count": 0,
+         "databases": [{"database": "ft_db", "tables": ["orders", "users"]}]}])
+    db = ["--db", f"ft_db={mariadb_database}"]
+    result = CliRunner().invoke(app, ["run", "pre_upgrade_process", "--from", "3.17.0", "--to", "3.17.5", "--site",
+                                      "CN", "--json", "--configs", str(configs), *db])
+    assert result.exit_code == 0, result.output
+    execution = json.loads([x for x in result.output.splitlines() if x.startswith("{")][-1])["execution_id"]
+    listed = CliRunner().invoke(app, ["backup", "list", "--site", "CN", "--json"])
+    backups = json.loads(listed.output)
+    assert [b["execution_id"] for b in backups] == [execution]
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM orders"))
+        rolled = CliRunner().invoke(app, ["rollback", execution, *db, "--json"])
+        assert rolled.exit_code == 0, rolled.output
+        assert json.loads(rolled.output)["steps"][0]["status"] == "SUCCESS"
+        assert checksums(engine) == before
+
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE users SET name = 'changed'"))
+        restored = CliRunner().invoke(app, ["backup", "restore", backups[0]["backup_id"], "--site", "CN",
+                                            "--tables", "users", *db])
+        assert restored.exit_code == 0, restored.output
+        assert checksums(engine) == before
+
+        data_file = next((Path(backups[0]["path"]) / "db").glob("*users*"))
+        data_file.write_bytes(data_file.read_bytes()[:-10])
+        corrupted = CliRunner().invoke(app, ["backup", "restore", backups[0]["backup_id"], "--site", "CN", *db])
+        assert corrupted.exit_code == 1
+        assert "sha256" in corrupted.output.lower() or "corrupt" in corrupted.output.lower()
+        missing = CliRunner().invoke(app, ["backup", "restore", "NO-SUCH-BACKUP", "--site", "CN", *db])
+        assert missing.exit_code == 2
+    finally:
         engine.dispose()

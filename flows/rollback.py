@@ -1,0 +1,64 @@
+"""``ft-upgrade rollback``: the configs' ``rollback_steps`` for one execution, run only on request.
+
+Resuming stays the default way forward; a rollback (e.g. ``RestoreBackupStep`` restoring this
+upgrade's backup) is an operator's decision. The steps run in this process, in config order, with
+the original execution's id so that they find what it left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from flows.config_loader import load_configs
+from flows.plan import check_step_params
+from flows.runner import load_site_profile, open_store
+from flows.versions import Version
+from tasks.errors import InputError
+from tasks.resources import Resources
+from tasks.settings import get_settings
+from tasks.steps.context import StepContext
+from tasks.steps.registry import resolve_step_class
+
+
+def run_rollback(execution_id: str) -> list[dict[str, Any]]:
+    """Run every rollback step of the execution's version range; raises StepFailed on the first failure."""
+    store = open_store(None)
+    try:
+        execution = store.get_execution(execution_id)
+    finally:
+        store.close()
+    if execution is None:
+        raise InputError(f"no execution {execution_id!r}")
+    settings = get_settings()
+    source, target = Version.parse(execution["source_version"]), Version.parse(execution["target_version"])
+    chain = [c for c in load_configs(settings.configs) if source < c.version <= target]
+    steps = [(c, name, i, step) for c in chain for name, group in c.config.rollback_steps.items()
+             for i, step in enumerate(group)]
+    if not steps:
+        raise InputError(f"no rollback_steps in the configs of {source} → {target}")
+    resources = Resources(site_id=execution["site_id"], sql_root=settings.sql_root, configs_dir=settings.configs,
+                          home=settings.home, profile=load_site_profile(execution["site_id"]))
+    results: list[dict[str, Any]] = []
+    try:
+        for loaded, group, position, step in steps:
+            resolution = resolve_step_class(step.class_name, settings.allowed_step_modules)
+            if resolution.step_class is None:
+                raise InputError(f"{loaded.path}: rollback step {step.id!r}: {resolution.reason}")
+            params, problems = check_step_params(loaded.path, f"rollback_steps.{group}[{position}]", step,
+                                                 resolution.step_class)
+            if problems:
+                raise InputError("\n".join(str(p) for p in problems))
+            context = StepContext(
+                execution_id=execution_id, cutpoint=execution["step_type"], step_id=step.id,
+                step_key=f"{loaded.version.code}:{step.id}", step_name=step.name or step.id,
+                version=str(loaded.version), source_version=str(source), target_version=str(target),
+                site_id=execution["site_id"], environment=json.loads(execution["environment"] or "{}"),
+                resources=resources, logger=logging.getLogger("ft_upgrade.rollback"))
+            cls = resolution.step_class
+            result = cls(cls.Params.model_validate(params), context).run()  # StepFailed stops the rollback
+            results.append({"step_id": step.id, "status": result.status.value, "summary": result.summary})
+    finally:
+        resources.close()
+    return results
