@@ -172,7 +172,8 @@ class SqlScriptStep(UpgradeStep):
             raise errors[0]  # type: ignore[misc]
 
     def _run_lane(self, runner: ScriptRunner, scripts: list[ScriptFile]) -> None:
-        limit = get_settings().statement_task_limit
+        settings = get_settings()
+        limit = settings.statement_task_limit
         in_prefect = TaskRunContext.get() is not None
         for script in scripts:
             if self.params.transaction == "per_file":
@@ -180,7 +181,7 @@ class SqlScriptStep(UpgradeStep):
                 continue
             rows = runner.rows[script.file_id]
             big = len(script.statements) > limit
-            for start, end in runner.units(script, chunk=max(limit // 5, 1) if big else 1):
+            for start, end in runner.units(script, chunk=settings.statement_chunk_size if big else 1):
                 todo = any(rows[s.sequence].status not in ("SUCCESS", "SKIPPED")
                            for s in script.statements[start:end])
                 if not in_prefect or not todo:
