@@ -174,8 +174,9 @@ class DatabaseSession:
 
         Returns the outcomes of the prefix that ran (a batch stops growing after ``max_seconds``).
 
-        Markers stay exact: each statement's marker commits with it. Any error rolls the whole batch back
-        and is raised; the caller then decides statement by statement from the markers.
+        Markers stay exact: each statement's marker commits with it (the markers of a batch go in one
+        multi-row INSERT before the COMMIT). Any error rolls the whole batch back and is raised; the caller
+        then decides statement by statement from the markers.
         """
         conn = self.conn
         outcomes = []
@@ -183,7 +184,7 @@ class DatabaseSession:
         conn.begin()
         try:
             with self._watchdog(), self._cursor() as cur:
-                for text, args in items:
+                for text, _args in items:
                     start = time.perf_counter()
                     if outcomes and start - batch_start > max_seconds:
                         break  # keep transactions (and their locks) short: the rest goes in the next batch
@@ -191,8 +192,9 @@ class DatabaseSession:
                     cur.execute(text)
                     affected = cur.rowcount if cur.rowcount is not None and cur.rowcount >= 0 else None
                     _drain(cur)
-                    cur.execute(marker_sql, args)
                     outcomes.append(StatementOutcome(affected, int((time.perf_counter() - start) * 1000)))
+                # one multi-row INSERT for the batch's markers (pymysql folds executemany), same transaction
+                cur.executemany(marker_sql, [args for _, args in items[: len(outcomes)]])
             conn.commit()
         except BaseException:
             with contextlib.suppress(Exception):
