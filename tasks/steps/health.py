@@ -1,19 +1,24 @@
-"""ServiceHealthCheckStep: HTTP endpoints and database pings, used by cutpoints 2 and 4.
+"""ServiceHealthCheckStep: HTTP endpoints, TCP ports and database pings, used by cutpoints 2 and 4.
 
-Each endpoint is checked with a timeout and an expected status; each logical database with
-``SELECT 1``. Every check is reported; any failure fails the step (after Prefect's retries).
+Each endpoint is checked with a timeout and an expected status (and its version read from an info
+endpoint, for the report); each port with a TCP connect; each logical database with ``SELECT 1``.
+An unhealthy target with a ``restart`` command is restarted and checked again. Every check is
+reported; any target still unhealthy fails the step.
 """
 
 from __future__ import annotations
 
+import socket
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import httpx
 from pydantic import Field, model_validator
 from sqlalchemy import text
 
 from tasks.errors import StepFailed
+from tasks.service_restart import RestartCommand, restart_and_recheck
 from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep
 from tasks.steps.registry import register_step
 
@@ -28,6 +33,9 @@ class HttpCheck(StepParams):
     method: str = Field(default="GET", pattern=r"^(GET|HEAD|POST)$")
     timeout: float = Field(default=5.0, gt=0, le=300)
     expected_status: list[int] = Field(default_factory=lambda: [200])
+    version_path: str | None = Field(default=None, description="Info endpoint (same base) whose JSON has the version.")
+    version_field: str = Field(default="version", description="Dotted path of the version in that JSON.")
+    restart: RestartCommand | None = Field(default=None, description="On failure: run this, then check again.")
 
     @model_validator(mode="after")
     def _target(self) -> HttpCheck:
@@ -36,14 +44,29 @@ class HttpCheck(StepParams):
         return self
 
 
+class PortCheck(StepParams):
+    """A process listening on a TCP port (for services without an HTTP health endpoint)."""
+
+    name: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(gt=0, lt=65536)
+    timeout: float = Field(default=3.0, gt=0, le=60)
+    restart: RestartCommand | None = None
+
+
 class HealthParams(StepParams):
     endpoints: list[HttpCheck] = Field(default_factory=list)
+    ports: list[PortCheck] = Field(default_factory=list)
     databases: list[str] = Field(default_factory=list, description="Logical databases to ping.")
+    database_restarts: dict[str, RestartCommand] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _something(self) -> HealthParams:
-        if not self.endpoints and not self.databases:
-            raise ValueError("a health check needs at least one endpoint or database")
+        if not self.endpoints and not self.databases and not self.ports:
+            raise ValueError("a health check needs at least one endpoint, port or database")
+        unknown = set(self.database_restarts) - set(self.databases)
+        if unknown:
+            raise ValueError(f"database_restarts names databases not checked: {', '.join(sorted(unknown))}")
         return self
 
 
@@ -53,6 +76,7 @@ class CheckOutcome:
     healthy: bool
     detail: str
     millis: int
+    version: str | None = field(default=None)
 
 
 @register_step("HealthCheckStep")
@@ -64,13 +88,17 @@ class ServiceHealthCheckStep(UpgradeStep):
     params: HealthParams
 
     def run(self) -> StepResult:
-        outcomes = [self._check_http(e) for e in self.params.endpoints]
-        outcomes += [self._check_database(name) for name in self.params.databases]
+        checks: list[tuple[RestartCommand | None, Callable[[], CheckOutcome]]] = []
+        checks += [(e.restart, lambda e=e: self._check_http(e)) for e in self.params.endpoints]
+        checks += [(p.restart, lambda p=p: self._check_port(p)) for p in self.params.ports]
+        checks += [(self.params.database_restarts.get(n), lambda n=n: self._check_database(n))
+                   for n in self.params.databases]
+        outcomes = [self._recover(check(), restart, check) for restart, check in checks]
         bad = [o for o in outcomes if not o.healthy]
         rows = "\n".join(
-            f"| {o.target} | {'✅ healthy' if o.healthy else '❌ unhealthy'} | {o.detail} | {o.millis} |"
-            for o in outcomes)
-        markdown = "| target | result | detail | ms |\n|---|---|---|---|\n" + rows
+            f"| {o.target} | {'✅ healthy' if o.healthy else '❌ unhealthy'} | {o.version or '-'} | {o.detail} | "
+            f"{o.millis} |" for o in outcomes)
+        markdown = "| target | result | version | detail | ms |\n|---|---|---|---|---|\n" + rows
         result = StepResult(
             status=StepStatus.FAILED if bad else StepStatus.SUCCESS,
             summary=f"{len(outcomes) - len(bad)}/{len(outcomes)} healthy"
@@ -82,15 +110,27 @@ class ServiceHealthCheckStep(UpgradeStep):
             raise StepFailed(result.summary, result)
         return result
 
+    def _recover(self, outcome: CheckOutcome, restart: RestartCommand | None,
+                 check: Callable[[], CheckOutcome]) -> CheckOutcome:
+        """An unhealthy target with a restart command: restart it and check again."""
+        if outcome.healthy or restart is None:
+            return outcome
+        recovery = restart_and_recheck(outcome.target, outcome, check, lambda o: o.healthy, restart,
+                                       logger=self.context.logger, secrets=self.context.resources.secrets)
+        recovery.last.detail += f" ({recovery.describe()})"
+        return recovery.last
+
+    def _base_url(self, check: HttpCheck) -> str | None:
+        if check.url:
+            return check.url
+        base = self.context.resources.service_url(check.service or "")
+        return None if base is None else base.rstrip("/") + "/" + check.path.lstrip("/")
+
     def _check_http(self, check: HttpCheck) -> CheckOutcome:
-        url = check.url
-        if check.service:
-            base = self.context.resources.service_url(check.service)
-            if base is None:
-                return CheckOutcome(check.name or check.service, False,
-                                    f"service {check.service!r} is not in the site profile", 0)
-            url = base.rstrip("/") + "/" + check.path.lstrip("/")
-        assert url is not None
+        url = self._base_url(check)
+        if url is None:
+            return CheckOutcome(check.name or check.service or "?", False,
+                                f"service {check.service!r} is not in the site profile", 0)
         target = check.name or url
         start = time.perf_counter()
         try:
@@ -99,7 +139,30 @@ class ServiceHealthCheckStep(UpgradeStep):
             return CheckOutcome(target, False, f"{type(exc).__name__}: {exc}", _ms(start))
         ok = response.status_code in check.expected_status
         detail = f"HTTP {response.status_code}" + ("" if ok else f", expected {check.expected_status}")
-        return CheckOutcome(target, ok, detail, _ms(start))
+        return CheckOutcome(target, ok, detail, _ms(start), self._version(check, url) if ok else None)
+
+    def _version(self, check: HttpCheck, url: str) -> str | None:
+        """The service's version from its info endpoint (recorded, never a reason to fail)."""
+        if not check.version_path:
+            return None
+        info_url = httpx.URL(url).join(check.version_path)
+        try:
+            value: object = httpx.get(info_url, timeout=check.timeout).json()
+            for part in check.version_field.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+        except (httpx.HTTPError, ValueError):
+            return None
+        return None if value is None else str(value)
+
+    def _check_port(self, check: PortCheck) -> CheckOutcome:
+        target = check.name or f"{check.host}:{check.port}"
+        start = time.perf_counter()
+        try:
+            with socket.create_connection((check.host, check.port), timeout=check.timeout):
+                pass
+        except OSError as exc:
+            return CheckOutcome(target, False, f"port closed: {exc.strerror or exc}", _ms(start))
+        return CheckOutcome(target, True, "port open", _ms(start))
 
     def _check_database(self, name: str) -> CheckOutcome:
         start = time.perf_counter()

@@ -158,7 +158,10 @@ class ResourcePackageImportStep(UpgradeStep):
 
     def _target(self, spec: PackageSpec) -> Path:
         base = self.context.resources.path(spec.target_dir)
-        return base / spec.subdir if spec.subdir else base
+        if not spec.subdir:
+            return base
+        (base / spec.subdir).parent.mkdir(parents=True, exist_ok=True)  # staging is created beside the target
+        return base / spec.subdir
 
     def _stage(self, spec: PackageSpec, archive: Path, target: Path,
                limits: PackageLimits) -> tuple[StagedPackage | None, int]:

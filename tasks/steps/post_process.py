@@ -1,0 +1,97 @@
+"""StartupPostProcessStep: the seed's single 启动后处理 step, running the configured parts in order.
+
+The seed's baseline config names one ``com.ft.upgrade.steps.StartupPostProcessStep`` for the whole
+cutpoint, so this composite runs whichever parts its config gives, in the requirements' order:
+resource packages → cache rebuild → index optimization → health checks → smoke tests. Each part is
+the same class a config can also name as a step of its own (finer retries, timeouts and resume);
+the first part that fails stops the rest and fails the step with every part's report so far.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import model_validator
+
+from tasks.errors import StepFailed
+from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep, static_problems
+from tasks.steps.cache_rebuild import CacheRebuildParams, CacheRebuildStep
+from tasks.steps.health import HealthParams, ServiceHealthCheckStep
+from tasks.steps.index_optimize import IndexOptimizationStep, IndexOptimizeParams
+from tasks.steps.registry import register_step
+from tasks.steps.resource_package import ResourcePackageImportStep, ResourcePackageParams
+from tasks.steps.smoke_test import SmokeParams, SmokeTestStep
+
+#: (config field, step class, report title), in the order the requirements list the work.
+PARTS: tuple[tuple[str, type[UpgradeStep], str], ...] = (
+    ("resource_packages", ResourcePackageImportStep, "资源包导入 resource packages"),
+    ("cache", CacheRebuildStep, "缓存重建 cache rebuild"),
+    ("indexes", IndexOptimizationStep, "索引优化 index optimization"),
+    ("health", ServiceHealthCheckStep, "服务健康检查 health checks"),
+    ("smoke", SmokeTestStep, "冒烟测试 smoke tests"),
+)
+
+
+class StartupPostProcessParams(StepParams):
+    """Each part takes exactly the fields of its own step; leave a part out to skip it."""
+
+    resource_packages: ResourcePackageParams | None = None
+    cache: CacheRebuildParams | None = None
+    indexes: IndexOptimizeParams | None = None
+    health: HealthParams | None = None
+    smoke: SmokeParams | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> StartupPostProcessParams:
+        if all(getattr(self, key) is None for key, _, _ in PARTS):
+            raise ValueError(f"configure at least one of: {', '.join(key for key, _, _ in PARTS)}")
+        return self
+
+
+@register_step()
+class StartupPostProcessStep(UpgradeStep):
+    """Runs the configured post-start parts in order; the first failure stops the rest."""
+
+    Params = StartupPostProcessParams
+    description = "Startup post-process: resource packages, cache rebuild, index optimization, health, smoke tests"
+    params: StartupPostProcessParams
+
+    def run(self) -> StepResult:
+        configured = [(key, cls, title) for key, cls, title in PARTS if getattr(self.params, key) is not None]
+        done: list[tuple[str, str, StepResult]] = []
+        for position, (key, cls, title) in enumerate(configured):
+            self.context.logger.info("startup_post_process part %d/%d: %s", position + 1, len(configured), title)
+            try:
+                result = cls(getattr(self.params, key), self.context).run()
+            except Exception as exc:
+                found = exc.result if isinstance(exc, StepFailed) and isinstance(exc.result, StepResult) else None
+                message = str(exc) if isinstance(exc, StepFailed) else f"{type(exc).__name__}: {exc}"
+                done.append((key, title, found or StepResult(StepStatus.FAILED, message)))
+                not_run = [t for _, _, t in configured[position + 1:]]
+                raise StepFailed(f"{title}: {message}", combine(done, not_run)) from exc
+            done.append((key, title, result))
+        return combine(done, [])
+
+    @classmethod
+    def static_checks(cls, params: StartupPostProcessParams, roots: dict[str, Path]) -> list[str]:
+        problems = []
+        for key, step_class, _ in PARTS:
+            part = getattr(params, key)
+            if part is not None:
+                problems += [f"{key}: {p}" for p in static_problems(step_class, part, roots)]
+        return problems
+
+
+def combine(parts: list[tuple[str, str, StepResult]], not_run: list[str]) -> StepResult:
+    """One result from the parts' results: worst status, a summary line each, a markdown section each."""
+    statuses = [r.status for _, _, r in parts]
+    status = (StepStatus.FAILED if StepStatus.FAILED in statuses
+              else StepStatus.WARNING if StepStatus.WARNING in statuses else StepStatus.SUCCESS)
+    sections = [f"#### {title} — {r.status.value}\n\n{r.summary}\n\n{r.markdown}".rstrip() for _, title, r in parts]
+    sections += [f"#### {title} — NOT RUN" for title in not_run]
+    details: dict[str, Any] = {key: {"status": r.status.value, "summary": r.summary, **r.details}
+                               for key, _, r in parts}
+    details["not_run"] = not_run
+    return StepResult(status=status, summary="; ".join(f"{key}: {r.summary}" for key, _, r in parts),
+                      details=details, markdown="\n\n".join(sections))

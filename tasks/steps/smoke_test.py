@@ -1,0 +1,167 @@
+"""SmokeTestStep: configured HTTP requests and SQL assertions that exercise core business flows.
+
+Every check runs and is reported (name, result, detail, time); any failure fails the step. SQL
+checks run inside a transaction that is always rolled back, so ``setup`` statements (an INSERT
+that drives a flow, say) leave nothing behind. Response bodies in the report are truncated and
+masked.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any, Literal
+
+import httpx
+from pydantic import Field, field_validator, model_validator
+
+from tasks.errors import StepFailed
+from tasks.masking import mask_text
+from tasks.select_query import check_select, literal_sql
+from tasks.smoke import SmokeOutcome, check_operators, elapsed_ms, json_failures, row_failures
+from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep
+from tasks.steps.health import HttpCheck
+from tasks.steps.registry import register_step
+
+_DML = re.compile(r"^\s*(insert|update|delete|replace|select|set)\b", re.I)
+
+
+class HttpSmoke(HttpCheck):
+    """One request: an absolute ``url``, or ``service`` (site profile) plus ``path`` (as a health check)."""
+
+    name: str
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"  # type: ignore[assignment]
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: Any = Field(default=None, description="Sent as JSON when given.")
+    expect_json: dict[str, Any] = Field(default_factory=dict, description="JSON path → value or {'$op': x}.")
+    timeout: float = Field(default=10.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _expectations(self) -> HttpSmoke:
+        for expected in self.expect_json.values():
+            check_operators(expected)
+        return self
+
+
+class SqlSmoke(StepParams):
+    """One assertion: ``query``'s row count and/or first value, after optional DML ``setup`` (rolled back)."""
+
+    name: str
+    database: str
+    setup: list[str] = Field(default_factory=list, description="DML run first, in the same rolled-back transaction.")
+    query: str
+    expect: Any = Field(default=None, description="First column of the first row: a value or {'$op': x}.")
+    expect_rows: int | None = Field(default=None, ge=0)
+
+    @field_validator("query")
+    @classmethod
+    def _query(cls, value: str) -> str:
+        return check_select(value)
+
+    @field_validator("setup")
+    @classmethod
+    def _setup(cls, value: list[str]) -> list[str]:
+        bad = [s for s in value if not _DML.match(s) or ";" in s.strip().rstrip(";")]
+        if bad:
+            raise ValueError(f"setup statements must be single INSERT/UPDATE/DELETE/REPLACE/SELECT/SET "
+                             f"statements (DDL would commit): {bad}")
+        return [s.strip().rstrip(";") for s in value]
+
+    @model_validator(mode="after")
+    def _something(self) -> SqlSmoke:
+        if "expect" not in self.model_fields_set and self.expect_rows is None:
+            raise ValueError("give 'expect' and/or 'expect_rows'")
+        check_operators(self.expect)
+        return self
+
+
+class SmokeParams(StepParams):
+    http: list[HttpSmoke] = Field(default_factory=list)
+    sql: list[SqlSmoke] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _something(self) -> SmokeParams:
+        if not self.http and not self.sql:
+            raise ValueError("a smoke test needs at least one 'http' or 'sql' check")
+        return self
+
+
+@register_step("SmokeTestsStep")
+class SmokeTestStep(UpgradeStep):
+    """Runs the configured smoke tests and reports each."""
+
+    Params = SmokeParams
+    description = "Smoke tests: HTTP requests with expected status and JSON fields, SQL assertions"
+    params: SmokeParams
+
+    def run(self) -> StepResult:
+        with httpx.Client(follow_redirects=False) as client:
+            outcomes = [self._http(client, check) for check in self.params.http]
+        outcomes += [self._sql(check) for check in self.params.sql]
+        failed = [o for o in outcomes if not o.ok]
+        rows = "\n".join(f"| {o.kind} | {o.name} | {'✅ pass' if o.ok else '❌ fail'} | {o.detail} | {o.millis} |"
+                         for o in outcomes)
+        result = StepResult(
+            status=StepStatus.FAILED if failed else StepStatus.SUCCESS,
+            summary=f"{len(outcomes) - len(failed)}/{len(outcomes)} smoke tests passed"
+            + (": failed " + ", ".join(o.name for o in failed) if failed else ""),
+            details={"checks": [o.__dict__ for o in outcomes], "passed": len(outcomes) - len(failed),
+                     "failed": len(failed)},
+            markdown="| kind | check | result | detail | ms |\n|---|---|---|---|---|\n" + rows)
+        if failed:
+            raise StepFailed(result.summary, result)
+        return result
+
+    def _http(self, client: httpx.Client, check: HttpSmoke) -> SmokeOutcome:
+        url = check.url
+        if check.service:
+            base = self.context.resources.service_url(check.service)
+            if base is None:
+                return SmokeOutcome(check.name, "http", False, f"service {check.service!r} is not in the site profile",
+                                    0)
+            url = base.rstrip("/") + "/" + check.path.lstrip("/")
+        assert url is not None
+        start = time.perf_counter()
+        try:
+            response = client.request(check.method, url, headers=check.headers, timeout=check.timeout,
+                                      json=check.body if check.body is not None else None)
+        except httpx.HTTPError as exc:
+            return SmokeOutcome(check.name, "http", False, f"{type(exc).__name__}: {exc}", elapsed_ms(start))
+        millis = elapsed_ms(start)
+        failures = []
+        if response.status_code not in check.expected_status:
+            failures.append(f"HTTP {response.status_code}, expected {check.expected_status}")
+        if check.expect_json:
+            try:
+                failures += json_failures(response.json(), check.expect_json)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                failures.append(f"response is not JSON: {self._snippet(response.text)}")
+        detail = "; ".join(failures) if failures else f"{check.method} → HTTP {response.status_code}" + (
+            f", {len(check.expect_json)} JSON field(s) as expected" if check.expect_json else "")
+        return SmokeOutcome(check.name, "http", not failures, self._mask(detail), millis)
+
+    def _sql(self, check: SqlSmoke) -> SmokeOutcome:
+        start = time.perf_counter()
+        try:
+            with self.context.resources.engine(check.database).connect() as conn:
+                transaction = conn.begin()
+                try:
+                    for statement in check.setup:
+                        conn.execute(literal_sql(statement))
+                    rows = [tuple(r) for r in conn.execute(literal_sql(check.query)).fetchmany(1000)]
+                finally:
+                    transaction.rollback()
+        except Exception as exc:  # reported per check
+            reason = str(getattr(exc, "orig", exc)).splitlines()[0][:300]
+            return SmokeOutcome(check.name, "sql", False, self._mask(reason), elapsed_ms(start))
+        failures = row_failures(rows, check.expect, "expect" in check.model_fields_set, check.expect_rows)
+        shown = repr(rows[0][0]) if rows and rows[0] else "no rows"
+        detail = "; ".join(failures) if failures else f"{len(rows)} row(s), first value {shown}"
+        return SmokeOutcome(check.name, "sql", not failures, self._mask(detail[:300]), elapsed_ms(start))
+
+    def _snippet(self, body: str) -> str:
+        return self._mask(body[:200] + ("…" if len(body) > 200 else ""))
+
+    def _mask(self, value: str) -> str:
+        return mask_text(value, self.context.resources.secrets).replace("|", "\\|").replace("\n", " ")
