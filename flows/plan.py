@@ -73,6 +73,8 @@ class UpgradePlan(BaseModel):
     chain: list[str] = Field(description="Versions applied, in order.")
     steps: list[PlannedStep]
     warnings: list[str] = Field(default_factory=list)
+    notifications: dict[str, Any] | None = Field(
+        default=None, description="The newest config's notifications section along the chain.")
 
     def for_cutpoint(self, cutpoint: Cutpoint) -> list[PlannedStep]:
         return [s for s in self.steps if s.cutpoint == cutpoint]
@@ -148,8 +150,11 @@ def build_plan(
         ))
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+    notifications = next((c.config.notifications.model_dump() for c in reversed(chain) if c.config.notifications),
+                         None)
     return UpgradePlan(source_version=str(src), target_version=str(tgt), site_id=site, cutpoint=only,
-                       chain=[str(c.version) for c in chain], steps=planned, warnings=warnings)
+                       chain=[str(c.version) for c in chain], steps=planned, warnings=warnings,
+                       notifications=notifications)
 
 
 def check_step_params(path: str, field: str, step: StepConfig,

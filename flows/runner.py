@@ -30,6 +30,7 @@ from flows.cutpoints import Cutpoint
 from flows.plan import PlannedStep, UpgradePlan, build_plan
 from tasks.errors import InputError, StepFailed, UpgradeFailed
 from tasks.masking import mask_text
+from tasks.notify import notify
 from tasks.reporting import RunReport, artifact_key, render_markdown, resume_instructions, steps_table
 from tasks.resources import Resources
 from tasks.settings import Settings, get_settings
@@ -198,7 +199,8 @@ def run_cutpoint(cutpoint: Cutpoint, source_version: str, target_version: str, s
         resolve_breakpoint(store.engine, execution_id, by=decision.get("by", "ft-upgrade"),
                            notes=decision.get("notes", "resumed and completed"))
     store.finish_execution(execution_id, status, error)
-    report = publish_report(store, execution_id)
+    notified = notify(plan.notifications, build_report(store, execution_id).to_json(), logger=logger)
+    report = publish_report(store, execution_id, extra={"notification": notified} if notified else None)
     store.close()
     if failed:
         raise UpgradeFailed(f"{cutpoint.value} failed at site {site_id}: {error}. "
@@ -243,9 +245,10 @@ def build_report(store: MetadataStore, execution_id: str) -> RunReport:
                      resume_hint=hint)
 
 
-def publish_report(store: MetadataStore, execution_id: str) -> RunReport:
+def publish_report(store: MetadataStore, execution_id: str, extra: dict[str, Any] | None = None) -> RunReport:
     """Write the report as markdown + table artifacts and an ``upgrade_report`` row."""
     report = build_report(store, execution_id)
+    report.extra.update(extra or {})
     e = report.execution
     markdown = render_markdown(report)
     key = artifact_key(e["site_id"], e["step_type"])

@@ -136,8 +136,16 @@ def render_markdown(report: RunReport) -> str:
         lines += ["", "## Failures", ""]
         for s in report.failures:
             lines.append(f"- **{s['step_id']}** ({s['status']}): {_cell(s.get('error_message'))}")
+    notification = report.extra.get("notification")
+    if notification:
+        state = "delivered" if notification["delivered"] else f"NOT delivered ({notification.get('error')})"
+        lines += ["", f"Notification to {notification['webhook']}: {state}; recipients: "
+                      f"{', '.join(notification['recipients']) or '-'}"]
     lines += ["", "## What to do next", ""]
-    if report.status == "SUCCESS":
+    if report.status == "SUCCESS" and cutpoint == Cutpoint.PRE_UPGRADE_PROCESS:
+        lines.append("**准备停服 Ready to stop**: backups, changed configuration files and the services with "
+                     "their versions are listed below. CICD may stop the services and call startup_pre_process.")
+    elif report.status == "SUCCESS":
         lines.append("Nothing: this cutpoint is complete. CICD may call the next one.")
     else:
         lines += [f"- {hint}" for hint in report.resume_hint]
