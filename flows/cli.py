@@ -184,9 +184,14 @@ def _finish_run(state: Any, json_out: bool) -> None:
             err.print(f"[bold red]error:[/] flow run {flow_run_id} ended {state.name}: {state.message}")
             raise typer.Exit(1)
         report = build_report(store, execution_id)
+        stored = store.latest_report(execution_id)
     finally:
         store.close()
-    _print_report(report.to_json(), json_out)
+    data = report.to_json()
+    if stored and stored["report_content"]:  # what was published, notification outcome included
+        data = {**json.loads(stored["report_content"]), **data}
+        data.pop("markdown", None)
+    _print_report(data, json_out)
     raise typer.Exit(report.return_code)
 
 
