@@ -6,9 +6,11 @@ executed). Only this module prints or exits; everything else returns values or r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -164,9 +166,35 @@ def run(
     settings = get_settings()
     validate_tree(settings.configs, settings.sql_root, settings.allowed_step_modules)
     plan_for(cutpoint, source, target, site, settings)  # bad input stops here: nothing has run
-    state = CUTPOINT_FLOWS[cutpoint](source_version=source, target_version=target, site_id=site,
-                                     environment=environment, return_state=True)
+    with _terminal_progress(not json_out):
+        state = CUTPOINT_FLOWS[cutpoint](source_version=source, target_version=target, site_id=site,
+                                         environment=environment, return_state=True)
     _finish_run(state, json_out)
+
+
+@contextlib.contextmanager
+def _terminal_progress(enabled: bool) -> Iterator[None]:
+    """A rich progress bar per long piece of work (SQL statements, rows restored…) while a command runs."""
+    if not enabled or not err.is_terminal:
+        yield
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from tasks.progress import Progress as WorkProgress
+
+    bars: dict[int, Any] = {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=False) as bar:
+        def listener(work: WorkProgress) -> None:
+            if id(work) not in bars:
+                bars[id(work)] = bar.add_task(work.description, total=work.total)
+            bar.update(bars[id(work)], completed=work.done)
+
+        WorkProgress.listeners.append(listener)
+        try:
+            yield
+        finally:
+            WorkProgress.listeners.remove(listener)
 
 
 def _finish_run(state: Any, json_out: bool) -> None:
@@ -223,6 +251,8 @@ def resume(
         "--inflight", help="For a statement in doubt: 'applied' (it took effect) or 'retry' (run it again).")] = None,
     by: Annotated[str, typer.Option("--by", help="Who resolved the cause (recorded on the breakpoint).")] = "",
     notes: Annotated[str, typer.Option("--notes", help="What was done (recorded on the breakpoint).")] = "",
+    env: Annotated[list[str] | None, typer.Option(
+        "--env", help="Environment value K=V again (secret-looking values are stored masked).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Continue a failed execution from where it stopped (after fixing the cause)."""
@@ -254,11 +284,16 @@ def resume(
             raise InputError(f"execution {execution_id} has no active breakpoint to apply --inflight to")
     finally:
         store.close()
-    environment = json.loads(execution["environment"] or "{}")
+    environment = {**json.loads(execution["environment"] or "{}"), **_pairs(env, "--env")}
+    masked = sorted(k for k, v in environment.items() if v == "***")
+    if masked:
+        err.print(f"[yellow]warning:[/] {', '.join(masked)} were stored masked; give them again with --env "
+                  "if a step needs them", highlight=False)
     cutpoint = Cutpoint(execution["step_type"])
-    state = CUTPOINT_FLOWS[cutpoint](source_version=execution["source_version"],
-                                     target_version=execution["target_version"], site_id=execution["site_id"],
-                                     environment=environment, return_state=True)
+    with _terminal_progress(not json_out):
+        state = CUTPOINT_FLOWS[cutpoint](source_version=execution["source_version"],
+                                         target_version=execution["target_version"], site_id=execution["site_id"],
+                                         environment=environment, return_state=True)
     _finish_run(state, json_out)
 
 
@@ -477,8 +512,10 @@ def backup_restore(
     _apply_db_overrides(db)
     resources = _site_resources(site)
     try:
-        report = restore_backup(backup_id, resources, tables=[t.strip() for t in tables.split(",")] if tables else None,
-                                include_files=files)
+        with _terminal_progress(not json_out):
+            report = restore_backup(backup_id, resources,
+                                    tables=[t.strip() for t in tables.split(",")] if tables else None,
+                                    include_files=files)
     except UpgradeError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(exc.exit_code) from None

@@ -7,6 +7,8 @@ run it only counts, so the same step code runs in tests and the CLI.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import ClassVar
 from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -17,8 +19,16 @@ def _in_run() -> bool:
     return FlowRunContext.get() is not None or TaskRunContext.get() is not None
 
 
+ProgressListener = Callable[["Progress"], None]
+
+
 class Progress:
-    """Counts ``done`` of ``total`` and mirrors the percentage to a progress artifact."""
+    """Counts ``done`` of ``total`` and mirrors the percentage to a progress artifact.
+
+    ``Progress.listeners`` (set by the CLI) also see every update, for a terminal progress bar.
+    """
+
+    listeners: ClassVar[list[ProgressListener]] = []
 
     def __init__(self, total: float, description: str, *, min_interval: float = 0.5, key: str | None = None) -> None:
         self.total = max(float(total), 1.0)
@@ -47,6 +57,8 @@ class Progress:
         self._publish(force=True)
 
     def _publish(self, *, force: bool) -> None:
+        for listener in self.listeners:
+            listener(self)
         now = time.monotonic()
         if self._artifact is None or (not force and now - self._last < self.min_interval):
             return
