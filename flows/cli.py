@@ -267,9 +267,7 @@ def resume(
         raise InputError(f"--inflight must be 'applied' or 'retry', not {inflight!r}")
     store = open_store(None)
     try:
-        execution = store.get_execution(execution_id)
-        if execution is None:
-            raise InputError(f"no execution {execution_id!r}")
+        execution = store.require_execution(execution_id)
         if execution["status"] == "SUCCESS":
             out.print(f"execution {execution_id} already succeeded; nothing to resume")
             return
@@ -346,9 +344,7 @@ def abandon(execution_id: Annotated[str, typer.Argument()],
 
     store = open_store(None)
     try:
-        execution = store.get_execution(execution_id)
-        if execution is None:
-            raise InputError(f"no execution {execution_id!r}")
+        execution = store.require_execution(execution_id)
         if execution["status"] == "SUCCESS":
             raise InputError(f"execution {execution_id} succeeded; nothing to abandon")
         store.abandon_execution(execution_id, by=by or getpass.getuser(), reason=reason)

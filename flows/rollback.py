@@ -26,11 +26,9 @@ def run_rollback(execution_id: str) -> list[dict[str, Any]]:
     """Run every rollback step of the execution's version range; raises StepFailed on the first failure."""
     store = open_store(None)
     try:
-        execution = store.get_execution(execution_id)
+        execution = store.require_execution(execution_id)
     finally:
         store.close()
-    if execution is None:
-        raise InputError(f"no execution {execution_id!r}")
     settings = get_settings()
     source, target = Version.parse(execution["source_version"]), Version.parse(execution["target_version"])
     chain = [c for c in load_configs(settings.configs) if source < c.version <= target]

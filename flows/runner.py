@@ -235,9 +235,7 @@ def _start_execution(store: MetadataStore, plan: UpgradePlan, cutpoint: Cutpoint
 
 
 def build_report(store: MetadataStore, execution_id: str) -> RunReport:
-    execution = store.get_execution(execution_id)
-    if execution is None:
-        raise InputError(f"no execution {execution_id!r} in {store.describe()}")
+    execution = store.require_execution(execution_id)
     hint = resume_instructions(execution_id=execution_id, cutpoint=execution["step_type"],
                                source=execution["source_version"], target=execution["target_version"],
                                site=execution["site_id"])

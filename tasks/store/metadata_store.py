@@ -118,6 +118,15 @@ class MetadataStore:
         self.update_execution(execution_id, status=status, end_time=utcnow(), error_message=error_message,
                               completed_steps=completed)
 
+    def require_execution(self, execution_id: str) -> dict[str, Any]:
+        """The execution, or an input error naming it (for commands given an execution id)."""
+        from tasks.errors import InputError
+
+        execution = self.get_execution(execution_id)
+        if execution is None:
+            raise InputError(f"no execution {execution_id!r} in {self.describe()}")
+        return execution
+
     def get_execution(self, execution_id: str) -> dict[str, Any] | None:
         t = schema.upgrade_execution
         with self.engine.connect() as conn:
