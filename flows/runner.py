@@ -45,6 +45,7 @@ from tasks.store.breakpoints import (
     resolve_breakpoint,
 )
 from tasks.store.metadata_store import MetadataStore, utcnow
+from tasks.store.site_lock import site_lock
 
 MAX_RESUMES = 10
 _SECRET_KEY = re.compile(r"pass|secret|token|credential|key", re.I)
@@ -124,12 +125,24 @@ def run_step(step: PlannedStep, execution_id: str, order: int, run: dict[str, An
 def run_cutpoint(cutpoint: Cutpoint, source_version: str, target_version: str, site_id: str,
                  environment: Mapping[str, Any] | None) -> dict[str, Any]:
     """The flow body of every cutpoint. Raises :class:`UpgradeFailed` (flow Failed) after reporting."""
-    logger = get_run_logger()
     settings = get_settings()
     plan = plan_for(cutpoint, source_version, target_version, site_id, settings)
     steps = plan.for_cutpoint(cutpoint)
     store = open_store(site_id)
     run_id = str(flow_run.id) if flow_run.id else None
+    holder = f"{cutpoint.value} {plan.source_version}→{plan.target_version} (flow run {run_id})"
+    try:
+        with site_lock(store.engine, site_id, holder=holder, wait_seconds=settings.site_lock_wait_seconds):
+            return _run_locked(cutpoint, plan, steps, store, run_id, environment, settings)
+    finally:
+        store.close()
+
+
+def _run_locked(cutpoint: Cutpoint, plan: UpgradePlan, steps: list[PlannedStep], store: MetadataStore,
+                run_id: str | None, environment: Mapping[str, Any] | None, settings: Settings) -> dict[str, Any]:
+    """The run itself, while this process holds the site's lock."""
+    logger = get_run_logger()
+    site_id = plan.site_id
     env = masked_environment(environment)
     execution_id = _start_execution(store, plan, cutpoint, env, len(steps), run_id)
     logger.info("execution %s: %s %s → %s at site %s, %d steps (metadata: %s)", execution_id, cutpoint.value,
@@ -201,7 +214,6 @@ def run_cutpoint(cutpoint: Cutpoint, source_version: str, target_version: str, s
     store.finish_execution(execution_id, status, error)
     notified = notify(plan.notifications, build_report(store, execution_id).to_json(), logger=logger)
     report = publish_report(store, execution_id, extra={"notification": notified} if notified else None)
-    store.close()
     if failed:
         raise UpgradeFailed(f"{cutpoint.value} failed at site {site_id}: {error}. "
                             f"Fix the cause, then retry this flow run or run `ft-upgrade resume {execution_id}`.",

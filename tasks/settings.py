@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     sql_root: Path = Field(default=PROJECT_ROOT / "sql", description="Root of SQL scripts named by configs.")
     step_modules: str = Field(default="", description="Comma-separated module prefixes allowed for site steps.")
     statement_task_limit: int = Field(default=500, description="Files with more statements run as chunk tasks.")
+    site_lock_wait_seconds: float = Field(default=0, ge=0, description="How long a second run for a busy site waits.")
     statement_chunk_size: int = Field(default=100, ge=1, description="Statements per chunk task of a big file.")
 
     @cached_property

@@ -21,8 +21,13 @@ def _initial(conn: Connection) -> None:
     schema.metadata.create_all(conn, checkfirst=True)
 
 
+def _site_lock(conn: Connection) -> None:
+    schema.site_lock.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "the five tables of the requirements, with their indexes", _initial),
+    (2, "one upgrade per site: the site lock table", _site_lock),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1][0]

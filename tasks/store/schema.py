@@ -176,6 +176,16 @@ upgrade_report = Table(
     Index("idx_report_execution", "execution_id"),
 )
 
+site_lock = Table(
+    "ft_upgrade_site_lock", metadata,
+    Column("site_id", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("acquired_time", UtcDateTime, nullable=False),
+    Column("heartbeat_time", UtcDateTime, nullable=False),
+)
+
 schema_version = Table(
     "ft_upgrade_schema_version", metadata,
     Column("version", Integer, primary_key=True),

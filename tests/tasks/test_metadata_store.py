@@ -64,3 +64,20 @@ def test_times_are_stored_in_utc(mariadb_database: str) -> None:
         assert abs((row["start_time"] - before).total_seconds()) < 5
     finally:
         store.close()
+
+
+def test_the_site_lock_on_mariadb_refuses_a_second_holder_and_frees_itself(mariadb_database: str) -> None:
+    from tasks.store.site_lock import SiteBusy, site_lock
+
+    store = MetadataStore.open(mariadb_database)
+    try:
+        with site_lock(store.engine, "CN", holder="first run"):
+            with pytest.raises(SiteBusy, match="site CN is being upgraded by first run"), \
+                    site_lock(store.engine, "CN", holder="second run"):
+                pass
+            with site_lock(store.engine, "US", holder="other site"):
+                pass
+        with site_lock(store.engine, "CN", holder="after release"):
+            pass
+    finally:
+        store.close()
