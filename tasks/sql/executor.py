@@ -28,7 +28,7 @@ from tasks.sql.inflight import ddl_probes, decide
 from tasks.sql.ledger import LedgerRow, SqlLedger
 from tasks.sql.marker import exists_sql, insert_marker_sql, marker_args
 from tasks.sql.script import ScriptFile
-from tasks.sql.session import DatabaseSession, error_code_and_message, is_connection_error
+from tasks.sql.session import DatabaseSession, MarkerExists, error_code_and_message, is_connection_error
 from tasks.sql.splitter import Statement
 
 STATUS_ZH = {"SUCCESS": "成功", "FAILED": "失败", "SKIPPED": "跳过", "RUNNING": "执行中"}
@@ -289,8 +289,13 @@ class ScriptRunner:
                 session.use(stmt.use_schema or "")
                 ms, affected = 0, None
             elif kind == "DML":
-                outcome = session.execute_with_marker(stmt.text, insert_marker_sql(session.marker_schema),
-                                                      self._marker(script, stmt))
+                try:
+                    outcome = session.execute_with_marker(stmt.text, insert_marker_sql(session.marker_schema),
+                                                          self._marker(script, stmt))
+                except MarkerExists:  # applied by an attempt whose SUCCESS never reached the ledger
+                    self.ledger.mark_success(row, started=0, duration_ms=0, affected_rows=None, durable=False)
+                    self._record(script, stmt, "SUCCESS", 0, None, note="already applied (its marker is present)")
+                    return
                 ms, affected = outcome.duration_ms, outcome.affected_rows
             else:
                 outcome = session.execute(stmt.text, remember_session=kind == "SESSION")

@@ -87,6 +87,7 @@ class SqlLedger:
 
     def mark_running(self, row: LedgerRow) -> None:
         """Durable before a statement whose effect cannot be checked by a marker (DDL and others)."""
+        self.flush()  # the ledger never shows a later statement running while earlier successes are unsaved
         now = utcnow()
         with self.engine.begin() as conn:
             conn.execute(update(_t).where(_t.c.id == row.id).values(

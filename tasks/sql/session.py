@@ -160,7 +160,7 @@ class DatabaseSession:
                 cur.execute(text)
                 affected = cur.rowcount if cur.rowcount is not None and cur.rowcount >= 0 else None
                 _drain(cur)
-                cur.execute(marker_sql, marker_args)
+                _insert_markers(cur, marker_sql, [marker_args])
             conn.commit()
         except BaseException:
             with contextlib.suppress(Exception):  # the connection may be gone; the error below matters
@@ -194,7 +194,7 @@ class DatabaseSession:
                     _drain(cur)
                     outcomes.append(StatementOutcome(affected, int((time.perf_counter() - start) * 1000)))
                 # one multi-row INSERT for the batch's markers (pymysql folds executemany), same transaction
-                cur.executemany(marker_sql, [args for _, args in items[: len(outcomes)]])
+                _insert_markers(cur, marker_sql, [args for _, args in items[: len(outcomes)]])
             conn.commit()
         except BaseException:
             with contextlib.suppress(Exception):
@@ -286,6 +286,20 @@ class _Monitor:
                     session.deadline = None
                     with contextlib.suppress(Exception):  # best effort; the server-side timeout is the first line
                         session.kill_current_query()
+
+
+class MarkerExists(Exception):
+    """A statement's marker is already there: it ran and committed before (its repeat was rolled back)."""
+
+
+def _insert_markers(cur: Any, marker_sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """Insert markers; a duplicate means the statement was applied by an earlier attempt."""
+    try:
+        cur.executemany(marker_sql, rows)
+    except pymysql.err.IntegrityError as exc:
+        if exc.args and exc.args[0] == 1062:
+            raise MarkerExists(str(exc)) from exc
+        raise
 
 
 def _drain(cur: Any) -> None:

@@ -315,3 +315,19 @@ def test_every_statement_is_an_event_in_clickhouse_within_a_second(tmp_path: Pat
     assert [(e.line, e.status, e.database) for e in events] == [
         (1, "SUCCESS", "ft_db"), (2, "SUCCESS", "ft_db"), (3, "SUCCESS", "ft_db"), (4, "SUCCESS", "ft_db")]
     assert "Hidden99" not in events[2].sql_text and "IDENTIFIED BY '***'" in events[2].sql_text
+
+
+@pytest.mark.parametrize("dml", [1, 3], ids=["single statement", "a batch"])
+def test_dml_whose_success_never_reached_the_ledger_is_not_run_again(
+        tmp_path: Path, mariadb_database: str, dml: int) -> None:
+    """Regression (found by the kill -9 test): a kill after COMMIT but before the buffered SUCCESS was saved."""
+    body = "CREATE TABLE side (n INT);\n" + "".join(f"INSERT INTO side VALUES ({i});\n" for i in range(dml))
+    name = write(tmp_path / "sql", "p.sql", body)
+    run_step(tmp_path, {"ft_db": mariadb_database}, [name])
+    with metadata_engine(tmp_path).begin() as conn:
+        conn.execute(update(schema.sql_execution_record).where(
+            schema.sql_execution_record.c.sql_sequence > 1).values(status="PENDING"))
+    details = run_step(tmp_path, {"ft_db": mariadb_database}, [name])
+    assert details["failed"] == 0 and details["success"] == dml
+    assert query(mariadb_database, "SELECT COUNT(*) FROM side") == [(dml,)]
+    assert [r["status"] for r in ledger(tmp_path)] == ["SUCCESS"] * (dml + 1)
