@@ -394,6 +394,33 @@ def report(execution_id: Annotated[str, typer.Argument()],
 
 
 @app.command()
+@_guard
+def doctor(
+    site: Annotated[str | None, typer.Option("--site", help="Also check this site's Redis and ClickHouse.")] = None,
+    configs: ConfigsOpt = None,
+    sql_root: SqlRootOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Check the Prefect API, metadata database, log store, Redis, configs and disk; exit 1 naming what is wrong."""
+    from dataclasses import asdict
+
+    from flows.doctor import problems, run_doctor
+
+    _use_paths(configs, sql_root)
+    checks = run_doctor(site)
+    bad = problems(checks)
+    if json_out:
+        print(json.dumps({"status": "fail" if bad else "ok", "checks": [asdict(c) for c in checks]}))
+    else:
+        for c in checks:
+            out.print(f"{'[green]ok[/]  ' if c.ok else '[red]FAIL[/]'} {c.name}: {c.detail}", highlight=False)
+        if bad:
+            err.print(f"[red]not ready:[/] {', '.join(c.name for c in bad)}", highlight=False)
+    if bad:
+        raise typer.Exit(1)
+
+
+@app.command()
 def schema(check: Annotated[bool, typer.Option("--check", help="Fail if configs/schema.json is stale.")] = False,
            configs: ConfigsOpt = None) -> None:
     """Write (or check) configs/schema.json, generated from the config models."""

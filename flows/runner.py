@@ -21,7 +21,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.context import TaskRunContext
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 
 from blocks.database import can_load_blocks, load_database_url
 from blocks.site_profile import SiteProfile
@@ -249,6 +249,7 @@ def _start_execution(store: MetadataStore, plan: UpgradePlan, cutpoint: Cutpoint
 def build_report(store: MetadataStore, execution_id: str) -> RunReport:
     execution = store.require_execution(execution_id)
     hint = resume_instructions(execution_id=execution_id, cutpoint=execution["step_type"],
+                               deployment_name=deployment.name if flow_run.id else None,
                                source=execution["source_version"], target=execution["target_version"],
                                site=execution["site_id"])
     return RunReport(execution=execution, steps=store.step_rows(execution_id), status=execution["status"],

@@ -156,9 +156,10 @@ def render_markdown(report: RunReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def resume_instructions(*, execution_id: str, cutpoint: str, source: str, target: str, site: str) -> list[str]:
-    """The exact ways to continue a failed cutpoint after fixing the cause."""
-    deployment = f"{cutpoint}/{cutpoint.replace('_', '-')}"
+def resume_instructions(*, execution_id: str, cutpoint: str, source: str, target: str, site: str,
+                        deployment_name: str | None = None) -> list[str]:
+    """The exact ways to continue a failed cutpoint after fixing the cause (per-site deployment if known)."""
+    deployment = f"{cutpoint}/{deployment_name or cutpoint.replace('_', '-')}"
     return [
         "Fix the cause shown above; steps that succeeded are not run again.",
         "Prefect UI: open the failed flow run and press **Retry**.",

@@ -1,0 +1,149 @@
+"""Per-site deployments on one Prefect server: a process work pool and the five cutpoint deployments per site.
+
+    .venv/bin/python deployments/deploy_sites.py                       # every deployments/sites/*.json
+    .venv/bin/python deployments/deploy_sites.py --site CN --site US   # or a list of sites
+
+For site CN this creates work pool ``ft-upgrade-cn`` (type ``process``; start one worker next to the
+site's databases with ``prefect worker start --pool ft-upgrade-cn``) and deployments
+``pre_business_check/pre-business-check-cn`` … ``post_upgrade/post-upgrade-cn`` whose ``site_id``
+defaults to CN. It talks to ``PREFECT_API_URL`` directly (one process, no ``prefect deploy`` per site,
+no git, no image), so hundreds of sites take seconds. Re-running it updates what exists. Like
+``deployments/prefect.yaml``, the worker runs the flows from ``$FT_UPGRADE_PROJECT_DIR`` (its checkout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROJECT = Path(__file__).resolve().parents[1]
+if str(PROJECT) not in sys.path:  # runnable as `python deployments/deploy_sites.py`
+    sys.path.insert(0, str(PROJECT))
+
+from flows.cutpoints import Cutpoint  # noqa: E402
+
+SITES_DIR = PROJECT / "deployments" / "sites"
+TAGS = ["ft-auto-upgrade"]
+PULL_STEPS = [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ $FT_UPGRADE_PROJECT_DIR }}"}}]
+_SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class SiteDeployment:
+    """One deployment to create (pure data, so the naming is testable without a server)."""
+
+    site_id: str
+    cutpoint: Cutpoint
+    pool: str
+    name: str
+    entrypoint: str
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.cutpoint.value}/{self.name}"
+
+
+def check_site(site_id: str) -> str:
+    if not _SITE.match(site_id):
+        raise ValueError(f"site id {site_id!r}: letters, digits, _ and - only (it names a pool and deployments)")
+    return site_id
+
+
+def pool_name(site_id: str, prefix: str = "ft-upgrade") -> str:
+    return f"{prefix}-{site_id.lower()}"
+
+
+def deployment_suffix(site_id: str) -> str:
+    """What cicd.py's ``--deployment-suffix`` is for this site: ``-cn``."""
+    return "-" + site_id.lower().replace("_", "-")
+
+
+def plan_site(site_id: str, prefix: str = "ft-upgrade") -> list[SiteDeployment]:
+    """The five deployments of one site, in cutpoint order."""
+    check_site(site_id)
+    return [SiteDeployment(site_id=site_id, cutpoint=cp, pool=pool_name(site_id, prefix),
+                           name=cp.value.replace("_", "-") + deployment_suffix(site_id),
+                           entrypoint=f"flows/{cp.value}.py:{cp.value}") for cp in Cutpoint]
+
+
+def sites_from_files(folder: Path) -> list[str]:
+    """Site ids of the site files (``site_id`` of each ``*.json``), sorted, without duplicates."""
+    sites = {json.loads(p.read_text(encoding="utf-8"))["site_id"] for p in sorted(folder.glob("*.json"))}
+    return sorted(sites)
+
+
+def _parameter_schema(cutpoint: Cutpoint) -> dict[str, Any]:
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.registry import CUTPOINT_FLOWS
+
+    return parameter_schema(CUTPOINT_FLOWS[cutpoint].fn).model_dump_for_openapi()
+
+
+def deploy(sites: Iterable[str], *, prefix: str = "ft-upgrade", pool_concurrency: int | None = None,
+           echo: Any = print) -> list[SiteDeployment]:
+    """Create/update each site's work pool and deployments on the configured Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+    from prefect.exceptions import ObjectAlreadyExists
+    from prefect.workers.process import ProcessWorker
+
+    template = ProcessWorker.get_default_base_job_template()
+    schemas = {cp: _parameter_schema(cp) for cp in Cutpoint}
+    done: list[SiteDeployment] = []
+    with get_client(sync_client=True) as client:
+        flow_ids = {cp: client.create_flow_from_name(cp.value) for cp in Cutpoint}
+        for site in sites:
+            planned = plan_site(site, prefix)
+            pool = planned[0].pool
+            try:
+                client.create_work_pool(WorkPoolCreate(name=pool, type="process", base_job_template=template,
+                                                       concurrency_limit=pool_concurrency,
+                                                       description=f"ft-auto-upgrade worker of site {site}"))
+            except ObjectAlreadyExists:
+                client.update_work_pool(pool, WorkPoolUpdate(concurrency_limit=pool_concurrency))
+            for d in planned:
+                client.create_deployment(
+                    flow_id=flow_ids[d.cutpoint], name=d.name, work_pool_name=d.pool, work_queue_name="default",
+                    entrypoint=d.entrypoint, pull_steps=PULL_STEPS, parameters={"site_id": site},
+                    parameter_openapi_schema=schemas[d.cutpoint], tags=[*TAGS, f"site:{site}"],
+                    description=f"{d.cutpoint.value} of site {site} (pool {d.pool})", enforce_parameter_schema=True)
+                done.append(d)
+            echo(f"site {site}: pool {pool}, deployments {', '.join(d.name for d in planned)}")
+    return done
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--site", action="append", default=[], help="a site id (repeat); default: the site files")
+    parser.add_argument("--sites-dir", type=Path, default=SITES_DIR, help="folder of site JSON files")
+    parser.add_argument("--pool-prefix", default="ft-upgrade", help="work pools are <prefix>-<site>")
+    parser.add_argument("--pool-concurrency", type=int, default=None,
+                        help="flow runs at once per site pool (1 queues a second trigger instead of refusing it)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        sites = args.site or sites_from_files(args.sites_dir)
+        for site in sites:
+            check_site(site)
+    except (ValueError, KeyError, OSError) as exc:
+        print(f"bad input: {exc}", file=sys.stderr)
+        return 2
+    if not sites:
+        print(f"no sites: pass --site or add site files to {args.sites_dir}", file=sys.stderr)
+        return 2
+    deploy(sites, prefix=args.pool_prefix, pool_concurrency=args.pool_concurrency)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""``ft-upgrade doctor``: is everything a run needs reachable and sane, before CICD calls a cutpoint?
+
+Each check is independent and never raises: one broken part is named, the others still report.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+
+from tasks.errors import InputError
+from tasks.masking import mask_url
+from tasks.settings import Settings, get_settings
+
+MIN_FREE_BYTES = 1 << 30  # 1 GiB
+SKIPPED = "skipped: "
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the doctor's answer."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+def _guard(name: str, probe: Callable[[], str]) -> Check:
+    """Run one probe; its exception (message only, URLs masked) makes the check fail."""
+    try:
+        return Check(name, True, probe())
+    except Exception as exc:  # noqa: BLE001 - the doctor reports, it does not crash
+        return Check(name, False, mask_url(f"{type(exc).__name__}: {exc}")[:500])
+
+
+def check_prefect_api() -> str:
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        return "ephemeral (PREFECT_API_URL not set: each run starts a temporary server; CICD needs a shared one)"
+    response = httpx.get(url.rstrip("/") + "/health", timeout=5)
+    response.raise_for_status()
+    return f"{mask_url(url)} healthy"
+
+
+def check_metadata() -> str:
+    from flows.runner import open_store
+
+    store = open_store(None)
+    try:
+        with store.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return f"{store.describe()} reachable"
+    finally:
+        store.close()
+
+
+def check_log_store(settings: Settings, site_id: str) -> str:
+    from tasks.resources import Resources
+
+    resources = Resources(site_id=site_id, sql_root=settings.sql_root, configs_dir=settings.configs,
+                          home=settings.home)
+    try:
+        log = resources.event_log()
+        value = log.store.get_client().query("SELECT 1").result_rows[0][0]
+        if value != 1:
+            raise RuntimeError(f"SELECT 1 returned {value!r}")
+        return f"{log.table_ref} ({'embedded chdb' if log.store.is_embedded else 'ClickHouse server'}) answers"
+    finally:
+        resources.close()
+
+
+def check_redis(settings: Settings, site_id: str | None) -> str:
+    from blocks.redis import RedisConnection
+    from tasks.resources import Resources
+
+    if RedisConnection.from_env() is None and site_id is None:
+        return SKIPPED + "FT_UPGRADE_REDIS_URL not set (pass a site to check its '<site>-redis' block)"
+    resources = Resources(site_id=site_id or "-", sql_root=settings.sql_root, configs_dir=settings.configs,
+                          home=settings.home)
+    try:
+        try:
+            client = resources.redis()
+        except InputError as exc:  # neither the variable nor the site's block: nothing to check
+            return SKIPPED + str(exc)
+        client.ping()
+        return "PING answered"
+    finally:
+        resources.close()
+
+
+def check_configs(settings: Settings) -> str:
+    from flows.validation import validate_tree
+
+    loaded = validate_tree(settings.configs, settings.sql_root, settings.allowed_step_modules)
+    return f"{len(loaded)} config(s) in {settings.configs} valid"
+
+
+def check_disk(home: Path, min_free_bytes: int = MIN_FREE_BYTES) -> str:
+    folder = home
+    while not folder.exists() and folder != folder.parent:  # FT_UPGRADE_HOME may not exist yet
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    detail = f"{free / (1 << 30):.1f} GiB free at {home}"
+    if free < min_free_bytes:
+        raise RuntimeError(f"only {detail}; at least {min_free_bytes / (1 << 30):.1f} GiB needed "
+                           "(backups, results, the local log store)")
+    return detail
+
+
+def run_doctor(site_id: str | None = None, *, settings: Settings | None = None,
+               min_free_bytes: int = MIN_FREE_BYTES) -> list[Check]:
+    """All checks, in the order an operator fixes things."""
+    settings = settings or get_settings()
+    site = site_id or os.environ.get("FT_UPGRADE_SITE_ID") or "doctor"
+    return [
+        _guard("prefect_api", check_prefect_api),
+        _guard("metadata_db", check_metadata),
+        _guard("log_store", lambda: check_log_store(settings, site)),
+        _guard("redis", lambda: check_redis(settings, site_id)),
+        _guard("configs", lambda: check_configs(settings)),
+        _guard("disk", lambda: check_disk(settings.home, min_free_bytes)),
+    ]
+
+
+def problems(checks: list[Check]) -> list[Check]:
+    return [c for c in checks if not c.ok]
