@@ -28,6 +28,8 @@ install_debian_packages() {
     local missing=()
     dpkg -s zookeeper >/dev/null 2>&1 || missing+=(zookeeper)
     dpkg -s openssh-server >/dev/null 2>&1 || missing+=(openssh-server)
+    dpkg -s chromium >/dev/null 2>&1 || missing+=(chromium)
+    dpkg -s fonts-wqy-zenhei >/dev/null 2>&1 || missing+=(fonts-wqy-zenhei)  # Chinese text in UI screenshots
     dpkg -s mariadb-client >/dev/null 2>&1 || missing+=(mariadb-client)
     if [ ${#missing[@]} -gt 0 ]; then
         log "apt-get install ${missing[*]}"

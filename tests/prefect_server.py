@@ -102,13 +102,15 @@ def offline_env(home: Path) -> dict[str, str]:
 
 
 @contextmanager
-def prefect_server(home: Path, *, database_url: str | None = None) -> Iterator[PrefectServer]:
+def prefect_server(home: Path, *, database_url: str | None = None,
+                   extra_env: dict[str, str] | None = None) -> Iterator[PrefectServer]:
     """Start ``prefect server start`` on a free port; stop it (and its children) afterwards."""
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = offline_env(home)
+    env = {**offline_env(home), **(extra_env or {})}
     if database_url:
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
+    env["PREFECT_UI_API_URL"] = f"http://127.0.0.1:{port}/api"  # the UI must call this server, not :4200
     log_path = home / "server.log"
     log = open(log_path, "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], cwd=PROJECT,
