@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from prefect import Flow, flow, get_run_logger, task
@@ -277,10 +276,6 @@ def publish_report(store: MetadataStore, execution_id: str, extra: dict[str, Any
                               f"{c['failed']} failed, {c['skipped']} skipped",
                       recommendations="\n".join(report.resume_hint) if report.status != "SUCCESS" else "")
     return report
-
-
-def project_path(*parts: str) -> Path:
-    return Path(__file__).resolve().parents[1].joinpath(*parts)
 
 
 def cutpoint_flow(cutpoint: Cutpoint) -> Flow[..., dict[str, Any]]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -411,7 +411,3 @@ class ScriptRunner:
 
 def _shorten(sql: str, limit: int = 2000) -> str:
     return sql if len(sql) <= limit else sql[:limit] + f"… ({len(sql)} characters)"
-
-
-def all_databases(scripts: Iterable[ScriptFile]) -> list[str]:
-    return sorted({db for s in scripts for db in s.databases})

@@ -24,7 +24,7 @@ from tasks.settings import get_settings
 from tasks.sql import report
 from tasks.sql.executor import ScriptRunner, SqlRunOptions
 from tasks.sql.ledger import SqlLedger
-from tasks.sql.script import ScriptFile, SqlScriptError, load_script, resolve_script_path
+from tasks.sql.script import ScriptFile, SqlScriptError, load_script
 from tasks.sql.session import DatabaseSession
 from tasks.sql.verify import VerifyCheck, run_checks
 from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep
@@ -91,7 +91,6 @@ class SqlScriptStep(UpgradeStep):
         scripts, problems = [], []
         for relative in self.params.sql_scripts:
             try:
-                resolve_script_path(ctx.resources.sql_root, relative)
                 script = load_script(ctx.resources.sql_root, relative, version=ctx.version,
                                      default_database=self.params.database)
             except SqlScriptError as exc:
