@@ -48,17 +48,13 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
     for item in values or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise _bad_input(f"{option} expects NAME=VALUE, got {item!r}")
+            raise _BadInput(f"{option} expects NAME=VALUE, got {item!r}")
         result[key.strip()] = value
     return result
 
 
 class _BadInput(Exception):
     pass
-
-
-def _bad_input(message: str) -> _BadInput:
-    return _BadInput(message)
 
 
 def _fail_input(message: str) -> None:
@@ -458,9 +454,9 @@ def blocks_apply(
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
         except OSError as exc:
-            raise _bad_input(f"{file}: {exc.strerror}") from None
+            raise _BadInput(f"{file}: {exc.strerror}") from None
         except json.JSONDecodeError as exc:
-            raise _bad_input(f"{file}:{exc.lineno}:{exc.colno}: {exc.msg}") from None
+            raise _BadInput(f"{file}:{exc.lineno}:{exc.colno}: {exc.msg}") from None
     if site:
         data["site_id"] = site
     data.setdefault("databases", {}).update(_pairs(db, "--db"))
@@ -492,7 +488,7 @@ def _apply_db_overrides(db: list[str] | None) -> None:
         try:
             os.environ[env_var(check_logical_name(name))] = url
         except ValueError as exc:
-            raise _bad_input(str(exc)) from None
+            raise _BadInput(str(exc)) from None
 
 
 @backup_app.command("list")

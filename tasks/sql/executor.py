@@ -204,7 +204,7 @@ class ScriptRunner:
                 self._run_one(script, stmt, "DML", row)
             return len(batch)
         for stmt, outcome in zip(statements, outcomes, strict=False):
-            self.ledger.mark_success(rows[stmt.sequence], started=0, duration_ms=outcome.duration_ms,
+            self.ledger.mark_success(rows[stmt.sequence], duration_ms=outcome.duration_ms,
                                      affected_rows=outcome.affected_rows, durable=False)
             self._record(script, stmt, "SUCCESS", outcome.duration_ms, outcome.affected_rows)
         return len(outcomes)
@@ -253,7 +253,7 @@ class ScriptRunner:
             self._fail(script, current, rows[current.sequence], exc, 0,
                        note=f"transaction per_file rolled back on {', '.join(s.name for s in touched)}")
         for stmt, row, ms, affected in done:
-            self.ledger.mark_success(row, started=0, duration_ms=ms, affected_rows=affected, durable=False)
+            self.ledger.mark_success(row, duration_ms=ms, affected_rows=affected, durable=False)
             self._record(script, stmt, "SUCCESS", ms, affected, note="per_file transaction")
         self.ledger.flush()
 
@@ -273,7 +273,7 @@ class ScriptRunner:
         if row.status in ("RUNNING", "FAILED") and not stmt.is_use and kind != "SESSION":
             applied = self._decide_in_flight(script, stmt, kind, row, session)
             if applied:
-                self.ledger.mark_success(row, started=0, duration_ms=0, affected_rows=None, durable=True)
+                self.ledger.mark_success(row, duration_ms=0, affected_rows=None, durable=True)
                 self._record(script, stmt, "SUCCESS", 0, None, note="already applied (decided after restart)")
                 return
         self._execute(script, stmt, kind, row, session, reconnected=False)
@@ -293,7 +293,7 @@ class ScriptRunner:
                     outcome = session.execute_with_marker(stmt.text, insert_marker_sql(session.marker_schema),
                                                           self._marker(script, stmt))
                 except MarkerExists:  # applied by an attempt whose SUCCESS never reached the ledger
-                    self.ledger.mark_success(row, started=0, duration_ms=0, affected_rows=None, durable=False)
+                    self.ledger.mark_success(row, duration_ms=0, affected_rows=None, durable=False)
                     self._record(script, stmt, "SUCCESS", 0, None, note="already applied (its marker is present)")
                     return
                 ms, affected = outcome.duration_ms, outcome.affected_rows
@@ -311,13 +311,13 @@ class ScriptRunner:
                     self._fail(script, stmt, row, down, elapsed, in_doubt=durable)
                 if not stmt.is_use and kind != "SESSION" and \
                         self._decide_in_flight(script, stmt, kind, row, session):
-                    self.ledger.mark_success(row, started=0, duration_ms=elapsed, affected_rows=None, durable=True)
+                    self.ledger.mark_success(row, duration_ms=elapsed, affected_rows=None, durable=True)
                     self._record(script, stmt, "SUCCESS", elapsed, None, note="applied before the connection was lost")
                     return
                 self._execute(script, stmt, kind, row, session, reconnected=True)
                 return
             self._fail(script, stmt, row, exc, elapsed, in_doubt=durable and is_connection_error(exc))
-        self.ledger.mark_success(row, started=started, duration_ms=ms, affected_rows=affected, durable=durable)
+        self.ledger.mark_success(row, duration_ms=ms, affected_rows=affected, durable=durable)
         self._record(script, stmt, "SUCCESS", ms, affected)
 
     def _marker(self, script: ScriptFile, stmt: Statement) -> tuple[Any, ...]:

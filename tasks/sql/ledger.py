@@ -95,7 +95,7 @@ class SqlLedger:
                 retry_count=_t.c.retry_count + (1 if row.status in ("FAILED", "RUNNING") else 0), updated_time=now))
         row.status = "RUNNING"
 
-    def mark_success(self, row: LedgerRow, *, started: float, duration_ms: int, affected_rows: int | None,
+    def mark_success(self, row: LedgerRow, *, duration_ms: int, affected_rows: int | None,
                      durable: bool) -> None:
         """Record success; ``durable=False`` buffers it (DML: the marker already proves it)."""
         end = utcnow()

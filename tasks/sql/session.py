@@ -152,21 +152,7 @@ class DatabaseSession:
 
     def execute_with_marker(self, text: str, marker_sql: str, marker_args: tuple[Any, ...]) -> StatementOutcome:
         """DML and its marker row in one transaction: after a crash the marker tells if it happened."""
-        start = time.perf_counter()
-        conn = self.conn
-        conn.begin()
-        try:
-            with self._watchdog(), self._cursor() as cur:
-                cur.execute(text)
-                affected = cur.rowcount if cur.rowcount is not None and cur.rowcount >= 0 else None
-                _drain(cur)
-                _insert_markers(cur, marker_sql, [marker_args])
-            conn.commit()
-        except BaseException:
-            with contextlib.suppress(Exception):  # the connection may be gone; the error below matters
-                conn.rollback()
-            raise
-        return StatementOutcome(affected, int((time.perf_counter() - start) * 1000))
+        return self.execute_batch([(text, marker_args)], marker_sql)[0]
 
     def execute_batch(self, items: list[tuple[str, tuple[Any, ...]]], marker_sql: str,
                       max_seconds: float = 0.2) -> list[StatementOutcome]:
