@@ -45,6 +45,10 @@ _SQL_SECRET_RES: tuple[re.Pattern[str], ...] = tuple(
     )
 )
 
+# Every pattern above and the URL pattern below needs one of these words: text without any of them
+# (nearly every statement of a data script) skips the nine substitutions.
+_TRIGGERS = re.compile(r"identified|using|password|passwd|pwd|secret|token|api_?key|replace|://", re.IGNORECASE)
+
 # scheme://[user[:password]@]host... ; the userinfo ends at the last '@' before the query string so that
 # unencoded '@', '/' or '#' inside a password are still covered.
 _URL_RE = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<rest>[^\s'\"<>]*)")
@@ -91,9 +95,10 @@ def mask_sql(text: str, extra_patterns: Sequence[str] = ()) -> str:
     """
     if not text:
         return text
-    for pattern in _SQL_SECRET_RES:
-        text = pattern.sub(lambda m: m.group("pre") + _mask_literal(m.group("lit")), text)
-    text = _URL_RE.sub(_mask_one_url, text)
+    if _TRIGGERS.search(text):
+        for pattern in _SQL_SECRET_RES:
+            text = pattern.sub(lambda m: m.group("pre") + _mask_literal(m.group("lit")), text)
+        text = _URL_RE.sub(_mask_one_url, text)
     for extra in extra_patterns:
         text = _mask_extra(text, _compile(extra))
     return text
@@ -145,12 +150,16 @@ def mask_text(text: str, secrets: Iterable[str]) -> str:
     """
     if not text:
         return text
+    pattern = _secrets_pattern(tuple(s for s in secrets if isinstance(s, str) and len(s) >= 3))
+    return pattern.sub(MASK, text) if pattern is not None else text
+
+
+@lru_cache(maxsize=64)
+def _secrets_pattern(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One alternation of the secrets and their URL-encoded spellings, longest first."""
     variants: set[str] = set()
     for secret in secrets:
-        if not isinstance(secret, str) or len(secret) < 3:
-            continue
         variants.update({secret, quote(secret, safe=""), quote_plus(secret, safe="")})
     if not variants:
-        return text
-    alternation = "|".join(re.escape(v) for v in sorted(variants, key=len, reverse=True))
-    return re.sub(alternation, MASK, text)
+        return None
+    return re.compile("|".join(re.escape(v) for v in sorted(variants, key=len, reverse=True)))

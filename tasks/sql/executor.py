@@ -13,6 +13,7 @@ For each statement, in file order:
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -191,7 +192,7 @@ class ScriptRunner:
         session = self.session(statements[0].database)
         items = [(s.text, self._marker(script, s)) for s in statements]
         try:
-            outcomes = session.execute_batch(items, insert_marker_sql(session.marker_schema))
+            outcomes = session.execute_batch(items)
         except Exception as exc:
             if is_connection_error(exc):
                 try:
@@ -290,8 +291,7 @@ class ScriptRunner:
                 ms, affected = 0, None
             elif kind == "DML":
                 try:
-                    outcome = session.execute_with_marker(stmt.text, insert_marker_sql(session.marker_schema),
-                                                          self._marker(script, stmt))
+                    outcome = session.execute_with_marker(stmt.text, self._marker(script, stmt))
                 except MarkerExists:  # applied by an attempt whose SUCCESS never reached the ledger
                     self.ledger.mark_success(row, duration_ms=0, affected_rows=None, durable=False)
                     self._record(script, stmt, "SUCCESS", 0, None, note="already applied (its marker is present)")
@@ -395,11 +395,12 @@ class ScriptRunner:
             return
         now = datetime.now(UTC)
         level = "ERROR" if status == "FAILED" else "INFO"
-        text = (f"[{now:%Y-%m-%d %H:%M:%S}] 文件: {script.path}, 行号: {stmt.line}\nSQL: {_shorten(sql)}\n"
-                f"数据库: {stmt.database}\n执行状态: {STATUS_ZH.get(status, status)}\n耗时: {ms / 1000:.3f}秒\n"
-                f"影响行数: {affected if affected is not None else 0}" + (f"\n错误: {message}" if message else "")
-                + (f"\n说明: {note}" if note else ""))
-        (self.logger.error if status == "FAILED" else self.logger.info)(text)
+        # the seed's format; logging builds the text only if a handler takes the record
+        self.logger.log(logging.ERROR if status == "FAILED" else logging.INFO,
+                        "[%s] 文件: %s, 行号: %d\nSQL: %s\n数据库: %s\n执行状态: %s\n耗时: %.3f秒\n影响行数: %d%s%s",
+                        _LogTime(now), script.path, stmt.line, _Shortened(sql), stmt.database,
+                        STATUS_ZH.get(status, status), ms / 1000, affected if affected is not None else 0,
+                        f"\n错误: {message}" if message else "", f"\n说明: {note}" if note else "")
         if self.events is not None:
             self.events.put(LogEvent(
                 event_time=now, execution_id=self.options.execution_id, site_id=self.options.site_id,
@@ -409,5 +410,26 @@ class ScriptRunner:
                 message=message or note, sql_text=sql))
 
 
-def _shorten(sql: str, limit: int = 2000) -> str:
-    return sql if len(sql) <= limit else sql[:limit] + f"… ({len(sql)} characters)"
+class _LogTime:
+    """A timestamp formatted only when the log line is."""
+
+    __slots__ = ("moment",)
+
+    def __init__(self, moment: datetime) -> None:
+        self.moment = moment
+
+    def __str__(self) -> str:
+        return f"{self.moment:%Y-%m-%d %H:%M:%S}"
+
+
+class _Shortened:
+    """SQL cut to ``limit`` characters in the log line (the event keeps it whole)."""
+
+    __slots__ = ("sql",)
+
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+
+    def __str__(self, limit: int = 2000) -> str:
+        sql = self.sql
+        return sql if len(sql) <= limit else sql[:limit] + f"… ({len(sql)} characters)"

@@ -8,20 +8,24 @@ the marker row committed in the target database with the statement itself is the
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Engine, bindparam, null, select, update
 
 from tasks.sql.script import ScriptFile
 from tasks.store import schema
 from tasks.store.breakpoints import open_breakpoint
 from tasks.store.metadata_store import utcnow
+from tasks.store.prepared import PreparedWrite, run_writes
 
 _t = schema.sql_execution_record
+_REGISTER_COLUMNS = [c for c in _t.columns if c.name not in (
+    "start_time", "end_time", "duration", "affected_rows", "error_code", "error_message", "execution_result")]
 
 
 @dataclass
@@ -35,8 +39,17 @@ class LedgerRow:
     line: int
 
 
+def _update(**values: Any) -> Any:
+    """``UPDATE sql_execution_record SET <values> WHERE id = :b_id``."""
+    return update(_t).where(_t.c.id == bindparam("b_id")).values(**values)
+
+
 class SqlLedger:
-    """Ledger rows of one step of one execution."""
+    """Ledger rows of one step of one execution.
+
+    Writes go through :class:`PreparedWrite` on a pooled raw connection, and everything buffered
+    goes in the same transaction as the next durable write: a DDL statement costs two commits.
+    """
 
     def __init__(self, engine: Engine, execution_id: str, step_id: str, *, flush_every: int = 500,
                  flush_seconds: float = 0.5) -> None:
@@ -47,6 +60,19 @@ class SqlLedger:
         self.flush_seconds = flush_seconds
         self._pending: list[dict[str, Any]] = []
         self._last_flush = time.monotonic()
+        self._lock = threading.Lock()  # parallel lanes share the ledger
+        self._insert = PreparedWrite(_t.insert().values({c.name: bindparam(c.name) for c in _REGISTER_COLUMNS}),
+                                     engine)
+        self._edit = PreparedWrite(_update(**{n: bindparam(n) for n in (
+            "sql_line_number", "sql_content", "sql_content_hash", "target_database", "updated_time")}), engine)
+        self._success = PreparedWrite(_update(**{n: bindparam(n) for n in (
+            "status", "start_time", "end_time", "duration", "affected_rows", "updated_time")}), engine)
+        self._running = PreparedWrite(_update(
+            status=bindparam("status"), start_time=bindparam("start_time"), end_time=null(), error_code=null(),
+            error_message=null(), retry_count=_t.c.retry_count + bindparam("retry"),
+            updated_time=bindparam("updated_time")), engine)
+        self._failed = PreparedWrite(_update(**{n: bindparam(n) for n in (
+            "status", "end_time", "duration", "error_code", "error_message", "updated_time")}), engine)
 
     def rows(self, file_id: str) -> dict[int, LedgerRow]:
         with self.engine.connect() as conn:
@@ -64,47 +90,43 @@ class SqlLedger:
         for stmt, text in zip(script.statements, masked_texts, strict=True):
             row = existing.get(stmt.sequence)
             values = {"sql_line_number": stmt.line, "sql_content": text, "sql_content_hash": stmt.sha256,
-                      "target_database": stmt.database}
+                      "target_database": stmt.database, "updated_time": now}
             if row is None:
                 rid = uuid.uuid4().hex
                 new.append({"id": rid, "execution_id": self.execution_id, "step_id": self.step_id,
                             "sql_file_id": script.file_id, "sql_file_name": script.path,
                             "sql_sequence": stmt.sequence, "status": "PENDING", "retry_count": 0,
-                            "created_time": now, "updated_time": now, **values})
+                            "created_time": now, **values})
                 existing[stmt.sequence] = LedgerRow(rid, stmt.sequence, "PENDING", stmt.sha256, stmt.line)
             elif row.status not in ("SUCCESS", "SKIPPED") and row.sha256 != stmt.sha256:
-                changed.append({"b_id": row.id, **values, "updated_time": now})
+                changed.append({"b_id": row.id, **values})
                 row.sha256, row.line = stmt.sha256, stmt.line
-        with self.engine.begin() as conn:
-            if new:
-                conn.execute(_t.insert(), new)
-            if changed:
-                conn.execute(update(_t).where(_t.c.id == bindparam("b_id")).values(
-                    sql_line_number=bindparam("sql_line_number"), sql_content=bindparam("sql_content"),
-                    sql_content_hash=bindparam("sql_content_hash"), target_database=bindparam("target_database"),
-                    updated_time=bindparam("updated_time")), changed)
+        self._write((self._insert, new), (self._edit, changed))
         return existing
 
     def mark_running(self, row: LedgerRow) -> None:
-        """Durable before a statement whose effect cannot be checked by a marker (DDL and others)."""
-        self.flush()  # the ledger never shows a later statement running while earlier successes are unsaved
+        """Durable before a statement whose effect cannot be checked by a marker (DDL and others).
+
+        Buffered successes go in the same commit: the ledger never shows a later statement running
+        while earlier successes are unsaved.
+        """
         now = utcnow()
-        with self.engine.begin() as conn:
-            conn.execute(update(_t).where(_t.c.id == row.id).values(
-                status="RUNNING", start_time=now, end_time=None, error_code=None, error_message=None,
-                retry_count=_t.c.retry_count + (1 if row.status in ("FAILED", "RUNNING") else 0), updated_time=now))
+        self._write((self._running, [{"b_id": row.id, "status": "RUNNING", "start_time": now, "updated_time": now,
+                                      "retry": 1 if row.status in ("FAILED", "RUNNING") else 0}]))
         row.status = "RUNNING"
 
     def mark_success(self, row: LedgerRow, *, duration_ms: int, affected_rows: int | None,
                      durable: bool) -> None:
         """Record success; ``durable=False`` buffers it (DML: the marker already proves it)."""
         end = utcnow()
-        self._pending.append({"b_id": row.id, "status": "SUCCESS",
-                              "start_time": end - timedelta(milliseconds=duration_ms), "end_time": end,
-                              "duration": duration_ms, "affected_rows": affected_rows, "updated_time": end})
+        entry = {"b_id": row.id, "status": "SUCCESS", "start_time": end - timedelta(milliseconds=duration_ms),
+                 "end_time": end, "duration": duration_ms, "affected_rows": affected_rows, "updated_time": end}
         row.status = "SUCCESS"
-        if durable or len(self._pending) >= self.flush_every or \
-                time.monotonic() - self._last_flush >= self.flush_seconds:
+        with self._lock:
+            self._pending.append(entry)
+            due = durable or len(self._pending) >= self.flush_every or \
+                time.monotonic() - self._last_flush >= self.flush_seconds
+        if due:
             self.flush()
 
     def mark_skipped(self, row: LedgerRow, reason: str) -> None:
@@ -115,35 +137,40 @@ class SqlLedger:
         row.status = "SKIPPED"
 
     def mark_failed(self, row: LedgerRow, *, duration_ms: int, error_code: str | None, message: str) -> None:
-        self.flush()
         now = utcnow()
-        with self.engine.begin() as conn:
-            conn.execute(update(_t).where(_t.c.id == row.id).values(
-                status="FAILED", end_time=now, duration=duration_ms, error_code=error_code, error_message=message,
-                updated_time=now))
+        self._write((self._failed, [{"b_id": row.id, "status": "FAILED", "end_time": now, "duration": duration_ms,
+                                     "error_code": error_code, "error_message": message, "updated_time": now}]))
         row.status = "FAILED"
 
     def reset_to_pending(self, rows: list[LedgerRow]) -> None:
         """After a rolled-back per-file transaction: those statements did not happen."""
-        self._pending = [p for p in self._pending if p["b_id"] not in {r.id for r in rows}]
+        ids = {r.id for r in rows}
+        with self._lock:
+            self._pending = [p for p in self._pending if p["b_id"] not in ids]
         if not rows:
             return
         with self.engine.begin() as conn:
-            conn.execute(update(_t).where(_t.c.id.in_([r.id for r in rows])).values(
+            conn.execute(update(_t).where(_t.c.id.in_(ids)).values(
                 status="PENDING", start_time=None, end_time=None, duration=None, affected_rows=None,
                 updated_time=utcnow()))
         for r in rows:
             r.status = "PENDING"
 
     def flush(self) -> None:
-        if self._pending:
+        """Write the buffered successes."""
+        self._write()
+
+    def _write(self, *writes: tuple[PreparedWrite, list[dict[str, Any]]]) -> None:
+        """The buffered successes, then ``writes``, in one transaction."""
+        with self._lock:
             batch, self._pending = self._pending, []
-            with self.engine.begin() as conn:
-                conn.execute(update(_t).where(_t.c.id == bindparam("b_id")).values(
-                    status=bindparam("status"), start_time=bindparam("start_time"), end_time=bindparam("end_time"),
-                    duration=bindparam("duration"), affected_rows=bindparam("affected_rows"),
-                    updated_time=bindparam("updated_time")), batch)
-        self._last_flush = time.monotonic()
+            if batch or any(rows for _, rows in writes):
+                try:
+                    run_writes(self.engine, [(self._success, batch), *writes])
+                except BaseException:
+                    self._pending = batch + self._pending  # not written: keep them for the next attempt
+                    raise
+            self._last_flush = time.monotonic()
 
     def statement_rows(self) -> list[dict[str, Any]]:
         """Every row of this step, for reports."""

@@ -8,6 +8,7 @@ table lives in the logical database's own schema (``ft_upgrade_statement_marker`
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 MARKER_TABLE = "ft_upgrade_statement_marker"
@@ -36,6 +37,27 @@ def insert_marker_sql(schema: str) -> str:
     return (f"INSERT INTO {quote_schema(schema)}.`{MARKER_TABLE}` "
             "(marker_key, execution_id, step_id, sql_file_id, sql_sequence, sql_content_hash) "
             "VALUES (%s, %s, %s, %s, %s, %s)")
+
+
+def insert_markers_sql(schema: str, rows: Sequence[tuple[Any, ...]], escape: Callable[[str], str]) -> str:
+    """One multi-row INSERT of markers, as literal SQL.
+
+    A batch's rows share execution, step and file: those are escaped once. Keys and content hashes
+    are hex digests and go in as they are (checked: anything else is escaped).
+    """
+    shared: dict[tuple[str, str, str], str] = {}
+    values = []
+    for key, execution_id, step_id, file_id, sequence, sha256 in rows:
+        ids = (execution_id, step_id, file_id)
+        common = shared.get(ids)
+        if common is None:
+            common = shared[ids] = ",".join(escape(v) for v in ids)
+        key_sql = f"'{key}'" if key.isalnum() and key.isascii() else escape(key)
+        sha_sql = f"'{sha256}'" if sha256.isalnum() and sha256.isascii() else escape(sha256)
+        values.append(f"({key_sql},{common},{int(sequence)},{sha_sql})")
+    return (f"INSERT INTO {quote_schema(schema)}.`{MARKER_TABLE}` "
+            "(marker_key, execution_id, step_id, sql_file_id, sql_sequence, sql_content_hash) VALUES "
+            + ",".join(values))
 
 
 def marker_args(execution_id: str, step_id: str, file_id: str, sequence: int, sha256: str) -> tuple[Any, ...]:

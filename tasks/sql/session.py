@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from tasks.errors import ResourceUnavailable
-from tasks.sql.marker import CREATE_MARKER_TABLE, quote_schema
+from tasks.sql.marker import CREATE_MARKER_TABLE, insert_markers_sql, quote_schema
 
 # Client-side errors that mean "the connection is gone", not "the statement is wrong".
 CONNECTION_LOST = {2003, 2006, 2013, 2055, 0}
@@ -150,11 +150,11 @@ class DatabaseSession:
             self.replay.append(("sql", text))
         return StatementOutcome(affected, int((time.perf_counter() - start) * 1000), rows)
 
-    def execute_with_marker(self, text: str, marker_sql: str, marker_args: tuple[Any, ...]) -> StatementOutcome:
+    def execute_with_marker(self, text: str, marker_args: tuple[Any, ...]) -> StatementOutcome:
         """DML and its marker row in one transaction: after a crash the marker tells if it happened."""
-        return self.execute_batch([(text, marker_args)], marker_sql)[0]
+        return self.execute_batch([(text, marker_args)])[0]
 
-    def execute_batch(self, items: list[tuple[str, tuple[Any, ...]]], marker_sql: str,
+    def execute_batch(self, items: list[tuple[str, tuple[Any, ...]]],
                       max_seconds: float = 0.2) -> list[StatementOutcome]:
         """Consecutive DML statements, each with its marker, committed together: one commit for the batch.
 
@@ -179,8 +179,9 @@ class DatabaseSession:
                     affected = cur.rowcount if cur.rowcount is not None and cur.rowcount >= 0 else None
                     _drain(cur)
                     outcomes.append(StatementOutcome(affected, int((time.perf_counter() - start) * 1000)))
-                # one multi-row INSERT for the batch's markers (pymysql folds executemany), same transaction
-                _insert_markers(cur, marker_sql, [args for _, args in items[: len(outcomes)]])
+                # one multi-row INSERT for the batch's markers, same transaction
+                markers = [args for _, args in items[: len(outcomes)]]
+                _insert_markers(cur, insert_markers_sql(self.marker_schema, markers, conn.escape))
             conn.commit()
         except BaseException:
             with contextlib.suppress(Exception):
@@ -278,10 +279,10 @@ class MarkerExists(Exception):
     """A statement's marker is already there: it ran and committed before (its repeat was rolled back)."""
 
 
-def _insert_markers(cur: Any, marker_sql: str, rows: list[tuple[Any, ...]]) -> None:
+def _insert_markers(cur: Any, sql: str) -> None:
     """Insert markers; a duplicate means the statement was applied by an earlier attempt."""
     try:
-        cur.executemany(marker_sql, rows)
+        cur.execute(sql)
     except pymysql.err.IntegrityError as exc:
         if exc.args and exc.args[0] == 1062:
             raise MarkerExists(str(exc)) from exc
