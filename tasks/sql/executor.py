@@ -8,7 +8,8 @@ For each statement, in file order:
 * RUNNING or FAILED from an earlier attempt → decided first: DML by its marker, DDL by a catalog
   probe, else by the operator's ``--inflight`` decision;
 * otherwise executed: DML with its marker in one transaction, DDL marked RUNNING before and SUCCESS
-  after. A failure writes FAILED and an ACTIVE breakpoint before the step fails.
+  after (durable at once, or with the next ledger write when a catalog probe can prove it after a
+  crash). A failure writes FAILED and an ACTIVE breakpoint before the step fails.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tasks.errors import InputError, ResourceUnavailable, StepFailed
 from tasks.logstore import BatchingWriter, LogEvent
 from tasks.masking import mask_sql, mask_text
 from tasks.progress import Progress
-from tasks.sql.inflight import ddl_probes, decide
+from tasks.sql.inflight import ddl_probes, decidable_by_catalog, decide
 from tasks.sql.ledger import LedgerRow, SqlLedger
 from tasks.sql.marker import exists_sql, insert_marker_sql, marker_args
 from tasks.sql.script import ScriptFile
@@ -143,7 +144,7 @@ class ScriptRunner:
             return self.sessions[database]
 
     def close(self) -> None:
-        self.ledger.flush()
+        self.ledger.close()
         for session in self.sessions.values():
             session.close()
         self.sessions.clear()
@@ -317,7 +318,9 @@ class ScriptRunner:
                 self._execute(script, stmt, kind, row, session, reconnected=True)
                 return
             self._fail(script, stmt, row, exc, elapsed, in_doubt=durable and is_connection_error(exc))
-        self.ledger.mark_success(row, duration_ms=ms, affected_rows=affected, durable=durable)
+        # a SUCCESS the catalog can prove after a crash rides along with the next durable write
+        proven = kind == "DDL" and decidable_by_catalog(stmt.text)
+        self.ledger.mark_success(row, duration_ms=ms, affected_rows=affected, durable=durable and not proven)
         self._record(script, stmt, "SUCCESS", ms, affected)
 
     def _marker(self, script: ScriptFile, stmt: Statement) -> tuple[Any, ...]:

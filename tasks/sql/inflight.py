@@ -89,6 +89,15 @@ def ddl_probes(text: str) -> list[Probe] | None:
     return None
 
 
+def decidable_by_catalog(text: str) -> bool:
+    """Whether the catalog alone always tells if ``text`` took effect.
+
+    A MODIFY is left out: the catalog may spell the new type differently and leave it undecided.
+    """
+    probes = ddl_probes(text)
+    return bool(probes) and all(p.column_type is None for p in probes)
+
+
 def _split_clauses(body: str) -> list[str]:
     """ALTER TABLE clauses split at top-level commas (not inside parentheses or quotes)."""
     out, depth, start, quote = [], 0, 0, ""

@@ -1,15 +1,15 @@
 """The SQL ledger: one ``sql_execution_record`` row per statement, the authority on what already ran.
 
-PENDING rows for a whole file are written in one batch when the file starts. RUNNING (before DDL)
-and FAILED are written at once; SUCCESS of DML is buffered and flushed in batches, because for DML
-the marker row committed in the target database with the statement itself is the proof
-(:mod:`tasks.sql.marker`), so a lost buffer costs nothing. Breakpoints live here too.
+PENDING rows for a whole file are registered when the file starts. RUNNING (before DDL) and
+FAILED are written at once; PENDING rows and the SUCCESS of DML are buffered and written in the
+background, because for DML the marker row committed in the target database with the statement
+itself is the proof (:mod:`tasks.sql.marker`), so a lost buffer costs nothing: a missing or PENDING
+row of a statement whose marker exists is decided by the marker on the next attempt. Breakpoints
+live here too.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,7 +21,7 @@ from tasks.sql.script import ScriptFile
 from tasks.store import schema
 from tasks.store.breakpoints import open_breakpoint
 from tasks.store.metadata_store import utcnow
-from tasks.store.prepared import PreparedWrite, run_writes
+from tasks.store.prepared import BufferedWriter, PreparedWrite
 
 _t = schema.sql_execution_record
 _REGISTER_COLUMNS = [c for c in _t.columns if c.name not in (
@@ -47,20 +47,15 @@ def _update(**values: Any) -> Any:
 class SqlLedger:
     """Ledger rows of one step of one execution.
 
-    Writes go through :class:`PreparedWrite` on a pooled raw connection, and everything buffered
-    goes in the same transaction as the next durable write: a DDL statement costs two commits.
+    Statements are registered and DML successes recorded through a :class:`BufferedWriter` (written
+    in the background); RUNNING and FAILED, and the SUCCESS of a DDL statement, are durable before
+    the call returns and take the buffer along in the same commit: a DDL statement costs two commits.
     """
 
-    def __init__(self, engine: Engine, execution_id: str, step_id: str, *, flush_every: int = 500,
-                 flush_seconds: float = 0.5) -> None:
+    def __init__(self, engine: Engine, execution_id: str, step_id: str) -> None:
         self.engine = engine
         self.execution_id = execution_id
         self.step_id = step_id
-        self.flush_every = flush_every
-        self.flush_seconds = flush_seconds
-        self._pending: list[dict[str, Any]] = []
-        self._last_flush = time.monotonic()
-        self._lock = threading.Lock()  # parallel lanes share the ledger
         self._insert = PreparedWrite(_t.insert().values({c.name: bindparam(c.name) for c in _REGISTER_COLUMNS}),
                                      engine)
         self._edit = PreparedWrite(_update(**{n: bindparam(n) for n in (
@@ -73,6 +68,7 @@ class SqlLedger:
             updated_time=bindparam("updated_time")), engine)
         self._failed = PreparedWrite(_update(**{n: bindparam(n) for n in (
             "status", "end_time", "duration", "error_code", "error_message", "updated_time")}), engine)
+        self._writer = BufferedWriter(engine, [self._insert, self._edit, self._success])
 
     def rows(self, file_id: str) -> dict[int, LedgerRow]:
         with self.engine.connect() as conn:
@@ -86,33 +82,32 @@ class SqlLedger:
         """Make sure every statement of the file has a row; rows not yet done take the file's current text."""
         existing = self.rows(script.file_id)
         now = utcnow()
-        new, changed = [], []
         for stmt, text in zip(script.statements, masked_texts, strict=True):
             row = existing.get(stmt.sequence)
             values = {"sql_line_number": stmt.line, "sql_content": text, "sql_content_hash": stmt.sha256,
                       "target_database": stmt.database, "updated_time": now}
             if row is None:
                 rid = uuid.uuid4().hex
-                new.append({"id": rid, "execution_id": self.execution_id, "step_id": self.step_id,
-                            "sql_file_id": script.file_id, "sql_file_name": script.path,
-                            "sql_sequence": stmt.sequence, "status": "PENDING", "retry_count": 0,
-                            "created_time": now, **values})
+                self._writer.buffer(self._insert, {
+                    "id": rid, "execution_id": self.execution_id, "step_id": self.step_id,
+                    "sql_file_id": script.file_id, "sql_file_name": script.path, "sql_sequence": stmt.sequence,
+                    "status": "PENDING", "retry_count": 0, "created_time": now, **values})
                 existing[stmt.sequence] = LedgerRow(rid, stmt.sequence, "PENDING", stmt.sha256, stmt.line)
             elif row.status not in ("SUCCESS", "SKIPPED") and row.sha256 != stmt.sha256:
-                changed.append({"b_id": row.id, **values})
+                self._writer.buffer(self._edit, {"b_id": row.id, **values})
                 row.sha256, row.line = stmt.sha256, stmt.line
-        self._write((self._insert, new), (self._edit, changed))
         return existing
 
     def mark_running(self, row: LedgerRow) -> None:
         """Durable before a statement whose effect cannot be checked by a marker (DDL and others).
 
-        Buffered successes go in the same commit: the ledger never shows a later statement running
-        while earlier successes are unsaved.
+        Buffered rows go in the same commit: the ledger never shows a later statement running while
+        earlier successes are unsaved.
         """
         now = utcnow()
-        self._write((self._running, [{"b_id": row.id, "status": "RUNNING", "start_time": now, "updated_time": now,
-                                      "retry": 1 if row.status in ("FAILED", "RUNNING") else 0}]))
+        self._writer.write_now((self._running, [{
+            "b_id": row.id, "status": "RUNNING", "start_time": now, "updated_time": now,
+            "retry": 1 if row.status in ("FAILED", "RUNNING") else 0}]))
         row.status = "RUNNING"
 
     def mark_success(self, row: LedgerRow, *, duration_ms: int, affected_rows: int | None,
@@ -122,62 +117,36 @@ class SqlLedger:
         entry = {"b_id": row.id, "status": "SUCCESS", "start_time": end - timedelta(milliseconds=duration_ms),
                  "end_time": end, "duration": duration_ms, "affected_rows": affected_rows, "updated_time": end}
         row.status = "SUCCESS"
-        with self._lock:
-            self._pending.append(entry)
-            due = durable or len(self._pending) >= self.flush_every or \
-                time.monotonic() - self._last_flush >= self.flush_seconds
-        if due:
-            self.flush()
-
-    def mark_skipped(self, row: LedgerRow, reason: str) -> None:
-        now = utcnow()
-        with self.engine.begin() as conn:
-            conn.execute(update(_t).where(_t.c.id == row.id).values(status="SKIPPED", execution_result=reason,
-                                                                    updated_time=now))
-        row.status = "SKIPPED"
+        if durable:
+            self._writer.write_now((self._success, [entry]))
+        else:
+            self._writer.buffer(self._success, entry)
 
     def mark_failed(self, row: LedgerRow, *, duration_ms: int, error_code: str | None, message: str) -> None:
         now = utcnow()
-        self._write((self._failed, [{"b_id": row.id, "status": "FAILED", "end_time": now, "duration": duration_ms,
-                                     "error_code": error_code, "error_message": message, "updated_time": now}]))
+        self._writer.write_now((self._failed, [{
+            "b_id": row.id, "status": "FAILED", "end_time": now, "duration": duration_ms, "error_code": error_code,
+            "error_message": message, "updated_time": now}]))
         row.status = "FAILED"
 
     def reset_to_pending(self, rows: list[LedgerRow]) -> None:
         """After a rolled-back per-file transaction: those statements did not happen."""
         ids = {r.id for r in rows}
-        with self._lock:
-            self._pending = [p for p in self._pending if p["b_id"] not in ids]
-        if not rows:
-            return
-        with self.engine.begin() as conn:
-            conn.execute(update(_t).where(_t.c.id.in_(ids)).values(
-                status="PENDING", start_time=None, end_time=None, duration=None, affected_rows=None,
-                updated_time=utcnow()))
+        self._writer.discard(self._success, lambda entry: entry["b_id"] not in ids)
+        now = utcnow()
+        self._writer.write_now((self._success, [{
+            "b_id": r.id, "status": "PENDING", "start_time": None, "end_time": None, "duration": None,
+            "affected_rows": None, "updated_time": now} for r in rows]))
         for r in rows:
             r.status = "PENDING"
 
     def flush(self) -> None:
-        """Write the buffered successes."""
-        self._write()
+        """Everything buffered, committed before this returns."""
+        self._writer.write_now()
 
-    def _write(self, *writes: tuple[PreparedWrite, list[dict[str, Any]]]) -> None:
-        """The buffered successes, then ``writes``, in one transaction."""
-        with self._lock:
-            batch, self._pending = self._pending, []
-            if batch or any(rows for _, rows in writes):
-                try:
-                    run_writes(self.engine, [(self._success, batch), *writes])
-                except BaseException:
-                    self._pending = batch + self._pending  # not written: keep them for the next attempt
-                    raise
-            self._last_flush = time.monotonic()
-
-    def statement_rows(self) -> list[dict[str, Any]]:
-        """Every row of this step, for reports."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(_t).where(_t.c.execution_id == self.execution_id,
-                                                 _t.c.step_id == self.step_id)).mappings().all()
-        return [dict(r) for r in rows]
+    def close(self) -> None:
+        """Write what is buffered and stop the background writer."""
+        self._writer.close()
 
     # breakpoints --------------------------------------------------------------------------------
 
