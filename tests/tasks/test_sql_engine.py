@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select, text, update
+from sqlalchemy import create_engine, make_url, select, text, update
 
 from tasks.errors import InputError, StepFailed
 from tasks.steps.sql_script import SqlScriptParams, SqlScriptStep
@@ -331,3 +333,50 @@ def test_dml_whose_success_never_reached_the_ledger_is_not_run_again(
     assert details["failed"] == 0 and details["success"] == dml
     assert query(mariadb_database, "SELECT COUNT(*) FROM side") == [(dml,)]
     assert [r["status"] for r in ledger(tmp_path)] == ["SUCCESS"] * (dml + 1)
+
+
+CLIENT_LIKE = """CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL);
+INSERT INTO t VALUES (1, 10), (2, 20);
+DELIMITER //
+INSERT INTO t VALUES (3, 30); INSERT INTO t VALUES (4, 40)//
+DELIMITER ;
+UPDATE t SET v = v WHERE id = 1;
+UPDATE t SET v = 11 WHERE id = 1;
+"""
+
+
+def test_a_delimiter_block_of_several_statements_and_affected_rows_behave_as_in_the_client(
+        tmp_path: Path, mariadb_database: str, second_database: str) -> None:
+    """The client sends ``a; b`` of a DELIMITER block as one query the server runs whole, and counts changed rows."""
+    if shutil.which("mariadb") is None:
+        pytest.skip("the mariadb client is not installed")
+    name = write(tmp_path / "sql", "c.sql", CLIENT_LIKE)
+    run_step(tmp_path, {"ft_db": mariadb_database}, [name])
+    url = make_url(second_database)
+    subprocess.run(["mariadb", f"--host={url.host}", f"--port={url.port or 3306}", f"--user={url.username}",
+                    str(url.database)], input=CLIENT_LIKE.encode(), check=True)
+    ours = query(mariadb_database, "SELECT * FROM t ORDER BY id")
+    assert ours == query(second_database, "SELECT * FROM t ORDER BY id") == [(1, 11), (2, 20), (3, 30), (4, 40)]
+    assert [r["affected_rows"] for r in ledger(tmp_path)] == [0, 2, 1, 0, 1], "UPDATE to the same value: 0"
+
+
+def test_ledger_and_breakpoint_on_a_mariadb_metadata_store(tmp_path: Path, mariadb_database: str,
+                                                            second_database: str) -> None:
+    name = write(tmp_path / "sql", "a.sql", SCRIPT)
+    databases = {"ft_db": mariadb_database, "metadata": second_database}
+    with pytest.raises(StepFailed, match="a.sql:7"):
+        run_step(tmp_path, databases, [name])
+    store = create_engine(second_database)
+    t = schema.sql_execution_record
+    with store.connect() as conn:
+        statuses = [r.status for r in conn.execute(select(t.c.status).order_by(t.c.sql_sequence))]
+    assert statuses == ["SUCCESS"] * 5 + ["FAILED", "PENDING"]
+    assert active_breakpoint(store, "EXEC_T")["sql_line_number"] == 7
+    (tmp_path / "sql" / name).write_text(SCRIPT.replace("INSERT INTO t VALUES (1);\nINSERT INTO t VALUES (1);",
+                                                        "INSERT INTO t VALUES (1);\nINSERT INTO t VALUES (2);"))
+    details = run_step(tmp_path, databases, [name])
+    assert details["success"] == 2 and details["skipped"] == 5
+    with store.connect() as conn:
+        assert {r.status for r in conn.execute(select(t.c.status))} == {"SUCCESS"}
+    assert active_breakpoint(store, "EXEC_T") is None
+    store.dispose()
