@@ -23,6 +23,7 @@ from blocks.database import can_load_blocks, env_var, load_database_url
 from blocks.redis import RedisConnection
 from tasks.errors import InputError, ResourceUnavailable
 from tasks.logstore import BatchingWriter, ClickHouseEventLog
+from tasks.sql.connect import share_tls_context
 from tasks.store.metadata_store import MetadataStore
 
 if TYPE_CHECKING:
@@ -69,7 +70,8 @@ class Resources:
             if name in self._engines:
                 return self._engines[name]
             url = self.database_url(name)
-            engine = create_engine(url, pool_pre_ping=True, pool_recycle=3600, pool_size=5, max_overflow=5)
+            engine = share_tls_context(create_engine(url, pool_pre_ping=True, pool_recycle=3600, pool_size=5,
+                                                     max_overflow=5))
             shown = url.render_as_string(hide_password=True)
             try:
                 for attempt in Retrying(stop=stop_after_attempt(CONNECT_ATTEMPTS),

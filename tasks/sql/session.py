@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from tasks.errors import ResourceUnavailable
+from tasks.sql.connect import SharedTlsConnection
 from tasks.sql.marker import CREATE_MARKER_TABLE, insert_markers_sql, quote_schema
 
 # Client-side errors that mean "the connection is gone", not "the statement is wrong".
@@ -54,17 +55,11 @@ def client_connection(engine: Engine) -> pymysql.connections.Connection:
 
     Like the client: several statements per query are allowed (a ``DELIMITER`` block may hold several,
     and the engine sends its marker insert and ``COMMIT`` together), and affected rows count changed
-    rows, not matched ones (SQLAlchemy's dialect asks for ``FOUND_ROWS``). With no TLS option in the
-    URL pymysql prefers TLS and builds a certificate context per connection (about 17 ms); when the
-    server offers no TLS (seen on the pool's verified connection) that work is skipped.
+    rows, not matched ones (SQLAlchemy's dialect asks for ``FOUND_ROWS``).
     """
     args, kwargs = engine.dialect.create_connect_args(engine.url)
-    if not any(key.startswith("ssl") for key in kwargs):
-        with engine.connect() as pooled:
-            if not pooled.connection.driver_connection.server_capabilities & CLIENT.SSL:
-                kwargs["ssl_disabled"] = True
     flags = (kwargs.get("client_flag", 0) & ~CLIENT.FOUND_ROWS) | CLIENT.MULTI_STATEMENTS | CLIENT.MULTI_RESULTS
-    return pymysql.connect(*args, **{**kwargs, "client_flag": flags, "autocommit": True})
+    return SharedTlsConnection(*args, **{**kwargs, "client_flag": flags, "autocommit": True})
 
 
 class DatabaseSession:

@@ -1,0 +1,41 @@
+"""pymysql connections that share one TLS context per process.
+
+With no TLS option in the URL, pymysql (1.2) prefers TLS and builds a new certificate context for
+every connection, loading the system CA store: about 17 ms, more than a hundred small statements
+take. That preferred-mode context never verifies the server (``CERT_NONE``), so one context shared
+by all connections is the same thing, built once. Explicit TLS options are handled by pymysql as
+before.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from typing import Any, ClassVar
+
+import pymysql
+from sqlalchemy import Engine, event
+
+
+class SharedTlsConnection(pymysql.connections.Connection):
+    """A pymysql connection whose preferred-mode TLS context is built once per process."""
+
+    _preferred: ClassVar[ssl.SSLContext | None] = None
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def _create_ssl_ctx(self, sslp: Any) -> ssl.SSLContext:
+        if sslp:  # explicit options (CA, certificate, verification): pymysql's own handling
+            return super()._create_ssl_ctx(sslp)
+        with SharedTlsConnection._lock:
+            if SharedTlsConnection._preferred is None:
+                SharedTlsConnection._preferred = super()._create_ssl_ctx(sslp)
+            return SharedTlsConnection._preferred
+
+
+def share_tls_context(engine: Engine) -> Engine:
+    """Make a pymysql engine's pool open :class:`SharedTlsConnection` connections."""
+    if engine.dialect.driver == "pymysql":
+        @event.listens_for(engine, "do_connect")
+        def _connect(dialect: Any, record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]) -> Any:
+            return SharedTlsConnection(*cargs, **cparams)
+    return engine
