@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -201,22 +201,22 @@ class ClickHouseEventLog:
 
     # ---- write / read -------------------------------------------------------------------------------
 
-    def _masked(self, event: LogEvent) -> LogEvent:
-        def clean(text: str) -> str:
-            return _truncate(mask_text(mask_sql(text, self.mask_patterns), self.secrets)) if text else text
+    def _clean(self, text: str) -> str:
+        return _truncate(mask_text(mask_sql(text, self.mask_patterns), self.secrets)) if text else text
 
-        return replace(event, sql_text=clean(event.sql_text), message=clean(event.message))
-
-    def _row(self, event: LogEvent) -> list[Any]:
-        row: list[Any] = []
+    def _columns(self, batch: list[LogEvent]) -> list[list[Any]]:
+        """The batch column by column (masked, clamped): cheaper to build and to insert than rows."""
+        columns: list[list[Any]] = []
         for name in COLUMNS:
-            value = getattr(event, name)
-            if name in _UINT32:
-                value = min(max(int(value or 0), 0), 2**32 - 1)
-            elif value is None and name not in ("duration_ms", "affected_rows"):
-                value = ""
-            row.append(value)
-        return row
+            values = [getattr(e, name) for e in batch]
+            if name in ("sql_text", "message"):
+                values = [self._clean(v) for v in values]
+            elif name in _UINT32:
+                values = [min(max(int(v or 0), 0), 2**32 - 1) for v in values]
+            elif name not in ("duration_ms", "affected_rows"):
+                values = ["" if v is None else v for v in values]
+            columns.append(values)
+        return columns
 
     def write(self, events: Iterable[LogEvent]) -> int:
         """Insert events in one batch (masked first); returns how many were written, 0 on failure."""
@@ -224,17 +224,18 @@ class ClickHouseEventLog:
         if not batch:
             return 0
         try:
-            rows = [self._row(self._masked(e)) for e in batch]
+            columns = self._columns(batch)
             with self._lock:
                 if not self._schema_ready and not self.ensure_schema():
                     self.count_dropped(len(batch))
                     return 0
                 self._client().insert(
                     self.store.table,
-                    rows,
+                    columns,
                     column_names=list(COLUMNS),
                     database=self.store.database,
                     column_type_names=list(COLUMNS.values()),
+                    column_oriented=True,
                 )
         except Exception as exc:
             self._failed(f"insert of {len(batch)} events", exc, len(batch))

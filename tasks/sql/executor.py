@@ -172,7 +172,6 @@ class ScriptRunner:
             stmt, kind = script.statements[index], script.kinds[index]
             self._run_one(script, stmt, kind, rows[stmt.sequence])
             index += 1
-        self.ledger.flush()
 
     def _dml_batch(self, script: ScriptFile, rows: dict[int, LedgerRow], start: int, end: int) -> list[int]:
         """Consecutive pending DML on one database, from ``start``: they may share one commit."""

@@ -82,12 +82,13 @@ class SqlLedger:
         """Make sure every statement of the file has a row; rows not yet done take the file's current text."""
         existing = self.rows(script.file_id)
         now = utcnow()
+        prefix = uuid.uuid4().hex[:20]  # + the sequence: unique ids without a random draw per row
         for stmt, text in zip(script.statements, masked_texts, strict=True):
             row = existing.get(stmt.sequence)
             values = {"sql_line_number": stmt.line, "sql_content": text, "sql_content_hash": stmt.sha256,
                       "target_database": stmt.database, "updated_time": now}
             if row is None:
-                rid = uuid.uuid4().hex
+                rid = f"{prefix}{stmt.sequence:012x}"
                 self._writer.buffer(self._insert, {
                     "id": rid, "execution_id": self.execution_id, "step_id": self.step_id,
                     "sql_file_id": script.file_id, "sql_file_name": script.path, "sql_sequence": stmt.sequence,
