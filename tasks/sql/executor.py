@@ -14,7 +14,6 @@ For each statement, in file order:
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -32,8 +31,8 @@ from tasks.sql.marker import exists_sql, insert_marker_sql, marker_args
 from tasks.sql.script import ScriptFile
 from tasks.sql.session import DatabaseSession, MarkerExists, error_code_and_message, is_connection_error
 from tasks.sql.splitter import Statement
+from tasks.sql.statement_log import StatementLog
 
-STATUS_ZH = {"SUCCESS": "成功", "FAILED": "失败", "SKIPPED": "跳过", "RUNNING": "执行中"}
 TIMEOUT_CODES = {"1969", "3024", "1317"}
 
 
@@ -114,6 +113,7 @@ class ScriptRunner:
         self.rows: dict[str, dict[int, LedgerRow]] = {}
         self.masked: dict[tuple[str, int], str] = {}
         self.batch_size = batch_size
+        self.statement_log = StatementLog(logger)
         self._lock = threading.Lock()
 
     # preparation ------------------------------------------------------------------------------
@@ -144,6 +144,7 @@ class ScriptRunner:
             return self.sessions[database]
 
     def close(self) -> None:
+        self.statement_log.flush()
         self.ledger.close()
         for session in self.sessions.values():
             session.close()
@@ -285,6 +286,7 @@ class ScriptRunner:
         started = time.perf_counter()
         try:
             if durable:
+                self.statement_log.flush()  # what ran so far is in the log before a statement that may run long
                 self.ledger.mark_running(row)
             if stmt.is_use:
                 session.use(stmt.use_schema or "")
@@ -397,12 +399,11 @@ class ScriptRunner:
             return
         now = datetime.now(UTC)
         level = "ERROR" if status == "FAILED" else "INFO"
-        # the seed's format; logging builds the text only if a handler takes the record
-        self.logger.log(logging.ERROR if status == "FAILED" else logging.INFO,
-                        "[%s] 文件: %s, 行号: %d\nSQL: %s\n数据库: %s\n执行状态: %s\n耗时: %.3f秒\n影响行数: %d%s%s",
-                        _LogTime(now), script.path, stmt.line, _Shortened(sql), stmt.database,
-                        STATUS_ZH.get(status, status), ms / 1000, affected if affected is not None else 0,
-                        f"\n错误: {message}" if message else "", f"\n说明: {note}" if note else "")
+        if status == "FAILED":
+            self.statement_log.failure(now, script.path, stmt.line, sql, stmt.database, ms, message=message, note=note)
+        else:
+            self.statement_log.success(now, script.path, stmt.line, sql, stmt.database, status, ms, affected,
+                                       note=note)
         if self.events is not None:
             self.events.put(LogEvent(
                 event_time=now, execution_id=self.options.execution_id, site_id=self.options.site_id,
@@ -410,28 +411,3 @@ class ScriptRunner:
                 file=script.path, line=stmt.line, sequence=stmt.sequence, database=stmt.database, status=status,
                 duration_ms=float(ms), affected_rows=affected, error_code=error_code or "",
                 message=message or note, sql_text=sql))
-
-
-class _LogTime:
-    """A timestamp formatted only when the log line is."""
-
-    __slots__ = ("moment",)
-
-    def __init__(self, moment: datetime) -> None:
-        self.moment = moment
-
-    def __str__(self) -> str:
-        return f"{self.moment:%Y-%m-%d %H:%M:%S}"
-
-
-class _Shortened:
-    """SQL cut to ``limit`` characters in the log line (the event keeps it whole)."""
-
-    __slots__ = ("sql",)
-
-    def __init__(self, sql: str) -> None:
-        self.sql = sql
-
-    def __str__(self, limit: int = 2000) -> str:
-        sql = self.sql
-        return sql if len(sql) <= limit else sql[:limit] + f"… ({len(sql)} characters)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -380,3 +381,30 @@ def test_ledger_and_breakpoint_on_a_mariadb_metadata_store(tmp_path: Path, maria
         assert {r.status for r in conn.execute(select(t.c.status))} == {"SUCCESS"}
     assert active_breakpoint(store, "EXEC_T") is None
     store.dispose()
+
+
+def test_every_statement_reaches_the_step_log_in_the_requirements_format(tmp_path: Path,
+                                                                          mariadb_database: str) -> None:
+    import logging
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("test.sql_engine.statements")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    logger.addHandler(handler)
+    name = write(tmp_path / "sql", "a.sql", SCRIPT)
+    try:
+        with step_context(tmp_path, databases={"ft_db": mariadb_database}, sql_root=tmp_path / "sql",
+                          execution_id="EXEC_LOG") as ctx, pytest.raises(StepFailed):
+            ctx.logger = logger
+            SqlScriptStep(SqlScriptParams(sql_scripts=[name]), ctx).run()
+    finally:
+        logger.removeHandler(handler)
+    text = "\n".join(r.getMessage() for r in records)
+    lines = [int(n) for n in re.findall(r"文件: a\.sql, 行号: (\d+)\nSQL: .*\n数据库: ft_db\n执行状态: \S+\n耗时: "
+                                        r"\d+\.\d{3}秒\n影响行数: \d+", text)]
+    assert lines == [2, 3, 4, 5, 6, 7], "every statement once, in order"
+    assert records[-1].levelno == logging.ERROR and "行号: 7" in records[-1].getMessage()
+    assert len(records) < len(lines), "several statements share a record"
