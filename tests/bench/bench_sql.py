@@ -1,7 +1,7 @@
 """Benchmark: the SQL engine against the plain ``mariadb`` client on the same files.
 
 Run on its own: ``python tests/bench/bench_sql.py``. Creates its databases on the local MariaDB and
-drops them after. Each side runs three times, alternating, and the best time of each counts.
+drops them after. Each side runs five times, alternating, and the best time of each counts.
 
 Tool time is the SqlScriptStep run in this process: connection pool and session set-up, splitting,
 the ledger in a SQLite file, markers, the statement log lines (built and emitted through a formatting
@@ -159,7 +159,7 @@ def main() -> None:
             path = work / f"{label}.sql"
             path.write_text(body, encoding="utf-8")
             clients, tools = [], []
-            for attempt in range(3):  # alternate, best of three each: the server's background work after one run
+            for attempt in range(5):  # alternate, best of five each: the server's background work after one run
                 c_db, t_db = f"ft_bench_c{attempt}_{label}", f"ft_bench_t{attempt}_{label}"  # must not favour one
                 names += [c_db, t_db]
                 clients.append(client_seconds(path, fresh(c_db)))
