@@ -5,6 +5,7 @@ data script thousands of buffered ones. Through ``Connection.execute`` SQLAlchem
 (cache key, parameter construction, result set-up) costs several times what SQLite spends on the
 write itself. Compiling the statement once for the engine's dialect, with the dialect's own bind
 processors (SQLite stores ``DATETIME`` as text, for example), keeps exactly what SQLAlchemy would send.
+:class:`BufferedWriter` then takes the buffered writes off the caller's thread.
 """
 
 from __future__ import annotations
