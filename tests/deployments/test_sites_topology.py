@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests import prefect_server as prefect_server_module
 from tests.conftest import MARIADB_ROOT, PROJECT
 from tests.deployments.sites_helpers import cicd, cicd_args, deploy_sites, site_env, wait_for_lock, write_tree
 from tests.prefect_server import prefect_server
@@ -67,15 +66,6 @@ def tuned_settings() -> dict[str, str]:
     return {k: v for k, v in pairs if k != "PREFECT_API_DATABASE_CONNECTION_URL"}
 
 
-@pytest.fixture
-def tuned_server_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The servers this test starts run with the documented settings for many task runs."""
-    tuned = tuned_settings()
-    plain = prefect_server_module.offline_env
-    monkeypatch.setattr(prefect_server_module, "offline_env", lambda home: {**plain(home), **tuned})
-    return tuned
-
-
 def test_the_documented_server_settings_are_valid_prefect_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     from prefect.settings.models.root import Settings
 
@@ -89,10 +79,11 @@ def test_the_documented_server_settings_are_valid_prefect_settings(monkeypatch: 
 
 
 def test_two_sites_upgrade_at_once_and_a_second_trigger_for_a_busy_site_is_refused(
-        tmp_path: Path, postgres_url: str, site_databases: dict[str, str], tuned_server_env: dict[str, str]) -> None:
+        tmp_path: Path, postgres_url: str, site_databases: dict[str, str]) -> None:
     tree = write_tree(tmp_path, STEPS, {"slow.sql": SCRIPT})
     envs = {site: {**tree, **site_env(tmp_path, site, url)} for site, url in site_databases.items()}
-    with prefect_server(tmp_path / "prefect", database_url=postgres_url) as server:
+    # the server (and its workers and CLI calls) run with the documented settings for many task runs
+    with prefect_server(tmp_path / "prefect", database_url=postgres_url, extra_env=tuned_settings()) as server:
         deployed = deploy_sites(server, "CN", "US")
         assert "site CN: pool ft-upgrade-cn" in deployed and "site US: pool ft-upgrade-us" in deployed
         with server.worker("ft-upgrade-cn", extra_env=envs["CN"], name="cn"), \
@@ -114,7 +105,7 @@ def test_two_sites_upgrade_at_once_and_a_second_trigger_for_a_busy_site_is_refus
         runs = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-tA", "-d", postgres_url.rsplit("/", 1)[1],
                                "-c", "SELECT count(*) FROM flow_run"], capture_output=True, text=True, check=True)
         assert runs.stdout.strip() == "3", "the server keeps its runs in PostgreSQL"
-        assert "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE" in tuned_server_env
+        assert server.env["PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE"] == "200", "started tuned"
     for site, (code, out) in results.items():
         assert code == 0, f"{site}: {out}"
         assert "startup_pre_process at site " + site + ": Completed" in out
