@@ -39,9 +39,9 @@ class LedgerRow:
     line: int
 
 
-def _update(**values: Any) -> Any:
-    """``UPDATE sql_execution_record SET <values> WHERE id = :b_id``."""
-    return update(_t).where(_t.c.id == bindparam("b_id")).values(**values)
+def _update(*columns: str, **values: Any) -> Any:
+    """``UPDATE sql_execution_record SET <column> = :<column>…, <values> WHERE id = :b_id``."""
+    return update(_t).where(_t.c.id == bindparam("b_id")).values({**{c: bindparam(c) for c in columns}, **values})
 
 
 class SqlLedger:
@@ -58,16 +58,15 @@ class SqlLedger:
         self.step_id = step_id
         self._insert = PreparedWrite(_t.insert().values({c.name: bindparam(c.name) for c in _REGISTER_COLUMNS}),
                                      engine)
-        self._edit = PreparedWrite(_update(**{n: bindparam(n) for n in (
-            "sql_line_number", "sql_content", "sql_content_hash", "target_database", "updated_time")}), engine)
-        self._success = PreparedWrite(_update(**{n: bindparam(n) for n in (
-            "status", "start_time", "end_time", "duration", "affected_rows", "updated_time")}), engine)
+        self._edit = PreparedWrite(_update(
+            "sql_line_number", "sql_content", "sql_content_hash", "target_database", "updated_time"), engine)
+        self._success = PreparedWrite(_update(
+            "status", "start_time", "end_time", "duration", "affected_rows", "updated_time"), engine)
         self._running = PreparedWrite(_update(
-            status=bindparam("status"), start_time=bindparam("start_time"), end_time=null(), error_code=null(),
-            error_message=null(), retry_count=_t.c.retry_count + bindparam("retry"),
-            updated_time=bindparam("updated_time")), engine)
-        self._failed = PreparedWrite(_update(**{n: bindparam(n) for n in (
-            "status", "end_time", "duration", "error_code", "error_message", "updated_time")}), engine)
+            "status", "start_time", "updated_time", end_time=null(), error_code=null(), error_message=null(),
+            retry_count=_t.c.retry_count + bindparam("retry")), engine)
+        self._failed = PreparedWrite(_update(
+            "status", "end_time", "duration", "error_code", "error_message", "updated_time"), engine)
         self._writer = BufferedWriter(engine, [self._insert, self._edit, self._success])
 
     def rows(self, file_id: str) -> dict[int, LedgerRow]:

@@ -33,10 +33,13 @@ def marker_key(execution_id: str, step_id: str, file_id: str, sequence: int) -> 
     return hashlib.sha256(f"{execution_id}|{step_id}|{file_id}|{sequence}".encode()).hexdigest()
 
 
-def insert_marker_sql(schema: str) -> str:
+def _insert_head(schema: str) -> str:
     return (f"INSERT INTO {quote_schema(schema)}.`{MARKER_TABLE}` "
-            "(marker_key, execution_id, step_id, sql_file_id, sql_sequence, sql_content_hash) "
-            "VALUES (%s, %s, %s, %s, %s, %s)")
+            "(marker_key, execution_id, step_id, sql_file_id, sql_sequence, sql_content_hash) VALUES ")
+
+
+def insert_marker_sql(schema: str) -> str:
+    return _insert_head(schema) + "(%s, %s, %s, %s, %s, %s)"
 
 
 def insert_markers_sql(schema: str, rows: Sequence[tuple[Any, ...]], escape: Callable[[str], str]) -> str:
@@ -52,12 +55,12 @@ def insert_markers_sql(schema: str, rows: Sequence[tuple[Any, ...]], escape: Cal
         common = shared.get(ids)
         if common is None:
             common = shared[ids] = ",".join(escape(v) for v in ids)
-        key_sql = f"'{key}'" if key.isalnum() and key.isascii() else escape(key)
-        sha_sql = f"'{sha256}'" if sha256.isalnum() and sha256.isascii() else escape(sha256)
-        values.append(f"({key_sql},{common},{int(sequence)},{sha_sql})")
-    return (f"INSERT INTO {quote_schema(schema)}.`{MARKER_TABLE}` "
-            "(marker_key, execution_id, step_id, sql_file_id, sql_sequence, sql_content_hash) VALUES "
-            + ",".join(values))
+        values.append(f"({_hex_literal(key, escape)},{common},{int(sequence)},{_hex_literal(sha256, escape)})")
+    return _insert_head(schema) + ",".join(values)
+
+
+def _hex_literal(value: str, escape: Callable[[str], str]) -> str:
+    return f"'{value}'" if value.isalnum() and value.isascii() else escape(value)
 
 
 def marker_args(execution_id: str, step_id: str, file_id: str, sequence: int, sha256: str) -> tuple[Any, ...]:
