@@ -1,10 +1,13 @@
 """What CICD calls per cutpoint: trigger the deployment, poll its state, print the report, exit with a code.
 
     .venv/bin/python deployments/cicd.py --cutpoint startup_pre_process --from 3.17.0 --to 3.17.5-P1 \\
-        --site CN [--env K=V]... [--deployment-suffix=-cn] [--timeout 7200]
+        --site CN [--env K=V]... [--deployment-suffix=-cn] [--timeout 7200] \\
+        [--rerun] [--waive PRECONDITION]... [--reason TEXT] [--by NAME]
 
-Exit codes: 0 the cutpoint completed; 1 it failed (the execution id and how to resume are printed);
-2 bad input (version, cutpoint, site, unknown deployment), nothing was started; 3 infrastructure
+Exit codes: 0 the cutpoint completed (or had already completed: nothing executed); 1 it failed (the
+execution id and how to resume are printed); 2 bad input (version, cutpoint, site, unknown deployment)
+or the run was refused (a precondition missing, a --from that differs from the site's version):
+nothing was executed; 3 infrastructure
 (Prefect API unreachable after retries, or no final state within ``--timeout``: is the site's worker up?).
 
 REST mapping (all on ``PREFECT_API_URL``): execute → ``POST /deployments/{id}/create_flow_run``;
@@ -38,6 +41,7 @@ from tasks.errors import VersionError  # noqa: E402
 from tasks.reporting import artifact_key  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INFRA = 0, 1, 2, 3
+REFUSED_MARK = "REFUSED**"  # in the markdown report of a refused trigger (tasks.reporting.render_refusal)
 _SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 _EXECUTION_ID = re.compile(r"\| execution id \| `([^`]+)` \|")
 T = TypeVar("T")
@@ -61,6 +65,7 @@ class Request:
     site_id: str
     environment: dict[str, str] = field(default_factory=dict)
     deployment_suffix: str = ""
+    terms: dict[str, Any] = field(default_factory=dict)  # rerun, waive, reason, requested_by
 
     @property
     def deployment_name(self) -> str:
@@ -69,7 +74,7 @@ class Request:
     @property
     def parameters(self) -> dict[str, Any]:
         return {"source_version": self.source_version, "target_version": self.target_version,
-                "site_id": self.site_id, "environment": self.environment}
+                "site_id": self.site_id, "environment": self.environment, **self.terms}
 
     @property
     def report_key(self) -> str:
@@ -87,7 +92,8 @@ def parse_env(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def validate_request(cutpoint: str, source: str, target: str, site: str, env: Sequence[str] = (),
-                     deployment_suffix: str = "") -> Request:
+                     deployment_suffix: str = "", *, rerun: bool = False, waive: Sequence[str] = (),
+                     reason: str = "", by: str = "") -> Request:
     """Check everything locally (pure); raises :class:`BadInput` naming the problem."""
     try:
         point = Cutpoint(cutpoint)
@@ -103,8 +109,17 @@ def validate_request(cutpoint: str, source: str, target: str, site: str, env: Se
         raise BadInput(f"site id {site!r}: letters, digits, _ and - only")
     if deployment_suffix and not re.fullmatch(r"[A-Za-z0-9_-]+", deployment_suffix):
         raise BadInput(f"deployment suffix {deployment_suffix!r}: letters, digits, _ and - only")
+    if (rerun or waive) and not reason.strip():
+        raise BadInput("--rerun and --waive need --reason TEXT (it is recorded with who asked)")
+    terms: dict[str, Any] = {"rerun": True} if rerun else {}
+    if waive:
+        terms["waive"] = list(waive)
+    if reason:
+        terms["reason"] = reason
+    if by:
+        terms["requested_by"] = by
     return Request(cutpoint=point, source_version=str(src), target_version=str(dst), site_id=site,
-                   environment=parse_env(env), deployment_suffix=deployment_suffix)
+                   environment=parse_env(env), deployment_suffix=deployment_suffix, terms=terms)
 
 
 def _transient(exc: BaseException) -> bool:
@@ -230,6 +245,10 @@ def execute(request: Request, *, timeout: float, poll: float = 5.0, attempts: in
     if state.is_completed():
         echo(f"{request.cutpoint.value} at site {request.site_id}: Completed")
         return EXIT_OK
+    if report and REFUSED_MARK in report:
+        echo(f"REFUSED: {request.cutpoint.value} at site {request.site_id} ({request.source_version} → "
+             f"{request.target_version}), flow run {run.id}: nothing was executed; the report above says why")
+        return EXIT_BAD_INPUT
     for line in failure_lines(request, run.id, f"{state.name}: {state.message}", report):
         echo(line)
     return EXIT_FAILED
@@ -247,6 +266,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--poll", type=float, default=5, help="seconds between state polls")
     parser.add_argument("--api-attempts", type=int, default=5, help="tries per API call before exit 3")
     parser.add_argument("--api-wait", type=float, default=1.0, help="backoff multiplier between tries (s)")
+    parser.add_argument("--rerun", action="store_true", help="run a completed cutpoint again on purpose")
+    parser.add_argument("--waive", action="append", default=[], metavar="PRECONDITION",
+                        help="waive a precondition (repeat), e.g. services_stopped")
+    parser.add_argument("--reason", default="", help="why (recorded with --rerun / --waive)")
+    parser.add_argument("--by", default="", help="who asks (recorded)")
     return parser.parse_args(argv)
 
 
@@ -257,7 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK if exc.code == 0 else EXIT_BAD_INPUT
     try:
         request = validate_request(args.cutpoint, args.source, args.target, args.site, args.env,
-                                   args.deployment_suffix)
+                                   args.deployment_suffix, rerun=args.rerun, waive=args.waive, reason=args.reason,
+                                   by=args.by)
     except BadInput as exc:
         print(f"bad input: {exc}", flush=True)
         return EXIT_BAD_INPUT

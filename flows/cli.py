@@ -33,6 +33,11 @@ err = Console(stderr=True, soft_wrap=True)
 ConfigsOpt = Annotated[Path | None, typer.Option("--configs", help="Folder of version configs.")]
 SqlRootOpt = Annotated[Path | None, typer.Option("--sql-root", help="Root folder of SQL scripts.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+DbOpt = Annotated[list[str] | None, typer.Option("--db", help="Override a logical database: NAME=URL "
+                                                             "(metadata=URL: the store the run used).")]
+SiteOpt = Annotated[str | None, typer.Option("--site", help="The site whose metadata store holds the execution "
+                                                          "(default: found in the shared store or the site blocks).")]
+ByOpt = Annotated[str, typer.Option("--by", help="Who asks (recorded); default: the local user.")]
 
 
 def _use_paths(configs: Path | None, sql_root: Path | None) -> None:
@@ -80,21 +85,39 @@ def _guard(fn: Any) -> Any:
 
 @app.command()
 @_guard
-def validate(configs: ConfigsOpt = None, sql_root: SqlRootOpt = None, json_out: JsonOpt = False) -> None:
+def validate(configs: ConfigsOpt = None, sql_root: SqlRootOpt = None,
+             site: Annotated[str | None, typer.Option(
+                 "--site", help="Also check that the scripts applied at this site are unchanged on disk.")] = None,
+             db: DbOpt = None, json_out: JsonOpt = False) -> None:
     """Check every config, step class, step parameter and SQL file; exit 2 listing every problem."""
     from flows.validation import validate_tree
+    from tasks.errors import InputError
     from tasks.settings import get_settings
 
     _use_paths(configs, sql_root)
+    _apply_db_overrides(db)
     settings = get_settings()
     loaded = validate_tree(settings.configs, settings.sql_root, settings.allowed_step_modules)
+    drift = _script_drift(site, settings.sql_root) if site else []
+    if drift:
+        raise InputError(f"scripts applied at site {site} have changed on disk:\n" +
+                         "\n".join(x.describe() for x in drift))
     if json_out:
         print(json.dumps({"status": "ok", "configs": [c.path for c in loaded]}))
         return
     for item in loaded:
         for warning in item.warnings:
             err.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    out.print(f"[green]ok[/]: {len(loaded)} configs valid in {settings.configs}", highlight=False)
+    checked = f"; scripts applied at site {site} unchanged" if site else ""
+    out.print(f"[green]ok[/]: {len(loaded)} configs valid in {settings.configs}{checked}", highlight=False)
+
+
+def _script_drift(site: str, sql_root: Path) -> list[Any]:
+    """Scripts applied at the site that changed on disk since (the site's own metadata store)."""
+    from tasks.execution.service import ExecutionService
+
+    with ExecutionService.open(site) as service:
+        return service.script_drift(site, sql_root)
 
 
 @app.command()
@@ -105,14 +128,17 @@ def plan(
     site: Annotated[str, typer.Option("--site", help="Site id.")],
     cutpoint: Annotated[Cutpoint | None, typer.Option("--cutpoint", help="Only this cutpoint.")] = None,
     configs: ConfigsOpt = None,
+    sql_root: SqlRootOpt = None,
+    db: DbOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Show which steps would run, in order; unresolved step classes are marked."""
+    """Show which steps would run, in order; unresolved step classes and changed applied scripts are marked."""
     from flows.config_loader import load_configs
     from flows.plan import build_plan
     from tasks.settings import get_settings
 
-    _use_paths(configs, None)
+    _use_paths(configs, sql_root)
+    _apply_db_overrides(db)
     settings = get_settings()
     result = build_plan(load_configs(settings.configs), source, target, site, cutpoint,
                         allowed_step_modules=settings.allowed_step_modules)
@@ -133,6 +159,8 @@ def plan(
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
     for step in result.unresolved:
         err.print(f"[red]unresolved:[/] {step.config_file}: {step.step_id}: {step.unresolved_reason}", highlight=False)
+    for drift in _script_drift(result.site_id, settings.sql_root):
+        err.print(f"[red]changed since applied:[/] {drift.describe()}", highlight=False)
 
 
 @app.command()
@@ -143,12 +171,30 @@ def run(
     target: Annotated[str, typer.Option("--to", help="Target version.")],
     site: Annotated[str, typer.Option("--site", help="Site id.")],
     env: Annotated[list[str] | None, typer.Option("--env", help="Environment value K=V (repeatable).")] = None,
-    db: Annotated[list[str] | None, typer.Option("--db", help="Override a logical database: NAME=URL.")] = None,
+    db: DbOpt = None,
     configs: ConfigsOpt = None,
     sql_root: SqlRootOpt = None,
+    rerun: Annotated[bool, typer.Option(
+        "--rerun", help="Run again although this cutpoint already completed for (site, from, to); needs --reason.")
+    ] = False,
+    waive: Annotated[list[str] | None, typer.Option(
+        "--waive", help="Waive a precondition (pre_business_check, pre_upgrade_process, services_stopped, "
+                        "startup_pre_process, startup_post_process); needs --reason.")] = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded with --rerun, --waive, "
+                                                         "--accept-changed-scripts).")] = "",
+    by: ByOpt = "",
+    accept_changed_scripts: Annotated[bool, typer.Option(
+        "--accept-changed-scripts", help="Run although scripts applied at this site changed on disk; needs --reason.")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Run one cutpoint now, in this process (the same flow a deployment runs)."""
+    """Run one cutpoint now, in this process (the same flow a deployment runs).
+
+    A cutpoint that already completed for (site, from, to) executes nothing and exits 0; a missing
+    precondition or a --from that differs from the site's recorded version is refused (exit 2).
+    """
+    import getpass
+
     from flows.registry import CUTPOINT_FLOWS
     from flows.runner import plan_for
     from flows.validation import validate_tree
@@ -164,8 +210,10 @@ def run(
     plan_for(cutpoint, source, target, site, settings)  # bad input stops here: nothing has run
     with _terminal_progress(not json_out):
         state = CUTPOINT_FLOWS[cutpoint](source_version=source, target_version=target, site_id=site,
-                                         environment=environment, return_state=True)
-    _finish_run(state, json_out)
+                                         environment=environment, rerun=rerun, waive=list(waive or []),
+                                         reason=reason, requested_by=by or getpass.getuser(),
+                                         accept_changed_scripts=accept_changed_scripts, return_state=True)
+    _finish_run(state, json_out, site)
 
 
 @contextlib.contextmanager
@@ -193,30 +241,31 @@ def _terminal_progress(enabled: bool) -> Iterator[None]:
             WorkProgress.listeners.remove(listener)
 
 
-def _finish_run(state: Any, json_out: bool) -> None:
-    from flows.runner import build_report, open_store
-    from tasks.errors import InputError
+def _finish_run(state: Any, json_out: bool, site: str) -> None:
+    """Print what the flow run returned (its report) and exit with the report's code; refusals exit 2."""
+    from tasks.errors import InputError, UpgradeFailed
+    from tasks.execution.service import ExecutionService
 
-    flow_run_id = str(state.state_details.flow_run_id)
-    store = open_store(None)
-    try:
-        execution_id = store.execution_for_flow_run(flow_run_id)
-        if execution_id is None:
-            exc = state.result(raise_on_failure=False)
-            if isinstance(exc, InputError):
-                _fail_input(str(exc))
-            err.print(f"[bold red]error:[/] flow run {flow_run_id} ended {state.name}: {state.message}")
-            raise typer.Exit(1)
-        report = build_report(store, execution_id)
-        stored = store.latest_report(execution_id)
-    finally:
-        store.close()
-    data = report.to_json()
+    if state.is_completed():
+        data = state.result()
+        _print_report(data, json_out)
+        raise typer.Exit(0 if data["status"] == "SUCCESS" else 1)
+    exc = state.result(raise_on_failure=False)
+    if isinstance(exc, InputError):
+        _fail_input(str(exc))
+    execution_id = exc.execution_id if isinstance(exc, UpgradeFailed) else None
+    if execution_id is None:
+        err.print(f"[bold red]error:[/] flow run {state.state_details.flow_run_id} ended {state.name}: "
+                  f"{state.message}", highlight=False)
+        raise typer.Exit(1)
+    with ExecutionService.open(site) as service:
+        data = service.build_report(execution_id).to_json()
+        stored = service.latest_report(execution_id)
     if stored and stored["report_content"]:  # what was published, notification outcome included
         data = {**json.loads(stored["report_content"]), **data}
         data.pop("markdown", None)
     _print_report(data, json_out)
-    raise typer.Exit(report.return_code)
+    raise typer.Exit(1)
 
 
 def _print_report(data: dict[str, Any], json_out: bool) -> None:
@@ -226,6 +275,8 @@ def _print_report(data: dict[str, Any], json_out: bool) -> None:
     colour = "green" if data["status"] == "SUCCESS" else "red"
     out.print(f"[{colour}]{data['status']}[/] {data['cutpoint']} {data['source_version']} → "
               f"{data['target_version']} at {data['site_id']} (execution {data['execution_id']})", highlight=False)
+    if data.get("notice"):
+        out.print(data["notice"], highlight=False)
     table = Table()
     for col in ("step", "version", "status", "ms", "summary"):
         table.add_column(col)
@@ -249,35 +300,39 @@ def resume(
     notes: Annotated[str, typer.Option("--notes", help="What was done (recorded on the breakpoint).")] = "",
     env: Annotated[list[str] | None, typer.Option(
         "--env", help="Environment value K=V again (secret-looking values are stored masked).")] = None,
+    site: SiteOpt = None,
+    db: DbOpt = None,
+    configs: ConfigsOpt = None,
+    sql_root: SqlRootOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Continue a failed execution from where it stopped (after fixing the cause)."""
+    """Continue a failed execution from where it stopped (after fixing the cause).
+
+    The execution's configs and SQL folders are the ones recorded when it started unless given again;
+    databases given with --db at the start must be given again (their URLs are never stored).
+    """
     import getpass
 
     from flows.registry import CUTPOINT_FLOWS
-    from flows.runner import open_store
     from tasks.errors import InputError
-    from tasks.store.breakpoints import active_breakpoint, record_decision
+    from tasks.execution.service import ExecutionService
+    from tasks.store.breakpoints import INFLIGHT_CHOICES, OperatorDecision
 
-    if inflight not in (None, "applied", "retry"):
-        raise InputError(f"--inflight must be 'applied' or 'retry', not {inflight!r}")
-    store = open_store(None)
-    try:
-        execution = store.require_execution(execution_id)
-        if execution["status"] == "SUCCESS":
-            out.print(f"execution {execution_id} already succeeded; nothing to resume")
-            return
-        if execution["status"] == "ABANDONED":
-            raise InputError(f"execution {execution_id} was abandoned; run the cutpoint again for a new execution")
-        decision = {"by": by or getpass.getuser(), "notes": notes or "resumed with ft-upgrade resume"}
-        if inflight:
-            decision["inflight"] = inflight
-        if active_breakpoint(store.engine, execution_id) is not None:
-            record_decision(store.engine, execution_id, decision)
-        elif inflight:
-            raise InputError(f"execution {execution_id} has no active breakpoint to apply --inflight to")
-    finally:
-        store.close()
+    if inflight not in (None, *INFLIGHT_CHOICES):
+        raise InputError(f"--inflight must be one of {', '.join(INFLIGHT_CHOICES)}, not {inflight!r}")
+    _apply_db_overrides(db)
+    decision = OperatorDecision(by=by or getpass.getuser(), notes=notes or "resumed with ft-upgrade resume",
+                                inflight=inflight)  # type: ignore[arg-type]
+    with ExecutionService.locate(execution_id, site) as service:
+        execution = service.prepare_resume(execution_id, decision)
+    if execution["status"] == "SUCCESS":
+        out.print(f"execution {execution_id} already succeeded; nothing to resume")
+        return
+    _use_paths(configs or _recorded_path(execution, "configs_dir"), sql_root or _recorded_path(execution, "sql_root"))
+    missing = [n for n in (execution.get("db_overrides") or "").split(",") if n and not _db_given(n)]
+    if missing:
+        err.print(f"[yellow]warning:[/] {', '.join(missing)} were given with --db when the execution started; "
+                  "give them again with --db NAME=URL if the blocks do not hold them", highlight=False)
     environment = {**json.loads(execution["environment"] or "{}"), **_pairs(env, "--env")}
     masked = sorted(k for k, v in environment.items() if v == "***")
     if masked:
@@ -287,29 +342,40 @@ def resume(
     with _terminal_progress(not json_out):
         state = CUTPOINT_FLOWS[cutpoint](source_version=execution["source_version"],
                                          target_version=execution["target_version"], site_id=execution["site_id"],
-                                         environment=environment, return_state=True)
-    _finish_run(state, json_out)
+                                         environment=environment, requested_by=decision.by,
+                                         execution_id=execution_id, return_state=True)
+    _finish_run(state, json_out, execution["site_id"])
+
+
+def _recorded_path(execution: dict[str, Any], column: str) -> Path | None:
+    recorded = execution.get(column)
+    return Path(recorded) if recorded and Path(recorded).is_dir() else None
+
+
+def _db_given(name: str) -> bool:
+    from blocks.database import url_from_environment
+
+    return url_from_environment(name) is not None
 
 
 @app.command()
 @_guard
 def executions(
-    site: Annotated[str | None, typer.Option("--site", help="Only this site.")] = None,
+    site: Annotated[str | None, typer.Option("--site", help="Only this site (and its own metadata store).")] = None,
     cutpoint: Annotated[Cutpoint | None, typer.Option("--cutpoint", help="Only this cutpoint.")] = None,
     latest: Annotated[bool, typer.Option("--latest", help="Print only the newest execution id.")] = False,
     limit: Annotated[int, typer.Option("--limit")] = 20,
+    db: DbOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """List executions, newest first (``--latest`` prints one id, for scripts)."""
-    from flows.runner import open_store
     from tasks.errors import InputError
+    from tasks.execution.service import ExecutionService
 
-    store = open_store(None)
-    try:
-        rows = store.list_executions(site_id=site, cutpoint=cutpoint.value if cutpoint else None,
-                                     limit=1 if latest else limit)
-    finally:
-        store.close()
+    _apply_db_overrides(db)
+    with ExecutionService.open(site) as service:
+        rows = service.executions(site_id=site, cutpoint=cutpoint.value if cutpoint else None,
+                                  limit=1 if latest else limit)
     if latest:
         if not rows:
             raise InputError("no execution matches")
@@ -331,35 +397,28 @@ def executions(
 @_guard
 def abandon(execution_id: Annotated[str, typer.Argument()],
             reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")] = "abandoned by operator",
-            by: Annotated[str, typer.Option("--by", help="Who (recorded).")] = "") -> None:
+            by: ByOpt = "", site: SiteOpt = None, db: DbOpt = None) -> None:
     """Give up an unfinished execution: the next run of the same cutpoint starts a new one."""
     import getpass
 
-    from flows.runner import open_store
-    from tasks.errors import InputError
+    from tasks.execution.service import ExecutionService
 
-    store = open_store(None)
-    try:
-        execution = store.require_execution(execution_id)
-        if execution["status"] == "SUCCESS":
-            raise InputError(f"execution {execution_id} succeeded; nothing to abandon")
-        store.abandon_execution(execution_id, by=by or getpass.getuser(), reason=reason)
-    finally:
-        store.close()
+    _apply_db_overrides(db)
+    with ExecutionService.locate(execution_id, site) as service:
+        service.abandon(execution_id, by=by or getpass.getuser(), reason=reason)
     out.print(f"execution {execution_id} abandoned", highlight=False)
 
 
 @app.command()
 @_guard
-def status(execution_id: Annotated[str, typer.Argument()], json_out: JsonOpt = False) -> None:
+def status(execution_id: Annotated[str, typer.Argument()], site: SiteOpt = None, db: DbOpt = None,
+           json_out: JsonOpt = False) -> None:
     """Show an execution's status and step counts."""
-    from flows.runner import build_report, open_store
+    from tasks.execution.service import ExecutionService
 
-    store = open_store(None)
-    try:
-        report = build_report(store, execution_id)
-    finally:
-        store.close()
+    _apply_db_overrides(db)
+    with ExecutionService.locate(execution_id, site) as service:
+        report = service.build_report(execution_id)
     _print_report(report.to_json(), json_out)
     raise typer.Exit(0 if report.status in ("SUCCESS", "RUNNING") else 1)
 
@@ -367,18 +426,17 @@ def status(execution_id: Annotated[str, typer.Argument()], json_out: JsonOpt = F
 @app.command()
 @_guard
 def report(execution_id: Annotated[str, typer.Argument()],
-           fmt: Annotated[str, typer.Option("--format", help="md or json.")] = "md") -> None:
+           fmt: Annotated[str, typer.Option("--format", help="md or json.")] = "md",
+           site: SiteOpt = None, db: DbOpt = None) -> None:
     """Print the latest report of an execution (markdown, as in the Prefect UI, or JSON)."""
-    from flows.runner import open_store
     from tasks.errors import InputError
+    from tasks.execution.service import ExecutionService
 
     if fmt not in ("md", "json"):
         raise InputError(f"--format must be md or json, not {fmt!r}")
-    store = open_store(None)
-    try:
-        row = store.latest_report(execution_id)
-    finally:
-        store.close()
+    _apply_db_overrides(db)
+    with ExecutionService.locate(execution_id, site) as service:
+        row = service.latest_report(execution_id)
     if row is None:
         raise InputError(f"no report for execution {execution_id!r}")
     content = json.loads(row["report_content"])
@@ -387,6 +445,100 @@ def report(execution_id: Annotated[str, typer.Argument()],
     else:
         content.pop("markdown", None)
         print(json.dumps(content, ensure_ascii=False, default=str, indent=2))
+
+
+@app.command()
+@_guard
+def baseline(
+    site: Annotated[str, typer.Option("--site", help="Site id.")],
+    version: Annotated[str, typer.Option("--version", help="The version the site is on, e.g. 3.17.0.")],
+    by: ByOpt = "",
+    notes: Annotated[str, typer.Option("--notes", help="Why / how it was established (recorded).")] = "",
+    db: DbOpt = None,
+) -> None:
+    """Record the version of a site installed before this tool (or repair its record); audited in its history.
+
+    An upgrade the site was in is closed: the next trigger must start from this version.
+    """
+    import getpass
+
+    from flows.versions import Version
+    from tasks.execution.service import ExecutionService
+    from tasks.settings import get_settings
+    from tasks.store.site_lock import site_lock
+
+    parsed = str(Version.parse(version))
+    _apply_db_overrides(db)
+    who = by or getpass.getuser()
+    with ExecutionService.open(site) as service, site_lock(
+            service.store.engine, site, holder=f"baseline {parsed} by {who}",
+            wait_seconds=get_settings().site_lock_wait_seconds):
+        before = service.sites.get(site)
+        service.baseline(site, parsed, by=who, notes=notes)
+    was = f" (was {before.current_version or 'unknown'})" if before else ""
+    out.print(f"site {site} is on {parsed}{was}; recorded by {who}", highlight=False)
+
+
+@app.command()
+@_guard
+def info(site: Annotated[str, typer.Option("--site", help="Site id.")], db: DbOpt = None,
+         configs: ConfigsOpt = None, json_out: JsonOpt = False) -> None:
+    """Where a site stands: version, upgrade in progress with each cutpoint, active breakpoint, pending configs."""
+    from flows.config_loader import load_configs
+    from flows.versions import Version
+    from tasks.execution.service import ExecutionService
+    from tasks.execution.site_info import site_info
+    from tasks.settings import get_settings
+
+    _use_paths(configs, None)
+    _apply_db_overrides(db)
+    with ExecutionService.open(site) as service:
+        state = service.sites.get(site)
+        current = Version.parse(state.current_version) if state and state.current_version else None
+        pending = [str(c.version) for c in sorted(load_configs(get_settings().configs), key=lambda c: c.version.code)
+                   if current is None or c.version > current]
+        data = site_info(service, site, pending_configs=pending)
+    if json_out:
+        for bp in data["active_breakpoints"]:
+            bp.pop("breakpoint")
+        print(json.dumps(data, ensure_ascii=False, default=str))
+        return
+    _print_info(data)
+
+
+def _print_info(data: dict[str, Any]) -> None:
+    site = data["site_id"]
+    if not data["known"]:
+        out.print(f"site {site}: no record yet (no cutpoint has run here; `ft-upgrade baseline` records a site "
+                  "installed before this tool)", highlight=False)
+    else:
+        origin = f" ({data['version_origin'].lower()})" if data["version_origin"] else ""
+        out.print(f"site {site}: version {data['current_version'] or 'unknown'}{origin}, schema "
+                  f"{data['schema_version'] or 'unknown'}", highlight=False)
+    upgrade = data["upgrade"]
+    if upgrade:
+        out.print(f"upgrade {upgrade['source_version']} → {upgrade['target_version']}: {upgrade['status']}",
+                  highlight=False)
+        table = Table()
+        for col in ("cutpoint", "state", "execution", "finished (UTC)"):
+            table.add_column(col)
+        for c in upgrade["cutpoints"]:
+            table.add_row(c["cutpoint"], c["state"], c["execution_id"] or "-", str(c["finished"] or "-")[:19])
+        out.print(table)
+    for bp in data["active_breakpoints"]:
+        out.print("[bold red]active breakpoint[/]", highlight=False)
+        for line in bp["lines"]:
+            out.print(f"  {line}", highlight=False, markup=False)
+    out.print(f"pending configs: {', '.join(data['pending_configs']) or 'none'}; scripts applied here: "
+              f"{data['applied_scripts']}", highlight=False)
+    if data["last_executions"]:
+        table = Table(title="last executions")
+        for col in ("execution", "cutpoint", "from → to", "status", "started (UTC)"):
+            table.add_column(col)
+        for r in data["last_executions"]:
+            table.add_row(r["execution_id"], r["step_type"], f"{r['source_version']} → {r['target_version']}",
+                          r["status"], str(r["start_time"])[:19])
+        out.print(table)
 
 
 @app.command()

@@ -50,16 +50,12 @@ def check_prefect_api() -> str:
     return f"{mask_url(url)} healthy"
 
 
-def check_metadata() -> str:
-    from flows.runner import open_store
+def check_metadata(site_id: str | None = None) -> str:
+    from tasks.execution.service import ExecutionService
 
-    store = open_store(None)
-    try:
-        with store.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return f"{store.describe()} reachable"
-    finally:
-        store.close()
+    with ExecutionService.open(site_id) as service, service.store.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+        return f"{service.store.describe()} reachable"
 
 
 def check_log_store(settings: Settings, site_id: str) -> str:
@@ -122,7 +118,7 @@ def run_doctor(site_id: str | None = None, *, settings: Settings | None = None,
     site = site_id or os.environ.get("FT_UPGRADE_SITE_ID") or "doctor"
     return [
         _guard("prefect_api", check_prefect_api),
-        _guard("metadata_db", check_metadata),
+        _guard("metadata_db", lambda: check_metadata(site_id)),
         _guard("log_store", lambda: check_log_store(settings, site)),
         _guard("redis", lambda: check_redis(settings, site_id)),
         _guard("configs", lambda: check_configs(settings)),

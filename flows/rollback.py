@@ -13,9 +13,10 @@ from typing import Any
 
 from flows.config_loader import load_configs
 from flows.plan import check_step_params
-from flows.runner import load_site_profile, open_store
+from flows.runner import load_site_profile
 from flows.versions import Version
 from tasks.errors import InputError
+from tasks.execution.service import ExecutionService
 from tasks.resources import Resources
 from tasks.settings import get_settings
 from tasks.steps.context import StepContext
@@ -24,11 +25,8 @@ from tasks.steps.registry import resolve_step_class
 
 def run_rollback(execution_id: str) -> list[dict[str, Any]]:
     """Run every rollback step of the execution's version range; raises StepFailed on the first failure."""
-    store = open_store(None)
-    try:
-        execution = store.require_execution(execution_id)
-    finally:
-        store.close()
+    with ExecutionService.locate(execution_id) as service:
+        execution = service.execution(execution_id)
     settings = get_settings()
     source, target = Version.parse(execution["source_version"]), Version.parse(execution["target_version"])
     chain = [c for c in load_configs(settings.configs) if source < c.version <= target]

@@ -1,15 +1,16 @@
-"""The body every cutpoint flow shares: plan → execution record → step tasks → report.
+"""The body every cutpoint flow shares: plan → admission → execution record → step tasks → report.
 
-It composes and records; the work is in the step classes. A rerun with the same request (Prefect
-UI retry, ``prefect deployment run`` again, ``ft-upgrade resume``) continues the unfinished
-execution: steps the ledger shows as done are not run again.
+It composes and records; the rules are in the execution service and the work in the step classes.
+A trigger with the same request (Prefect UI retry, ``prefect deployment run`` again, ``ft-upgrade
+resume``) continues the unfinished execution: steps the ledger shows as done are not run again. A
+cutpoint that already completed for (site, source, target) executes nothing and says so.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from prefect import Flow, flow, get_run_logger, task
@@ -22,43 +23,33 @@ from prefect.artifacts import (
 from prefect.context import TaskRunContext
 from prefect.runtime import deployment, flow_run
 
-from blocks.database import can_load_blocks, load_database_url
+from blocks.database import can_load_blocks, url_from_environment
 from blocks.site_profile import SiteProfile
 from flows.config_loader import load_configs
 from flows.cutpoints import Cutpoint
 from flows.plan import PlannedStep, UpgradePlan, build_plan
-from tasks.errors import InputError, StepFailed, UpgradeFailed
+from tasks.errors import StepFailed, UpgradeFailed
+from tasks.execution.admission import Admission, Request
+from tasks.execution.service import ExecutionService, Refused, StartTerms, describe_applied
+from tasks.execution.site_info import OVERVIEW_KEY, latest_overview_rows, merge_overview, overview_rows
 from tasks.masking import mask_text
 from tasks.notify import notify
-from tasks.reporting import RunReport, artifact_key, render_markdown, resume_instructions, steps_table
+from tasks.reporting import RunReport, artifact_key, render_markdown, render_refusal, steps_table
 from tasks.resources import Resources
 from tasks.settings import Settings, get_settings
 from tasks.steps.base import StepResult, StepStatus
 from tasks.steps.context import StepContext
 from tasks.steps.registry import resolve_step_class
-from tasks.store.breakpoints import (
-    BREAKPOINT_TTL,
-    active_breakpoint,
-    expire_breakpoint,
-    open_breakpoint,
-    resolve_breakpoint,
-)
-from tasks.store.metadata_store import MetadataStore, utcnow
+from tasks.store.breakpoints import active_breakpoint, open_breakpoint
+from tasks.store.metadata_store import MetadataStore
 from tasks.store.site_lock import site_lock
 
-MAX_RESUMES = 10
 _SECRET_KEY = re.compile(r"pass|secret|token|credential|key", re.I)
 
 
 def masked_environment(environment: Mapping[str, Any] | None) -> dict[str, Any]:
     """The environment as recorded: values of secret-looking keys replaced."""
     return {k: ("***" if _SECRET_KEY.search(k) else v) for k, v in (environment or {}).items()}
-
-
-def open_store(site_id: str | None) -> MetadataStore:
-    url = load_database_url("metadata", site_id)
-    return MetadataStore.open(url.render_as_string(hide_password=False) if url else
-                              get_settings().default_metadata_url)
 
 
 def load_site_profile(site_id: str) -> SiteProfile | None:
@@ -122,32 +113,77 @@ def run_step(step: PlannedStep, execution_id: str, order: int, run: dict[str, An
 
 
 def run_cutpoint(cutpoint: Cutpoint, source_version: str, target_version: str, site_id: str,
-                 environment: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The flow body of every cutpoint. Raises :class:`UpgradeFailed` (flow Failed) after reporting."""
+                 environment: Mapping[str, Any] | None, *, rerun: bool = False, waive: Sequence[str] = (),
+                 reason: str = "", requested_by: str = "", accept_changed_scripts: bool = False,
+                 execution_id: str | None = None) -> dict[str, Any]:
+    """The flow body of every cutpoint. Raises :class:`UpgradeFailed` (flow Failed) after reporting.
+
+    A trigger is admitted first (:mod:`tasks.execution.admission`): a cutpoint that already completed
+    for (site, source, target) returns its report and executes nothing; a refused one raises
+    :class:`Refused` (exit 2) and executes nothing.
+    """
     settings = get_settings()
     plan = plan_for(cutpoint, source_version, target_version, site_id, settings)
     steps = plan.for_cutpoint(cutpoint)
-    store = open_store(site_id)
     run_id = str(flow_run.id) if flow_run.id else None
+    request = Request(cutpoint=cutpoint, source_version=plan.source_version, target_version=plan.target_version,
+                      site_id=plan.site_id, rerun=rerun, waive=tuple(waive), reason=reason,
+                      by=requested_by or _default_actor(), accept_changed_scripts=accept_changed_scripts,
+                      execution_id=execution_id)
+    service = ExecutionService.open(plan.site_id)
     holder = f"{cutpoint.value} {plan.source_version}→{plan.target_version} (flow run {run_id})"
     try:
-        with site_lock(store.engine, site_id, holder=holder, wait_seconds=settings.site_lock_wait_seconds):
-            return _run_locked(cutpoint, plan, steps, store, run_id, environment, settings)
+        with site_lock(service.store.engine, plan.site_id, holder=holder,
+                       wait_seconds=settings.site_lock_wait_seconds):
+            profile = load_site_profile(plan.site_id)
+            try:
+                admission = service.admit(request, sql_root=settings.sql_root, flow_run_id=run_id,
+                                          services=profile.services if profile else None)
+            except Refused as exc:
+                _publish_refusal(service, request, str(exc))
+                raise
+            if admission.action == "noop":
+                return _publish_noop(service, request, admission, run_id)
+            return _run_locked(service, request, admission, plan, steps, run_id, environment, settings, profile)
     finally:
-        store.close()
+        service.close()
 
 
-def _run_locked(cutpoint: Cutpoint, plan: UpgradePlan, steps: list[PlannedStep], store: MetadataStore,
-                run_id: str | None, environment: Mapping[str, Any] | None, settings: Settings) -> dict[str, Any]:
+def _default_actor() -> str:
+    """Who triggered a run when nobody said: the deployment (CICD) or the local user."""
+    if deployment.name:
+        return f"deployment {deployment.name}"
+    import getpass
+
+    return getpass.getuser()
+
+
+def _run_locked(service: ExecutionService, request: Request, admission: Admission, plan: UpgradePlan,
+                steps: list[PlannedStep], run_id: str | None, environment: Mapping[str, Any] | None,
+                settings: Settings, profile: SiteProfile | None) -> dict[str, Any]:
     """The run itself, while this process holds the site's lock."""
     logger = get_run_logger()
-    site_id = plan.site_id
-    env = masked_environment(environment)
-    execution_id = _start_execution(store, plan, cutpoint, env, len(steps), run_id)
+    cutpoint, site_id, store = request.cutpoint, plan.site_id, service.store
+    overridden = tuple(sorted(n for n in ("ft_db", "middle_db", "metadata") if url_from_environment(n)))
+    execution_id = service.start(request, admission, StartTerms(
+        environment=masked_environment(environment), total_steps=len(steps), plan_fingerprint=plan.fingerprint(),
+        flow_run_id=run_id, configs_dir=str(settings.configs), sql_root=str(settings.sql_root),
+        db_overrides=overridden))
     logger.info("execution %s: %s %s → %s at site %s, %d steps (metadata: %s)", execution_id, cutpoint.value,
                 plan.source_version, plan.target_version, site_id, len(steps), store.describe())
+    extra: dict[str, Any] = {}
+    if admission.rerun_of:
+        applied = describe_applied(service.applied_scripts(site_id))
+        extra["rerun"] = {"of": admission.rerun_of, "by": request.by, "reason": request.reason,
+                          "scripts_applied_at_site": applied}
+        logger.warning("deliberate re-run of %s (completed by %s), asked by %s: %s; scripts already applied at "
+                       "site %s:\n%s", cutpoint.value, admission.rerun_of, request.by, request.reason, site_id,
+                       "\n".join(applied) or "(none)")
+    for waiver in admission.waivers:
+        logger.warning("precondition %s waived by %s (%s): %s", waiver.precondition, waiver.by, waiver.reason,
+                       waiver.missing)
     resources = Resources(site_id=site_id, sql_root=settings.sql_root, configs_dir=settings.configs,
-                          home=settings.home, profile=load_site_profile(site_id))
+                          home=settings.home, profile=profile)
     resources.store = store
     run = {"source_version": plan.source_version, "target_version": plan.target_version, "site_id": site_id,
            "environment": dict(environment or {})}
@@ -171,10 +207,11 @@ def _run_locked(cutpoint: Cutpoint, plan: UpgradePlan, steps: list[PlannedStep],
                 retries=step.retry_count, retry_delay_seconds=step.retry_delay_seconds,
                 timeout_seconds=step.timeout)
             state = configured(step, execution_id, order, run, resources, store, return_state=True)
+            row = store.step_row(execution_id, step.key)
+            service.record_step(execution_id, step.key, json.loads(row["result"]) if row and row["result"] else None)
             if state.is_completed():
                 statuses[step.key] = store.step_row(execution_id, step.key)["status"]
             else:
-                row = store.step_row(execution_id, step.key)
                 if row is None or row["status"] != "FAILED":  # e.g. a Prefect timeout before the step recorded
                     message = state.message or "step did not complete"
                     if row is None:
@@ -198,21 +235,19 @@ def _run_locked(cutpoint: Cutpoint, plan: UpgradePlan, steps: list[PlannedStep],
         resources.close()
     status = "FAILED" if failed else "SUCCESS"
     error = None
-    bp = active_breakpoint(store.engine, execution_id)
     if failed:
         row = store.step_row(execution_id, failed.key) or {}
         error = f"step {failed.step_id} failed: {row.get('error_message') or 'unknown error'}"
-        if bp is None:
+        if active_breakpoint(store.engine, execution_id) is None:
             open_breakpoint(store.engine, execution_id=execution_id, step_id=failed.step_id, kind="STEP_LEVEL",
-                            message=error, instructions="\n".join(build_report(store, execution_id).resume_hint),
+                            message=error, instructions="\n".join(_build_report(service, execution_id).resume_hint),
                             context={"step_key": failed.key})
-    elif bp is not None:
-        decision = (json.loads(bp["context_data"] or "{}").get("decision") or {})
-        resolve_breakpoint(store.engine, execution_id, by=decision.get("by", "ft-upgrade"),
-                           notes=decision.get("notes", "resumed and completed"))
-    store.finish_execution(execution_id, status, error)
-    notified = notify(plan.notifications, build_report(store, execution_id).to_json(), logger=logger)
-    report = publish_report(store, execution_id, extra={"notification": notified} if notified else None)
+    service.finish(execution_id, status, error)
+    notified = notify(plan.notifications, _build_report(service, execution_id).to_json(), logger=logger)
+    if notified:
+        extra["notification"] = notified
+    report = publish_report(service, execution_id, extra=extra)
+    _publish_site_overview(service)
     if failed:
         raise UpgradeFailed(f"{cutpoint.value} failed at site {site_id}: {error}. "
                             f"Fix the cause, then retry this flow run or run `ft-upgrade resume {execution_id}`.",
@@ -220,44 +255,14 @@ def _run_locked(cutpoint: Cutpoint, plan: UpgradePlan, steps: list[PlannedStep],
     return report.to_json()
 
 
-def _start_execution(store: MetadataStore, plan: UpgradePlan, cutpoint: Cutpoint, env: dict[str, Any],
-                     total: int, run_id: str | None) -> str:
-    """Continue the unfinished execution of the same request, or start a new one."""
-    previous = store.find_resumable(site_id=plan.site_id, cutpoint=cutpoint.value,
-                                    source_version=plan.source_version, target_version=plan.target_version)
-    if previous is None:
-        return store.create_execution(source_version=plan.source_version, target_version=plan.target_version,
-                                      site_id=plan.site_id, cutpoint=cutpoint.value, environment=env,
-                                      total_steps=total, flow_run_id=run_id, plan_fingerprint=plan.fingerprint())
-    execution_id = previous["execution_id"]
-    if previous["resume_count"] >= MAX_RESUMES:
-        raise InputError(f"execution {execution_id} has been resumed {MAX_RESUMES} times, the maximum; "
-                         f"investigate, then `ft-upgrade abandon {execution_id}` and run again for a new execution")
-    bp = active_breakpoint(store.engine, execution_id)
-    if bp is not None and bp["expiry_time"] < utcnow():
-        expire_breakpoint(store.engine, execution_id)
-        store.update_execution(execution_id, status="FAILED", error_message=f"breakpoint {bp['id']} expired")
-        expired = bp["expiry_time"].strftime("%Y-%m-%d %H:%M")
-        raise InputError(f"breakpoint {bp['id']} of execution {execution_id} expired on {expired} UTC (breakpoints "
-                         f"are kept {BREAKPOINT_TTL.days} days); check the databases, then "
-                         f"`ft-upgrade abandon {execution_id}` and run again for a new execution")
-    store.reopen_execution(execution_id, flow_run_id=run_id, total_steps=total)
-    return execution_id
+def _build_report(service: ExecutionService, execution_id: str) -> RunReport:
+    return service.build_report(execution_id, deployment_name=deployment.name if flow_run.id else None)
 
 
-def build_report(store: MetadataStore, execution_id: str) -> RunReport:
-    execution = store.require_execution(execution_id)
-    hint = resume_instructions(execution_id=execution_id, cutpoint=execution["step_type"],
-                               deployment_name=deployment.name if flow_run.id else None,
-                               source=execution["source_version"], target=execution["target_version"],
-                               site=execution["site_id"])
-    return RunReport(execution=execution, steps=store.step_rows(execution_id), status=execution["status"],
-                     resume_hint=hint)
-
-
-def publish_report(store: MetadataStore, execution_id: str, extra: dict[str, Any] | None = None) -> RunReport:
+def publish_report(service: ExecutionService, execution_id: str, extra: dict[str, Any] | None = None,
+                   *, report_type: str = "SUMMARY") -> RunReport:
     """Write the report as markdown + table artifacts and an ``upgrade_report`` row."""
-    report = build_report(store, execution_id)
+    report = _build_report(service, execution_id)
     report.extra.update(extra or {})
     e = report.execution
     markdown = render_markdown(report)
@@ -267,23 +272,54 @@ def publish_report(store: MetadataStore, execution_id: str, extra: dict[str, Any
                                          f"at {e['site_id']}: {report.status}")
     create_table_artifact(table=steps_table(report.steps), key=key + "-steps",
                           description=f"steps of {e['execution_id']}")
-    c = report.counts
-    store.save_report(execution=e, status=report.status, total_duration_ms=report.duration_ms,
-                      counts={"total": c["total"], "success": c["success"] + c["warning"], "failed": c["failed"],
-                              "skipped": c["skipped"]},
-                      content={**report.to_json(), "markdown": markdown},
-                      summary=f"{e['step_type']} {report.status}: {c['success']} success, {c['warning']} warning, "
-                              f"{c['failed']} failed, {c['skipped']} skipped",
-                      recommendations="\n".join(report.resume_hint) if report.status != "SUCCESS" else "")
+    service.save_report(report, markdown, report_type=report_type)
     return report
+
+
+def _publish_noop(service: ExecutionService, request: Request, admission: Admission,
+                  run_id: str | None) -> dict[str, Any]:
+    """A completed cutpoint triggered again: its report, marked 'nothing executed'; no database is touched."""
+    assert admission.execution_id is not None
+    when = f"{admission.completed_time:%Y-%m-%d %H:%M:%S} UTC" if admission.completed_time else "an earlier run"
+    notice = (f"already completed by {admission.execution_id} at {when}; nothing executed "
+              f"(to run it again on purpose: --rerun / rerun=true with a reason)")
+    get_run_logger().info("%s at site %s: %s", request.cutpoint.value, request.site_id, notice)
+    report = publish_report(service, admission.execution_id,
+                            extra={"noop": True, "notice": notice, "trigger_flow_run_id": run_id},
+                            report_type="TRIGGER_NOOP")
+    _publish_site_overview(service)
+    return report.to_json()
+
+
+def _publish_refusal(service: ExecutionService, request: Request, message: str) -> None:
+    """A refused trigger leaves its reasons where operators look: the run's artifact (no execution exists)."""
+    create_markdown_artifact(
+        markdown=render_refusal(request.cutpoint, request.site_id, request.source_version, request.target_version,
+                                message),
+        key=artifact_key(request.site_id, request.cutpoint.value),
+        description=f"{request.cutpoint.value} at {request.site_id}: REFUSED")
+    _publish_site_overview(service)
+
+
+def _publish_site_overview(service: ExecutionService) -> None:
+    """The table artifact across sites (site × cutpoint state) that operators open in the Prefect UI."""
+    try:
+        rows = overview_rows(service)
+        create_table_artifact(table=merge_overview(rows, latest_overview_rows()), key=OVERVIEW_KEY,
+                              description="FT sites: version and each cutpoint's state of the current upgrade")
+    except Exception as exc:  # noqa: BLE001 - an overview must never change a run's outcome
+        get_run_logger().warning("site overview artifact not updated: %s", exc)
 
 
 def cutpoint_flow(cutpoint: Cutpoint) -> Flow[..., dict[str, Any]]:
     """The Prefect flow of one cutpoint: the same body, its own name, parameters and docstring."""
 
-    def run(source_version: str, target_version: str, site_id: str,
-            environment: dict[str, Any] | None = None) -> dict[str, Any]:
-        return run_cutpoint(cutpoint, source_version, target_version, site_id, environment)
+    def run(source_version: str, target_version: str, site_id: str, environment: dict[str, Any] | None = None,
+            rerun: bool = False, waive: list[str] | None = None, reason: str = "", requested_by: str = "",
+            accept_changed_scripts: bool = False, execution_id: str | None = None) -> dict[str, Any]:
+        return run_cutpoint(cutpoint, source_version, target_version, site_id, environment, rerun=rerun,
+                            waive=waive or (), reason=reason, requested_by=requested_by,
+                            accept_changed_scripts=accept_changed_scripts, execution_id=execution_id)
 
     run.__name__ = run.__qualname__ = cutpoint.value
     run.__doc__ = f"""Run the {cutpoint.value} steps of every config from source to target for one site.
@@ -293,6 +329,12 @@ def cutpoint_flow(cutpoint: Cutpoint) -> Flow[..., dict[str, Any]]:
         target_version: Version to upgrade to, e.g. 3.17.5-P1.
         site_id: The site (局点) id, e.g. CN or US.
         environment: CICD's environment values (secret-looking keys are masked when recorded).
+        rerun: Run again although this cutpoint already completed for (site, source, target); needs a reason.
+        waive: Preconditions to waive (e.g. services_stopped, pre_upgrade_process); needs a reason.
+        reason: Why (recorded with a rerun, a waiver or accepted script changes).
+        requested_by: Who asks (recorded); default: the deployment.
+        accept_changed_scripts: Run although scripts applied at this site changed on disk; needs a reason.
+        execution_id: Continue exactly this execution (``ft-upgrade resume`` passes it).
     """
     return flow(run, name=cutpoint.value, log_prints=True,
                 flow_run_name=f"{cutpoint.value} {{site_id}} {{source_version}}→{{target_version}}")

@@ -26,6 +26,7 @@ class RunReport:
     status: str
     resume_hint: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    sql_counts: dict[str, int] = field(default_factory=lambda: {"total": 0, "success": 0, "failed": 0})
 
     @property
     def counts(self) -> dict[str, int]:
@@ -67,6 +68,10 @@ class RunReport:
             "resume_count": e.get("resume_count", 0),
             "duration_ms": self.duration_ms,
             "steps": self.counts,
+            "sql": self.sql_counts,
+            "requested_by": e.get("requested_by"),
+            "rerun_of": e.get("rerun_of"),
+            "waivers": e.get("waivers") or [],
             "step_results": [
                 {"step_id": s["step_id"], "key": s["step_key"], "status": s["status"],
                  "duration_ms": s.get("duration"), "summary": _result(s).get("summary", ""),
@@ -103,10 +108,12 @@ def render_markdown(report: RunReport) -> str:
     """The markdown report: header, steps table, failures, what to do next, step sections."""
     e = report.execution
     cutpoint = Cutpoint(e["step_type"])
-    c = report.counts
+    c, sql = report.counts, report.sql_counts
+    notice = report.extra.get("notice")
     lines = [
         f"# [FT升级报告] {CUTPOINT_TITLES[cutpoint]}",
         "",
+        *([f"> **{notice}**", ""] if notice else []),
         f"**Status: {_ICONS.get(report.status, '')} {report.status}** — site `{e['site_id']}`, "
         f"{e['source_version']} → {e['target_version']}",
         "",
@@ -121,6 +128,12 @@ def render_markdown(report: RunReport) -> str:
         f"| resumes | {e.get('resume_count', 0)} |",
         f"| steps | {c['total']} total, {c['success']} success, {c['warning']} warning, "
         f"{c['failed']} failed, {c['skipped']} skipped |",
+        f"| SQL statements | {sql['total']} total, {sql['success']} success, {sql['failed']} failed |",
+        f"| requested by | {_cell(e.get('requested_by') or '-')} |",
+    ]
+    if e.get("rerun_of"):
+        lines.append(f"| re-run of | `{e['rerun_of']}` (deliberate) |")
+    lines += [
         "",
         "## Steps",
         "",
@@ -132,6 +145,17 @@ def render_markdown(report: RunReport) -> str:
         lines.append(f"| {i} | `{s['step_id']}` {_cell(s.get('step_name'))} | {version} | "
                      f"{_ICONS.get(s['status'], '')} {s['status']} | {_seconds(s.get('duration'))} | "
                      f"{_cell(_result(s).get('summary') or s.get('error_message'))} |")
+    waivers = e.get("waivers") or []
+    if waivers:
+        lines += ["", "## Waived preconditions", ""]
+        lines += [f"- **{w['precondition']}** waived by {_cell(w['by'])}: {_cell(w['reason'])} "
+                  f"(missing: {_cell(w['missing'])})" for w in waivers]
+    rerun = report.extra.get("rerun")
+    if rerun:
+        lines += ["", "## Deliberate re-run", "",
+                  f"Re-run of `{rerun['of']}` asked by {_cell(rerun['by'])}: {_cell(rerun['reason'])}. "
+                  "Scripts already applied at this site before it ran:", ""]
+        lines += [f"- {_cell(line)}" for line in rerun["scripts_applied_at_site"]] or ["- (none)"]
     if report.failures:
         lines += ["", "## Failures", ""]
         for s in report.failures:
@@ -154,6 +178,14 @@ def render_markdown(report: RunReport) -> str:
         if section:
             lines += ["", f"## {s['step_id']}", "", section]
     return "\n".join(lines) + "\n"
+
+
+def render_refusal(cutpoint: Cutpoint, site_id: str, source: str, target: str, message: str) -> str:
+    """The report of a refused trigger: nothing ran, and why (each reason says how to satisfy it)."""
+    return "\n".join([
+        f"# [FT升级报告] {CUTPOINT_TITLES[cutpoint]}", "",
+        f"**Status: ⛔ REFUSED** — site `{site_id}`, {source} → {target}: nothing was executed.", "",
+        "```", message, "```", ""])
 
 
 def resume_instructions(*, execution_id: str, cutpoint: str, source: str, target: str, site: str,

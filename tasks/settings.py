@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     step_modules: str = Field(default="", description="Comma-separated module prefixes allowed for site steps.")
     statement_task_limit: int = Field(default=500, description="Files with more statements run as chunk tasks.")
     site_lock_wait_seconds: float = Field(default=0, ge=0, description="How long a second run for a busy site waits.")
+    check_max_age_hours: float = Field(default=24, gt=0, description="How old a passed pre_business_check may be "
+                                       "when pre_upgrade_process starts.")
     statement_chunk_size: int = Field(default=100, ge=1, description="Statements per chunk task of a big file.")
 
     @cached_property

@@ -33,3 +33,10 @@ def step_context(tmp_path: Path, *, databases: Mapping[str, str] = (), site_id: 
         resources.close()
         os.environ.clear()
         os.environ.update(saved)
+
+
+def open_store(site_id: str | None = None) -> Any:
+    """The metadata store a run of ``site_id`` uses, opened the way the execution service opens it."""
+    from tasks.execution.service import ExecutionService
+
+    return ExecutionService.open(site_id).store

@@ -26,6 +26,7 @@ class ScriptFile:
     file_id: str
     statements: tuple[Statement, ...]
     kinds: tuple[str, ...]
+    sha256: str = ""  # of the file's bytes: what a site records as applied
 
     @property
     def databases(self) -> set[str]:
@@ -66,4 +67,4 @@ def load_script(sql_root: Path, relative: str, *, version: str, default_database
         raise SqlScriptError(str(exc)) from None
     kinds = tuple("USE" if s.is_use else classify(s.text) for s in statements)
     return ScriptFile(path=relative, file_id=file_id_for(relative, version), statements=tuple(statements),
-                      kinds=kinds)
+                      kinds=kinds, sha256=hashlib.sha256(data).hexdigest())

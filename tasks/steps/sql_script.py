@@ -8,7 +8,6 @@ database they name must be configured; the ledger then decides what still has to
 from __future__ import annotations
 
 import concurrent.futures
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,7 +28,7 @@ from tasks.sql.session import DatabaseSession
 from tasks.sql.verify import VerifyCheck, run_checks
 from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep
 from tasks.steps.registry import register_step
-from tasks.store.breakpoints import active_breakpoint, resolve_breakpoint
+from tasks.store.breakpoints import OperatorDecision, active_breakpoint, resolve_breakpoint
 
 
 class SqlScriptParams(StepParams):
@@ -114,13 +113,14 @@ class SqlScriptStep(UpgradeStep):
             resources.engine(name)
         store_engine = resources.metadata_store().engine
         bp = active_breakpoint(store_engine, ctx.execution_id)
-        decision = (json.loads(bp["context_data"] or "{}").get("decision") or {}) if bp else {}
+        decision = OperatorDecision.of(bp)
         ledger = SqlLedger(store_engine, ctx.execution_id, ctx.step_id)
         options = SqlRunOptions(execution_id=ctx.execution_id, step_id=ctx.step_id, site_id=ctx.site_id,
                                 cutpoint=ctx.cutpoint, statement_timeout=self.params.statement_timeout,
                                 per_file_transaction=self.params.transaction == "per_file",
                                 mask_patterns=tuple(self.params.mask_patterns),
-                                inflight_decision=decision.get("inflight"), secrets=tuple(resources.secrets))
+                                inflight_decision=decision.inflight if decision else None,
+                                secrets=tuple(resources.secrets))
         total = sum(len(s.statements) for s in scripts)
         writer = resources.event_writer()
         runner = ScriptRunner(scripts=scripts, ledger=ledger, options=options, logger=ctx.logger, events=writer,
@@ -132,14 +132,15 @@ class SqlScriptStep(UpgradeStep):
         try:
             runner.prepare()
             if bp is not None:
-                resolve_breakpoint(store_engine, ctx.execution_id, by=decision.get("by", "ft-upgrade"),
-                                   notes=decision.get("notes", "resumed"))
+                resolve_breakpoint(store_engine, ctx.execution_id, by=decision.by if decision else "ft-upgrade",
+                                   notes=decision.notes if decision else "resumed")
             self._run_all(runner, scripts)
         except StepFailed as exc:
             failed = exc
         finally:
             runner.close()
         details = report.summary_details(runner.summary, [s.path for s in scripts])
+        details["scripts_applied"] = _applied_scripts(runner, scripts)
         if failed is None and self.params.verify:
             verify = run_checks(self.params.verify, resources)
             details["verify"] = [v.to_json() for v in verify]
@@ -202,6 +203,16 @@ def _publish_statement_table(step_id: str, runner: ScriptRunner, limit: int = 20
             for r in records if r.status != "SKIPPED"][:limit]
     create_table_artifact(table=rows, description=f"{step_id}: {len(rows)} of {len(records)} statements "
                                                   "(skipped ones left out)")
+
+
+def _applied_scripts(runner: ScriptRunner, scripts: list[ScriptFile]) -> list[dict[str, str]]:
+    """Scripts whose every statement is done in this execution, with the file's SHA-256 (the site records them)."""
+    done = []
+    for script in scripts:
+        rows = runner.rows.get(script.file_id, {})
+        if rows and all(rows[s.sequence].status in ("SUCCESS", "SKIPPED") for s in script.statements):
+            done.append({"path": script.path, "sha256": script.sha256})
+    return done
 
 
 def _per_file_problems(script: ScriptFile) -> list[str]:

@@ -1,16 +1,18 @@
 """Breakpoints (断点): where an execution stopped, why, and how to continue; at most one ACTIVE each.
 
 Written before a step reports its failure, so the operator (and the next attempt) always finds
-it. Expires after 7 days. An operator's decision for a statement in doubt (``--inflight``) is kept
-in the breakpoint's context until the resume that uses it resolves the breakpoint.
+it. Expires after 7 days. An operator's decision (:class:`OperatorDecision`: who, notes, and for a
+statement in doubt ``--inflight applied|retry``) is kept in the breakpoint's own columns until the
+resume that uses it resolves the breakpoint.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from sqlalchemy import Engine, select, update
 
@@ -19,6 +21,27 @@ from tasks.store.metadata_store import utcnow
 
 BREAKPOINT_TTL = timedelta(days=7)
 _bp = schema.upgrade_breakpoint
+
+Inflight = Literal["applied", "retry"]
+INFLIGHT_CHOICES: tuple[str, ...] = ("applied", "retry")
+
+
+@dataclass(frozen=True)
+class OperatorDecision:
+    """What the operator decided before resuming: recorded on the breakpoint, applied by the resume."""
+
+    by: str
+    notes: str
+    inflight: Inflight | None = None
+    time: datetime | None = None
+
+    @classmethod
+    def of(cls, row: dict[str, Any] | None) -> OperatorDecision | None:
+        """The decision recorded on a breakpoint row, if any."""
+        if row is None or not row.get("decision_by"):
+            return None
+        return cls(by=row["decision_by"], notes=row.get("decision_notes") or "",
+                   inflight=row.get("decision_inflight"), time=row.get("decision_time"))
 
 
 def open_breakpoint(engine: Engine, *, execution_id: str, step_id: str, kind: str, message: str,
@@ -63,14 +86,16 @@ def expire_breakpoint(engine: Engine, execution_id: str) -> None:
             status="EXPIRED", active_execution_id=None, updated_time=now))
 
 
-def record_decision(engine: Engine, execution_id: str, decision: dict[str, Any]) -> bool:
-    """Store an operator's decision (``--inflight applied|retry``, who, notes) on the active breakpoint."""
-    row = active_breakpoint(engine, execution_id)
-    if row is None:
-        return False
-    context = json.loads(row["context_data"] or "{}")
-    context["decision"] = decision
+def record_decision(engine: Engine, execution_id: str, decision: OperatorDecision) -> bool:
+    """Store an operator's decision on the active breakpoint; False if there is none."""
+    now = utcnow()
     with engine.begin() as conn:
-        conn.execute(update(_bp).where(_bp.c.id == row["id"]).values(
-            context_data=json.dumps(context, ensure_ascii=False), updated_time=utcnow()))
-    return True
+        found = conn.execute(update(_bp).where(_bp.c.active_execution_id == execution_id).values(
+            decision_inflight=decision.inflight, decision_by=decision.by[:128], decision_notes=decision.notes,
+            decision_time=now, updated_time=now))
+    return bool(found.rowcount)
+
+
+def pending_decision(engine: Engine, execution_id: str) -> OperatorDecision | None:
+    """The decision recorded on the execution's active breakpoint (None: no breakpoint or no decision)."""
+    return OperatorDecision.of(active_breakpoint(engine, execution_id))

@@ -73,7 +73,8 @@ class MetadataStore:
 
     def create_execution(self, *, source_version: str, target_version: str, site_id: str, cutpoint: str,
                          environment: Mapping[str, Any], total_steps: int, flow_run_id: str | None,
-                         plan_fingerprint: str, created_by: str = "ft-upgrade") -> str:
+                         plan_fingerprint: str, created_by: str = "ft-upgrade", **terms: Any) -> str:
+        """A new RUNNING execution; ``terms`` are the optional columns (requested_by, rerun_of, waivers, …)."""
         execution_id = "EXEC_" + utcnow().strftime("%Y%m%d_%H%M%S_") + uuid.uuid4().hex[:8]
         now = utcnow()
         with self.engine.begin() as conn:
@@ -82,8 +83,29 @@ class MetadataStore:
                 site_id=site_id, step_type=cutpoint, environment=json.dumps(dict(environment), ensure_ascii=False),
                 status="RUNNING", start_time=now, total_steps=total_steps, completed_steps=0,
                 created_by=created_by, flow_run_id=flow_run_id, plan_fingerprint=plan_fingerprint,
-                resume_count=0, created_time=now, updated_time=now))
+                resume_count=0, created_time=now, updated_time=now, **terms))
         return execution_id
+
+    def latest_execution(self, *, site_id: str, cutpoint: str, source_version: str,
+                         target_version: str) -> dict[str, Any] | None:
+        """The newest execution of the same request, whatever its status."""
+        t = schema.upgrade_execution
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(
+                t.c.site_id == site_id, t.c.step_type == cutpoint, t.c.source_version == source_version,
+                t.c.target_version == target_version,
+            ).order_by(t.c.created_time.desc()).limit(1)).mappings().first()
+        return dict(row) if row else None
+
+    def sql_counts(self, execution_id: str) -> dict[str, int]:
+        """Statements of the execution's ledger: total, succeeded, failed."""
+        t = schema.sql_execution_record
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.status, func.count()).where(t.c.execution_id == execution_id)
+                                .group_by(t.c.status)).all()
+        by_status = {status: int(n) for status, n in rows}
+        return {"total": sum(by_status.values()), "success": by_status.get("SUCCESS", 0),
+                "failed": by_status.get("FAILED", 0)}
 
     def find_resumable(self, *, site_id: str, cutpoint: str, source_version: str,
                        target_version: str) -> dict[str, Any] | None:
@@ -216,11 +238,11 @@ class MetadataStore:
                 recommendations=recommendations, generated_time=now, created_time=now, updated_time=now))
         return report_id
 
-    def latest_report(self, execution_id: str) -> dict[str, Any] | None:
+    def latest_report(self, execution_id: str, report_type: str = "SUMMARY") -> dict[str, Any] | None:
         t = schema.upgrade_report
         with self.engine.connect() as conn:
-            row = conn.execute(select(t).where(t.c.execution_id == execution_id).order_by(
-                t.c.generated_time.desc()).limit(1)).mappings().first()
+            row = conn.execute(select(t).where(t.c.execution_id == execution_id, t.c.report_type == report_type)
+                               .order_by(t.c.generated_time.desc()).limit(1)).mappings().first()
         return dict(row) if row else None
 
     def execution_for_flow_run(self, flow_run_id: str) -> str | None:
@@ -235,6 +257,15 @@ class MetadataStore:
         resolve_breakpoint(self.engine, execution_id, by=by, notes=f"abandoned: {reason}")
         self.update_execution(execution_id, status="ABANDONED", end_time=utcnow(),
                               error_message=f"abandoned by {by}: {reason}")
+
+    def active_breakpoints(self, site_id: str) -> list[dict[str, Any]]:
+        """The ACTIVE breakpoints of a site's executions, newest first."""
+        bp, e = schema.upgrade_breakpoint, schema.upgrade_execution
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(bp).join(e, e.c.execution_id == bp.c.execution_id).where(
+                e.c.site_id == site_id, bp.c.active_execution_id.is_not(None)).order_by(
+                bp.c.breakpoint_time.desc())).mappings().all()
+        return [dict(r) for r in rows]
 
     def list_executions(self, *, site_id: str | None = None, cutpoint: str | None = None,
                         limit: int = 20) -> list[dict[str, Any]]:

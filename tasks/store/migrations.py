@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, inspect, select
+from sqlalchemy import Connection, Engine, Table, inspect, select, text
 
 from tasks.store import schema
 
@@ -25,9 +25,28 @@ def _site_lock(conn: Connection) -> None:
     schema.site_lock.create(conn, checkfirst=True)
 
 
+def _add_missing_columns(conn: Connection, table: Table) -> None:
+    """ALTER TABLE … ADD the columns of ``table`` that an older store lacks (a fresh one has them all)."""
+    present = {c["name"] for c in inspect(conn).get_columns(table.name)}
+    preparer = conn.dialect.identifier_preparer
+    for column in table.columns:
+        if column.name not in present:
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {preparer.quote(table.name)} ADD COLUMN "
+                              f"{preparer.quote(column.name)} {kind}"))
+
+
+def _site_state(conn: Connection) -> None:
+    for table in (schema.site_state, schema.site_cutpoint, schema.site_history, schema.site_script):
+        table.create(conn, checkfirst=True)
+    _add_missing_columns(conn, schema.upgrade_execution)
+    _add_missing_columns(conn, schema.upgrade_breakpoint)
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "the five tables of the requirements, with their indexes", _initial),
     (2, "one upgrade per site: the site lock table", _site_lock),
+    (3, "site state: version, cutpoints, history, applied scripts; execution terms; typed decisions", _site_state),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1][0]

@@ -62,6 +62,13 @@ upgrade_execution = Table(
     Column("flow_run_id", String(64)),
     Column("plan_fingerprint", String(32)),
     Column("resume_count", Integer, nullable=False, default=0),
+    # who asked and on what terms (rerun, waived preconditions), and where the run read its files from
+    Column("requested_by", String(128)),
+    Column("rerun_of", String(64)),
+    Column("waivers", LongText),
+    Column("configs_dir", String(1024)),
+    Column("sql_root", String(1024)),
+    Column("db_overrides", String(512)),
     *_times(),
     Index("idx_version_site", "source_version", "target_version", "site_id"),
     Index("idx_exec_status_time", "status", "created_time"),
@@ -144,6 +151,11 @@ upgrade_breakpoint = Table(
     Column("resolved_by", String(128)),
     Column("resolved_time", UtcDateTime),
     Column("resolve_notes", LongText),
+    # the operator's decision for the resume that continues this breakpoint
+    Column("decision_inflight", String(16)),
+    Column("decision_by", String(128)),
+    Column("decision_notes", LongText),
+    Column("decision_time", UtcDateTime),
     *_times(),
     Index("uk_execution_active", "active_execution_id", unique=True),
     Index("idx_bp_execution", "execution_id"),
@@ -184,6 +196,64 @@ site_lock = Table(
     Column("pid", Integer, nullable=False),
     Column("acquired_time", UtcDateTime, nullable=False),
     Column("heartbeat_time", UtcDateTime, nullable=False),
+)
+
+# Where each site stands across executions (Flyway's schema history, per site and cutpoint).
+
+site_state = Table(
+    "upgrade_site_state", metadata,
+    Column("site_id", String(64), primary_key=True),
+    Column("current_version", String(32)),
+    Column("schema_version", String(32)),
+    Column("version_origin", String(32)),
+    Column("upgrade_source", String(32)),
+    Column("upgrade_target", String(32)),
+    Column("upgrade_status", String(16)),
+    Column("upgrade_started_time", UtcDateTime),
+    Column("upgrade_finished_time", UtcDateTime),
+    *_times(),
+)
+
+site_cutpoint = Table(
+    "upgrade_site_cutpoint", metadata,
+    Column("site_id", String(64), primary_key=True),
+    Column("source_version", String(32), primary_key=True),
+    Column("target_version", String(32), primary_key=True),
+    Column("cutpoint", String(32), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("execution_id", String(64)),
+    Column("started_time", UtcDateTime),
+    Column("finished_time", UtcDateTime),
+    *_times(),
+)
+
+site_history = Table(
+    "upgrade_site_history", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("site_id", String(64), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("cutpoint", String(32)),
+    Column("source_version", String(32)),
+    Column("target_version", String(32)),
+    Column("execution_id", String(64)),
+    Column("flow_run_id", String(64)),
+    Column("actor", String(128)),
+    Column("detail", LongText),
+    Column("created_time", UtcDateTime, nullable=False),
+    Index("idx_site_history_site_time", "site_id", "created_time"),
+)
+
+site_script = Table(
+    "upgrade_site_script", metadata,
+    Column("site_id", String(64), primary_key=True),
+    Column("script_path", String(512), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("execution_id", String(64), nullable=False),
+    Column("cutpoint", String(32), nullable=False),
+    Column("step_key", String(160), nullable=False),
+    Column("version", String(32), nullable=False),
+    Column("applied_time", UtcDateTime, nullable=False),
+    *_times(),
 )
 
 schema_version = Table(

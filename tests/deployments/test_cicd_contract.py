@@ -1,4 +1,7 @@
-"""The CICD script's four exit codes, each provoked for real against a Prefect server and a site worker."""
+"""The CICD script's four exit codes, each provoked for real against a Prefect server and a site worker.
+
+A completed cutpoint called again exits 0 (nothing executed); a refused one (precondition missing) exits 2.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +34,14 @@ def test_cicd_exits_0_on_success_1_on_a_failed_step_2_on_bad_input_and_3_when_th
             assert "[FT升级报告] 前置业务检查 pre-business check" in out
             assert "pre_business_check at site CN: Completed" in out
 
-            code, out = cicd(server.env, "startup_pre_process", "CN")
+            code, out = cicd(server.env, "pre_business_check", "CN")  # CICD retried the job: nothing runs again
+            assert code == 0 and "already completed by EXEC_" in out and "nothing executed" in out, out
+
+            code, out = cicd(server.env, "startup_pre_process", "CN")  # pre_upgrade_process never ran
+            assert code == 2 and "REFUSED" in out and "pre_upgrade_process has not completed" in out, out
+
+            code, out = cicd(server.env, "startup_pre_process", "CN", "--waive", "pre_upgrade_process", "--reason",
+                             "test: no backup needed")
             assert code == 1, out
             assert "missing_table" in out
             execution = re.search(r"execution id: (\S+)", out)

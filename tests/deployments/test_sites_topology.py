@@ -24,6 +24,7 @@ pytestmark = pytest.mark.prefect_server
 SLEEP = 20  # long enough for the second trigger to be picked up while the first holds the lock
 STEPS = {"startup_pre_process": [
     {"id": "sql_001", "class_name": "StartupPreProcessStep", "sql_scripts": ["slow.sql"], "timeout": 120}]}
+WAIVE = ("--waive", "pre_upgrade_process", "--reason", "test: this cutpoint alone")
 SCRIPT = f"CREATE TABLE marker (n INT);\nDO SLEEP({SLEEP});\nINSERT INTO marker VALUES (1);\n"
 
 
@@ -89,13 +90,14 @@ def test_two_sites_upgrade_at_once_and_a_second_trigger_for_a_busy_site_is_refus
         with server.worker("ft-upgrade-cn", extra_env=envs["CN"], name="cn"), \
                 server.worker("ft-upgrade-us", extra_env=envs["US"], name="us"):
             started = time.monotonic()
-            first = {site: subprocess.Popen(cicd_args("startup_pre_process", site), cwd=PROJECT, env=server.env,
-                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            first = {site: subprocess.Popen(cicd_args("startup_pre_process", site, *WAIVE), cwd=PROJECT,
+                                            env=server.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                            text=True)
                      for site in ("CN", "US")}
             holder = wait_for_lock(Path(envs["CN"]["FT_UPGRADE_HOME"]), "CN")
             assert "startup_pre_process 3.17.0→3.17.5" in holder
 
-            code, out = cicd(server.env, "startup_pre_process", "CN")
+            code, out = cicd(server.env, "startup_pre_process", "CN", *WAIVE)
             assert code == 1, out
             assert f"site CN is being upgraded by {holder}" in " ".join(out.split())
 

@@ -77,7 +77,7 @@ def test_failed_run_exits_1_and_a_rerun_resumes_without_repeating_done_steps(
     by_step = {s["step_id"]: s for s in resumed["step_results"]}
     assert [by_step[s]["status"] for s in ("ping_ft", "ping_middle", "ping_again")] == ["SUCCESS"] * 3
 
-    from flows.runner import open_store
+    from tests.helpers import open_store
 
     store = open_store(None)
     rows = {r["step_id"]: r for r in store.step_rows(failed["execution_id"])}

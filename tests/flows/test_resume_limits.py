@@ -12,10 +12,10 @@ from sqlalchemy import update
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.runner import open_store
 from tasks.store import schema
 from tasks.store.breakpoints import active_breakpoint
 from tasks.store.metadata_store import utcnow
+from tests.helpers import open_store
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -57,6 +57,15 @@ def test_an_expired_breakpoint_refuses_to_resume_with_a_clear_error(isolated_env
     text = " ".join(output.split())
     assert f"of execution {report['execution_id']} expired on" in text
     assert "breakpoints are kept 7 days" in text and "ft-upgrade abandon" in text
+    for attempt in range(2):  # every later attempt is refused too: a run, and the CLI resume
+        code, _, output = failing_run(isolated_env, mariadb_database)
+        assert code == 2, (attempt, output)
+        assert f"of execution {report['execution_id']} expired" in " ".join(output.split())
+    resumed = CliRunner().invoke(app, ["resume", report["execution_id"]])
+    assert resumed.exit_code == 2 and "expired" in resumed.output
+    store = open_store(None)
+    assert store.get_execution(report["execution_id"])["status"] == "EXPIRED"
+    store.close()
 
 
 def test_an_execution_resumes_at_most_ten_times(isolated_env: Path, mariadb_database: str) -> None:

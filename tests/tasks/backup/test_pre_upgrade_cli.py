@@ -45,7 +45,8 @@ def test_pre_upgrade_process_backs_up_and_preprocesses_through_the_cli(
     ])
     result = CliRunner().invoke(app, ["run", "pre_upgrade_process", "--from", "3.17.0", "--to", "3.17.5",
                                       "--site", "CN", "--json", "--configs", str(configs),
-                                      "--db", f"ft_db={mariadb_database}", "--env", "DB_HOST=10.1.1.1"])
+                                      "--db", f"ft_db={mariadb_database}", "--env", "DB_HOST=10.1.1.1",
+                                      "--waive", "pre_business_check", "--reason", "test: this cutpoint alone"])
     lines = [line for line in result.output.splitlines() if line.startswith("{")]
     assert result.exit_code == 0, result.output
     report = json.loads(lines[-1])
@@ -80,7 +81,8 @@ def test_backup_list_restore_and_rollback_commands(isolated_env: Path, mariadb_d
          "databases": [{"database": "ft_db", "tables": ["orders", "users"]}]}])
     db = ["--db", f"ft_db={mariadb_database}"]
     result = CliRunner().invoke(app, ["run", "pre_upgrade_process", "--from", "3.17.0", "--to", "3.17.5", "--site",
-                                      "CN", "--json", "--configs", str(configs), *db])
+                                      "CN", "--json", "--configs", str(configs), *db, "--waive", "pre_business_check",
+                                      "--reason", "test: this cutpoint alone"])
     assert result.exit_code == 0, result.output
     execution = json.loads([x for x in result.output.splitlines() if x.startswith("{")][-1])["execution_id"]
     listed = CliRunner().invoke(app, ["backup", "list", "--site", "CN", "--json"])

@@ -58,7 +58,7 @@ def test_failed_checks_fail_the_flow_with_the_seed_report_everywhere(
     assert "    - 结果: 失败（发现15条冲突记录，阈值0）" in md.output
     assert "    - 建议: 为表 audit_records, temp_data, user_logs 添加主键" in md.output
 
-    from flows.runner import open_store
+    from tests.helpers import open_store
 
     store = open_store(None)
     try:

@@ -1,0 +1,339 @@
+"""The execution service: the one owner of a site's metadata store and of every execution in it.
+
+Flows and the CLI are thin shells over it. It opens the right store for a site (its own
+``<site>-metadata`` block, the shared one, ``FT_UPGRADE_DB_METADATA`` or the embedded SQLite file),
+admits or refuses a trigger (:mod:`tasks.execution.admission`), starts and finishes executions and
+steps, keeps breakpoints with the operator's typed decision, moves the site's state and writes reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from blocks.database import block_names, can_load_blocks, load_database_url, url_from_environment
+from flows.cutpoints import Cutpoint
+from tasks.errors import InputError
+from tasks.execution.admission import Admission, Request, ScriptDrift, SiteView, admit
+from tasks.reporting import RunReport, resume_instructions
+from tasks.settings import get_settings
+from tasks.store.breakpoints import (
+    OperatorDecision,
+    active_breakpoint,
+    expire_breakpoint,
+    record_decision,
+    resolve_breakpoint,
+)
+from tasks.store.metadata_store import MetadataStore, utcnow
+from tasks.store.site_state import AppliedScript, SiteStates
+
+#: Which of the site's versions a completed cutpoint moves to the target.
+VERSION_MOVES: dict[Cutpoint, tuple[str, ...]] = {
+    Cutpoint.STARTUP_PRE_PROCESS: ("schema_version",),
+    Cutpoint.POST_UPGRADE: ("schema_version", "current_version"),
+}
+
+
+class Refused(InputError):
+    """A trigger that may not run (precondition missing, wrong version, …): nothing was executed. Exit 2."""
+
+    def __init__(self, message: str, *, site_id: str, cutpoint: str) -> None:
+        self.site_id = site_id
+        self.cutpoint = cutpoint
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class StartTerms:
+    """Where a run reads its files from and what it was told, recorded on the execution."""
+
+    environment: Mapping[str, Any]
+    total_steps: int
+    plan_fingerprint: str
+    flow_run_id: str | None
+    configs_dir: str
+    sql_root: str
+    db_overrides: tuple[str, ...] = ()
+
+
+def store_url(site_id: str | None) -> str:
+    """The metadata store of a site: override, ``<site>-metadata`` block, shared block, else embedded SQLite."""
+    url = load_database_url("metadata", site_id)
+    return url.render_as_string(hide_password=False) if url else get_settings().default_metadata_url
+
+
+class ExecutionService:
+    """Executions, steps, breakpoints, site state and reports of one metadata store.
+
+    Example:
+        ```python
+        with ExecutionService.open("CN") as service:
+            print(service.info("CN"))
+        ```
+    """
+
+    def __init__(self, store: MetadataStore) -> None:
+        self.store = store
+        self.sites = SiteStates(store.engine)
+
+    @classmethod
+    def open(cls, site_id: str | None) -> ExecutionService:
+        return cls(MetadataStore.open(store_url(site_id)))
+
+    @classmethod
+    def locate(cls, execution_id: str, site_id: str | None = None) -> ExecutionService:
+        """The store that holds ``execution_id``: the site's if given, else the default, else any site's block."""
+        service = cls.open(site_id)
+        if site_id or service.store.get_execution(execution_id) is not None:
+            return service
+        tried = [service.store.describe()]
+        service.close()
+        if not url_from_environment("metadata"):
+            for site in _sites_with_metadata_blocks():
+                candidate = cls.open(site)
+                if candidate.store.get_execution(execution_id) is not None:
+                    return candidate
+                tried.append(f"{site.lower()}-metadata")
+                candidate.close()
+        raise InputError(f"no execution {execution_id!r} in {', '.join(tried)}; give the site (--site S) or the "
+                         "metadata database (--db metadata=URL) the run used")
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> ExecutionService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # admission ----------------------------------------------------------------------------------
+
+    def admit(self, request: Request, *, sql_root: Path, services: Mapping[str, str] | None = None,
+              flow_run_id: str | None = None) -> Admission:
+        """Decide a trigger from the site's state; a refusal is recorded in the history and raised."""
+        from tasks.execution.service_probe import running_services
+
+        store, r = self.store, request
+        named = self._execution(r.execution_id) if r.execution_id else None
+        latest = self._execution_row(store.latest_execution(
+            site_id=r.site_id, cutpoint=r.cutpoint.value, source_version=r.source_version,
+            target_version=r.target_version))
+        candidate = named or latest
+        bp = active_breakpoint(store.engine, candidate["execution_id"]) if candidate else None
+        probe = r.cutpoint == Cutpoint.STARTUP_PRE_PROCESS and services
+        view = SiteView(site=self.sites.get(r.site_id),
+                        cutpoints=self.sites.cutpoints(r.site_id, r.source_version, r.target_version),
+                        latest=latest, named=named, breakpoint_expiry=bp["expiry_time"] if bp else None,
+                        running_services=tuple(running_services(services)) if probe else (),
+                        drift=tuple(self.script_drift(r.site_id, sql_root)))
+        settings = get_settings()
+        decision = admit(r, view, now=utcnow(), check_max_age=timedelta(hours=settings.check_max_age_hours))
+        if decision.action == "refuse":
+            if decision.expire and decision.execution_id:
+                expire_breakpoint(store.engine, decision.execution_id)
+                expired = f"breakpoint expired on {view.breakpoint_expiry:%Y-%m-%d %H:%M} UTC" \
+                    if view.breakpoint_expiry else "breakpoint expired"
+                store.update_execution(decision.execution_id, status="EXPIRED", end_time=utcnow(),
+                                       error_message=expired)
+            self.sites.record(r.site_id, "TRIGGER_REFUSED", cutpoint=r.cutpoint.value, source=r.source_version,
+                              target=r.target_version, execution_id=decision.execution_id, flow_run_id=flow_run_id,
+                              actor=r.by, detail={"reasons": list(decision.reasons)})
+            raise Refused(f"{r.cutpoint.value} refused at site {r.site_id} ({r.source_version} → "
+                          f"{r.target_version}); nothing was executed:\n" +
+                          "\n".join(f"- {reason}" for reason in decision.reasons),
+                          site_id=r.site_id, cutpoint=r.cutpoint.value)
+        if decision.action == "noop":
+            self.sites.record(r.site_id, "TRIGGER_NOOP", cutpoint=r.cutpoint.value, source=r.source_version,
+                              target=r.target_version, execution_id=decision.execution_id, flow_run_id=flow_run_id,
+                              actor=r.by)
+        return decision
+
+    def script_drift(self, site_id: str, sql_root: Path) -> list[ScriptDrift]:
+        """Scripts applied at the site whose file under ``sql_root`` has changed since (missing files aside)."""
+        drift = []
+        for applied in self.sites.applied_scripts(site_id):
+            current = _file_sha256(sql_root, applied.path)
+            if current is not None and current != applied.sha256:
+                drift.append(ScriptDrift(path=applied.path, applied_sha256=applied.sha256, current_sha256=current,
+                                         execution_id=applied.execution_id, applied_time=applied.applied_time))
+        return drift
+
+    def applied_scripts(self, site_id: str) -> list[AppliedScript]:
+        return self.sites.applied_scripts(site_id)
+
+    # executions ---------------------------------------------------------------------------------
+
+    def start(self, request: Request, admission: Admission, terms: StartTerms) -> str:
+        """Create (or reopen) the execution the admission allows, and mark the cutpoint RUNNING at the site."""
+        store, r = self.store, request
+        waivers = [w.to_json() for w in admission.waivers]
+        if admission.action == "resume":
+            assert admission.execution_id is not None
+            execution_id = admission.execution_id
+            store.reopen_execution(execution_id, flow_run_id=terms.flow_run_id, total_steps=terms.total_steps)
+            if waivers:
+                store.update_execution(execution_id, waivers=json.dumps(waivers, ensure_ascii=False))
+        else:
+            execution_id = store.create_execution(
+                source_version=r.source_version, target_version=r.target_version, site_id=r.site_id,
+                cutpoint=r.cutpoint.value, environment=terms.environment, total_steps=terms.total_steps,
+                flow_run_id=terms.flow_run_id, plan_fingerprint=terms.plan_fingerprint,
+                requested_by=r.by, rerun_of=admission.rerun_of,
+                waivers=json.dumps(waivers, ensure_ascii=False) if waivers else None,
+                configs_dir=terms.configs_dir, sql_root=terms.sql_root,
+                db_overrides=",".join(terms.db_overrides) or None)
+        detail: dict[str, Any] = {"action": admission.action}
+        if admission.rerun_of:
+            detail.update(rerun_of=admission.rerun_of, reason=r.reason)
+        if waivers:
+            detail["waivers"] = waivers
+        self.sites.cutpoint_started(r.site_id, source=r.source_version, target=r.target_version,
+                                    cutpoint=r.cutpoint.value, execution_id=execution_id,
+                                    flow_run_id=terms.flow_run_id, actor=r.by, detail=detail)
+        if admission.accepted_drift:
+            self.sites.accept_script_changes(
+                r.site_id, [(x.path, x.current_sha256) for x in admission.accepted_drift], actor=r.by,
+                reason=r.reason, execution_id=execution_id)
+        return execution_id
+
+    def record_step(self, execution_id: str, step_key: str, result: Mapping[str, Any] | None) -> None:
+        """What a step leaves at the site beyond its execution: the scripts it applied, with their SHA-256."""
+        scripts = ((result or {}).get("details") or {}).get("scripts_applied")
+        if not scripts:
+            return
+        e = self.store.require_execution(execution_id)
+        self.sites.record_scripts(e["site_id"], scripts, execution_id=execution_id, cutpoint=e["step_type"],
+                                  step_key=step_key, version=step_key.split(":", 1)[0])
+
+    def finish(self, execution_id: str, status: str, error: str | None) -> None:
+        """End the execution; the cutpoint's state at the site follows, and a completion may move the version."""
+        store = self.store
+        e = store.require_execution(execution_id)
+        bp = active_breakpoint(store.engine, execution_id)
+        if status == "SUCCESS" and bp is not None:
+            decision = OperatorDecision.of(bp)
+            resolve_breakpoint(store.engine, execution_id, by=decision.by if decision else "ft-upgrade",
+                               notes=decision.notes if decision else "resumed and completed")
+        store.finish_execution(execution_id, status, error)
+        cutpoint = Cutpoint(e["step_type"])
+        completed = status == "SUCCESS"
+        moves = {column: e["target_version"] for column in VERSION_MOVES.get(cutpoint, ())} if completed else {}
+        self.sites.cutpoint_finished(e["site_id"], source=e["source_version"], target=e["target_version"],
+                                     cutpoint=cutpoint.value, execution_id=execution_id, flow_run_id=e["flow_run_id"],
+                                     completed=completed, moves=moves,
+                                     detail={"status": status, **({"error": error} if error else {})})
+
+    def prepare_resume(self, execution_id: str, decision: OperatorDecision) -> dict[str, Any]:
+        """Check that an execution can be resumed and record the operator's decision on its breakpoint."""
+        execution = self._execution(execution_id)
+        if execution is None:
+            raise InputError(f"no execution {execution_id!r} in {self.store.describe()}")
+        if execution["status"] == "ABANDONED":
+            raise InputError(f"execution {execution_id} was abandoned; run the cutpoint again for a new execution")
+        if execution["status"] == "SUCCESS":
+            return execution
+        if active_breakpoint(self.store.engine, execution_id) is not None:
+            record_decision(self.store.engine, execution_id, decision)
+        elif decision.inflight:
+            raise InputError(f"execution {execution_id} has no active breakpoint to apply --inflight to")
+        return execution
+
+    def abandon(self, execution_id: str, *, by: str, reason: str) -> None:
+        """Give an execution up: its breakpoint is resolved and the next trigger starts a new execution."""
+        e = self.store.require_execution(execution_id)
+        if e["status"] == "SUCCESS":
+            raise InputError(f"execution {execution_id} succeeded; nothing to abandon")
+        self.store.abandon_execution(execution_id, by=by, reason=reason)
+        self.sites.cutpoint_finished(e["site_id"], source=e["source_version"], target=e["target_version"],
+                                     cutpoint=e["step_type"], execution_id=execution_id, flow_run_id=None,
+                                     completed=False, moves={},
+                                     detail={"status": "ABANDONED", "by": by, "reason": reason})
+
+    def baseline(self, site_id: str, version: str, *, by: str, notes: str) -> None:
+        """Record the version of a site installed before this tool (or repair the record)."""
+        self.sites.set_baseline(site_id, version, actor=by, notes=notes)
+
+    # reports ------------------------------------------------------------------------------------
+
+    def build_report(self, execution_id: str, *, deployment_name: str | None = None) -> RunReport:
+        execution = self._execution(execution_id)
+        if execution is None:
+            raise InputError(f"no execution {execution_id!r} in {self.store.describe()}")
+        hint = resume_instructions(execution_id=execution_id, cutpoint=execution["step_type"],
+                                   deployment_name=deployment_name, source=execution["source_version"],
+                                   target=execution["target_version"], site=execution["site_id"])
+        return RunReport(execution=execution, steps=self.store.step_rows(execution_id), status=execution["status"],
+                         resume_hint=hint, sql_counts=self.store.sql_counts(execution_id))
+
+    def save_report(self, report: RunReport, markdown: str, *, report_type: str = "SUMMARY") -> None:
+        """The ``upgrade_report`` row: counts of steps and SQL statements, JSON and markdown."""
+        e, c, sql = report.execution, report.counts, report.sql_counts
+        self.store.save_report(
+            execution=e, status=report.status, total_duration_ms=report.duration_ms, report_type=report_type,
+            counts={"total": c["total"], "success": c["success"] + c["warning"], "failed": c["failed"],
+                    "skipped": c["skipped"], "sql_total": sql["total"], "sql_success": sql["success"],
+                    "sql_failed": sql["failed"]},
+            content={**report.to_json(), "markdown": markdown},
+            summary=f"{e['step_type']} {report.status}: {c['success']} success, {c['warning']} warning, "
+                    f"{c['failed']} failed, {c['skipped']} skipped",
+            recommendations="\n".join(report.resume_hint) if report.status != "SUCCESS" else "")
+
+    def latest_report(self, execution_id: str) -> dict[str, Any] | None:
+        return self.store.latest_report(execution_id)
+
+    # reading ------------------------------------------------------------------------------------
+
+    def execution(self, execution_id: str) -> dict[str, Any]:
+        """The execution (waivers parsed), or an input error naming the store."""
+        found = self._execution(execution_id)
+        if found is None:
+            raise InputError(f"no execution {execution_id!r} in {self.store.describe()}")
+        return found
+
+    def _execution(self, execution_id: str | None) -> dict[str, Any] | None:
+        return self._execution_row(self.store.get_execution(execution_id)) if execution_id else None
+
+    @staticmethod
+    def _execution_row(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        if row is None:
+            return None
+        return {**row, "waivers": json.loads(row["waivers"]) if row.get("waivers") else []}
+
+    def executions(self, *, site_id: str | None = None, cutpoint: str | None = None,
+                   limit: int = 20) -> list[dict[str, Any]]:
+        return self.store.list_executions(site_id=site_id, cutpoint=cutpoint, limit=limit)
+
+
+def _file_sha256(sql_root: Path, relative: str) -> str | None:
+    path = sql_root / relative
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _sites_with_metadata_blocks() -> Iterator[str]:
+    """Sites that have a ``<site>-metadata`` block on the Prefect server (for finding an execution)."""
+    if not can_load_blocks():
+        return
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        documents = client.read_block_documents_by_type("sqlalchemy-connector", limit=200, include_secrets=False)
+    shared = set(block_names("metadata"))
+    for doc in documents:
+        name = doc.name or ""
+        if name.endswith("-metadata") and name not in shared:
+            yield name.removesuffix("-metadata").upper()
+
+
+def describe_applied(scripts: Sequence[AppliedScript]) -> list[str]:
+    """One line per script applied at a site (for a rerun's listing)."""
+    return [f"{s.path} (SHA-256 {s.sha256[:12]}…, {s.cutpoint} by {s.execution_id} at "
+            f"{s.applied_time:%Y-%m-%d %H:%M:%S} UTC)" for s in scripts]
