@@ -40,10 +40,12 @@ ft-upgrade validate
 ft-upgrade plan --from 3.17.0 --to 3.17.5-P1 --site US
 ft-upgrade plan --from 3.17.0 --to 3.17.5-P1 --site CN --cutpoint post_upgrade
 
-say "install the 3.17.0 baseline schema at both sites (3.16.5 -> 3.17.0, startup_pre_process only)"
+say "install the 3.17.0 baseline schema at both sites (3.16.5 -> 3.17.0, startup_pre_process only), then record it"
 for site in CN US; do
+    # a fresh install: nothing to back up, so the pre_upgrade_process precondition is waived (recorded with why)
     PREFECT_LOGGING_LEVEL=WARNING ft-upgrade run startup_pre_process --from 3.16.5 --to 3.17.0 --site "$site" \
-        | tail -n 4
+        --waive pre_upgrade_process --reason "fresh install of the 3.17.0 baseline" --by demo | tail -n 4
+    ft-upgrade baseline --site "$site" --version 3.17.0 --by demo --notes "installed by the demo"
 done
 
 say "deploy the five cutpoints to the process work pool 'ft-upgrade' and start a worker"
@@ -79,7 +81,16 @@ for site in CN US; do
     done
 done
 
+say "CICD retries a job that already completed: nothing is executed again"
+prefect deployment run "startup_pre_process/startup-pre-process" -p source_version=3.17.0 \
+    -p target_version=3.17.5-P1 -p site_id=CN --watch >/dev/null 2>&1 && echo "  CN startup_pre_process: Completed"
+prefect artifact inspect ft-cn-startup-pre-process | grep -o 'already completed by [^;]*; nothing executed' \
+    | head -n 1 | sed 's/^/  /' || true
+
 say "done. Reports: Prefect UI http://127.0.0.1:4200 -> Artifacts (keys ft-<site>-<cutpoint>), or"
 echo "  .venv/bin/prefect artifact inspect ft-cn-startup-pre-process"
 echo "  .venv/bin/ft-upgrade status <execution id>   /   .venv/bin/ft-upgrade report <execution id>"
 echo "Stop the server and worker: kill \"\$(cat .prefect/server.pid)\" \"\$(cat .prefect/worker.pid)\""
+
+say "where site CN stands now"
+ft-upgrade info --site CN

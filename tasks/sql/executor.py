@@ -275,8 +275,9 @@ class ScriptRunner:
         if row.status in ("RUNNING", "FAILED") and not stmt.is_use and kind != "SESSION":
             applied = self._decide_in_flight(script, stmt, kind, row, session)
             if applied:
-                self.ledger.mark_success(row, duration_ms=0, affected_rows=None, durable=True)
-                self._record(script, stmt, "SUCCESS", 0, None, note="already applied (decided after restart)")
+                note = "already applied (decided after restart)"
+                self.ledger.mark_success(row, duration_ms=0, affected_rows=None, durable=True, note=note)
+                self._record(script, stmt, "SUCCESS", 0, None, note=note)
                 return
         self._execute(script, stmt, kind, row, session, reconnected=False)
 
@@ -295,8 +296,9 @@ class ScriptRunner:
                 try:
                     outcome = session.execute_with_marker(stmt.text, self._marker(script, stmt))
                 except MarkerExists:  # applied by an attempt whose SUCCESS never reached the ledger
-                    self.ledger.mark_success(row, duration_ms=0, affected_rows=None, durable=False)
-                    self._record(script, stmt, "SUCCESS", 0, None, note="already applied (its marker is present)")
+                    note = "already applied (its marker is present)"
+                    self.ledger.mark_success(row, duration_ms=0, affected_rows=None, durable=False, note=note)
+                    self._record(script, stmt, "SUCCESS", 0, None, note=note)
                     return
                 ms, affected = outcome.duration_ms, outcome.affected_rows
             else:
@@ -313,8 +315,9 @@ class ScriptRunner:
                     self._fail(script, stmt, row, down, elapsed, in_doubt=durable)
                 if not stmt.is_use and kind != "SESSION" and \
                         self._decide_in_flight(script, stmt, kind, row, session):
-                    self.ledger.mark_success(row, duration_ms=elapsed, affected_rows=None, durable=True)
-                    self._record(script, stmt, "SUCCESS", elapsed, None, note="applied before the connection was lost")
+                    note = "applied before the connection was lost"
+                    self.ledger.mark_success(row, duration_ms=elapsed, affected_rows=None, durable=True, note=note)
+                    self._record(script, stmt, "SUCCESS", elapsed, None, note=note)
                     return
                 self._execute(script, stmt, kind, row, session, reconnected=True)
                 return

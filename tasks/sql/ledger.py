@@ -44,6 +44,13 @@ def _update(*columns: str, **values: Any) -> Any:
     return update(_t).where(_t.c.id == bindparam("b_id")).values({**{c: bindparam(c) for c in columns}, **values})
 
 
+def outcome_text(affected_rows: int | None) -> str:
+    """The client's words for a statement that succeeded."""
+    if affected_rows is None:
+        return "OK"
+    return f"OK, {affected_rows} row{'' if affected_rows == 1 else 's'} affected"
+
+
 class SqlLedger:
     """Ledger rows of one step of one execution.
 
@@ -61,7 +68,8 @@ class SqlLedger:
         self._edit = PreparedWrite(_update(
             "sql_line_number", "sql_content", "sql_content_hash", "target_database", "updated_time"), engine)
         self._success = PreparedWrite(_update(
-            "status", "start_time", "end_time", "duration", "affected_rows", "updated_time"), engine)
+            "status", "start_time", "end_time", "duration", "affected_rows", "execution_result", "updated_time"),
+            engine)
         self._running = PreparedWrite(_update(
             "status", "start_time", "updated_time", end_time=null(), error_code=null(), error_message=null(),
             retry_count=_t.c.retry_count + bindparam("retry")), engine)
@@ -111,11 +119,15 @@ class SqlLedger:
         row.status = "RUNNING"
 
     def mark_success(self, row: LedgerRow, *, duration_ms: int, affected_rows: int | None,
-                     durable: bool) -> None:
-        """Record success; ``durable=False`` buffers it (DML: the marker already proves it)."""
+                     durable: bool, note: str = "") -> None:
+        """Record success; ``durable=False`` buffers it (DML: the marker already proves it).
+
+        ``execution_result`` says what the client would ("OK, 3 rows affected") or how it was decided (``note``).
+        """
         end = utcnow()
         entry = {"b_id": row.id, "status": "SUCCESS", "start_time": end - timedelta(milliseconds=duration_ms),
-                 "end_time": end, "duration": duration_ms, "affected_rows": affected_rows, "updated_time": end}
+                 "end_time": end, "duration": duration_ms, "affected_rows": affected_rows,
+                 "execution_result": note or outcome_text(affected_rows), "updated_time": end}
         row.status = "SUCCESS"
         if durable:
             self._writer.write_now((self._success, [entry]))
@@ -136,7 +148,7 @@ class SqlLedger:
         now = utcnow()
         self._writer.write_now((self._success, [{
             "b_id": r.id, "status": "PENDING", "start_time": None, "end_time": None, "duration": None,
-            "affected_rows": None, "updated_time": now} for r in rows]))
+            "affected_rows": None, "execution_result": None, "updated_time": now} for r in rows]))
         for r in rows:
             r.status = "PENDING"
 

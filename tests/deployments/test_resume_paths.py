@@ -1,4 +1,5 @@
-"""The three ways to resume a failed startup_pre_process, through a real Prefect server and worker.
+"""The three ways to resume a failed startup_pre_process, through a real Prefect server and worker; then the
+completed deployment run again sends nothing (MariaDB's general log is the witness).
 
 Each site fails at the same statement (a table it needs is missing), the "operator" fixes the cause,
 and the run continues at the failed statement without repeating anything that succeeded:
@@ -17,6 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.conftest import MARIADB_ROOT, PROJECT
+from tests.general_log import general_log
 from tests.prefect_server import PrefectServer, prefect_server
 
 pytestmark = pytest.mark.prefect_server
@@ -129,6 +131,14 @@ asyncio.run(main())
                                          cwd=PROJECT, env={**server.env, **env}, capture_output=True, text=True,
                                          timeout=300)
                 assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+
+                # 4. CICD runs the completed deployment again (a retried job): Completed, nothing sent again
+                with general_log() as log:
+                    repeat = run_deployment(server, "US")
+                    assert repeat.returncode == 0, repeat.stdout + repeat.stderr
+                    assert log.queries("INSERT INTO side") == [] and log.queries("CREATE TABLE side") == []
+                report = server.cli("artifact", "inspect", "ft-us-startup-pre-process").stdout
+                assert "already completed by EXEC_" in report and "nothing executed" in report
 
             for site, database in SITES.items():
                 assert sql(database, "SELECT n FROM side ORDER BY n") == [(1,), (2,), (3,)], site

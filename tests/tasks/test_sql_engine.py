@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, make_url, select, text, update
 from tasks.errors import InputError, StepFailed
 from tasks.steps.sql_script import SqlScriptParams, SqlScriptStep
 from tasks.store import schema
-from tasks.store.breakpoints import active_breakpoint, record_decision
+from tasks.store.breakpoints import OperatorDecision, active_breakpoint, record_decision
 from tests.helpers import step_context
 
 pytestmark = pytest.mark.mariadb
@@ -194,7 +194,7 @@ def test_ddl_the_catalog_cannot_settle_waits_for_the_operators_inflight_decision
     with pytest.raises(StepFailed, match="r.sql:2: .*--inflight applied"):
         run_step(tmp_path, {"ft_db": mariadb_database}, [name])
     assert ledger(tmp_path)[1]["status"] == "RUNNING", "still in doubt"
-    assert record_decision(engine, "EXEC_T", {"inflight": "applied", "by": "ops", "notes": "checked by hand"})
+    assert record_decision(engine, "EXEC_T", OperatorDecision(inflight="applied", by="ops", notes="checked by hand"))
     run_step(tmp_path, {"ft_db": mariadb_database}, [name])
     assert [r["status"] for r in ledger(tmp_path)] == ["SUCCESS"] * 2
     assert query(mariadb_database, "SHOW TABLES") == [("b",), ("ft_upgrade_statement_marker",)]
