@@ -569,6 +569,26 @@ def doctor(
 
 
 @app.command()
+@_guard
+def checksum(files: Annotated[list[Path], typer.Argument(help="Version config files.")],
+             algorithm: Annotated[str, typer.Option("--algorithm", help="sha256 or md5.")] = "sha256") -> None:
+    """Print the metadata.checksum each config must carry (its canonical JSON without the checksum itself)."""
+    from flows.config_loader import config_checksum
+    from tasks.errors import InputError
+
+    if algorithm not in ("sha256", "md5"):
+        raise InputError(f"--algorithm must be sha256 or md5, not {algorithm!r}")
+    for file in files:
+        try:
+            data = json.loads(file.read_text(encoding="utf-8-sig"))
+        except OSError as exc:
+            raise InputError(f"{file}: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{file}:{exc.lineno}:{exc.colno}: {exc.msg}") from None
+        print(f"{config_checksum(data, algorithm)}  {file}")
+
+
+@app.command()
 def schema(check: Annotated[bool, typer.Option("--check", help="Fail if configs/schema.json is stale.")] = False,
            configs: ConfigsOpt = None) -> None:
     """Write (or check) configs/schema.json, generated from the config models."""

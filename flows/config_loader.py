@@ -2,15 +2,19 @@
 
 Strict JSON (no trailing commas, no duplicate keys, no NaN): a syntax error is reported as
 ``<file>:<line>:<col>: <reason>``; a model error names the field path. Configs are read fresh for
-every run, so a changed file takes effect without a restart (hot reload).
+every run, so a changed file takes effect without a restart (hot reload). A ``metadata.checksum``
+that is an MD5 or SHA-256 digest must match the config's canonical content (:func:`config_checksum`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -91,6 +95,39 @@ def _syntax_error(text: str, source: str, exc: json.JSONDecodeError) -> ConfigEr
     return ConfigError(source, exc.msg, line=exc.lineno, column=exc.colno)
 
 
+_DIGESTS = {32: "md5", 64: "sha256"}
+
+
+def config_checksum(data: dict[str, Any], algorithm: str = "sha256") -> str:
+    """The digest ``metadata.checksum`` must hold: of the canonical JSON (sorted keys) without the checksum itself."""
+    content = {**data}
+    if isinstance(content.get("metadata"), dict):
+        content["metadata"] = {k: v for k, v in content["metadata"].items() if k != "checksum"}
+    blob = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    return hashlib.new(algorithm, blob, usedforsecurity=False).hexdigest()
+
+
+def _verify_checksum(data: dict[str, Any], text: str, source: str) -> str:
+    """Check ``metadata.checksum`` when it is an MD5 or SHA-256 digest; a note when it is not a digest."""
+    metadata = data.get("metadata")
+    given = metadata.get("checksum") if isinstance(metadata, dict) else None
+    if not isinstance(given, str) or not given:
+        return ""
+    digest = given.split(":", 1)[1] if given.split(":", 1)[0] in ("md5", "sha256") else given
+    algorithm = _DIGESTS.get(len(digest)) if re.fullmatch(r"[0-9a-fA-F]+", digest) else None
+    pos = _line_of_key(text, "checksum")
+    if algorithm is None:
+        where = f"{source}:{pos[0]}:{pos[1]}" if pos else source
+        return f"{where}: metadata.checksum {given!r} is not an MD5 or SHA-256 hex digest: not verified"
+    expected = config_checksum(data, algorithm)
+    if digest.lower() != expected:
+        raise ConfigError(source, f"metadata.checksum does not match the content ({algorithm} is {expected}): the "
+                                  "file changed after it was signed off, or the checksum is stale "
+                                  "(`ft-upgrade checksum FILE` prints it)",
+                          line=pos[0] if pos else None, column=pos[1] if pos else None)
+    return ""
+
+
 def parse_config_text(text: str, *, source: str) -> LoadedConfig:
     """Parse one config's text; pure apart from nothing (``source`` names it in errors)."""
     try:
@@ -107,6 +144,9 @@ def parse_config_text(text: str, *, source: str) -> LoadedConfig:
     if not isinstance(data, dict):
         raise ConfigError(source, "a version config is a JSON object", line=1, column=1)
     notes: list[str] = []
+    checksum_note = _verify_checksum(data, text, source)
+    if checksum_note:
+        notes.append(checksum_note)
     steps = data.get("upgrade_steps")
     if isinstance(steps, dict):
         for old, new in CUTPOINT_ALIASES.items():

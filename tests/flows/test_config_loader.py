@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.config_loader import ConfigWarning, load_config_file, parse_config_text
+from flows.config_loader import ConfigWarning, config_checksum, load_config_file, parse_config_text
 from flows.cutpoints import Cutpoint
 from tasks.errors import ConfigError
 
@@ -139,3 +139,32 @@ def test_validate_reports_every_broken_config_at_once(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "317500.json: verison: unknown field" in result.output
     assert "317600.json:1:21: trailing comma" in result.output
+
+
+def test_a_metadata_checksum_is_verified_against_the_configs_content(tmp_path: Path) -> None:
+    data = {"version": "317500", "metadata": {"created_by": "ft-team"}, "upgrade_steps": {}}
+    for algorithm in ("sha256", "md5"):
+        signed = {**data, "metadata": {**data["metadata"], "checksum": config_checksum(data, algorithm)}}
+        loaded = parse_config_text(json.dumps(signed, indent=2), source="317500.json")
+        assert loaded.warnings == ()
+    signed = {**data, "metadata": {**data["metadata"], "checksum": config_checksum(data)}}
+    tampered = json.dumps({**signed, "description": "edited after sign-off"}, indent=2)
+    with pytest.raises(ConfigError) as info:
+        parse_config_text(tampered, source="317500.json")
+    assert str(info.value).startswith("317500.json:5:5: metadata.checksum does not match the content (sha256 is ")
+
+
+def test_a_placeholder_checksum_is_reported_as_not_verified() -> None:
+    with pytest.warns(ConfigWarning, match="metadata.checksum 'md5hash_value' is not an MD5 or SHA-256 hex digest"):
+        load_config_file(SEED / "317500.json")
+
+
+def test_the_checksum_command_prints_what_the_config_must_carry(tmp_path: Path) -> None:
+    path = tmp_path / "317500.json"
+    data = {"version": "317500", "metadata": {"checksum": "0" * 64}, "upgrade_steps": {}}
+    path.write_text(json.dumps(data), encoding="utf-8")
+    result = CliRunner().invoke(app, ["checksum", str(path)])
+    assert result.exit_code == 0, result.output
+    data["metadata"]["checksum"] = result.output.split()[0]
+    path.write_text(json.dumps(data), encoding="utf-8")
+    assert load_config_file(path).warnings == ()
