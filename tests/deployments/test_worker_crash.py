@@ -95,7 +95,14 @@ def test_a_killed_worker_restarted_lets_the_crashed_run_be_retried_to_completion
             engine = create_engine(f"sqlite:///{home / 'metadata.db'}")
             with engine.connect() as conn:
                 flow_pid = conn.execute(select(site_lock.c.pid).where(site_lock.c.site_id == "CN")).scalar_one()
-                run_id = conn.execute(text("SELECT flow_run_id FROM upgrade_execution")).scalar_one()
+            run_id = None
+            for _ in range(100):  # the execution is recorded once the trigger is admitted, just after the lock
+                with engine.connect() as conn:
+                    run_id = conn.execute(text("SELECT flow_run_id FROM upgrade_execution")).scalar()
+                if run_id:
+                    break
+                time.sleep(0.2)
+            assert run_id, "no execution recorded"
             time.sleep(3)  # sql_001 done, slow_check waiting for the endpoint
             os.killpg(worker.pid, signal.SIGKILL)
             with contextlib.suppress(ProcessLookupError):  # the flow-run process, if it had its own session
