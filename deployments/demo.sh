@@ -81,11 +81,9 @@ for site in CN US; do
     done
 done
 
-say "CICD retries a job that already completed: nothing is executed again"
-prefect deployment run "startup_pre_process/startup-pre-process" -p source_version=3.17.0 \
-    -p target_version=3.17.5-P1 -p site_id=CN --watch >/dev/null 2>&1 && echo "  CN startup_pre_process: Completed"
-prefect artifact inspect ft-cn-startup-pre-process | grep -o 'already completed by [^;]*; nothing executed' \
-    | head -n 1 | sed 's/^/  /' || true
+say "CICD retries a job that already completed: nothing is executed again (deployments/cicd.py, exit 0)"
+.venv/bin/python deployments/cicd.py --cutpoint startup_pre_process --from 3.17.0 --to 3.17.5-P1 --site CN \
+    --poll 1 | grep -E 'already completed|: Completed' | sed 's/^> //; s/^/  /'
 
 say "done. Reports: Prefect UI http://127.0.0.1:4200 -> Artifacts (keys ft-<site>-<cutpoint>), or"
 echo "  .venv/bin/prefect artifact inspect ft-cn-startup-pre-process"
