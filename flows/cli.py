@@ -295,7 +295,8 @@ def _print_report(data: dict[str, Any], json_out: bool) -> None:
 def resume(
     execution_id: Annotated[str, typer.Argument(help="Execution to continue.")],
     inflight: Annotated[str | None, typer.Option(
-        "--inflight", help="For a statement in doubt: 'applied' (it took effect) or 'retry' (run it again).")] = None,
+        "--inflight", help="For the breakpoint's statement only: 'applied' (it took effect; in doubt only), 'retry' "
+                           "(run it again) or 'skip' (you applied it by hand; needs --notes).")] = None,
     by: Annotated[str, typer.Option("--by", help="Who resolved the cause (recorded on the breakpoint).")] = "",
     notes: Annotated[str, typer.Option("--notes", help="What was done (recorded on the breakpoint).")] = "",
     env: Annotated[list[str] | None, typer.Option(
@@ -320,6 +321,8 @@ def resume(
 
     if inflight not in (None, *INFLIGHT_CHOICES):
         raise InputError(f"--inflight must be one of {', '.join(INFLIGHT_CHOICES)}, not {inflight!r}")
+    if inflight == "skip" and not notes.strip():
+        raise InputError("--inflight skip needs --notes WHY (what you did by hand; it is recorded)")
     _apply_db_overrides(db)
     decision = OperatorDecision(by=by or getpass.getuser(), notes=notes or "resumed with ft-upgrade resume",
                                 inflight=inflight)  # type: ignore[arg-type]

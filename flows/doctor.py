@@ -92,6 +92,34 @@ def check_redis(settings: Settings, site_id: str | None) -> str:
         resources.close()
 
 
+def check_marker_schema(settings: Settings, site_id: str | None) -> str:
+    """The account of each business database may create the tool's own marker schema (else markers go there)."""
+    from tasks.resources import Resources
+    from tasks.sql.session import DatabaseSession
+
+    resources = Resources(site_id=site_id or "-", sql_root=settings.sql_root, configs_dir=settings.configs,
+                          home=settings.home)
+    try:
+        checked, problems = [], []
+        for name in ("ft_db", "middle_db"):
+            try:
+                engine = resources.engine(name)
+            except InputError:
+                continue  # not configured for this site
+            session = DatabaseSession(name, engine, statement_timeout=0, reconnect_attempts=1,
+                                      marker_schema=settings.marker_schema,
+                                      marker_retention_days=settings.marker_retention_days)
+            session.close()
+            (problems if session.marker_warning else checked).append(session.marker_warning or name)
+        if problems:
+            raise RuntimeError("; ".join(problems))
+        if not checked:
+            return SKIPPED + "no business database configured (pass a site, or set FT_UPGRADE_DB_FT_DB)"
+        return f"statement markers in schema {settings.marker_schema!r} on {', '.join(checked)}"
+    finally:
+        resources.close()
+
+
 def check_configs(settings: Settings) -> str:
     from flows.validation import validate_tree
 
@@ -121,6 +149,7 @@ def run_doctor(site_id: str | None = None, *, settings: Settings | None = None,
         _guard("metadata_db", lambda: check_metadata(site_id)),
         _guard("log_store", lambda: check_log_store(settings, site)),
         _guard("redis", lambda: check_redis(settings, site_id)),
+        _guard("marker_schema", lambda: check_marker_schema(settings, site_id)),
         _guard("configs", lambda: check_configs(settings)),
         _guard("disk", lambda: check_disk(settings.home, min_free_bytes)),
     ]

@@ -15,8 +15,8 @@ MASK = "***"
 
 # A quoted SQL literal. Backslash escapes and doubled quotes stay inside the literal; an unterminated
 # literal (truncated statement) runs to the end of the text so its tail is still masked.
-_SQ = r"'(?:[^'\\]|\\.|'')*(?:'|\Z)"
-_DQ = r'"(?:[^"\\]|\\.|"")*(?:"|\Z)'
+_SQ = r"'(?:[^'\\]|\\.|'')*+(?:'|\Z)"  # possessive: one way to read a literal, so matching stays linear
+_DQ = r'"(?:[^"\\]|\\.|"")*+(?:"|\Z)'
 _LIT = rf"(?P<lit>{_SQ}|{_DQ})"
 _SECRET_KEYS = r"[\w.\-]*(?:password|passwd|pwd|secret|token)|api_?key"
 _WORD = r"(?:[\w$]+|`[^`]*`|'[^']*'|\"[^\"]*\")"  # plugin name, possibly quoted
@@ -33,7 +33,7 @@ _SQL_SECRET_RES: tuple[re.Pattern[str], ...] = tuple(
         # PASSWORD('x'), OLD_PASSWORD('x')
         rf"(?P<pre>\b(?:OLD_)?PASSWORD\s*\(\s*){_LIT}",
         # SET PASSWORD [FOR 'u'@'h'] = 'x'
-        rf"(?P<pre>\bSET\s+PASSWORD\b(?:[^=;'\"`]|{_SQ}|{_DQ}|`[^`]*`)*?=\s*){_LIT}",
+        rf"(?P<pre>\bSET\s+PASSWORD\b(?>[^=;'\"`]++|{_SQ}|{_DQ}|`[^`]*+`)*+=\s*){_LIT}",
         # ... REPLACE 'current_password' (MySQL 8 password change clause)
         rf"(?P<pre>\bREPLACE\s+){_LIT}",
         # CHANGE MASTER TO MASTER_PASSWORD='x' / CHANGE REPLICATION SOURCE TO SOURCE_PASSWORD='x'
@@ -102,6 +102,34 @@ def mask_sql(text: str, extra_patterns: Sequence[str] = ()) -> str:
     for extra in extra_patterns:
         text = _mask_extra(text, _compile(extra))
     return text
+
+
+def secret_literals(text: str, extra_patterns: Sequence[str] = ()) -> set[str]:
+    """The secret values a statement carries (``IDENTIFIED BY 'x'`` → ``x``), as written and unescaped.
+
+    A server error may quote the statement (``… near 'BY 'x''``) where no keyword is left to mask by:
+    these values are then masked wherever they appear (:func:`mask_text`).
+    """
+    found: set[str] = set()
+    if text and _TRIGGERS.search(text):
+        for pattern in _SQL_SECRET_RES:
+            for m in pattern.finditer(text):
+                found.update(_literal_values(m.group("lit")))
+    for extra in extra_patterns:
+        pattern = _compile(extra)
+        group = 1 if pattern.groups else 0
+        for m in pattern.finditer(text or ""):
+            if m.group(group):
+                found.update(_literal_values(m.group(group)))
+    return {v for v in found if len(v) >= 3}
+
+
+def _literal_values(literal: str) -> set[str]:
+    quote_char = literal[:1]
+    if quote_char not in ("'", '"'):
+        return {literal}
+    inner = literal[1:-1] if len(literal) >= 2 and literal.endswith(quote_char) else literal[1:]
+    return {inner, inner.replace(quote_char * 2, quote_char).replace("\\" + quote_char, quote_char)}
 
 
 def _mask_params(text: str) -> str:

@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     site_lock_wait_seconds: float = Field(default=0, ge=0, description="How long a second run for a busy site waits.")
     check_max_age_hours: float = Field(default=24, gt=0, description="How old a passed pre_business_check may be "
                                        "when pre_upgrade_process starts.")
+    marker_schema: str = Field(default="ft_upgrade", pattern=r"^[A-Za-z0-9_$]{1,64}$",
+                               description="Schema of the tool's own on each target server for DML markers.")
+    marker_retention_days: int = Field(default=30, ge=8, description="Days marker rows are kept (longer than a "
+                                       "breakpoint's 7 days).")
     statement_chunk_size: int = Field(default=100, ge=1, description="Statements per chunk task of a big file.")
 
     @cached_property

@@ -27,12 +27,12 @@ class GeneralLog:
         """Count from now on."""
         self.since = self.now()
 
-    def queries(self, containing: str) -> list[str]:
-        """Statements (Query and Execute commands) since the mark whose text contains ``containing``."""
+    def queries(self, starting: str) -> list[str]:
+        """Statements (Query and Execute commands) sent since the mark that begin with ``starting``."""
         with self.conn.cursor() as cur:
             cur.execute("SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log WHERE event_time >= %s "
-                        "AND command_type IN ('Query', 'Execute') AND argument LIKE %s "
-                        "AND argument NOT LIKE '%%mysql.general_log%%'", (self.since, f"%{containing}%"))
+                        "AND command_type IN ('Query', 'Execute') AND TRIM(argument) LIKE %s",
+                        (self.since, starting + "%"))
             return [row[0] for row in cur.fetchall()]
 
 

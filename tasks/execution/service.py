@@ -238,10 +238,14 @@ class ExecutionService:
             raise InputError(f"execution {execution_id} was abandoned; run the cutpoint again for a new execution")
         if execution["status"] == "SUCCESS":
             return execution
-        if active_breakpoint(self.store.engine, execution_id) is not None:
-            record_decision(self.store.engine, execution_id, decision)
-        elif decision.inflight:
-            raise InputError(f"execution {execution_id} has no active breakpoint to apply --inflight to")
+        bp = active_breakpoint(self.store.engine, execution_id)
+        if bp is None:
+            if decision.inflight:
+                raise InputError(f"execution {execution_id} has no active breakpoint to apply --inflight to")
+            return execution
+        if decision.inflight:
+            _check_inflight(bp, decision)
+        record_decision(self.store.engine, execution_id, decision)
         return execution
 
     def abandon(self, execution_id: str, *, by: str, reason: str) -> None:
@@ -308,6 +312,19 @@ class ExecutionService:
     def executions(self, *, site_id: str | None = None, cutpoint: str | None = None,
                    limit: int = 20) -> list[dict[str, Any]]:
         return self.store.list_executions(site_id=site_id, cutpoint=cutpoint, limit=limit)
+
+
+def _check_inflight(bp: Mapping[str, Any], decision: OperatorDecision) -> None:
+    """A decision fits the breakpoint: a SQL statement; ``applied`` only where it may have taken effect."""
+    where = f"breakpoint {bp['id']}"
+    if bp["breakpoint_type"] != "SQL_LEVEL" or bp.get("sql_sequence") is None:
+        raise InputError(f"{where} is at step {bp['step_id']}, not at a SQL statement: --inflight does not apply; "
+                         "fix the cause and resume without it")
+    in_doubt = bool(json.loads(bp.get("context_data") or "{}").get("in_doubt"))
+    if decision.inflight == "applied" and not in_doubt:
+        raise InputError(f"{where}: {bp['sql_file_name']}:{bp['sql_line_number']} failed on the server "
+                         f"({bp.get('error_code') or 'error'}): it did not take effect; fix the cause and resume, or "
+                         "`--inflight skip --notes WHY` if you applied it by hand")
 
 
 def _file_sha256(sql_root: Path, relative: str) -> str | None:

@@ -2,18 +2,22 @@
 
 For each statement, in file order:
 
-* already SUCCESS in the ledger (same hash) → skipped, but its session state (``USE``, ``SET``) is
-  replayed so that the rest of the file runs in the session it expects;
+* already SUCCESS in the ledger (same hash) → skipped, but its session state (``USE``, a pure ``SET``,
+  or the recorded value of a ``SET`` computed from a query) is replayed so that the rest of the file
+  runs in the session it expects;
 * SUCCESS with a different hash → refused before anything runs (an executed statement was edited);
-* RUNNING or FAILED from an earlier attempt → decided first: DML by its marker, DDL by a catalog
-  probe, else by the operator's ``--inflight`` decision;
-* otherwise executed: DML with its marker in one transaction, DDL marked RUNNING before and SUCCESS
-  after (durable at once, or with the next ledger write when a catalog probe can prove it after a
-  crash). A failure writes FAILED and an ACTIVE breakpoint before the step fails.
+* RUNNING or FAILED from an earlier attempt → decided first: the operator's decision for exactly this
+  statement (``applied``, ``retry``, ``skip``), else DML on a transactional table by its marker, DDL by
+  a catalog probe where the catalog can tell; otherwise the run stops at a breakpoint that says so;
+* otherwise executed by its kind (:mod:`tasks.sql.kinds`): DML on transactional tables with its
+  marker in one transaction (consecutive ones share a commit); DML on other engines, DDL and unknown
+  effects marked RUNNING before and SUCCESS after; a script's own ``START TRANSACTION … COMMIT`` as
+  one unit. A failure writes FAILED and an ACTIVE breakpoint before the step fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,11 +29,19 @@ from tasks.errors import InputError, ResourceUnavailable, StepFailed
 from tasks.logstore import BatchingWriter, LogEvent
 from tasks.masking import mask_sql, mask_text
 from tasks.progress import Progress
+from tasks.sql import kinds as k
 from tasks.sql.inflight import ddl_probes, decidable_by_catalog, decide
+from tasks.sql.kinds import dml_tables
 from tasks.sql.ledger import LedgerRow, SqlLedger
 from tasks.sql.marker import exists_sql, insert_marker_sql, marker_args
 from tasks.sql.script import ScriptFile
-from tasks.sql.session import DatabaseSession, MarkerExists, error_code_and_message, is_connection_error
+from tasks.sql.session import (
+    TRANSACTIONAL_ENGINES,
+    DatabaseSession,
+    MarkerExists,
+    error_code_and_message,
+    is_connection_error,
+)
 from tasks.sql.splitter import Statement
 from tasks.sql.statement_log import StatementLog
 
@@ -49,8 +61,23 @@ class SqlRunOptions:
     statement_timeout: float = 300.0
     per_file_transaction: bool = False
     mask_patterns: tuple[str, ...] = ()
-    inflight_decision: str | None = None  # "applied" | "retry", from the operator via the breakpoint
+    decision: StatementDecision | None = None  # the operator's, for the breakpoint's statement only
     secrets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StatementDecision:
+    """What the operator decided for one statement (the one the breakpoint names)."""
+
+    file_id: str
+    sequence: int
+    action: str  # applied | retry | skip
+    by: str
+    notes: str
+
+    def note(self, sha256: str) -> str:
+        verb = {"applied": "marked applied", "retry": "run again", "skip": "skipped"}[self.action]
+        return f"{verb} by {self.by}: {self.notes} (statement sha256 {sha256[:16]}…)"
 
 
 @dataclass
@@ -88,6 +115,11 @@ class SqlRunSummary:
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.records if r.status == status)
+
+
+def _needs_clock(kind: str, stmt: Statement) -> bool:
+    """CREATE OR REPLACE is decided after a crash by comparing creation times with the server's clock."""
+    return kind == k.DDL and any(p.replaced for p in ddl_probes(stmt.text) or [])
 
 
 class InDoubt(Exception):
@@ -156,16 +188,30 @@ class ScriptRunner:
     # running ----------------------------------------------------------------------------------
 
     def units(self, script: ScriptFile, chunk: int) -> list[tuple[int, int]]:
-        """Index ranges of a file: one per statement, or chunks for a big file."""
+        """Index ranges of a file: one per statement, or chunks for a big file; a script transaction is never cut."""
         n = len(script.statements)
         size = 1 if chunk <= 1 else chunk
-        return [(i, min(i + size, n)) for i in range(0, n, size)]
+        ranges: list[tuple[int, int]] = []
+        start = 0
+        while start < n:
+            end = min(start + size, n)
+            for begin, last in script.units:
+                if begin < end <= last:
+                    end = last + 1
+            ranges.append((start, end))
+            start = end
+        return ranges
 
     def run_range(self, script: ScriptFile, start: int, end: int) -> None:
         """Run statements ``[start, end)`` of one file (the body of a statement or chunk task)."""
         rows = self.rows[script.file_id]
         index = start
         while index < end:
+            unit = script.unit_at(index)
+            if unit is not None:
+                self._run_unit(script, *unit)
+                index = unit[1] + 1
+                continue
             batch = self._dml_batch(script, rows, index, end)
             if len(batch) > 1:
                 index += self._run_batch(script, batch)
@@ -180,18 +226,39 @@ class ScriptRunner:
         batch: list[int] = []
         for index in range(start, min(end, start + self.batch_size)):
             stmt = script.statements[index]
-            if script.kinds[index] != "DML" or stmt.is_use or rows[stmt.sequence].status != "PENDING" \
-                    or stmt.database != first.database:
+            if script.kinds[index] != k.DML or rows[stmt.sequence].status != "PENDING" \
+                    or stmt.database != first.database or script.unit_at(index) is not None \
+                    or not self._transactional(self.session(stmt.database), stmt):
                 break
             batch.append(index)
         return batch
+
+    def _transactional(self, session: DatabaseSession, stmt: Statement) -> bool:
+        """Whether every table a DML statement writes is transactional (its marker then proves it exactly)."""
+        tables = dml_tables(stmt.text)
+        if not tables:
+            return False  # cannot tell: treat it as if it were not
+        return all(session.engine_of(schema, table) in TRANSACTIONAL_ENGINES for schema, table in tables)
+
+    def _non_transactional(self, session: DatabaseSession, stmt: Statement, *, known_only: bool = False) -> str:
+        """``t (MYISAM)``, … for the message of a DML statement that no marker can prove.
+
+        ``known_only``: only tables whose engine is known to be non-transactional ('' if none is).
+        """
+        tables = dml_tables(stmt.text)
+        if tables is None:
+            return "" if known_only else "tables the tool cannot name"
+        engines = [(table, session.engine_of(schema, table)) for schema, table in tables]
+        found = [f"{table} ({engine or 'engine unknown'})" for table, engine in engines
+                 if engine not in TRANSACTIONAL_ENGINES and (engine or not known_only)]
+        return ", ".join(found)
 
     def _run_batch(self, script: ScriptFile, batch: list[int]) -> int:
         """Run a DML batch in one transaction; on any error fall back to one by one, decided by markers."""
         rows = self.rows[script.file_id]
         statements = [script.statements[i] for i in batch]
         session = self.session(statements[0].database)
-        items = [(s.text, self._marker(script, s)) for s in statements]
+        items = [(s.text, self._marker(script, s, session)) for s in statements]
         try:
             outcomes = session.execute_batch(items)
         except Exception as exc:
@@ -239,7 +306,7 @@ class ScriptRunner:
                     done.append((stmt, rows[stmt.sequence], 0, None))
                     continue
                 outcome = session.execute_in_transaction(stmt.text, insert_marker_sql(session.marker_schema),
-                                                         self._marker(script, stmt)) if kind == "DML" else \
+                                                         self._marker(script, stmt, session)) if kind == "DML" else \
                     session.execute(stmt.text, remember_session=kind == "SESSION")
                 done.append((stmt, rows[stmt.sequence], outcome.duration_ms, outcome.affected_rows))
             for session in touched:
@@ -261,114 +328,259 @@ class ScriptRunner:
 
     def _replay(self, stmt: Statement, kind: str, row: LedgerRow) -> None:
         """A skipped statement still sets up the session for the rest of its file."""
-        if stmt.is_use:
-            self.session(stmt.database).use(stmt.use_schema or "")
-        elif kind == "SESSION":
-            self.session(stmt.database).execute(stmt.text, remember_session=True)
+        if row.status == "SKIPPED" and row.replay_sql is None and kind != k.USE:
+            return  # the operator skipped it: it never ran here
+        session = self.session(stmt.database)
+        if kind == k.USE:
+            session.use(stmt.use_schema or stmt.text.split(None, 1)[-1].strip("` "))
+        elif kind == k.SESSION:
+            session.execute(stmt.text, remember_session=True)
+        elif kind == k.SESSION_RECORD:
+            if row.replay_sql is None:  # ran before values were recorded: the only way left is to compute it again
+                self.logger.warning("%s:%d: the value this statement set was not recorded; computing it again",
+                                    stmt.file, stmt.line)
+                session.execute(stmt.text)
+                return
+            session.execute(row.replay_sql)
+            session.remember(row.replay_sql)
+
+    def _decision_for(self, script: ScriptFile, stmt: Statement) -> StatementDecision | None:
+        decision = self.options.decision
+        if decision and decision.file_id == script.file_id and decision.sequence == stmt.sequence:
+            return decision
+        return None
 
     def _run_one(self, script: ScriptFile, stmt: Statement, kind: str, row: LedgerRow) -> None:
         if row.status in ("SUCCESS", "SKIPPED"):
             self._replay(stmt, kind, row)
             self._record(script, stmt, "SKIPPED", 0, None, note="already done", log=False)
             return
+        decision = self._decision_for(script, stmt)
+        if decision is not None and row.status in ("RUNNING", "FAILED") and decision.action != "retry":
+            note = decision.note(stmt.sha256)
+            if decision.action == "skip":
+                self.ledger.mark_skipped(row, note=note)
+                self._record(script, stmt, "SKIPPED", 0, None, note=note)
+            else:
+                self.ledger.mark_success(row, duration_ms=0, affected_rows=None, durable=True, note=note)
+                self._record(script, stmt, "SUCCESS", 0, None, note=note)
+            return
         session = self.session(stmt.database)
-        if row.status in ("RUNNING", "FAILED") and not stmt.is_use and kind != "SESSION":
+        if row.status in ("RUNNING", "FAILED") and kind not in k.REPLAYABLE and decision is None:
             applied = self._decide_in_flight(script, stmt, kind, row, session)
             if applied:
                 note = "already applied (decided after restart)"
                 self.ledger.mark_success(row, duration_ms=0, affected_rows=None, durable=True, note=note)
                 self._record(script, stmt, "SUCCESS", 0, None, note=note)
                 return
-        self._execute(script, stmt, kind, row, session, reconnected=False)
+        retried = decision.note(stmt.sha256) if decision is not None and row.status != "PENDING" else ""
+        self._execute(script, stmt, kind, row, session, reconnected=False, note=retried)
 
     def _execute(self, script: ScriptFile, stmt: Statement, kind: str, row: LedgerRow, session: DatabaseSession,
-                 *, reconnected: bool) -> None:
-        durable = kind not in ("DML", "SESSION", "USE")
+                 *, reconnected: bool, note: str = "") -> None:
+        detail = script.details[stmt.sequence - 1]
+        exact = kind == k.DML and self._transactional(session, stmt)
+        durable = kind not in (k.DML, *k.REPLAYABLE) or (kind == k.DML and not exact)
         started = time.perf_counter()
+        replay: str | None = None
         try:
             if durable:
                 self.statement_log.flush()  # what ran so far is in the log before a statement that may run long
-                self.ledger.mark_running(row)
-            if stmt.is_use:
+                self.ledger.mark_running(row, server_started=session.server_clock() if _needs_clock(kind, stmt)
+                                         else None)
+            if kind == k.USE:
                 session.use(stmt.use_schema or "")
                 ms, affected = 0, None
-            elif kind == "DML":
+            elif kind == k.DML:
                 try:
-                    outcome = session.execute_with_marker(stmt.text, self._marker(script, stmt))
+                    outcome = session.execute_with_marker(stmt.text, self._marker(script, stmt, session))
                 except MarkerExists:  # applied by an attempt whose SUCCESS never reached the ledger
                     note = "already applied (its marker is present)"
-                    self.ledger.mark_success(row, duration_ms=0, affected_rows=None, durable=False, note=note)
+                    self.ledger.mark_success(row, duration_ms=0, affected_rows=None, durable=not exact, note=note)
                     self._record(script, stmt, "SUCCESS", 0, None, note=note)
                     return
                 ms, affected = outcome.duration_ms, outcome.affected_rows
             else:
-                outcome = session.execute(stmt.text, remember_session=kind == "SESSION")
+                outcome = session.execute(stmt.text, remember_session=kind == k.SESSION)
                 ms, affected = outcome.duration_ms, outcome.affected_rows
+                if kind == k.SESSION_RECORD:
+                    replay = session.read_back(detail.targets)
+                    session.remember(replay)
+                elif kind not in (k.SESSION, k.SAVEPOINT, k.TXN_END):
+                    session.forget_engines()  # DDL (or code the tool cannot see) may have changed engines
         except Exception as exc:
             elapsed = int((time.perf_counter() - started) * 1000)
             if is_connection_error(exc) and not reconnected:
                 self.logger.warning("%s:%d: connection to %s lost (%s); reconnecting", script.path, stmt.line,
-                                    stmt.database, exc)
+                                    stmt.database, self.mask(str(exc)))
                 try:
                     session.reconnect()
                 except ResourceUnavailable as down:
                     self._fail(script, stmt, row, down, elapsed, in_doubt=durable)
-                if not stmt.is_use and kind != "SESSION" and \
-                        self._decide_in_flight(script, stmt, kind, row, session):
+                if kind not in k.REPLAYABLE and self._decide_in_flight(script, stmt, kind, row, session):
                     note = "applied before the connection was lost"
                     self.ledger.mark_success(row, duration_ms=elapsed, affected_rows=None, durable=True, note=note)
                     self._record(script, stmt, "SUCCESS", elapsed, None, note=note)
                     return
-                self._execute(script, stmt, kind, row, session, reconnected=True)
+                self._execute(script, stmt, kind, row, session, reconnected=True, note=note)
                 return
-            self._fail(script, stmt, row, exc, elapsed, in_doubt=durable and is_connection_error(exc))
-        # a SUCCESS the catalog can prove after a crash rides along with the next durable write
-        proven = kind == "DDL" and decidable_by_catalog(stmt.text)
-        self.ledger.mark_success(row, duration_ms=ms, affected_rows=affected, durable=durable and not proven)
-        self._record(script, stmt, "SUCCESS", ms, affected)
+            written = self._non_transactional(session, stmt, known_only=True) if kind == k.DML and not exact else ""
+            partial = kind == k.UNKNOWN or bool(written)
+            self._fail(script, stmt, row, exc, elapsed, in_doubt=durable and is_connection_error(exc),
+                       partial=partial, note="" if not partial else
+                       f"non-transactional table {written}: rows before the error may have been written; decide "
+                       "with --inflight retry|skip" if written else
+                       "part of its work may have been done; decide with --inflight applied|retry|skip")
+        if replay is not None:
+            self.ledger.mark_recorded(row, duration_ms=ms, replay_sql=replay, note=note)
+        else:
+            # a SUCCESS the catalog can prove after a crash rides along with the next durable write
+            proven = kind == k.DDL and decidable_by_catalog(stmt.text)
+            self.ledger.mark_success(row, duration_ms=ms, affected_rows=affected,
+                                     durable=(durable and not proven) or bool(note), note=note)
+        self._record(script, stmt, "SUCCESS", ms, affected, note=note)
 
-    def _marker(self, script: ScriptFile, stmt: Statement) -> tuple[Any, ...]:
+    def _run_unit(self, script: ScriptFile, begin: int, end: int) -> None:
+        """A script's own ``START TRANSACTION … COMMIT|ROLLBACK``: one transaction, one step for resume.
+
+        The unit's end statement gets a marker inside the transaction: after a crash it tells whether
+        the unit committed. A failure rolls the whole unit back; the resume runs it again from its start.
+        """
+        rows = self.rows[script.file_id]
+        indexes = list(range(begin, end + 1))
+        statements = [script.statements[i] for i in indexes]
+        session = self.session(statements[0].database)
+        last = statements[-1]
+        done = all(rows[s.sequence].status in ("SUCCESS", "SKIPPED") for s in statements)
+        if not done and any(rows[s.sequence].status != "PENDING" for s in statements) and \
+                self._marker_exists(session, script, last):
+            for s in statements:  # the unit committed; its SUCCESS rows were lost with the process
+                if rows[s.sequence].status not in ("SUCCESS", "SKIPPED"):
+                    self.ledger.mark_success(rows[s.sequence], duration_ms=0, affected_rows=None, durable=False,
+                                             note="already applied (the transaction committed)")
+            self.ledger.flush()
+            done = True
+        if done:
+            for i, s in zip(indexes, statements, strict=True):
+                self._replay(s, script.kinds[i], rows[s.sequence])
+                self._record(script, s, "SKIPPED", 0, None, note="already done", log=False)
+            return
+        non_tx = [s for i, s in zip(indexes, statements, strict=True)
+                  if script.kinds[i] == k.DML and not self._transactional(session, s)]
+        if non_tx:
+            first = non_tx[0]
+            self._fail(script, first, rows[first.sequence], InDoubt(
+                f"the transaction from line {statements[0].line} writes the non-transactional table "
+                f"{self._non_transactional(session, first)}: it cannot run as one unit (a rollback would not undo "
+                "it); move that statement out of the transaction"), 0)
+        self.statement_log.flush()
+        self.ledger.mark_running(rows[statements[0].sequence])
+        outcomes: list[tuple[Statement, int, int | None, str | None]] = []
+        current = statements[0]
+        try:
+            for i, stmt in zip(indexes, statements, strict=True):
+                current = stmt
+                kind, row = script.kinds[i], rows[stmt.sequence]
+                decision = self._decision_for(script, stmt)
+                if decision is not None and decision.action == "skip":
+                    outcomes.append((stmt, 0, None, None))
+                    continue
+                replay = None
+                if kind == k.USE:
+                    session.use(stmt.use_schema or "")
+                    outcome_ms, affected = 0, None
+                elif kind == k.DML:
+                    outcome = session.execute_in_transaction(stmt.text, insert_marker_sql(session.marker_schema),
+                                                             self._marker(script, stmt, session))
+                    outcome_ms, affected = outcome.duration_ms, outcome.affected_rows
+                elif stmt is last and script.details[i].verb == "COMMIT":
+                    outcome = session.execute_in_transaction(stmt.text, insert_marker_sql(session.marker_schema),
+                                                             self._marker(script, stmt, session), marker_first=True)
+                    outcome_ms, affected = outcome.duration_ms, outcome.affected_rows
+                else:
+                    outcome = session.execute(stmt.text, remember_session=kind == k.SESSION)
+                    outcome_ms, affected = outcome.duration_ms, outcome.affected_rows
+                    if kind == k.SESSION_RECORD:
+                        replay = session.read_back(script.details[i].targets)
+                        session.remember(replay)
+                outcomes.append((stmt, outcome_ms, affected, replay))
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                session.rollback()
+            self.ledger.reset_to_pending([rows[s.sequence] for s in statements if s is not current])
+            self._fail(script, current, rows[current.sequence], exc, 0,
+                       note=f"the transaction from line {statements[0].line} was rolled back; the resume runs it "
+                            "again from there")
+        for stmt, ms, affected, replay in outcomes:
+            row = rows[stmt.sequence]
+            decision = self._decision_for(script, stmt)
+            if decision is not None and decision.action == "skip":
+                self.ledger.mark_skipped(row, note=decision.note(stmt.sha256))
+                self._record(script, stmt, "SKIPPED", 0, None, note=decision.note(stmt.sha256))
+            elif replay is not None:
+                self.ledger.mark_recorded(row, duration_ms=ms, replay_sql=replay)
+                self._record(script, stmt, "SUCCESS", ms, affected)
+            else:
+                self.ledger.mark_success(row, duration_ms=ms, affected_rows=affected, durable=False,
+                                         note="" if script.details[end].verb != "ROLLBACK" else
+                                         "rolled back by the script's own ROLLBACK")
+                self._record(script, stmt, "SUCCESS", ms, affected, note="script transaction")
+        self.ledger.flush()
+
+    def _marker(self, script: ScriptFile, stmt: Statement, session: DatabaseSession) -> tuple[Any, ...]:
         return marker_args(self.options.execution_id, self.options.step_id, script.file_id, stmt.sequence,
-                           stmt.sha256)
+                           stmt.sha256, session.business_schema)
 
     def _marker_exists(self, session: DatabaseSession, script: ScriptFile, stmt: Statement) -> bool:
-        key = self._marker(script, stmt)[0]
+        key = self._marker(script, stmt, session)[0]
         return session.scalar(exists_sql(session.marker_schema), (key,)) is not None
 
     def _decide_in_flight(self, script: ScriptFile, stmt: Statement, kind: str, row: LedgerRow,
                           session: DatabaseSession) -> bool:
-        """Whether a statement found RUNNING/FAILED already took effect."""
-        if kind == "DML":
-            return self._marker_exists(session, script, stmt)
-        if row.status == "FAILED":
-            return False  # the server refused it: it did not apply
-        probes = ddl_probes(stmt.text) if kind == "DDL" else None
-        if probes:
-            answers = []
-            for probe in probes:
-                sql, args = probe.query()
-                answers.append(decide(probe, session.scalar(sql, args)))
-            if all(a is True for a in answers):
+        """Whether a statement found RUNNING/FAILED already took effect; stops at a breakpoint when nothing can tell."""
+        if kind == k.DML:
+            if self._marker_exists(session, script, stmt):
                 return True
-            if all(a is False for a in answers):
-                return False
-        decision = self.options.inflight_decision
-        if decision == "applied":
-            return True
-        if decision == "retry":
-            return False
+            if self._transactional(session, stmt):
+                return False  # its marker would be there: it did not commit
+            reason = (f"it writes the non-transactional table {self._non_transactional(session, stmt)}, which "
+                      "takes effect without its marker: it may have been applied, in part or in full")
+        elif row.status == "FAILED" and kind != k.UNKNOWN:
+            return False  # the server refused it: it did not apply
+        else:
+            probes = ddl_probes(stmt.text) if kind == k.DDL else None
+            if probes:
+                answers = []
+                for probe in probes:
+                    sql, args = probe.query()
+                    answers.append(decide(probe, session.scalar(sql, args), row.server_started))
+                if all(a is True for a in answers):
+                    return True
+                if all(a is False for a in answers):
+                    return False
+            reason = {k.UNKNOWN: "its effects are not visible to the tool (a CALL, DO, PREPARE/EXECUTE or several "
+                                 "statements in one block)",
+                      k.DDL: "the catalog cannot tell whether it took effect"}.get(
+                kind, "nothing the tool can check tells whether it took effect")
+        status = ("was running when the process stopped or its connection was lost" if row.status == "RUNNING"
+                  else "failed")
         self._fail(script, stmt, row, InDoubt(
-            "this statement was running when the process stopped and the catalog cannot tell whether it "
-            "took effect; check the database, then resume with `ft-upgrade resume <execution> --inflight applied` "
-            "(it took effect) or `--inflight retry` (run it again)"), 0, in_doubt=True)
+            f"this statement {status} and {reason}; check the database, then resume with "
+            f"`ft-upgrade resume {self.options.execution_id} --inflight applied` (it took effect), `--inflight retry` "
+            "(run it again) or `--inflight skip --notes WHY` (you applied it by hand)"), 0, in_doubt=True)
         return False  # pragma: no cover - _fail raises
 
     def _fail(self, script: ScriptFile, stmt: Statement, row: LedgerRow, exc: BaseException, elapsed: int,
-              *, in_doubt: bool = False, note: str = "") -> None:
+              *, in_doubt: bool = False, partial: bool = False, note: str = "") -> None:
+        """FAILED (or left RUNNING when ``in_doubt``) and an ACTIVE breakpoint, then the step fails.
+
+        ``partial``: the statement failed but may have had an effect (a CALL, DML on a non-transactional
+        table): the breakpoint asks the operator to decide, as for a statement in doubt.
+        """
         code, message = error_code_and_message(exc)
         if code in TIMEOUT_CODES:
             message = f"statement timed out after {self.options.statement_timeout:g}s and was killed ({message})"
-        message = mask_text(message, self.options.secrets)
+        message = self.mask(message)
         if note:
             message = f"{message} [{note}]"
         if in_doubt:
@@ -381,12 +593,13 @@ class ScriptRunner:
         bp = self.ledger.open_breakpoint(file=script.path, file_id=script.file_id, line=stmt.line,
                                          sequence=stmt.sequence, sql=sql, error_code=code, message=message,
                                          instructions=instructions,
-                                         context={"database": stmt.database, "in_doubt": in_doubt})
+                                         context={"database": stmt.database, "in_doubt": in_doubt or partial})
         self.summary.failure = FailureInfo(script.path, stmt.line, stmt.sequence, stmt.database, sql, code,
                                            message, bp)
         self._record(script, stmt, "FAILED", elapsed, None, error_code=code, message=message)
+        # from None: the driver's exception quotes the server's message unmasked (a password it echoed)
         raise StepFailed(f"{script.path}:{stmt.line}: statement #{stmt.sequence} on {stmt.database} failed: "
-                         f"{'[' + code + '] ' if code else ''}{message} (breakpoint {bp})") from exc
+                         f"{'[' + code + '] ' if code else ''}{message} (breakpoint {bp})") from None
 
     # logging ----------------------------------------------------------------------------------
 

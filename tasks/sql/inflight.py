@@ -2,8 +2,11 @@
 
 Pure: :func:`ddl_probes` turns a statement into catalog questions ("does table x exist?");
 the executor asks them on the target connection. Where no question settles it (a MODIFY whose
-type the catalog spells differently, a RENAME, …) the answer is ``None`` and the operator decides
-with ``ft-upgrade resume --inflight applied|retry``.
+type the catalog spells differently, a RENAME, an unnamed UNIQUE key, …) the answer is ``None`` and
+the operator decides with ``ft-upgrade resume --inflight applied|retry|skip``. ``CREATE OR REPLACE``
+is never decided by existence (the old object exists either way): a table's ``CREATE_TIME`` or a
+routine's ``CREATED`` later than the server's clock when the statement was marked RUNNING proves it
+ran; an earlier one proves it did not; the same second, an index or a view: the operator decides.
 """
 
 from __future__ import annotations
@@ -26,11 +29,19 @@ class Probe:
     name: str
     exists: bool
     column_type: str | None = None  # for MODIFY: the type the column should have afterwards
+    replaced: bool = False  # CREATE OR REPLACE: the object existing proves nothing; its creation time does
 
     def query(self) -> tuple[str, tuple[str, ...]]:
         """SQL and parameters against information_schema; ``DATABASE()`` when no schema is named."""
         schema_sql = "%s" if self.schema else "DATABASE()"
         schema_args: tuple[str, ...] = (self.schema,) if self.schema else ()
+        if self.replaced and self.kind == "table":
+            return (f"SELECT UNIX_TIMESTAMP(CREATE_TIME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+                    f"{schema_sql} AND TABLE_NAME = %s", (*schema_args, self.name))
+        if self.replaced:
+            return (f"SELECT UNIX_TIMESTAMP(CREATED) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = "
+                    f"{schema_sql} AND ROUTINE_TYPE = %s AND ROUTINE_NAME = %s",
+                    (*schema_args, self.kind.upper(), self.name))
         if self.kind == "table":
             return (f"SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {schema_sql} "
                     "AND TABLE_NAME = %s", (*schema_args, self.name))
@@ -62,24 +73,28 @@ def _normalise_type(text: str) -> str:
 def ddl_probes(text: str) -> list[Probe] | None:
     """Catalog probes that decide whether ``text`` took effect; None if it cannot be decided."""
     sql = _strip_conditional(text).strip().rstrip(";")
-    m = re.match(rf"CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMPORARY\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?{_QNAME}",
-                 sql, _FLAGS)
+    m = re.match(rf"CREATE\s+(?P<replace>OR\s+REPLACE\s+)?(?:TEMPORARY\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?"
+                 rf"{_QNAME}", sql, _FLAGS)
     if m:
-        return [Probe("table", _unquote(m["db"]), None, _unquote(m["name"]) or "", True)]
+        return [Probe("table", _unquote(m["db"]), None, _unquote(m["name"]) or "", True,
+                      replaced=bool(m["replace"]))]
     m = re.match(rf"DROP\s+(?:TEMPORARY\s+)?TABLE\s+(?:IF\s+EXISTS\s+)?{_QNAME}\s*$", sql, _FLAGS)
     if m:
         return [Probe("table", _unquote(m["db"]), None, _unquote(m["name"]) or "", False)]
-    m = re.match(rf"CREATE\s+(?:OR\s+REPLACE\s+)?(?:UNIQUE\s+|FULLTEXT\s+|SPATIAL\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?"
-                 rf"(?P<index>{_IDENT})\s+ON\s+{_QNAME}", sql, _FLAGS)
+    m = re.match(rf"CREATE\s+(?P<replace>OR\s+REPLACE\s+)?(?:UNIQUE\s+|FULLTEXT\s+|SPATIAL\s+)?INDEX\s+"
+                 rf"(?:IF\s+NOT\s+EXISTS\s+)?(?P<index>{_IDENT})\s+ON\s+{_QNAME}", sql, _FLAGS)
+    if m and m["replace"]:
+        return None  # the catalog keeps no creation time for an index
     if m:
         return [Probe("index", _unquote(m["db"]), _unquote(m["name"]), _unquote(m["index"]) or "", True)]
     m = re.match(rf"DROP\s+INDEX\s+(?:IF\s+EXISTS\s+)?(?P<index>{_IDENT})\s+ON\s+{_QNAME}\s*$", sql, _FLAGS)
     if m:
         return [Probe("index", _unquote(m["db"]), _unquote(m["name"]), _unquote(m["index"]) or "", False)]
-    m = re.match(rf"CREATE\s+(?:OR\s+REPLACE\s+)?(?:DEFINER\s*=\s*\S+\s+)?(?P<kind>PROCEDURE|FUNCTION)\s+"
+    m = re.match(rf"CREATE\s+(?P<replace>OR\s+REPLACE\s+)?(?:DEFINER\s*=\s*\S+\s+)?(?P<kind>PROCEDURE|FUNCTION)\s+"
                  rf"(?:IF\s+NOT\s+EXISTS\s+)?{_QNAME}", sql, _FLAGS)
     if m:
-        return [Probe(m["kind"].lower(), _unquote(m["db"]), None, _unquote(m["name"]) or "", True)]
+        return [Probe(m["kind"].lower(), _unquote(m["db"]), None, _unquote(m["name"]) or "", True,
+                      replaced=bool(m["replace"]))]
     m = re.match(rf"DROP\s+(?P<kind>PROCEDURE|FUNCTION)\s+(?:IF\s+EXISTS\s+)?{_QNAME}\s*$", sql, _FLAGS)
     if m:
         return [Probe(m["kind"].lower(), _unquote(m["db"]), None, _unquote(m["name"]) or "", False)]
@@ -95,7 +110,7 @@ def decidable_by_catalog(text: str) -> bool:
     A MODIFY is left out: the catalog may spell the new type differently and leave it undecided.
     """
     probes = ddl_probes(text)
-    return bool(probes) and all(p.column_type is None for p in probes)
+    return bool(probes) and all(p.column_type is None and not p.replaced for p in probes)
 
 
 def _split_clauses(body: str) -> list[str]:
@@ -121,10 +136,17 @@ def _split_clauses(body: str) -> list[str]:
 def _alter_probes(schema: str | None, table: str, body: str) -> list[Probe] | None:
     probes: list[Probe] = []
     for clause in _split_clauses(body):
-        m = re.match(rf"ADD\s+(?:UNIQUE\s+|FULLTEXT\s+)?(?:INDEX|KEY)\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<n>{_IDENT})",
+        if re.match(r"ADD\s+(?:CONSTRAINT\s+(?:\S+\s+)?)?PRIMARY\s+KEY\b", clause, _FLAGS):
+            probes.append(Probe("index", schema, table, "PRIMARY", True))
+            continue
+        m = re.match(rf"ADD\s+(?:CONSTRAINT\s+(?:(?P<sym>{_IDENT})\s+)?)?(?P<kw>UNIQUE|FULLTEXT|SPATIAL|INDEX|KEY)\b"
+                     rf"(?:\s+(?:INDEX|KEY)\b)?(?:\s+IF\s+NOT\s+EXISTS)?\s*(?P<n>{_IDENT})?\s*(?:USING\s+\w+\s*)?\(",
                      clause, _FLAGS)
         if m:
-            probes.append(Probe("index", schema, table, _unquote(m["n"]) or "", True))
+            name = _unquote(m["n"]) or _unquote(m["sym"])
+            if not name or name.upper() in ("INDEX", "KEY"):
+                return None  # an unnamed key: the server names it, the probe cannot know how
+            probes.append(Probe("index", schema, table, name, True))
             continue
         m = re.match(rf"DROP\s+(?:INDEX|KEY)\s+(?:IF\s+EXISTS\s+)?(?P<n>{_IDENT})\s*$", clause, _FLAGS)
         if m:
@@ -149,8 +171,19 @@ def _alter_probes(schema: str | None, table: str, body: str) -> list[Probe] | No
     return probes or None
 
 
-def decide(probe: Probe, answer: object) -> bool | None:
-    """Whether a probe's catalog answer shows the statement applied (None: cannot tell)."""
+def decide(probe: Probe, answer: object, started: int | None = None) -> bool | None:
+    """Whether a probe's catalog answer shows the statement applied (None: cannot tell).
+
+    ``started`` is the server's clock (epoch seconds) when the statement was marked RUNNING; a
+    ``replaced`` probe's answer is the object's creation time on the same clock.
+    """
+    if probe.replaced:
+        if answer is None:
+            return False  # not there at all: the statement did not (re)create it
+        if started is None:
+            return None
+        created = int(answer)
+        return None if created == started else created > started
     if probe.kind == "column":
         found = answer is not None
         if probe.column_type is None:

@@ -113,6 +113,8 @@ def statement_kind(text: str, *, is_use: bool = False) -> StatementKind:
         return StatementKind(UNKNOWN, verb)
     if verb == "SET":
         return _set_kind(sql, bare, words)
+    if verb == "USE":  # sent as a query when the name holds the delimiter
+        return StatementKind(SESSION, verb)
     if verb in ("START", "BEGIN"):
         if verb == "BEGIN" and (len(words) == 1 or words[1:2] == ["WORK"]):
             return StatementKind(TXN_BEGIN, "BEGIN")
@@ -142,6 +144,11 @@ def statement_kind(text: str, *, is_use: bool = False) -> StatementKind:
         if targets:
             return StatementKind(SESSION_RECORD, verb, targets=targets)
     return StatementKind(OTHER, verb)
+
+
+def classify(text: str) -> str:
+    """Just the kind's name (``DDL``, ``DML``, ``SESSION``, …)."""
+    return statement_kind(text).kind
 
 
 def _several(sql: str) -> bool:

@@ -25,7 +25,8 @@ from tasks.store.prepared import BufferedWriter, PreparedWrite
 
 _t = schema.sql_execution_record
 _REGISTER_COLUMNS = [c for c in _t.columns if c.name not in (
-    "start_time", "end_time", "duration", "affected_rows", "error_code", "error_message", "execution_result")]
+    "start_time", "end_time", "duration", "affected_rows", "error_code", "error_message", "execution_result",
+    "replay_sql", "server_started")]
 
 
 @dataclass
@@ -37,6 +38,8 @@ class LedgerRow:
     status: str
     sha256: str
     line: int
+    replay_sql: str | None = None  # SESSION_RECORD: the SET that restores the value it got
+    server_started: int | None = None  # the server's clock when it was marked RUNNING
 
 
 def _update(*columns: str, **values: Any) -> Any:
@@ -71,8 +74,11 @@ class SqlLedger:
             "status", "start_time", "end_time", "duration", "affected_rows", "execution_result", "updated_time"),
             engine)
         self._running = PreparedWrite(_update(
-            "status", "start_time", "updated_time", end_time=null(), error_code=null(), error_message=null(),
-            retry_count=_t.c.retry_count + bindparam("retry")), engine)
+            "status", "start_time", "server_started", "updated_time", end_time=null(), error_code=null(),
+            error_message=null(), retry_count=_t.c.retry_count + bindparam("retry")), engine)
+        self._recorded = PreparedWrite(_update(
+            "status", "start_time", "end_time", "duration", "affected_rows", "execution_result", "replay_sql",
+            "updated_time"), engine)
         self._failed = PreparedWrite(_update(
             "status", "end_time", "duration", "error_code", "error_message", "updated_time"), engine)
         self._writer = BufferedWriter(engine, [self._insert, self._edit, self._success])
@@ -80,10 +86,10 @@ class SqlLedger:
     def rows(self, file_id: str) -> dict[int, LedgerRow]:
         with self.engine.connect() as conn:
             result = conn.execute(select(_t.c.id, _t.c.sql_sequence, _t.c.status, _t.c.sql_content_hash,
-                                         _t.c.sql_line_number).where(
+                                         _t.c.sql_line_number, _t.c.replay_sql, _t.c.server_started).where(
                 _t.c.execution_id == self.execution_id, _t.c.step_id == self.step_id, _t.c.sql_file_id == file_id))
-            return {r.sql_sequence: LedgerRow(r.id, r.sql_sequence, r.status, r.sql_content_hash, r.sql_line_number)
-                    for r in result}
+            return {r.sql_sequence: LedgerRow(r.id, r.sql_sequence, r.status, r.sql_content_hash, r.sql_line_number,
+                                              r.replay_sql, r.server_started) for r in result}
 
     def register(self, script: ScriptFile, masked_texts: list[str]) -> dict[int, LedgerRow]:
         """Make sure every statement of the file has a row; rows not yet done take the file's current text."""
@@ -106,7 +112,7 @@ class SqlLedger:
                 row.sha256, row.line = stmt.sha256, stmt.line
         return existing
 
-    def mark_running(self, row: LedgerRow) -> None:
+    def mark_running(self, row: LedgerRow, *, server_started: int | None = None) -> None:
         """Durable before a statement whose effect cannot be checked by a marker (DDL and others).
 
         Buffered rows go in the same commit: the ledger never shows a later statement running while
@@ -114,9 +120,9 @@ class SqlLedger:
         """
         now = utcnow()
         self._writer.write_now((self._running, [{
-            "b_id": row.id, "status": "RUNNING", "start_time": now, "updated_time": now,
-            "retry": 1 if row.status in ("FAILED", "RUNNING") else 0}]))
-        row.status = "RUNNING"
+            "b_id": row.id, "status": "RUNNING", "start_time": now, "server_started": server_started,
+            "updated_time": now, "retry": 1 if row.status in ("FAILED", "RUNNING") else 0}]))
+        row.status, row.server_started = "RUNNING", server_started
 
     def mark_success(self, row: LedgerRow, *, duration_ms: int, affected_rows: int | None,
                      durable: bool, note: str = "") -> None:
@@ -133,6 +139,24 @@ class SqlLedger:
             self._writer.write_now((self._success, [entry]))
         else:
             self._writer.buffer(self._success, entry)
+
+    def mark_recorded(self, row: LedgerRow, *, duration_ms: int, replay_sql: str, note: str = "") -> None:
+        """A session setting computed from a query: durable SUCCESS with the SET that restores its value."""
+        end = utcnow()
+        self._writer.write_now((self._recorded, [{
+            "b_id": row.id, "status": "SUCCESS", "start_time": end - timedelta(milliseconds=duration_ms),
+            "end_time": end, "duration": duration_ms, "affected_rows": None,
+            "execution_result": note or "OK, value recorded for resume", "replay_sql": replay_sql,
+            "updated_time": end}]))
+        row.status, row.replay_sql = "SUCCESS", replay_sql
+
+    def mark_skipped(self, row: LedgerRow, *, note: str) -> None:
+        """The operator applied (or dropped) this statement by hand: never run, recorded who and why."""
+        now = utcnow()
+        self._writer.write_now((self._success, [{
+            "b_id": row.id, "status": "SKIPPED", "start_time": now, "end_time": now, "duration": 0,
+            "affected_rows": None, "execution_result": note, "updated_time": now}]))
+        row.status = "SKIPPED"
 
     def mark_failed(self, row: LedgerRow, *, duration_ms: int, error_code: str | None, message: str) -> None:
         now = utcnow()

@@ -12,6 +12,9 @@ def _cell(text: object, limit: int = 160) -> str:
     return s if len(s) <= limit else s[:limit] + "…"
 
 
+OPERATOR_NOTES = ("skipped by ", "marked applied by ", "run again by ")
+
+
 def summary_details(summary: SqlRunSummary, files: list[str]) -> dict[str, Any]:
     executed = [r for r in summary.records if r.status == "SUCCESS"]
     slowest = sorted(executed, key=lambda r: r.duration_ms, reverse=True)[:10]
@@ -26,6 +29,8 @@ def summary_details(summary: SqlRunSummary, files: list[str]) -> dict[str, Any]:
         "duration_ms": sum(r.duration_ms for r in summary.records),
         "affected_rows": sum(r.affected_rows or 0 for r in summary.records),
         "slowest": [{"file": r.file, "line": r.line, "ms": r.duration_ms, "sql": r.sql[:300]} for r in slowest],
+        "decisions": [{"file": r.file, "line": r.line, "status": r.status, "note": r.note, "sql": r.sql[:300]}
+                      for r in summary.records if r.note.startswith(OPERATOR_NOTES)],
         "failure": None if failure is None else {
             "file": failure.file, "line": failure.line, "sequence": failure.sequence, "database": failure.database,
             "sql": failure.sql[:2000], "error_code": failure.error_code, "message": failure.message,
@@ -58,6 +63,10 @@ def render(details: dict[str, Any], execution_id: str) -> str:
             "- CICD: the same `prefect deployment run` again;",
             f"- CLI: `ft-upgrade resume {execution_id}`.",
         ]
+    if details.get("decisions"):
+        lines += ["", "Operator decisions:", ""]
+        lines += [f"- `{d['file']}:{d['line']}` {d['status']}: {_cell(d['note'], 300)} — `{_cell(d['sql'])}`"
+                  for d in details["decisions"]]
     if details["slowest"]:
         lines += ["", "Slowest statements:", "", "| file:line | ms | SQL |", "|---|---|---|"]
         lines += [f"| {s['file']}:{s['line']} | {s['ms']} | `{_cell(s['sql'])}` |" for s in details["slowest"]]

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.errors import InputError
-from tasks.sql.splitter import SqlSplitError, Statement, classify, decode_sql_bytes, split_statements
+from tasks.sql import kinds as k
+from tasks.sql.kinds import StatementKind, statement_kind
+from tasks.sql.splitter import SqlSplitError, Statement, decode_sql_bytes, split_statements
 
 
 class SqlScriptError(InputError):
@@ -27,6 +29,12 @@ class ScriptFile:
     statements: tuple[Statement, ...]
     kinds: tuple[str, ...]
     sha256: str = ""  # of the file's bytes: what a site records as applied
+    details: tuple[StatementKind, ...] = ()
+    units: tuple[tuple[int, int], ...] = ()  # index ranges [begin, end] of the script's own transactions
+
+    def unit_at(self, index: int) -> tuple[int, int] | None:
+        """The script transaction that starts at ``index`` (START TRANSACTION … COMMIT), if any."""
+        return next((u for u in self.units if u[0] == index), None)
 
     @property
     def databases(self) -> set[str]:
@@ -65,6 +73,51 @@ def load_script(sql_root: Path, relative: str, *, version: str, default_database
                                       known_databases=known_databases)
     except SqlSplitError as exc:
         raise SqlScriptError(str(exc)) from None
-    kinds = tuple("USE" if s.is_use else classify(s.text) for s in statements)
+    details = tuple(statement_kind(s.text, is_use=s.is_use) for s in statements)
+    problems = [f"{relative}:{s.line}: {d.refusal}" for s, d in zip(statements, details, strict=True)
+                if d.kind == k.REFUSED]
+    units, unit_problems = transaction_units(relative, statements, details)
+    if problems or unit_problems:
+        raise SqlScriptError("\n".join([*problems, *unit_problems]))
     return ScriptFile(path=relative, file_id=file_id_for(relative, version), statements=tuple(statements),
-                      kinds=kinds, sha256=hashlib.sha256(data).hexdigest())
+                      kinds=tuple(d.kind for d in details), sha256=hashlib.sha256(data).hexdigest(),
+                      details=details, units=tuple(units))
+
+
+#: What a script's own transaction may hold: statements that do not commit it implicitly.
+_IN_UNIT = (k.DML, k.SESSION, k.SESSION_RECORD, k.SAVEPOINT, k.USE, k.OTHER)
+
+
+def transaction_units(relative: str, statements: list[Statement],
+                      details: tuple[StatementKind, ...]) -> tuple[list[tuple[int, int]], list[str]]:
+    """The script's own ``START TRANSACTION … COMMIT|ROLLBACK`` ranges, and why any cannot run as one unit.
+
+    A unit runs as the mysql client runs it — one transaction on one database, committed (or rolled
+    back) by the script — and counts as one step for resume. DDL, CALL and the like inside it would
+    commit it implicitly, so they are refused, as is a transaction left open at the end of the file.
+    """
+    units: list[tuple[int, int]] = []
+    problems: list[str] = []
+    begin: int | None = None
+    for i, (stmt, detail) in enumerate(zip(statements, details, strict=True)):
+        if detail.kind == k.TXN_BEGIN:
+            if begin is not None:
+                problems.append(f"{relative}:{stmt.line}: {detail.verb} inside the transaction opened at line "
+                                f"{statements[begin].line} commits it implicitly; end that transaction first")
+            begin = i
+        elif detail.kind == k.TXN_END and begin is not None:
+            units.append((begin, i))
+            begin = None
+        elif begin is not None:
+            if detail.kind not in _IN_UNIT:
+                problems.append(f"{relative}:{stmt.line}: {detail.verb or 'this statement'} inside the transaction "
+                                f"opened at line {statements[begin].line} would commit it implicitly; move it out "
+                                "of the transaction")
+            elif stmt.database != statements[begin].database:
+                problems.append(f"{relative}:{stmt.line}: the transaction opened at line {statements[begin].line} "
+                                f"is on {statements[begin].database}, this statement on {stmt.database}: one "
+                                "transaction cannot span two connections")
+    if begin is not None:
+        problems.append(f"{relative}:{statements[begin].line}: transaction opened here is never committed or rolled "
+                        "back in this file")
+    return units, problems

@@ -24,11 +24,21 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from tasks.errors import ResourceUnavailable
 from tasks.sql.connect import SharedTlsConnection
-from tasks.sql.marker import CREATE_MARKER_TABLE, insert_markers_sql, quote_schema
+from tasks.sql.marker import (
+    ACCESS_DENIED,
+    CREATE_MARKER_TABLE,
+    MARKER_TABLE,
+    adopt_legacy_sql,
+    expire_sql,
+    insert_markers_sql,
+    quote_schema,
+    table_exists_sql,
+)
 
 # Client-side errors that mean "the connection is gone", not "the statement is wrong".
 CONNECTION_LOST = {2003, 2006, 2013, 2055, 0}
-MARKER_SCHEMA_FALLBACK = "ft_upgrade_meta"
+MARKER_SCHEMA_DEFAULT = "ft_upgrade"
+TRANSACTIONAL_ENGINES = {"INNODB", "XTRADB", "TOKUDB", "ROCKSDB"}
 
 
 def is_connection_error(exc: BaseException) -> bool:
@@ -66,19 +76,23 @@ class DatabaseSession:
     """The connection of one logical database for one step."""
 
     def __init__(self, name: str, engine: Engine, *, statement_timeout: float, reconnect_attempts: int = 4,
-                 reconnect_wait: float = 1.0) -> None:
+                 reconnect_wait: float = 1.0, marker_schema: str = MARKER_SCHEMA_DEFAULT,
+                 marker_retention_days: int = 30) -> None:
         self.name = name
         self.engine = engine
         self.statement_timeout = statement_timeout
         self.reconnect_attempts = reconnect_attempts
         self.reconnect_wait = reconnect_wait
-        self.marker_schema = engine.url.database or MARKER_SCHEMA_FALLBACK
-        self.replay: list[tuple[str, str]] = []
-        self.deadline: float | None = None  # ("use", schema) | ("sql", text) in the order they ran
+        self.marker_schema = marker_schema
+        self.business_schema = engine.url.database or ""
+        self.marker_warning = ""  # set when the tool's own schema could not be used
+        self.replay: list[tuple[str, str]] = []  # ("use", schema) | ("sql", text) in the order they ran
+        self.deadline: float | None = None
+        self._engines: dict[tuple[str | None, str], str | None] = {}
         self._conn: pymysql.connections.Connection | None = None
         self.is_mariadb = True
         self._connect()
-        self._ensure_marker_table()
+        self._ensure_marker_table(marker_retention_days)
 
     # connection -------------------------------------------------------------------------------
 
@@ -120,11 +134,33 @@ class DatabaseSession:
                     cur.execute(value)
                     _drain(cur)
 
-    def _ensure_marker_table(self) -> None:
+    def _ensure_marker_table(self, retention_days: int) -> None:
+        """The marker table in the tool's own schema; the business schema only if the account may not create it.
+
+        Markers an older version left in the business schema are moved over (and that table dropped), so
+        an execution started before still finds them and the business schema keeps only what scripts made.
+        """
+        business = self.engine.url.database
+        try:
+            with self._cursor() as cur:
+                cur.execute(f"CREATE DATABASE IF NOT EXISTS {quote_schema(self.marker_schema)}")
+                cur.execute(CREATE_MARKER_TABLE.format(schema=quote_schema(self.marker_schema)))
+        except pymysql.err.MySQLError as exc:
+            if not (exc.args and exc.args[0] in ACCESS_DENIED and business):
+                raise
+            self.marker_warning = (f"cannot use schema {self.marker_schema!r} for statement markers on {self.name} "
+                                   f"({exc.args[1]}); they go to the business schema {business!r} instead — grant "
+                                   f"CREATE on {self.marker_schema}.* to keep business schemas clean")
+            self.marker_schema = business
+            with self._cursor() as cur:
+                cur.execute(CREATE_MARKER_TABLE.format(schema=quote_schema(business)))
         with self._cursor() as cur:
-            if self.marker_schema == MARKER_SCHEMA_FALLBACK:
-                cur.execute(f"CREATE DATABASE IF NOT EXISTS {quote_schema(MARKER_SCHEMA_FALLBACK)}")
-            cur.execute(CREATE_MARKER_TABLE.format(schema=quote_schema(self.marker_schema)))
+            if business and business != self.marker_schema:
+                cur.execute(table_exists_sql(), (business, MARKER_TABLE))
+                if cur.fetchone()[0]:
+                    for sql in adopt_legacy_sql(self.marker_schema, business):
+                        cur.execute(sql)
+            cur.execute(expire_sql(self.marker_schema, retention_days))
 
     @property
     def conn(self) -> pymysql.connections.Connection:
@@ -139,6 +175,42 @@ class DatabaseSession:
             with contextlib.suppress(Exception):  # closing a dead connection
                 self._conn.close()
         self._conn = None
+
+    # session state and catalog ----------------------------------------------------------------
+
+    def remember(self, sql: str) -> None:
+        """A session statement to replay after a reconnect (in the order they ran)."""
+        self.replay.append(("sql", sql))
+
+    def read_back(self, targets: tuple[str, ...]) -> str:
+        """The values the variables have now, as one SET that restores them (for resume and reconnect)."""
+        with self._cursor() as cur:
+            cur.execute("SELECT " + ", ".join(targets))
+            values = cur.fetchone()
+            _drain(cur)
+        parts = []
+        for target, value in zip(targets, values, strict=True):
+            name = f"SESSION {target.split('.', 1)[1]}" if target.upper().startswith("@@SESSION.") else target
+            parts.append(f"{name} = {'NULL' if value is None else self.conn.escape(value)}")
+        return "SET " + ", ".join(parts)
+
+    def server_clock(self) -> int:
+        """The server's clock in epoch seconds (what catalog creation times are compared with)."""
+        return int(self.scalar("SELECT UNIX_TIMESTAMP()"))
+
+    def engine_of(self, schema: str | None, table: str) -> str | None:
+        """A table's storage engine, upper case (None: not a base table, or not found); cached until forgotten."""
+        key = (schema, table)
+        if key not in self._engines:
+            sql = ("SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+                   f"{'%s' if schema else 'DATABASE()'} AND TABLE_NAME = %s AND TABLE_TYPE = 'BASE TABLE'")
+            found = self.scalar(sql, (schema, table) if schema else (table,))
+            self._engines[key] = str(found).upper() if found else None
+        return self._engines[key]
+
+    def forget_engines(self) -> None:
+        """After DDL (or anything that may have run DDL) the cached engines may be stale."""
+        self._engines.clear()
 
     # statements -------------------------------------------------------------------------------
 
@@ -206,14 +278,21 @@ class DatabaseSession:
     def rollback(self) -> None:
         self.conn.rollback()
 
-    def execute_in_transaction(self, text: str, marker_sql: str, marker_args: tuple[Any, ...]) -> StatementOutcome:
-        """Inside an already open transaction (``transaction: per_file``)."""
+    def execute_in_transaction(self, text: str, marker_sql: str, marker_args: tuple[Any, ...], *,
+                               marker_first: bool = False) -> StatementOutcome:
+        """Inside an already open transaction (``transaction: per_file``, a script's own transaction).
+
+        ``marker_first``: the marker goes in before the statement (for the script's COMMIT that ends it).
+        """
         start = time.perf_counter()
         with self._watchdog(), self._cursor() as cur:
+            if marker_first:
+                cur.execute(marker_sql, marker_args)
             cur.execute(text)
             affected = cur.rowcount if cur.rowcount is not None and cur.rowcount >= 0 else None
             _drain(cur)
-            cur.execute(marker_sql, marker_args)
+            if not marker_first:
+                cur.execute(marker_sql, marker_args)
         return StatementOutcome(affected, int((time.perf_counter() - start) * 1000))
 
     def scalar(self, sql: str, args: tuple[Any, ...] = ()) -> Any:

@@ -33,7 +33,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-__all__ = ["SqlSplitError", "Statement", "classify", "decode_sql_bytes", "split_statements"]
+__all__ = ["SqlSplitError", "Statement", "decode_sql_bytes", "split_statements"]
 
 # my_isspace() of the utf8mb4 charset: 0x09-0x0D and the space (NOT Python's str.isspace()).
 _SPACE = " \t\n\v\f\r"
@@ -417,31 +417,3 @@ def _space_after_comment(chunk: str) -> tuple[str, bool]:
         if ch.isascii():
             return (chunk if ch in _SPACE else chunk[:k] + " " + chunk[k:]), False
     return chunk, True  # only multi-byte characters: still pending
-
-
-_CONDITIONAL_OPEN = re.compile(r"/\*M?!\d*")
-_LEADING_NOISE = re.compile(r"(?:[ \t\n\v\f\r]+|--[^\n]*|#[^\n]*|/\*(?!!|M!).*?\*/|\()*", re.S)
-_FIRST_WORD = re.compile(r"[A-Za-z_]+")
-_KIND_BY_KEYWORD = {
-    **dict.fromkeys(("CREATE", "ALTER", "DROP", "RENAME", "TRUNCATE", "GRANT", "REVOKE"), "DDL"),
-    **dict.fromkeys(("INSERT", "UPDATE", "DELETE", "REPLACE", "LOAD", "MERGE"), "DML"),
-    **dict.fromkeys(("SET", "USE"), "SESSION"),
-}
-
-
-def classify(text: str) -> str:
-    """Kind of a statement by its first keyword: "DDL", "DML", "SESSION" (SET, USE) or "OTHER".
-
-    Comments and an opening ``(`` are skipped; a conditional comment counts as its content, so the
-    mysqldump prologue ``/*!40101 SET ... */`` is SESSION and ``/*!50003 CREATE*/ ...`` is DDL.
-    GRANT/REVOKE count as DDL (they commit implicitly, like DDL); SELECT, SHOW, CALL... are OTHER.
-    """
-    pos = 0
-    while True:
-        pos = _LEADING_NOISE.match(text, pos).end()
-        m = _CONDITIONAL_OPEN.match(text, pos)
-        if m is None:
-            break
-        pos = m.end()
-    m = _FIRST_WORD.match(text, pos)
-    return _KIND_BY_KEYWORD.get(m.group().upper(), "OTHER") if m else "OTHER"

@@ -18,10 +18,11 @@ from prefect.context import TaskRunContext
 from pydantic import Field, field_validator, model_validator
 
 from tasks.errors import InputError, StepFailed
+from tasks.masking import secret_literals
 from tasks.progress import Progress
 from tasks.settings import get_settings
 from tasks.sql import report
-from tasks.sql.executor import ScriptRunner, SqlRunOptions
+from tasks.sql.executor import ScriptRunner, SqlRunOptions, StatementDecision
 from tasks.sql.ledger import SqlLedger
 from tasks.sql.script import ScriptFile, SqlScriptError, load_script
 from tasks.sql.session import DatabaseSession
@@ -114,20 +115,31 @@ class SqlScriptStep(UpgradeStep):
         store_engine = resources.metadata_store().engine
         bp = active_breakpoint(store_engine, ctx.execution_id)
         decision = OperatorDecision.of(bp)
+        for script in scripts:  # values a server error may echo where no keyword is left to mask them by
+            for stmt in script.statements:
+                resources.secrets.update(secret_literals(stmt.text, self.params.mask_patterns))
         ledger = SqlLedger(store_engine, ctx.execution_id, ctx.step_id)
         options = SqlRunOptions(execution_id=ctx.execution_id, step_id=ctx.step_id, site_id=ctx.site_id,
                                 cutpoint=ctx.cutpoint, statement_timeout=self.params.statement_timeout,
                                 per_file_transaction=self.params.transaction == "per_file",
                                 mask_patterns=tuple(self.params.mask_patterns),
-                                inflight_decision=decision.inflight if decision else None,
+                                decision=_statement_decision(bp, decision, ctx.step_id),
                                 secrets=tuple(resources.secrets))
         total = sum(len(s.statements) for s in scripts)
         writer = resources.event_writer()
+        settings = get_settings()
+
+        def open_session(name: str) -> DatabaseSession:
+            session = DatabaseSession(name, resources.engine(name), statement_timeout=self.params.statement_timeout,
+                                      reconnect_wait=resources.retry_wait, marker_schema=settings.marker_schema,
+                                      marker_retention_days=settings.marker_retention_days)
+            if session.marker_warning:
+                ctx.logger.warning("%s", session.marker_warning)
+            return session
+
         runner = ScriptRunner(scripts=scripts, ledger=ledger, options=options, logger=ctx.logger, events=writer,
                               progress=Progress(total, f"{ctx.step_id}: SQL statements"),
-                              session_factory=lambda name: DatabaseSession(
-                                  name, resources.engine(name), statement_timeout=self.params.statement_timeout,
-                                  reconnect_wait=resources.retry_wait))
+                              session_factory=open_session)
         failed: StepFailed | None = None
         try:
             runner.prepare()
@@ -205,6 +217,16 @@ def _publish_statement_table(step_id: str, runner: ScriptRunner, limit: int = 20
                                                   "(skipped ones left out)")
 
 
+def _statement_decision(bp: dict[str, Any] | None, decision: OperatorDecision | None,
+                        step_id: str) -> StatementDecision | None:
+    """The operator's decision applies to the breakpoint's statement only, in the step that stopped there."""
+    if bp is None or decision is None or decision.inflight is None or bp["step_id"] != step_id \
+            or bp.get("sql_file_id") is None:
+        return None
+    return StatementDecision(file_id=bp["sql_file_id"], sequence=int(bp["sql_sequence"]), action=decision.inflight,
+                             by=decision.by, notes=decision.notes)
+
+
 def _applied_scripts(runner: ScriptRunner, scripts: list[ScriptFile]) -> list[dict[str, str]]:
     """Scripts whose every statement is done in this execution, with the file's SHA-256 (the site records them)."""
     done = []
@@ -216,8 +238,9 @@ def _applied_scripts(runner: ScriptRunner, scripts: list[ScriptFile]) -> list[di
 
 
 def _per_file_problems(script: ScriptFile) -> list[str]:
-    return [f"{script.path}:{s.line}: transaction per_file allows only DML (and SET/USE), found {kind}"
-            for s, kind in zip(script.statements, script.kinds, strict=True) if kind in ("DDL", "OTHER")]
+    allowed = ("DML", "SESSION", "USE")
+    return [f"{script.path}:{s.line}: transaction per_file allows only DML (and plain SET/USE), found {kind}"
+            for s, kind in zip(script.statements, script.kinds, strict=True) if kind not in allowed]
 
 
 def _lanes(scripts: list[ScriptFile]) -> list[list[ScriptFile]]:

@@ -22,13 +22,17 @@ from tasks.store.metadata_store import utcnow
 BREAKPOINT_TTL = timedelta(days=7)
 _bp = schema.upgrade_breakpoint
 
-Inflight = Literal["applied", "retry"]
-INFLIGHT_CHOICES: tuple[str, ...] = ("applied", "retry")
+Inflight = Literal["applied", "retry", "skip"]
+INFLIGHT_CHOICES: tuple[str, ...] = ("applied", "retry", "skip")
 
 
 @dataclass(frozen=True)
 class OperatorDecision:
-    """What the operator decided before resuming: recorded on the breakpoint, applied by the resume."""
+    """What the operator decided before resuming: recorded on the breakpoint, applied by the resume.
+
+    ``inflight`` applies to the breakpoint's statement only: ``applied`` (it took effect), ``retry`` (run
+    it again) or ``skip`` (the operator applied it by hand; never run, recorded with who and why).
+    """
 
     by: str
     notes: str

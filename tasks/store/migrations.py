@@ -43,10 +43,15 @@ def _site_state(conn: Connection) -> None:
     _add_missing_columns(conn, schema.upgrade_breakpoint)
 
 
+def _statement_state(conn: Connection) -> None:
+    _add_missing_columns(conn, schema.sql_execution_record)
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "the five tables of the requirements, with their indexes", _initial),
     (2, "one upgrade per site: the site lock table", _site_lock),
     (3, "site state: version, cutpoints, history, applied scripts; execution terms; typed decisions", _site_state),
+    (4, "statements: recorded session values and the server's clock at RUNNING", _statement_state),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1][0]

@@ -121,6 +121,10 @@ sql_execution_record = Table(
     Column("error_message", LongText),
     Column("execution_result", LongText),
     Column("retry_count", Integer, nullable=False, default=0),
+    # a session setting whose value came from a query: the SET that restores the value it got
+    Column("replay_sql", LongText),
+    # the server's clock (epoch seconds) when a statement was marked RUNNING: decides CREATE OR REPLACE
+    Column("server_started", BigInteger),
     *_times(),
     Index("idx_execution_step", "execution_id", "step_id"),
     Index("idx_sql_file_seq", "sql_file_id", "sql_sequence"),

@@ -55,7 +55,7 @@ def snapshot(url: str) -> dict[str, Any]:
     engine = create_engine(url)
     out: dict[str, Any] = {}
     with engine.connect() as conn:
-        tables = [r[0] for r in conn.execute(text("SHOW TABLES")) if r[0] != "ft_upgrade_statement_marker"]
+        tables = [r[0] for r in conn.execute(text("SHOW TABLES"))]
         for t in sorted(tables):
             create = conn.execute(text(f"SHOW CREATE TABLE `{t}`")).one()[1]
             rows = sorted(tuple(r) for r in conn.execute(text(f"SELECT * FROM `{t}`")))

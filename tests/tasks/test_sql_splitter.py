@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from tasks.sql.kinds import classify
 from tasks.sql.splitter import (
     SqlSplitError,
     Statement,
-    classify,
     decode_sql_bytes,
     split_statements,
 )
@@ -663,9 +663,9 @@ def test_every_nasty_data_file_splits_into_statements_of_its_own_ftsplit_schemas
     ("SELECT 1", "OTHER"),
     ("(SELECT 1) UNION (SELECT 2)", "OTHER"),
     ("SHOW TABLES", "OTHER"),
-    ("CALL p()", "OTHER"),
-    ("WITH a AS (SELECT 1) SELECT * FROM a", "OTHER"),
-    ("LOCK TABLES t WRITE", "OTHER"),
+    ("CALL p()", "UNKNOWN"),
+    ("WITH a AS (SELECT 1) SELECT * FROM a", "UNKNOWN"),
+    ("LOCK TABLES t WRITE", "REFUSED"),
     ("", "OTHER"),
 ])
 def test_classify_recognises_ddl_dml_session_and_other(text: str, kind: str):
