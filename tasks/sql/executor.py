@@ -31,7 +31,7 @@ from tasks.masking import mask_sql, mask_text
 from tasks.progress import Progress
 from tasks.sql import kinds as k
 from tasks.sql.inflight import ddl_probes, decidable_by_catalog, decide
-from tasks.sql.kinds import dml_tables
+from tasks.sql.kinds import ddl_tables, dml_tables
 from tasks.sql.ledger import LedgerRow, SqlLedger
 from tasks.sql.marker import exists_sql, insert_marker_sql, marker_args
 from tasks.sql.script import ScriptFile
@@ -407,7 +407,8 @@ class ScriptRunner:
                     replay = session.read_back(detail.targets)
                     session.remember(replay)
                 elif kind not in (k.SESSION, k.SAVEPOINT, k.TXN_END):
-                    session.forget_engines()  # DDL (or code the tool cannot see) may have changed engines
+                    # DDL (or code the tool cannot see) may have changed the engines of its tables
+                    session.forget_engines(ddl_tables(stmt.text) if kind == k.DDL else None)
         except Exception as exc:
             elapsed = int((time.perf_counter() - started) * 1000)
             if is_connection_error(exc) and not reconnected:

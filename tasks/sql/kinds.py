@@ -308,3 +308,37 @@ def _references(refs: str) -> list[tuple[str | None, str]] | None:
                 return None
             names.append(_name(m))
     return names or None
+
+
+_DDL_TABLE = re.compile(rf"(?:CREATE|ALTER|DROP|TRUNCATE)\s+(?:OR\s+REPLACE\s+)?(?:TEMPORARY\s+)?"
+                        rf"(?:(?:ONLINE|IGNORE)\s+)*TABLE\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?(?P<list>{_QNAME}(?:\s*,\s*{_IDENT}(?:\s*\.\s*{_IDENT})?)*)",
+                        _FLAGS)
+_INDEX_ON = re.compile(rf"(?:CREATE|DROP)\s+(?:OR\s+REPLACE\s+)?(?:(?:UNIQUE|FULLTEXT|SPATIAL)\s+)?INDEX\s+"
+                       rf"(?:IF\s+(?:NOT\s+)?EXISTS\s+)?{_IDENT}\s+ON\s+{_QNAME}", _FLAGS)
+_NO_TABLE = re.compile(r"(?:CREATE|ALTER|DROP)\s+(?:OR\s+REPLACE\s+)?(?:DEFINER\s*=\s*\S+\s+)?"
+                       r"(?:SQL\s+SECURITY\s+\w+\s+)?(?:ALGORITHM\s*=\s*\w+\s+)?"
+                       r"(?:PROCEDURE|FUNCTION|VIEW|TRIGGER|EVENT|USER|ROLE|SEQUENCE|SERVER)\b", _FLAGS)
+
+
+def ddl_tables(text: str) -> list[tuple[str | None, str]] | None:
+    """The tables whose storage engine a DDL statement may change ([] for none); None when it cannot be told."""
+    sql = plain(text)
+    m = _DDL_TABLE.match(sql)
+    if m:
+        names = []
+        for item in m["list"].split(","):
+            parts = [p.strip() for p in item.split(".")]
+            names.append((_unquote(parts[0]), _unquote(parts[1]) or "") if len(parts) == 2
+                         else (None, _unquote(parts[0]) or ""))
+        return names
+    m = _INDEX_ON.match(sql)
+    if m:
+        return [_name(m)]
+    m = re.match(r"RENAME\s+TABLES?\s+(?P<pairs>.+)$", sql, _FLAGS)
+    if m:
+        names = re.findall(rf"({_IDENT})(?:\s*\.\s*({_IDENT}))?", _unquoted(m["pairs"]).replace(" TO ", ","))
+        return [(_unquote(a), _unquote(b) or "") if b else (None, _unquote(a) or "") for a, b in names
+                if a.upper() != "TO"]
+    if _NO_TABLE.match(sql):
+        return []
+    return None

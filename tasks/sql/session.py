@@ -208,9 +208,14 @@ class DatabaseSession:
             self._engines[key] = str(found).upper() if found else None
         return self._engines[key]
 
-    def forget_engines(self) -> None:
-        """After DDL (or anything that may have run DDL) the cached engines may be stale."""
-        self._engines.clear()
+    def forget_engines(self, tables: list[tuple[str | None, str]] | None = None) -> None:
+        """After DDL the cached engines of its tables may be stale (``None``: of every table)."""
+        if tables is None:
+            self._engines.clear()
+            return
+        names = {table.lower() for _, table in tables}
+        for key in [key for key in self._engines if key[1].lower() in names]:
+            del self._engines[key]
 
     # statements -------------------------------------------------------------------------------
 

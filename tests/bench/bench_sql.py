@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -87,7 +88,7 @@ def statement_logger() -> logging.Logger:
 def tool_seconds(work: Path, name: str, database: str) -> float:
     home = work / f"home-{database}"
     with step_context(home, databases={"ft_db": f"{ROOT}/{database}"}, sql_root=work,
-                      execution_id=f"BENCH_{database}") as ctx:
+                      execution_id=f"BENCH_{uuid.uuid4().hex}") as ctx:  # unique, as a real execution's id
         ctx.logger = statement_logger()
         ctx.resources.event_log().ensure_schema()  # the embedded ClickHouse boots once per process, not per file
         ctx.resources.metadata_store()  # the flow opens its store before any step runs
