@@ -366,15 +366,15 @@ def test_masking_stays_linear_on_a_pathological_statement() -> None:
 
 def test_markers_live_in_the_tools_own_schema_and_old_ones_are_adopted_and_expire(
         tmp_path: Path, mariadb_database: str, log: GeneralLog) -> None:
-    from tasks.sql.marker import CREATE_MARKER_TABLE, MARKER_TABLE, quote_schema
+    from tasks.sql.marker import CREATE_MARKER_TABLE, MARKER_TABLE, marker_key, quote_schema
+    from tasks.sql.script import file_id_for
 
     db = schema_of(mariadb_database)
     write(tmp_path / "sql", "n.sql", "CREATE TABLE n (v INT);\nINSERT INTO n VALUES (1);\nINSERT INTO n VALUES (2);\n")
     run_step(tmp_path, {"ft_db": mariadb_database}, ["n.sql"])
     assert sql(mariadb_database, "SHOW TABLES") == [("n",)], "the business schema holds what the script made"
-    mine = f"FROM ft_upgrade.{MARKER_TABLE} WHERE execution_id = 'EXEC_T' AND sql_file_id IN (SELECT DISTINCT " \
-           f"sql_file_id FROM ft_upgrade.{MARKER_TABLE} WHERE marker_key = SHA2(CONCAT_WS('|', 'EXEC_T', " \
-           f"'step_under_test', sql_file_id, 2, '{db}'), 256))"
+    keys = [marker_key("EXEC_T", "step_under_test", file_id_for("n.sql", "3.17.5"), seq, db) for seq in (2, 3)]
+    mine = f"FROM ft_upgrade.{MARKER_TABLE} WHERE marker_key IN ('{keys[0]}', '{keys[1]}')"
     assert sql(mariadb_database, f"SELECT COUNT(*) {mine}") == [(2,)]
     # as an older version left it: the markers in the business schema, keyed without the database
     sql(mariadb_database, CREATE_MARKER_TABLE.format(schema=quote_schema(db)))
