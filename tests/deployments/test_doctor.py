@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
-from tests.conftest import PROJECT
+from tests.conftest import MARIADB_ROOT, PROJECT
 from tests.deployments.sites_helpers import write_tree
 from tests.prefect_server import free_port, prefect_server
 
@@ -37,15 +39,40 @@ def failing(checks: Mapping[str, tuple[bool, str]]) -> list[str]:
     return [name for name, (ok, _) in checks.items() if not ok]
 
 
-def test_the_doctor_passes_on_a_healthy_setup_and_names_each_broken_part(tmp_path: Path) -> None:
+@contextmanager
+def limited_account(url: str) -> Iterator[str]:
+    """An account with rights on one business database only."""
+    database = url.rsplit("/", 1)[1].split("?")[0]
+    user = f"doc_{database[-8:]}"
+    admin = create_engine(MARIADB_ROOT + "/test")
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'doctor-pw'"))
+        conn.execute(text(f"GRANT ALL ON `{database}`.* TO '{user}'@'%'"))
+    try:
+        yield f"mysql+pymysql://{user}:doctor-pw@127.0.0.1:3306/{database}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP USER '{user}'@'%'"))
+        admin.dispose()
+
+
+def test_the_doctor_passes_on_a_healthy_setup_and_names_each_broken_part(tmp_path: Path,
+                                                                          mariadb_database: str) -> None:
     tree = write_tree(tmp_path, STEPS, {})
     with prefect_server(tmp_path / "prefect") as server:
         env = {**server.env, **tree, "FT_UPGRADE_HOME": str(tmp_path / "home"),
-               "FT_UPGRADE_REDIS_URL": "redis://127.0.0.1:6379/0"}
+               "FT_UPGRADE_REDIS_URL": "redis://127.0.0.1:6379/0", "FT_UPGRADE_DB_FT_DB": mariadb_database}
         healthy = doctor(env)
         assert failing(healthy) == [], healthy
-        assert list(healthy) == ["prefect_api", "metadata_db", "log_store", "redis", "configs", "disk"]
+        assert list(healthy) == ["prefect_api", "metadata_db", "log_store", "redis", "marker_schema", "configs",
+                                 "disk"]
         assert "healthy" in healthy["prefect_api"][1] and "PING answered" in healthy["redis"][1]
+        assert healthy["marker_schema"][1] == "statement markers in schema 'ft_upgrade' on ft_db"
+
+        with limited_account(mariadb_database) as limited:  # may not create the tool's own schema
+            denied = doctor({**env, "FT_UPGRADE_DB_FT_DB": limited, "FT_UPGRADE_MARKER_SCHEMA": "ft_upgrade_doctor"})
+        assert failing(denied) == ["marker_schema"], denied
+        assert "cannot use schema 'ft_upgrade_doctor'" in denied["marker_schema"][1]
 
         broken_redis = doctor({**env, "FT_UPGRADE_REDIS_URL": "redis://:hunter22@127.0.0.1:1/0"})
         assert failing(broken_redis) == ["redis"], broken_redis
