@@ -15,7 +15,7 @@ from blocks.clickhouse import ClickHouseLogStore
 from blocks.database import block_names, check_logical_name, connector_from_url
 from blocks.redis import RedisConnection
 from blocks.site_profile import SiteProfile
-from tasks.errors import ConfigError, ConfigErrors
+from tasks.core.errors import ConfigError, ConfigErrors
 
 
 class SiteSpec(BaseModel):

@@ -35,9 +35,9 @@ if str(PROJECT) not in sys.path:  # runnable as `python deployments/cicd.py`
 import httpx  # noqa: E402
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential  # noqa: E402
 
-from flows.cutpoints import Cutpoint  # noqa: E402
-from flows.versions import Version  # noqa: E402
-from tasks.errors import VersionError  # noqa: E402
+from tasks.core.cutpoints import Cutpoint  # noqa: E402
+from tasks.core.errors import VersionError  # noqa: E402
+from tasks.core.versions import Version  # noqa: E402
 from tasks.reporting import artifact_key  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INFRA = 0, 1, 2, 3

@@ -26,7 +26,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 if str(PROJECT) not in sys.path:  # runnable as `python deployments/deploy_sites.py`
     sys.path.insert(0, str(PROJECT))
 
-from flows.cutpoints import Cutpoint  # noqa: E402
+from tasks.core.cutpoints import Cutpoint  # noqa: E402
 
 SITES_DIR = PROJECT / "deployments" / "sites"
 TAGS = ["ft-auto-upgrade"]

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from flows.cutpoints import Cutpoint
+from tasks.core.cutpoints import Cutpoint
 
 app = typer.Typer(help="FT system upgrades: plan, run and resume the five CICD cutpoints.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -71,7 +71,7 @@ def _guard(fn: Any) -> Any:
     """Turn input errors into exit 2 with the message, and nothing else."""
     import functools
 
-    from tasks.errors import InputError
+    from tasks.core.errors import InputError
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -91,8 +91,8 @@ def validate(configs: ConfigsOpt = None, sql_root: SqlRootOpt = None,
              db: DbOpt = None, json_out: JsonOpt = False) -> None:
     """Check every config, step class, step parameter and SQL file; exit 2 listing every problem."""
     from flows.validation import validate_tree
-    from tasks.errors import InputError
-    from tasks.settings import get_settings
+    from tasks.core.errors import InputError
+    from tasks.core.settings import get_settings
 
     _use_paths(configs, sql_root)
     _apply_db_overrides(db)
@@ -135,7 +135,7 @@ def plan(
     """Show which steps would run, in order; unresolved step classes and changed applied scripts are marked."""
     from flows.config_loader import load_configs
     from flows.plan import build_plan
-    from tasks.settings import get_settings
+    from tasks.core.settings import get_settings
 
     _use_paths(configs, sql_root)
     _apply_db_overrides(db)
@@ -198,8 +198,8 @@ def run(
     from flows.registry import CUTPOINT_FLOWS
     from flows.runner import plan_for
     from flows.validation import validate_tree
-    from flows.versions import Version
-    from tasks.settings import get_settings
+    from tasks.core.settings import get_settings
+    from tasks.core.versions import Version
 
     Version.parse(source), Version.parse(target)
     _use_paths(configs, sql_root)
@@ -243,7 +243,7 @@ def _terminal_progress(enabled: bool) -> Iterator[None]:
 
 def _finish_run(state: Any, json_out: bool, site: str) -> None:
     """Print what the flow run returned (its report) and exit with the report's code; refusals exit 2."""
-    from tasks.errors import InputError, UpgradeFailed
+    from tasks.core.errors import InputError, UpgradeFailed
     from tasks.execution.service import ExecutionService
 
     if state.is_completed():
@@ -315,7 +315,7 @@ def resume(
     import getpass
 
     from flows.registry import CUTPOINT_FLOWS
-    from tasks.errors import InputError
+    from tasks.core.errors import InputError
     from tasks.execution.service import ExecutionService
     from tasks.store.breakpoints import INFLIGHT_CHOICES, OperatorDecision
 
@@ -372,7 +372,7 @@ def executions(
     json_out: JsonOpt = False,
 ) -> None:
     """List executions, newest first (``--latest`` prints one id, for scripts)."""
-    from tasks.errors import InputError
+    from tasks.core.errors import InputError
     from tasks.execution.service import ExecutionService
 
     _apply_db_overrides(db)
@@ -432,7 +432,7 @@ def report(execution_id: Annotated[str, typer.Argument()],
            fmt: Annotated[str, typer.Option("--format", help="md or json.")] = "md",
            site: SiteOpt = None, db: DbOpt = None) -> None:
     """Print the latest report of an execution (markdown, as in the Prefect UI, or JSON)."""
-    from tasks.errors import InputError
+    from tasks.core.errors import InputError
     from tasks.execution.service import ExecutionService
 
     if fmt not in ("md", "json"):
@@ -465,9 +465,9 @@ def baseline(
     """
     import getpass
 
-    from flows.versions import Version
+    from tasks.core.settings import get_settings
+    from tasks.core.versions import Version
     from tasks.execution.service import ExecutionService
-    from tasks.settings import get_settings
     from tasks.store.site_lock import site_lock
 
     parsed = str(Version.parse(version))
@@ -488,10 +488,10 @@ def info(site: Annotated[str, typer.Option("--site", help="Site id.")], db: DbOp
          configs: ConfigsOpt = None, json_out: JsonOpt = False) -> None:
     """Where a site stands: version, upgrade in progress with each cutpoint, active breakpoint, pending configs."""
     from flows.config_loader import load_configs
-    from flows.versions import Version
+    from tasks.core.settings import get_settings
+    from tasks.core.versions import Version
     from tasks.execution.service import ExecutionService
     from tasks.execution.site_info import site_info
-    from tasks.settings import get_settings
 
     _use_paths(configs, None)
     _apply_db_overrides(db)
@@ -577,7 +577,7 @@ def checksum(files: Annotated[list[Path], typer.Argument(help="Version config fi
              algorithm: Annotated[str, typer.Option("--algorithm", help="sha256 or md5.")] = "sha256") -> None:
     """Print the metadata.checksum each config must carry (its canonical JSON without the checksum itself)."""
     from flows.config_loader import config_checksum
-    from tasks.errors import InputError
+    from tasks.core.errors import InputError
 
     if algorithm not in ("sha256", "md5"):
         raise InputError(f"--algorithm must be sha256 or md5, not {algorithm!r}")
@@ -596,7 +596,7 @@ def schema(check: Annotated[bool, typer.Option("--check", help="Fail if configs/
            configs: ConfigsOpt = None) -> None:
     """Write (or check) configs/schema.json, generated from the config models."""
     from flows.config_models import config_json_schema
-    from tasks.settings import get_settings
+    from tasks.core.settings import get_settings
 
     _use_paths(configs, None)
     path = get_settings().configs / "schema.json"
@@ -648,8 +648,8 @@ def blocks_apply(
 def _site_resources(site: str) -> Any:
     """The site's resources as a run builds them (blocks or FT_UPGRADE_DB_* overrides)."""
     from flows.runner import load_site_profile
+    from tasks.core.settings import get_settings
     from tasks.resources import Resources
-    from tasks.settings import get_settings
 
     settings = get_settings()
     return Resources(site_id=site, sql_root=settings.sql_root, configs_dir=settings.configs, home=settings.home,
@@ -701,7 +701,7 @@ def backup_restore(
 ) -> None:
     """Verify the backup's checksums, restore it, and compare CHECKSUM TABLE with the manifest."""
     from tasks.backup.commands import restore_backup
-    from tasks.errors import UpgradeError
+    from tasks.core.errors import UpgradeError
 
     _apply_db_overrides(db)
     resources = _site_resources(site)
@@ -732,7 +732,7 @@ def rollback(
 ) -> None:
     """Run the configs' rollback_steps for an execution (e.g. RestoreBackupStep); only when an operator asks."""
     from flows.rollback import run_rollback
-    from tasks.errors import UpgradeError
+    from tasks.core.errors import UpgradeError
 
     _apply_db_overrides(db)
     try:

@@ -19,9 +19,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from flows.config_models import VersionConfig
-from flows.cutpoints import CUTPOINT_ALIASES
-from flows.versions import Version
-from tasks.errors import ConfigError, ConfigErrors, InputError
+from tasks.core.cutpoints import CUTPOINT_ALIASES
+from tasks.core.errors import ConfigError, ConfigErrors, InputError
+from tasks.core.versions import Version
 
 SCHEMA_FILE = "schema.json"
 

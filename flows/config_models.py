@@ -21,8 +21,8 @@ from pydantic import (
     model_validator,
 )
 
-from flows.cutpoints import CUTPOINT_ALIASES, Cutpoint
-from flows.versions import Version
+from tasks.core.cutpoints import CUTPOINT_ALIASES, Cutpoint
+from tasks.core.versions import Version
 
 
 def _to_version(value: object) -> Version:

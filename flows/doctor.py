@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 from sqlalchemy import text
 
-from tasks.errors import InputError
+from tasks.core.errors import InputError
+from tasks.core.settings import Settings, get_settings
 from tasks.masking import mask_url
-from tasks.settings import Settings, get_settings
 
 MIN_FREE_BYTES = 1 << 30  # 1 GiB
 SKIPPED = "skipped: "

@@ -25,9 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flows.config_loader import LoadedConfig
 from flows.config_models import StepConfig
-from flows.cutpoints import Cutpoint
-from flows.versions import Version
-from tasks.errors import ConfigError, ConfigErrors, InputError, PlanError, StepResolutionError
+from tasks.core.cutpoints import Cutpoint
+from tasks.core.errors import ConfigError, ConfigErrors, InputError, PlanError, StepResolutionError
+from tasks.core.versions import Version
 from tasks.steps.base import UpgradeStep
 from tasks.steps.registry import Resolution, resolve_step_class
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from prefect import Flow
 
-from flows.cutpoints import Cutpoint
 from flows.post_upgrade import post_upgrade
 from flows.pre_business_check import pre_business_check
 from flows.pre_upgrade_process import pre_upgrade_process
 from flows.startup_post_process import startup_post_process
 from flows.startup_pre_process import startup_pre_process
+from tasks.core.cutpoints import Cutpoint
 
 CUTPOINT_FLOWS: dict[Cutpoint, Flow] = {
     Cutpoint.PRE_BUSINESS_CHECK: pre_business_check,

@@ -14,11 +14,11 @@ from typing import Any
 from flows.config_loader import load_configs
 from flows.plan import check_step_params
 from flows.runner import load_site_profile
-from flows.versions import Version
-from tasks.errors import InputError
+from tasks.core.errors import InputError
+from tasks.core.settings import get_settings
+from tasks.core.versions import Version
 from tasks.execution.service import ExecutionService
 from tasks.resources import Resources
-from tasks.settings import get_settings
 from tasks.steps.context import StepContext
 from tasks.steps.registry import resolve_step_class
 

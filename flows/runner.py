@@ -26,17 +26,17 @@ from prefect.runtime import deployment, flow_run
 from blocks.database import can_load_blocks, url_from_environment
 from blocks.site_profile import SiteProfile
 from flows.config_loader import load_configs
-from flows.cutpoints import Cutpoint
 from flows.plan import PlannedStep, UpgradePlan, build_plan
-from tasks.errors import StepFailed, UpgradeFailed
+from tasks.core.cutpoints import Cutpoint
+from tasks.core.errors import Refused, StepFailed, UpgradeFailed
+from tasks.core.settings import Settings, get_settings
 from tasks.execution.admission import Admission, Request
-from tasks.execution.service import ExecutionService, Refused, StartTerms, describe_applied
+from tasks.execution.service import ExecutionService, StartTerms, describe_applied
 from tasks.execution.site_info import OVERVIEW_KEY, latest_overview_rows, merge_overview, overview_rows
 from tasks.masking import mask_text
 from tasks.notify import notify
 from tasks.reporting import RunReport, artifact_key, render_markdown, render_refusal, steps_table
 from tasks.resources import Resources
-from tasks.settings import Settings, get_settings
 from tasks.steps.base import StepResult, StepStatus
 from tasks.steps.context import StepContext
 from tasks.steps.registry import resolve_step_class

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from flows.config_loader import LoadedConfig, load_configs
 from flows.plan import check_step_params
-from tasks.errors import ConfigError, ConfigErrors, InputError
+from tasks.core.errors import ConfigError, ConfigErrors, InputError
 from tasks.steps.base import static_problems
 from tasks.steps.registry import resolve_step_class
 

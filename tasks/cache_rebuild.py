@@ -37,7 +37,7 @@ from typing import Any, Literal, TypeVar
 import orjson
 import redis
 
-from tasks.errors import UpgradeFailed
+from tasks.core.errors import CacheBuildFailed
 
 T = TypeVar("T")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -50,10 +50,6 @@ redis.call('SREM', KEYS[2], ARGV[1])
 if old and old ~= ARGV[1] then redis.call('SADD', KEYS[3], old) end
 return old
 """
-
-
-class CacheBuildFailed(UpgradeFailed):
-    """The new generation could not be built or verified; it was dropped and readers still use the old one."""
 
 
 # ---------------------------------------------------------------- pure: names and templates

@@ -28,7 +28,8 @@ import redis
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.pool import NullPool
 
-from tasks.cache_rebuild import CacheBuilder, CacheBuildFailed, CacheLayout, DatasetOutcome, DatasetSpec, prefetch
+from tasks.cache_rebuild import CacheBuilder, CacheLayout, DatasetOutcome, DatasetSpec, prefetch
+from tasks.core.errors import CacheBuildFailed
 from tasks.select_query import literal_sql
 
 REDIS_KEYS = ("host", "port", "db", "username", "password", "socket_timeout", "socket_connect_timeout", "path",

@@ -20,21 +20,11 @@ from pathlib import Path
 
 import yaml
 
-from tasks.errors import UpgradeFailed
+from tasks.core.errors import PreprocessError
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.\-]*)\}")
 FORMATS = ("json", "yaml", "properties", "xml", "text")
 _SUFFIX_FORMAT = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".properties": "properties", ".xml": "xml"}
-
-
-class PreprocessError(UpgradeFailed):
-    """Preprocessing failed; ``restored`` lists the files put back to their previous content."""
-
-    def __init__(self, message: str, *, missing: Mapping[str, list[str]] | None = None,
-                 restored: Sequence[str] = ()) -> None:
-        self.missing = dict(missing or {})
-        self.restored = list(restored)
-        super().__init__(message)
 
 
 def placeholders(text: str) -> list[str]:

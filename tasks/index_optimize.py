@@ -17,7 +17,7 @@ from typing import Literal
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
-from tasks.errors import UpgradeFailed
+from tasks.core.errors import IndexOperationFailed
 from tasks.select_query import literal_sql
 
 INDEX_COLUMN = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_$]{0,63})(?:\((?P<length>[1-9]\d{0,3})\))?$")
@@ -26,14 +26,6 @@ INDEX_COLUMN = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_$]{0,63})(?:\((?P<leng
 BUDGET_ERRORS = frozenset({1205, 1317, 1969, 3024})
 
 OpKind = Literal["create_index", "rebuild_index", "optimize", "analyze"]
-
-
-class IndexOperationFailed(UpgradeFailed):
-    """An index operation failed; what this step created was dropped again."""
-
-
-class BudgetExhausted(UpgradeFailed):
-    """The time budget ran out (before or during an operation); finished work is kept."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from flows.cutpoints import CUTPOINT_TITLES, Cutpoint
+from tasks.core.cutpoints import CUTPOINT_TITLES, Cutpoint
 
 DONE_STATUSES = ("SUCCESS", "WARNING", "SKIPPED")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, text
 
-from tasks.settings import get_settings
+from tasks.core.settings import get_settings
 from tests.conftest import MARIADB_ROOT
 
 pytestmark = pytest.mark.mariadb

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.backup.errors import BackupNotFound
 from tasks.backup.manifest import MANIFEST, Manifest
+from tasks.core.errors import BackupNotFound
 
 KEEP_UPGRADES = 3
 

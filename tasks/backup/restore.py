@@ -17,8 +17,8 @@ from sqlalchemy import Engine
 
 from tasks.backup.catalog import StoredBackup
 from tasks.backup.dump import quote_ident
-from tasks.backup.errors import BackupCorrupted, BackupNotFound, ChecksumMismatch
 from tasks.backup.manifest import FileEntry, TableEntry, sha256_file
+from tasks.core.errors import BackupChecksumMismatch, BackupCorrupted, BackupNotFound
 
 STAGE_PREFIX = "__ftr_"
 OLD_PREFIX = "__fto_"
@@ -96,7 +96,7 @@ def restore_table(path: Path, entry: TableEntry, engine: Engine, on_progress: Pr
             checksum = cur.fetchone()[1]
             if rows != entry.rows or (entry.checksum is not None and checksum != entry.checksum):
                 cur.execute(f"DROP TABLE {quote_ident(stage)}")
-                raise ChecksumMismatch(entry.key, f"{entry.rows} rows, checksum {entry.checksum}",
+                raise BackupChecksumMismatch(entry.key, f"{entry.rows} rows, checksum {entry.checksum}",
                                        f"{rows} rows, checksum {checksum}")
             cur.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
                         "AND TABLE_NAME = %s", (entry.table,))

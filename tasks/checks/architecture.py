@@ -6,13 +6,13 @@ names a ``host`` (or when ZooKeeper reported its ``dataDir`` from another machin
 
 from __future__ import annotations
 
-from tasks.checks.errors import CheckError
 from tasks.checks.hosts import devices, disk_usage, is_loopback
 from tasks.checks.kafka_zk import cluster_problems, read_cluster
 from tasks.checks.middleware_versions import zookeeper_data_dir_from_conf
 from tasks.checks.outcome import Measurement, Problem
 from tasks.checks.rules import DiskFreeRule, KafkaTopicsRule, ZookeeperDataDiskRule
 from tasks.checks.targets import CheckEnv
+from tasks.core.errors import CheckError
 
 
 def _data_dirs(rule: ZookeeperDataDiskRule, env: CheckEnv) -> list[tuple[str | None, str]]:

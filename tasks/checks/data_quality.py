@@ -16,7 +16,6 @@ from sqlalchemy import Engine, bindparam, text
 from sqlalchemy.exc import DBAPIError
 
 from tasks.checks import sql_builders as sb
-from tasks.checks.errors import CheckError, RuleSqlError
 from tasks.checks.outcome import Measurement, Problem
 from tasks.checks.rules import (
     ColumnFitRule,
@@ -26,6 +25,7 @@ from tasks.checks.rules import (
     MissingPrimaryKeyRule,
 )
 from tasks.checks.targets import CheckEnv
+from tasks.core.errors import CheckError, RuleSqlError
 
 
 class SqlTarget(Protocol):

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from tasks.checks.errors import CheckError, ProbeUnavailable
+from tasks.core.errors import CheckError, ProbeUnavailable
 
 COMMAND_TIMEOUT = 30.0
 

@@ -10,7 +10,6 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy import text
 
-from tasks.checks.errors import CheckError, ProbeUnavailable
 from tasks.checks.middleware_versions import (
     ServerVersion,
     parse_server_version,
@@ -21,6 +20,7 @@ from tasks.checks.middleware_versions import (
 from tasks.checks.outcome import Measurement, Problem
 from tasks.checks.rules import MiddlewareVersionRule
 from tasks.checks.targets import CheckEnv
+from tasks.core.errors import CheckError, ProbeUnavailable
 
 LABELS = {"mysql": "MySQL", "mariadb": "MariaDB", "redis": "Redis", "zookeeper": "ZooKeeper",
           "clickhouse": "ClickHouse"}

@@ -37,10 +37,10 @@ from pydantic import (
     model_validator,
 )
 
-from flows.versions import Version
 from tasks.checks.middleware_versions import meets_minimum, parse_requirement
 from tasks.checks.sql_builders import check_identifier, check_read_only_select, parse_target_type
-from tasks.errors import InputError
+from tasks.core.errors import InputError
+from tasks.core.versions import Version
 
 RULE_ID_PATTERN = r"^[A-Za-z0-9_.\-]+$"
 _KAFKA_TOPIC = re.compile(r"^[A-Za-z0-9._\-]{1,249}$")

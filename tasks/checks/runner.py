@@ -7,13 +7,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from flows.versions import Version
 from tasks.checks import architecture, data_quality, middleware
-from tasks.checks.errors import CheckError, RuleSqlError
 from tasks.checks.outcome import CheckOutcome, CheckStatus, Measurement
 from tasks.checks.targets import CheckEnv
 from tasks.checks.verdict import errored, judge, skip_reason, skipped
-from tasks.errors import InputError
+from tasks.core.errors import CheckError, InputError, RuleSqlError
+from tasks.core.versions import Version
 
 Probe = Callable[[Any, CheckEnv], Measurement]
 

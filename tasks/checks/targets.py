@@ -20,10 +20,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import Engine
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from tasks.checks.errors import CheckError, ProbeUnavailable
 from tasks.checks.hosts import LocalShell, Shell, SshShell, SshTarget
 from tasks.checks.sql_builders import Dialect, dialect_for
-from tasks.errors import InputError, ResourceUnavailable
+from tasks.core.errors import CheckError, InputError, ProbeUnavailable, ResourceUnavailable
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client

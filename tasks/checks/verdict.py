@@ -10,8 +10,8 @@ from __future__ import annotations
 import string
 from typing import Any
 
-from flows.versions import Version
 from tasks.checks.outcome import CheckOutcome, CheckStatus, Measurement
+from tasks.core.versions import Version
 
 NO_SUGGESTION = "无"
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from flows.cutpoints import Cutpoint
+from tasks.core.cutpoints import Cutpoint
 from tasks.store.site_state import COMPLETED, UPGRADE_COMPLETED, UPGRADE_IN_PROGRESS, CutpointState, SiteState
 
 MAX_RESUMES = 10

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from blocks.database import block_names, can_load_blocks, load_database_url, url_from_environment
-from flows.cutpoints import Cutpoint
-from tasks.errors import InputError
+from tasks.core.cutpoints import Cutpoint
+from tasks.core.errors import InputError, Refused
+from tasks.core.settings import get_settings
 from tasks.execution.admission import Admission, Request, ScriptDrift, SiteView, admit
 from tasks.reporting import RunReport, resume_instructions
-from tasks.settings import get_settings
 from tasks.store.breakpoints import (
     OperatorDecision,
     active_breakpoint,
@@ -37,15 +37,6 @@ VERSION_MOVES: dict[Cutpoint, tuple[str, ...]] = {
     Cutpoint.STARTUP_PRE_PROCESS: ("schema_version",),
     Cutpoint.POST_UPGRADE: ("schema_version", "current_version"),
 }
-
-
-class Refused(InputError):
-    """A trigger that may not run (precondition missing, wrong version, …): nothing was executed. Exit 2."""
-
-    def __init__(self, message: str, *, site_id: str, cutpoint: str) -> None:
-        self.site_id = site_id
-        self.cutpoint = cutpoint
-        super().__init__(message)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from flows.cutpoints import Cutpoint
+from tasks.core.cutpoints import Cutpoint
 from tasks.store.site_state import NOT_STARTED
 
 if TYPE_CHECKING:

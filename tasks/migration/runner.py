@@ -17,16 +17,16 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from tasks.migration import catalog
-from tasks.migration.checkpoint import COPIED, COPYING, DONE, Checkpoint, CheckpointTable
-from tasks.migration.copier import Copier, InsertSelectCopier, StreamCopier
-from tasks.migration.errors import (
-    ChecksumMismatch,
+from tasks.core.errors import (
     ChunkFailed,
     DefinitionChanged,
+    MigrationChecksumMismatch,
     MigrationError,
     MigrationSetupError,
 )
+from tasks.migration import catalog
+from tasks.migration.checkpoint import COPIED, COPYING, DONE, Checkpoint, CheckpointTable
+from tasks.migration.copier import Copier, InsertSelectCopier, StreamCopier
 from tasks.migration.probe import LoadProbe
 from tasks.migration.spec import MigrationTask
 from tasks.migration.sql import bounds_sql, count_sql, table_ref
@@ -235,7 +235,7 @@ class MigrationRunner:
         if not result.ok:
             self._with_retries(checkpoint.last_key, lambda conn: self._set_status(
                 conn, COPIED, f"verification failed in {len(result.mismatches)} segment(s)"))
-            raise ChecksumMismatch(self.task.name, result.mismatches)
+            raise MigrationChecksumMismatch(self.task.name, result.mismatches)
         return result
 
     # ---- throttle, retries, connection --------------------------------------------------------------------

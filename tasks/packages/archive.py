@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
+from tasks.core.errors import PackageRejected
 from tasks.packages.entries import (
     MANIFEST_MAX_BYTES,
     MANIFEST_NAME,
     ArchiveEntry,
     EntryKind,
     PackageLimits,
-    PackageRejected,
     normalised,
     path_problem,
 )

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import PurePosixPath
 
-from flows.versions import Version
-from tasks.errors import UpgradeFailed, VersionError
+from tasks.core.errors import VersionError
+from tasks.core.versions import Version
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_MAX_BYTES = 4 * 1024 * 1024
@@ -81,16 +81,6 @@ class Manifest:
 
     def by_path(self) -> dict[str, ManifestFile]:
         return {f.path: f for f in self.files}
-
-
-class PackageRejected(UpgradeFailed):
-    """A package failed a safety or integrity check; nothing outside its staging folder was written."""
-
-    def __init__(self, package: str, problems: Sequence[str]) -> None:
-        self.package = package
-        self.problems = list(problems)
-        shown = "; ".join(self.problems[:5]) + (f"; … {len(self.problems) - 5} more" if len(self.problems) > 5 else "")
-        super().__init__(f"package {package} rejected: {shown}")
 
 
 @dataclass

@@ -21,12 +21,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from tasks.core.errors import PackageRejected
 from tasks.packages.archive import open_package
 from tasks.packages.entries import (
     MANIFEST_NAME,
     Manifest,
     PackageLimits,
-    PackageRejected,
     check_entries,
     check_manifest,
     content_problem,

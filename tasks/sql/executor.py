@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tasks.errors import InputError, ResourceUnavailable, StepFailed
+from tasks.core.errors import EditedAfterRun, ResourceUnavailable, StepFailed
 from tasks.logstore import BatchingWriter, LogEvent
 from tasks.masking import mask_sql, mask_text
 from tasks.progress import Progress
@@ -46,10 +46,6 @@ from tasks.sql.splitter import Statement
 from tasks.sql.statement_log import StatementLog
 
 TIMEOUT_CODES = {"1969", "3024", "1317"}
-
-
-class EditedAfterRun(InputError):
-    """A statement that already ran was changed in its file; resuming would diverge from what ran."""
 
 
 @dataclass

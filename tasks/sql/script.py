@@ -10,14 +10,10 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.errors import InputError
+from tasks.core.errors import SqlScriptError
 from tasks.sql import kinds as k
 from tasks.sql.kinds import StatementKind, statement_kind
 from tasks.sql.splitter import SqlSplitError, Statement, decode_sql_bytes, split_statements
-
-
-class SqlScriptError(InputError):
-    """A script that cannot run as written; the message names file:line."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from pymysql.constants import CLIENT
 from sqlalchemy import Engine
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from tasks.errors import ResourceUnavailable
+from tasks.core.errors import ResourceUnavailable
 from tasks.sql.connect import SharedTlsConnection
 from tasks.sql.marker import (
     ACCESS_DENIED,

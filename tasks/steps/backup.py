@@ -16,10 +16,9 @@ from tenacity import Retrying, stop_after_attempt, wait_exponential
 from tasks.backup.catalog import KEEP_UPGRADES, apply_retention, backups_of_execution, find_backup
 from tasks.backup.create import create_backup
 from tasks.backup.dump import SnapshotPlan, estimated_rows
-from tasks.backup.errors import BackupError, BackupNotFound
 from tasks.backup.manifest import Manifest
 from tasks.backup.restore import restore_backup
-from tasks.errors import StepFailed
+from tasks.core.errors import BackupError, BackupNotFound, StepFailed
 from tasks.progress import Progress
 from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep
 from tasks.steps.registry import register_step

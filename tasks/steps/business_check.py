@@ -22,16 +22,16 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from flows.versions import Version
 from tasks.checks.report import overall_status, render_markdown, report_json, summary_line
 from tasks.checks.rule_files import load_rule_file
 from tasks.checks.rules import Rule, check_unique_ids
 from tasks.checks.runner import run_rules
 from tasks.checks.targets import CheckEnv, SshSettings
-from tasks.errors import StepFailed
+from tasks.core.errors import StepFailed
+from tasks.core.settings import get_settings
+from tasks.core.versions import Version
 from tasks.masking import mask_text, mask_url
 from tasks.progress import Progress
-from tasks.settings import get_settings
 from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep
 from tasks.steps.registry import register_step
 

@@ -17,10 +17,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from flows.versions import Version
 from tasks.cache_rebuild import (
     CacheBuilder,
-    CacheBuildFailed,
     CacheLayout,
     DatasetOutcome,
     DatasetSpec,
@@ -30,7 +28,8 @@ from tasks.cache_rebuild import (
     template_fields,
 )
 from tasks.cache_workers import ShardJob, redis_kwargs, run_shards, shard_query, stream_rows
-from tasks.errors import StepFailed
+from tasks.core.errors import CacheBuildFailed, StepFailed
+from tasks.core.versions import Version
 from tasks.progress import Progress
 from tasks.select_query import check_select, literal_sql
 from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep

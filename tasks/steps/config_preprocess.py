@@ -14,8 +14,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from tasks.config_preprocess import FileChange, PreprocessError, apply_changes, format_of
-from tasks.errors import StepFailed
+from tasks.config_preprocess import FileChange, apply_changes, format_of
+from tasks.core.errors import PreprocessError, StepFailed
 from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep
 from tasks.steps.registry import register_step
 

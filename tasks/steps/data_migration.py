@@ -12,8 +12,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from tasks.errors import StepFailed
-from tasks.migration.errors import MigrationError
+from tasks.core.errors import MigrationError, StepFailed
 from tasks.migration.probe import LoadProbe
 from tasks.migration.runner import MigrationRunner, TaskOutcome, server_name
 from tasks.migration.spec import MigrationTask

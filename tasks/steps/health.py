@@ -17,7 +17,7 @@ import httpx
 from pydantic import Field, model_validator
 from sqlalchemy import text
 
-from tasks.errors import StepFailed
+from tasks.core.errors import StepFailed
 from tasks.service_restart import RestartCommand, restart_and_recheck
 from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep
 from tasks.steps.registry import register_step

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from sqlalchemy import Connection, text
 
-from tasks.errors import StepFailed
+from tasks.core.errors import StepFailed
 from tasks.index_optimize import (
     INDEX_COLUMN,
     IndexDef,

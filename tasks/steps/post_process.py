@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import model_validator
 
-from tasks.errors import StepFailed
+from tasks.core.errors import StepFailed
 from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep, static_problems
 from tasks.steps.cache_rebuild import CacheRebuildParams, CacheRebuildStep
 from tasks.steps.health import HealthParams, ServiceHealthCheckStep

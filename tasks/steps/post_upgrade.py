@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from pydantic import model_validator
 
-from tasks.errors import StepFailed
+from tasks.core.errors import StepFailed
 from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep
 from tasks.steps.data_migration import AsyncDataMigrationStep, DataMigrationParams
 from tasks.steps.log_cleanup import LogCleanupParams, LogCleanupStep

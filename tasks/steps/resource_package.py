@@ -16,9 +16,9 @@ from pydantic import Field, field_validator
 from sqlalchemy import Connection, RootTransaction
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
-from flows.versions import Version
-from tasks.errors import StepFailed
-from tasks.packages.entries import DEFAULT_EXTENSIONS, MiB, PackageLimits, PackageRejected, path_problem
+from tasks.core.errors import PackageRejected, StepFailed
+from tasks.core.versions import Version
+from tasks.packages.entries import DEFAULT_EXTENSIONS, MiB, PackageLimits, path_problem
 from tasks.packages.install import StagedPackage, discard, file_sha256, installed_marker, stage, swap, unswap
 from tasks.packages.static_data import IDENTIFIER, load_rows, read_rows
 from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field, field_validator, model_validator
 
-from tasks.errors import StepFailed
+from tasks.core.errors import StepFailed
 from tasks.masking import mask_text
 from tasks.select_query import check_select, literal_sql
 from tasks.smoke import SmokeOutcome, check_operators, elapsed_ms, json_failures, row_failures

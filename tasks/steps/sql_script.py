@@ -17,14 +17,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from pydantic import Field, field_validator, model_validator
 
-from tasks.errors import InputError, StepFailed
+from tasks.core.errors import InputError, SqlScriptError, StepFailed
+from tasks.core.settings import get_settings
 from tasks.masking import secret_literals
 from tasks.progress import Progress
-from tasks.settings import get_settings
 from tasks.sql import report
 from tasks.sql.executor import ScriptRunner, SqlRunOptions, StatementDecision
 from tasks.sql.ledger import SqlLedger
-from tasks.sql.script import ScriptFile, SqlScriptError, load_script
+from tasks.sql.script import ScriptFile, load_script
 from tasks.sql.session import DatabaseSession
 from tasks.sql.verify import VerifyCheck, run_checks
 from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep

@@ -142,7 +142,7 @@ class MetadataStore:
 
     def require_execution(self, execution_id: str) -> dict[str, Any]:
         """The execution, or an input error naming it (for commands given an execution id)."""
-        from tasks.errors import InputError
+        from tasks.core.errors import InputError
 
         execution = self.get_execution(execution_id)
         if execution is None:

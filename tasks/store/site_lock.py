@@ -20,18 +20,12 @@ from datetime import timedelta
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from tasks.errors import UpgradeError
+from tasks.core.errors import SiteBusy
 from tasks.store.metadata_store import utcnow
 from tasks.store.schema import site_lock as site_lock_table
 
 STALE_SECONDS = 120
 HEARTBEAT_SECONDS = 20
-
-class SiteBusy(UpgradeError):
-    """Another upgrade of the same site is running; nothing was done."""
-
-    exit_code = 1
-
 
 def _pid_alive(pid: int) -> bool:
     try:

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from flows.config_loader import load_configs  # noqa: E402
 from flows.plan import build_plan  # noqa: E402
-from flows.versions import Version  # noqa: E402
+from tasks.core.versions import Version
 
 
 def generate(folder: Path, count: int = 200) -> list[Version]:

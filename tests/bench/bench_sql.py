@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from tasks.errors import StepFailed  # noqa: E402
+from tasks.core.errors import StepFailed
 from tasks.logstore import LogEvent  # noqa: E402
 from tasks.sql.ledger import SqlLedger  # noqa: E402
 from tasks.steps.sql_script import SqlScriptParams, SqlScriptStep  # noqa: E402

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from flows.config_loader import ConfigWarning, config_checksum, load_config_file, parse_config_text
-from flows.cutpoints import Cutpoint
-from tasks.errors import ConfigError
+from tasks.core.cutpoints import Cutpoint
+from tasks.core.errors import ConfigError
 
 SEED = Path(__file__).resolve().parents[1] / "data" / "seed"
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from flows.config_loader import LoadedConfig, parse_config_text
-from flows.cutpoints import Cutpoint
 from flows.plan import build_plan
-from flows.versions import Version
-from tasks.errors import ConfigError, PlanError, StepResolutionError
+from tasks.core.cutpoints import Cutpoint
+from tasks.core.errors import ConfigError, PlanError, StepResolutionError
+from tasks.core.versions import Version
 
 HEALTH = {"class_name": "ServiceHealthCheckStep", "databases": ["ft_db"]}
 

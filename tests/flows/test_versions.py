@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from flows.versions import Version
-from tasks.errors import InputError, VersionError
+from tasks.core.errors import InputError, VersionError
+from tasks.core.versions import Version
 
 
 def test_every_code_round_trips_through_its_dotted_form() -> None:

@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from tasks.errors import StepFailed
+from tasks.core.errors import StepFailed
 from tasks.resources import Resources
 from tasks.steps.context import StepContext
 from tasks.steps.sql_script import SqlScriptParams, SqlScriptStep

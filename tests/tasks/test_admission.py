@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from flows.cutpoints import Cutpoint
+from tasks.core.cutpoints import Cutpoint
 from tasks.execution.admission import Request, ScriptDrift, SiteView, admit
 from tasks.store.site_state import CutpointState, SiteState
 

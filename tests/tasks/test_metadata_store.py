@@ -67,7 +67,8 @@ def test_times_are_stored_in_utc(mariadb_database: str) -> None:
 
 
 def test_the_site_lock_on_mariadb_refuses_a_second_holder_and_frees_itself(mariadb_database: str) -> None:
-    from tasks.store.site_lock import SiteBusy, site_lock
+    from tasks.core.errors import SiteBusy
+    from tasks.store.site_lock import site_lock
 
     store = MetadataStore.open(mariadb_database)
     try:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, make_url, select, text, update
 
-from tasks.errors import InputError, StepFailed
+from tasks.core.errors import InputError, StepFailed
 from tasks.steps.sql_script import SqlScriptParams, SqlScriptStep
 from tasks.store import schema
 from tasks.store.breakpoints import OperatorDecision, active_breakpoint, record_decision

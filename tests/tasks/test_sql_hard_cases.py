@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, text, update
 from typer.testing import CliRunner
 
 from flows.cli import app
-from tasks.errors import StepFailed
+from tasks.core.errors import StepFailed
 from tasks.masking import mask_sql
 from tasks.store import schema
 from tasks.store.breakpoints import OperatorDecision, active_breakpoint, record_decision

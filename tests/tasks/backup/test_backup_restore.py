@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, text
 
 from tasks.backup.catalog import expired, list_backups
 from tasks.backup.manifest import Manifest
-from tasks.errors import StepFailed
+from tasks.core.errors import StepFailed
 from tasks.steps.backup import BackupParams, BackupStep, RestoreBackupStep, RestoreParams
 from tests.helpers import step_context
 from tests.tasks.backup.data import checksums, fill

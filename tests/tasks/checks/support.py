@@ -6,11 +6,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from flows.versions import Version
 from tasks.checks.outcome import CheckOutcome
 from tasks.checks.rules import parse_rules
 from tasks.checks.runner import run_rules
 from tasks.checks.targets import CheckEnv, SshSettings
+from tasks.core.versions import Version
 from tests.helpers import step_context
 
 

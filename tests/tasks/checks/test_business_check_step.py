@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from tasks.errors import StepFailed
+from tasks.core.errors import StepFailed
 from tasks.steps.base import StepStatus
 from tasks.steps.business_check import BusinessCheckParams, PreBusinessCheckStep
 from tasks.steps.registry import resolve_step_class

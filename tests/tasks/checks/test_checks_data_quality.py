@@ -194,7 +194,7 @@ def test_a_missing_table_in_a_built_in_check_is_an_error(tmp_path: Path, ft_db: 
 
 def test_checks_run_read_only_and_leave_the_pool_writable(tmp_path: Path, ft_db: str) -> None:
     from tasks.checks.data_quality import MySqlTarget
-    from tasks.checks.errors import RuleSqlError
+    from tasks.core.errors import RuleSqlError
     from tests.helpers import step_context
 
     with step_context(tmp_path, databases={"ft_db": ft_db}) as ctx:

@@ -128,8 +128,8 @@ def test_clickhouse_version_on_chdb(tmp_path: Path, limits: dict, severity: str,
 
 
 def test_a_four_letter_word_outside_the_whitelist_says_how_to_allow_it(zookeeper: ZooKeeperServer) -> None:
-    from tasks.checks.errors import CheckError
     from tasks.checks.targets import four_letter_word
+    from tasks.core.errors import CheckError
 
     with pytest.raises(CheckError, match="refuses 'stat': add it to 4lw.commands.whitelist"):
         four_letter_word(zookeeper.host, zookeeper.port, "stat")

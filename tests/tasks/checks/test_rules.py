@@ -13,10 +13,10 @@ import tasks.steps.business_check  # noqa: F401  (registers PreBusinessCheckStep
 from flows.config_loader import load_configs
 from flows.plan import build_plan
 from flows.validation import validate_tree
-from flows.versions import Version
 from tasks.checks.rules import VersionRange, parse_rules
 from tasks.checks.verdict import skip_reason
-from tasks.errors import ConfigError, ConfigErrors
+from tasks.core.errors import ConfigError, ConfigErrors
+from tasks.core.versions import Version
 from tasks.steps.business_check import BusinessCheckParams
 
 DUP = {"id": "orders_pk", "title": "主键冲突检测", "type": "duplicate_keys", "target": "ft_db", "table": "orders",
@@ -169,7 +169,7 @@ def test_an_inline_malformed_rule_names_its_field_path(tmp_path: Path, monkeypat
 
 def test_the_shipped_sample_rule_file_is_valid() -> None:
     from tasks.checks.rule_files import load_rule_file
-    from tasks.settings import PROJECT_ROOT
+    from tasks.core.settings import PROJECT_ROOT
 
     rules, _ = load_rule_file(PROJECT_ROOT / "configs", "rules/ft_317500_checks.json")
     types = {r["type"] for r in rules}

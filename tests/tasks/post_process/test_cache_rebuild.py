@@ -16,7 +16,7 @@ import redis
 from pydantic import ValidationError
 
 from tasks.cache_rebuild import CacheLayout, read
-from tasks.errors import StepFailed
+from tasks.core.errors import StepFailed
 from tasks.steps.base import StepResult, StepStatus
 from tasks.steps.cache_rebuild import CacheRebuildParams, CacheRebuildStep
 from tasks.steps.context import StepContext

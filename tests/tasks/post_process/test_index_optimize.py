@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from tasks.errors import StepFailed
+from tasks.core.errors import StepFailed
 from tasks.index_optimize import IndexDef, TableRequest, TableStats, percent_change, plan_operations
 from tasks.steps.base import StepResult, StepStatus
 from tasks.steps.index_optimize import IndexOptimizationStep, IndexOptimizeParams

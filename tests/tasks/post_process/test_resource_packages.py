@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tasks.errors import StepFailed
+from tasks.core.errors import StepFailed
 from tasks.steps.base import StepResult, StepStatus
 from tasks.steps.context import StepContext
 from tasks.steps.resource_package import ResourcePackageImportStep, ResourcePackageParams

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.errors import StepFailed
+from tasks.core.errors import StepFailed
 from tasks.service_restart import RestartCommand, restart_and_recheck, run_command
 from tasks.steps.base import StepResult, StepStatus
 from tasks.steps.health import HealthParams, ServiceHealthCheckStep

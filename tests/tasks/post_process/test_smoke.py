@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from blocks.site_profile import SiteProfile
-from tasks.errors import StepFailed
+from tasks.core.errors import StepFailed
 from tasks.smoke import MISSING, json_path, matches
 from tasks.steps.base import StepResult, StepStatus
 from tasks.steps.smoke_test import SmokeParams, SmokeTestStep

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from tasks.errors import StepFailed
+from tasks.core.errors import StepFailed
 from tasks.migration.checkpoint import CheckpointTable
 from tasks.migration.probe import LoadProbe
 from tasks.migration.sql import table_ref

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from flows.config_loader import parse_config_text
 from flows.plan import build_plan
-from tasks.errors import ConfigError
+from tasks.core.errors import ConfigError
 from tasks.steps.base import StepResult, StepStatus
 from tasks.steps.post_upgrade import PostUpgradeParams, PostUpgradeStep, combine
 from tests.helpers import step_context

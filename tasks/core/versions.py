@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from functools import total_ordering
 
-from tasks.errors import VersionError
+from tasks.core.errors import VersionError
 
 _DOTTED = re.compile(r"(?P<major>\d+)\.(?P<minor>\d+)\.(?P<patch>\d+)(?:-P(?P<p>\d+))?")
 _CODE = re.compile(r"\d{6}")
