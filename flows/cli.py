@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tasks.core.cutpoints import Cutpoint
+from tasks.core.statuses import ExecutionStatus
 
 app = typer.Typer(help="FT system upgrades: plan, run and resume the five CICD cutpoints.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -249,7 +250,7 @@ def _finish_run(state: Any, json_out: bool, site: str) -> None:
     if state.is_completed():
         data = state.result()
         _print_report(data, json_out)
-        raise typer.Exit(0 if data["status"] == "SUCCESS" else 1)
+        raise typer.Exit(0 if data["status"] == ExecutionStatus.SUCCESS else 1)
     exc = state.result(raise_on_failure=False)
     if isinstance(exc, InputError):
         _fail_input(str(exc))
@@ -272,7 +273,7 @@ def _print_report(data: dict[str, Any], json_out: bool) -> None:
     if json_out:
         print(json.dumps(data, ensure_ascii=False, default=str))
         return
-    colour = "green" if data["status"] == "SUCCESS" else "red"
+    colour = "green" if data["status"] == ExecutionStatus.SUCCESS else "red"
     out.print(f"[{colour}]{data['status']}[/] {data['cutpoint']} {data['source_version']} → "
               f"{data['target_version']} at {data['site_id']} (execution {data['execution_id']})", highlight=False)
     if data.get("notice"):
@@ -285,7 +286,7 @@ def _print_report(data: dict[str, Any], json_out: bool) -> None:
         summary = s["error"] or s["summary"] or ""
         table.add_row(s["step_id"], version, s["status"], str(s["duration_ms"] or "-"), summary)
     out.print(table)
-    if data["status"] != "SUCCESS":
+    if data["status"] != ExecutionStatus.SUCCESS:
         for line in data.get("resume", []):
             out.print(f"  • {line}", highlight=False)
 
@@ -328,7 +329,7 @@ def resume(
                                 inflight=inflight)  # type: ignore[arg-type]
     with ExecutionService.locate(execution_id, site) as service:
         execution = service.prepare_resume(execution_id, decision)
-    if execution["status"] == "SUCCESS":
+    if execution["status"] == ExecutionStatus.SUCCESS:
         out.print(f"execution {execution_id} already succeeded; nothing to resume")
         return
     _use_paths(configs or _recorded_path(execution, "configs_dir"), sql_root or _recorded_path(execution, "sql_root"))
@@ -423,7 +424,7 @@ def status(execution_id: Annotated[str, typer.Argument()], site: SiteOpt = None,
     with ExecutionService.locate(execution_id, site) as service:
         report = service.build_report(execution_id)
     _print_report(report.to_json(), json_out)
-    raise typer.Exit(0 if report.status in ("SUCCESS", "RUNNING") else 1)
+    raise typer.Exit(0 if report.status in (ExecutionStatus.SUCCESS, ExecutionStatus.RUNNING) else 1)
 
 
 @app.command()

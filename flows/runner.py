@@ -30,6 +30,8 @@ from flows.plan import PlannedStep, UpgradePlan, build_plan
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.errors import Refused, StepFailed, UpgradeFailed
 from tasks.core.settings import Settings, get_settings
+from tasks.core.statuses import STEP_BLOCKING, STEP_DONE, ExecutionStatus, StepStatus
+from tasks.core.steps import StepResult
 from tasks.execution.admission import Admission, Request
 from tasks.execution.service import ExecutionService, StartTerms, describe_applied
 from tasks.execution.site_info import OVERVIEW_KEY, latest_overview_rows, merge_overview, overview_rows
@@ -37,7 +39,6 @@ from tasks.masking import mask_text
 from tasks.notify import notify
 from tasks.reporting import RunReport, artifact_key, render_markdown, render_refusal, steps_table
 from tasks.resources import Resources
-from tasks.steps.base import StepResult, StepStatus
 from tasks.steps.context import StepContext
 from tasks.steps.registry import resolve_step_class
 from tasks.store.breakpoints import active_breakpoint, open_breakpoint
@@ -79,7 +80,7 @@ def run_step(step: PlannedStep, execution_id: str, order: int, run: dict[str, An
              store: MetadataStore) -> dict[str, Any]:
     """Run one step, unless the ledger says it already finished in this execution."""
     row = store.step_row(execution_id, step.key)
-    if row and row["status"] in ("SUCCESS", "SKIPPED"):
+    if row and row["status"] in STEP_DONE:
         return {"status": row["status"], "summary": "already done in this execution", "reused": True}
     logger = get_run_logger()
     store.start_step(execution_id=execution_id, step_key=step.key, step_id=step.step_id, step_name=step.name,
@@ -101,7 +102,7 @@ def run_step(step: PlannedStep, execution_id: str, order: int, run: dict[str, An
         found = exc.result if isinstance(exc, StepFailed) and isinstance(exc.result, StepResult) else None
         raw = str(exc) if isinstance(exc, UpgradeFailed) else f"{type(exc).__name__}: {exc}"
         message = mask_text(raw, resources.secrets)
-        store.finish_step(execution_id=execution_id, step_key=step.key, status="FAILED",
+        store.finish_step(execution_id=execution_id, step_key=step.key, status=StepStatus.FAILED,
                           result=found.to_json() if found else None, error_message=message)
         logger.error("step %s failed: %s", step.step_id, message)
         raise
@@ -193,14 +194,14 @@ def _run_locked(service: ExecutionService, request: Request, admission: Admissio
     statuses: dict[str, str] = {}
     try:
         for order, step in enumerate(steps):
-            blocker = next((d for d in step.depends_on if statuses.get(d) in ("FAILED", "WARNING", "SKIPPED")),
+            blocker = next((d for d in step.depends_on if statuses.get(d) in STEP_BLOCKING),
                            None)
             if blocker:
                 store.record_skipped_step(execution_id=execution_id, step_key=step.key, step_id=step.step_id,
                                           step_name=step.name, cutpoint=cutpoint.value,
                                           class_name=step.class_name, order=order,
                                           reason=f"skipped: dependency {blocker} did not succeed")
-                statuses[step.key] = "SKIPPED"
+                statuses[step.key] = StepStatus.SKIPPED
                 continue
             configured = run_step.with_options(
                 name=step.step_id, task_run_name=f"{step.step_id} ({step.version})",
@@ -212,28 +213,28 @@ def _run_locked(service: ExecutionService, request: Request, admission: Admissio
             if state.is_completed():
                 statuses[step.key] = store.step_row(execution_id, step.key)["status"]
             else:
-                if row is None or row["status"] != "FAILED":  # e.g. a Prefect timeout before the step recorded
+                if row is None or row["status"] != StepStatus.FAILED:  # e.g. a Prefect timeout before the step recorded
                     message = state.message or "step did not complete"
                     if row is None:
                         store.start_step(execution_id=execution_id, step_key=step.key, step_id=step.step_id,
                                          step_name=step.name, cutpoint=cutpoint.value,
                                          class_name=step.class_name, order=order, metadata={})
-                    store.finish_step(execution_id=execution_id, step_key=step.key, status="FAILED",
+                    store.finish_step(execution_id=execution_id, step_key=step.key, status=StepStatus.FAILED,
                                       result=None, error_message=message)
                 if not step.required:
                     row = store.step_row(execution_id, step.key)
-                    store.finish_step(execution_id=execution_id, step_key=step.key, status="WARNING",
+                    store.finish_step(execution_id=execution_id, step_key=step.key, status=StepStatus.WARNING,
                                       result=None, error_message=row["error_message"] if row else None)
-                    statuses[step.key] = "WARNING"
+                    statuses[step.key] = StepStatus.WARNING
                     logger.warning("optional step %s failed; recorded as a warning, going on", step.step_id)
                 else:
-                    statuses[step.key] = "FAILED"
+                    statuses[step.key] = StepStatus.FAILED
                     failed = step
                     break
             update_progress_artifact(progress, progress=100.0 * sum(weights[: order + 1]) / sum(weights))
     finally:
         resources.close()
-    status = "FAILED" if failed else "SUCCESS"
+    status = ExecutionStatus.FAILED if failed else ExecutionStatus.SUCCESS
     error = None
     if failed:
         row = store.step_row(execution_id, failed.key) or {}

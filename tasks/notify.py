@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from tasks.core.statuses import ExecutionStatus, StepStatus
 from tasks.masking import mask_url
 
 ATTEMPTS = 4
@@ -22,9 +23,9 @@ ATTEMPTS = 4
 
 def build_payload(report: Mapping[str, Any], recipients: list[str]) -> dict[str, Any]:
     """What the webhook receives (pure)."""
-    failed = [s for s in report.get("step_results", []) if s.get("status") == "FAILED"]
+    failed = [s for s in report.get("step_results", []) if s.get("status") == StepStatus.FAILED]
     return {
-        "event": "ft-upgrade." + ("succeeded" if report["status"] == "SUCCESS" else "failed"),
+        "event": "ft-upgrade." + ("succeeded" if report["status"] == ExecutionStatus.SUCCESS else "failed"),
         "site_id": report["site_id"],
         "cutpoint": report["cutpoint"],
         "source_version": report["source_version"],
@@ -34,7 +35,7 @@ def build_payload(report: Mapping[str, Any], recipients: list[str]) -> dict[str,
         "flow_run_id": report.get("flow_run_id"),
         "failure": failed[0]["error"] if failed else None,
         "failed_step": failed[0]["step_id"] if failed else None,
-        "resume": report.get("resume", []) if report["status"] != "SUCCESS" else [],
+        "resume": report.get("resume", []) if report["status"] != ExecutionStatus.SUCCESS else [],
         "recipients": recipients,
     }
 
@@ -46,7 +47,8 @@ def notify(notifications: Mapping[str, Any] | None, report: Mapping[str, Any], *
         return None
     log = logger or logging.getLogger(__name__)
     url = str(notifications["webhook_url"])
-    recipients = list(notifications.get("on_success" if report["status"] == "SUCCESS" else "on_failure") or [])
+    outcome = "on_success" if report["status"] == ExecutionStatus.SUCCESS else "on_failure"
+    recipients = list(notifications.get(outcome) or [])
     payload = build_payload(report, recipients)
     try:
         for attempt in Retrying(stop=stop_after_attempt(ATTEMPTS), reraise=True,

@@ -13,8 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from tasks.core.cutpoints import CUTPOINT_TITLES, Cutpoint
+from tasks.core.statuses import STEP_FINISHED, ExecutionStatus, StepStatus
 
-DONE_STATUSES = ("SUCCESS", "WARNING", "SKIPPED")
+DONE_STATUSES = STEP_FINISHED
 
 
 @dataclass
@@ -33,16 +34,16 @@ class RunReport:
         statuses = [s["status"] for s in self.steps]
         return {
             "total": len(statuses),
-            "success": statuses.count("SUCCESS"),
-            "warning": statuses.count("WARNING"),
-            "failed": statuses.count("FAILED"),
-            "skipped": statuses.count("SKIPPED"),
-            "pending": sum(1 for s in statuses if s not in ("SUCCESS", "WARNING", "FAILED", "SKIPPED")),
+            "success": statuses.count(StepStatus.SUCCESS),
+            "warning": statuses.count(StepStatus.WARNING),
+            "failed": statuses.count(StepStatus.FAILED),
+            "skipped": statuses.count(StepStatus.SKIPPED),
+            "pending": sum(1 for s in statuses if s not in (*STEP_FINISHED, StepStatus.FAILED)),
         }
 
     @property
     def return_code(self) -> int:
-        return 0 if self.status == "SUCCESS" else 1
+        return 0 if self.status == ExecutionStatus.SUCCESS else 1
 
     @property
     def duration_ms(self) -> int:
@@ -53,7 +54,8 @@ class RunReport:
 
     @property
     def failures(self) -> list[dict[str, Any]]:
-        return [s for s in self.steps if s["status"] in ("FAILED", "WARNING") and s.get("error_message")]
+        return [s for s in self.steps
+                if s["status"] in (StepStatus.FAILED, StepStatus.WARNING) and s.get("error_message")]
 
     def to_json(self) -> dict[str, Any]:
         e = self.execution
@@ -93,7 +95,8 @@ def _result(step: Mapping[str, Any]) -> dict[str, Any]:
         return {}
 
 
-_ICONS = {"SUCCESS": "✅", "WARNING": "⚠️", "FAILED": "❌", "SKIPPED": "⏭️", "RUNNING": "⏳", "PENDING": "…"}
+_ICONS = {StepStatus.SUCCESS: "✅", StepStatus.WARNING: "⚠️", StepStatus.FAILED: "❌", StepStatus.SKIPPED: "⏭️",
+          StepStatus.RUNNING: "⏳", StepStatus.PENDING: "…"}
 
 
 def _cell(text: object) -> str:
@@ -166,10 +169,10 @@ def render_markdown(report: RunReport) -> str:
         lines += ["", f"Notification to {notification['webhook']}: {state}; recipients: "
                       f"{', '.join(notification['recipients']) or '-'}"]
     lines += ["", "## What to do next", ""]
-    if report.status == "SUCCESS" and cutpoint == Cutpoint.PRE_UPGRADE_PROCESS:
+    if report.status == ExecutionStatus.SUCCESS and cutpoint == Cutpoint.PRE_UPGRADE_PROCESS:
         lines.append("**准备停服 Ready to stop**: backups, changed configuration files and the services with "
                      "their versions are listed below. CICD may stop the services and call startup_pre_process.")
-    elif report.status == "SUCCESS":
+    elif report.status == ExecutionStatus.SUCCESS:
         lines.append("Nothing: this cutpoint is complete. CICD may call the next one.")
     else:
         lines += [f"- {hint}" for hint in report.resume_hint]

@@ -29,8 +29,8 @@ from typing import Generic, TypeVar
 
 from pydantic import Field
 
+from tasks.core.steps import StepParams
 from tasks.masking import mask_text
-from tasks.steps.base import StepParams
 
 T = TypeVar("T")
 OUTPUT_TAIL = 2000

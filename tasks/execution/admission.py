@@ -23,10 +23,11 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from tasks.core.cutpoints import Cutpoint
-from tasks.store.site_state import COMPLETED, UPGRADE_COMPLETED, UPGRADE_IN_PROGRESS, CutpointState, SiteState
+from tasks.core.statuses import RESUMABLE, CutpointState, ExecutionStatus, UpgradeStatus
+from tasks.store.site_state import CutpointRecord, SiteState
 
 MAX_RESUMES = 10
-RESUMABLE_STATES = ("RUNNING", "FAILED", "PENDING")
+RESUMABLE_STATES = RESUMABLE
 SERVICES_STOPPED = "services_stopped"
 
 #: The requirements' 前置条件 of each cutpoint, by the name an operator waives them with.
@@ -80,7 +81,7 @@ class SiteView:
     """What the store and the probes say about the site, gathered before deciding."""
 
     site: SiteState | None
-    cutpoints: Mapping[str, CutpointState]
+    cutpoints: Mapping[str, CutpointRecord]
     latest: Mapping[str, Any] | None = None
     named: Mapping[str, Any] | None = None
     breakpoint_expiry: datetime | None = None
@@ -147,7 +148,7 @@ def admit(request: Request, view: SiteView, *, now: datetime, check_max_age: tim
         return d.refuse()
 
     state = view.cutpoints.get(cutpoint.value)
-    completed = state is not None and state.state == COMPLETED
+    completed = state is not None and state.state == CutpointState.COMPLETED
     candidate: Mapping[str, Any] | None
     if r.execution_id:
         candidate = view.named
@@ -161,7 +162,7 @@ def admit(request: Request, view: SiteView, *, now: datetime, check_max_age: tim
             d.reasons.append(f"execution {r.execution_id} is {found[1]} {found[2]} → {found[3]} at site {found[0]}, "
                              f"not {asked[1]} {asked[2]} → {asked[3]} at site {asked[0]}")
             return d.refuse()
-        if candidate["status"] == "SUCCESS":
+        if candidate["status"] == ExecutionStatus.SUCCESS:
             return Admission(action="noop", execution_id=candidate["execution_id"],
                              completed_time=candidate.get("end_time"))
     else:
@@ -169,17 +170,17 @@ def admit(request: Request, view: SiteView, *, now: datetime, check_max_age: tim
             assert state is not None
             return Admission(action="noop", execution_id=state.execution_id, completed_time=state.finished_time)
         latest = view.latest
-        resumable = latest is not None and latest["status"] in (*RESUMABLE_STATES, "EXPIRED")
+        resumable = latest is not None and latest["status"] in (*RESUMABLE_STATES, ExecutionStatus.EXPIRED)
         candidate = latest if resumable and not (completed and r.rerun) else None
 
     expire = False
     if candidate is not None:
         execution_id = candidate["execution_id"]
-        if candidate["status"] == "ABANDONED":
+        if candidate["status"] == ExecutionStatus.ABANDONED:
             d.reasons.append(f"execution {execution_id} was abandoned; run the cutpoint again for a new execution")
-        elif candidate["status"] == "EXPIRED" or (view.breakpoint_expiry is not None
+        elif candidate["status"] == ExecutionStatus.EXPIRED or (view.breakpoint_expiry is not None
                                                   and view.breakpoint_expiry < now):
-            expire = candidate["status"] != "EXPIRED"
+            expire = candidate["status"] != ExecutionStatus.EXPIRED
             when = (f"on {view.breakpoint_expiry:%Y-%m-%d %H:%M} UTC" if expire and view.breakpoint_expiry
                     else f"({candidate.get('error_message') or 'earlier'})")
             d.reasons.append(f"the breakpoint of execution {execution_id} expired {when} (breakpoints are kept "
@@ -217,7 +218,7 @@ def _check_upgrade(d: _Decider) -> None:
                          f"{_when(site.upgrade_started_time)}), not {this[0]} → {this[1]}: finish that upgrade, or "
                          f"record where the site stands with `ft-upgrade baseline --site {r.site_id} --version V`")
         return
-    belongs = ongoing == this and site.upgrade_status in (UPGRADE_IN_PROGRESS, UPGRADE_COMPLETED)
+    belongs = ongoing == this and site.upgrade_status in (UpgradeStatus.IN_PROGRESS, UpgradeStatus.COMPLETED)
     if not belongs and site.current_version and site.current_version != r.source_version:
         d.reasons.append(f"site {r.site_id} is on version {site.current_version} "
                          f"(recorded by {(site.version_origin or 'upgrade').lower()}), but the trigger says "
@@ -254,7 +255,7 @@ def _missing(d: _Decider, name: str, *, resuming: bool) -> str:
                 "stop them first")
     previous = Cutpoint(name)
     state = view.cutpoints.get(name)
-    if state is None or state.state != COMPLETED:
+    if state is None or state.state != CutpointState.COMPLETED:
         how = state.state.lower() if state else "not started"
         by = f" by {state.execution_id}" if state and state.execution_id else ""
         return (f"{name} has not completed for site {r.site_id} {r.source_version} → {r.target_version} "

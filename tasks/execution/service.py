@@ -20,6 +20,7 @@ from blocks.database import block_names, can_load_blocks, load_database_url, url
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.errors import InputError, Refused
 from tasks.core.settings import get_settings
+from tasks.core.statuses import ExecutionStatus
 from tasks.execution.admission import Admission, Request, ScriptDrift, SiteView, admit
 from tasks.reporting import RunReport, resume_instructions
 from tasks.store.breakpoints import (
@@ -130,7 +131,7 @@ class ExecutionService:
                 expire_breakpoint(store.engine, decision.execution_id)
                 expired = f"breakpoint expired on {view.breakpoint_expiry:%Y-%m-%d %H:%M} UTC" \
                     if view.breakpoint_expiry else "breakpoint expired"
-                store.update_execution(decision.execution_id, status="EXPIRED", end_time=utcnow(),
+                store.update_execution(decision.execution_id, status=ExecutionStatus.EXPIRED, end_time=utcnow(),
                                        error_message=expired)
             self.sites.record(r.site_id, "TRIGGER_REFUSED", cutpoint=r.cutpoint.value, source=r.source_version,
                               target=r.target_version, execution_id=decision.execution_id, flow_run_id=flow_run_id,
@@ -207,13 +208,13 @@ class ExecutionService:
         store = self.store
         e = store.require_execution(execution_id)
         bp = active_breakpoint(store.engine, execution_id)
-        if status == "SUCCESS" and bp is not None:
+        if status == ExecutionStatus.SUCCESS and bp is not None:
             decision = OperatorDecision.of(bp)
             resolve_breakpoint(store.engine, execution_id, by=decision.by if decision else "ft-upgrade",
                                notes=decision.notes if decision else "resumed and completed")
         store.finish_execution(execution_id, status, error)
         cutpoint = Cutpoint(e["step_type"])
-        completed = status == "SUCCESS"
+        completed = status == ExecutionStatus.SUCCESS
         moves = {column: e["target_version"] for column in VERSION_MOVES.get(cutpoint, ())} if completed else {}
         self.sites.cutpoint_finished(e["site_id"], source=e["source_version"], target=e["target_version"],
                                      cutpoint=cutpoint.value, execution_id=execution_id, flow_run_id=e["flow_run_id"],
@@ -225,9 +226,9 @@ class ExecutionService:
         execution = self._execution(execution_id)
         if execution is None:
             raise InputError(f"no execution {execution_id!r} in {self.store.describe()}")
-        if execution["status"] == "ABANDONED":
+        if execution["status"] == ExecutionStatus.ABANDONED:
             raise InputError(f"execution {execution_id} was abandoned; run the cutpoint again for a new execution")
-        if execution["status"] == "SUCCESS":
+        if execution["status"] == ExecutionStatus.SUCCESS:
             return execution
         bp = active_breakpoint(self.store.engine, execution_id)
         if bp is None:
@@ -242,13 +243,13 @@ class ExecutionService:
     def abandon(self, execution_id: str, *, by: str, reason: str) -> None:
         """Give an execution up: its breakpoint is resolved and the next trigger starts a new execution."""
         e = self.store.require_execution(execution_id)
-        if e["status"] == "SUCCESS":
+        if e["status"] == ExecutionStatus.SUCCESS:
             raise InputError(f"execution {execution_id} succeeded; nothing to abandon")
         self.store.abandon_execution(execution_id, by=by, reason=reason)
         self.sites.cutpoint_finished(e["site_id"], source=e["source_version"], target=e["target_version"],
                                      cutpoint=e["step_type"], execution_id=execution_id, flow_run_id=None,
                                      completed=False, moves={},
-                                     detail={"status": "ABANDONED", "by": by, "reason": reason})
+                                     detail={"status": ExecutionStatus.ABANDONED, "by": by, "reason": reason})
 
     def baseline(self, site_id: str, version: str, *, by: str, notes: str) -> None:
         """Record the version of a site installed before this tool (or repair the record)."""
@@ -277,7 +278,7 @@ class ExecutionService:
             content={**report.to_json(), "markdown": markdown},
             summary=f"{e['step_type']} {report.status}: {c['success']} success, {c['warning']} warning, "
                     f"{c['failed']} failed, {c['skipped']} skipped",
-            recommendations="\n".join(report.resume_hint) if report.status != "SUCCESS" else "")
+            recommendations="\n".join(report.resume_hint) if report.status != ExecutionStatus.SUCCESS else "")
 
     def latest_report(self, execution_id: str) -> dict[str, Any] | None:
         return self.store.latest_report(execution_id)

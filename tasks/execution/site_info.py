@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tasks.core.cutpoints import Cutpoint
-from tasks.store.site_state import NOT_STARTED
+from tasks.core.statuses import CutpointState
+from tasks.store.site_state import CutpointRecord
 
 if TYPE_CHECKING:
     from tasks.execution.service import ExecutionService
@@ -46,10 +47,7 @@ def site_info(service: ExecutionService, site_id: str, *, pending_configs: Seque
             "source_version": state.upgrade_source, "target_version": state.upgrade_target,
             "status": state.upgrade_status, "started": state.upgrade_started_time,
             "finished": state.upgrade_finished_time,
-            "cutpoints": [{"cutpoint": c.value, "state": cutpoints[c.value].state if c.value in cutpoints
-                           else NOT_STARTED, "execution_id": cutpoints[c.value].execution_id if c.value in cutpoints
-                           else None, "finished": cutpoints[c.value].finished_time if c.value in cutpoints else None}
-                          for c in Cutpoint]}
+            "cutpoints": [_cutpoint_row(c, cutpoints.get(c.value)) for c in Cutpoint]}
     breakpoints = []
     for bp in service.store.active_breakpoints(site_id):
         report = service.build_report(bp["execution_id"])
@@ -67,6 +65,13 @@ def site_info(service: ExecutionService, site_id: str, *, pending_configs: Seque
         "last_executions": service.executions(site_id=site_id, limit=10),
         "history": service.sites.history(site_id, limit=10),
     }
+
+
+def _cutpoint_row(cutpoint: Cutpoint, record: CutpointRecord | None) -> dict[str, Any]:
+    if record is None:
+        return {"cutpoint": cutpoint.value, "state": CutpointState.NOT_STARTED, "execution_id": None, "finished": None}
+    return {"cutpoint": cutpoint.value, "state": record.state, "execution_id": record.execution_id,
+            "finished": record.finished_time}
 
 
 def overview_rows(service: ExecutionService) -> list[dict[str, str]]:

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from blocks.database import check_logical_name
-from tasks.steps.base import StepParams
+from tasks.core.steps import StepParams
 
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_$]{0,63}$"
 _IDENTIFIER_RE = re.compile(IDENTIFIER)

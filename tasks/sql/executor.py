@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tasks.core.errors import EditedAfterRun, ResourceUnavailable, StepFailed
+from tasks.core.statuses import STATEMENT_DONE, STATEMENT_IN_FLIGHT, StatementStatus
 from tasks.logstore import BatchingWriter, LogEvent
 from tasks.masking import mask_sql, mask_text
 from tasks.progress import Progress
@@ -157,7 +158,7 @@ class ScriptRunner:
             self.rows[script.file_id] = rows
             for stmt in script.statements:
                 row = rows[stmt.sequence]
-                if row.status == "SUCCESS" and row.sha256 != stmt.sha256:
+                if row.status == StatementStatus.SUCCESS and row.sha256 != stmt.sha256:
                     edited.append(f"{script.path}:{stmt.line}: statement #{stmt.sequence} already executed with "
                                   f"sha256 {row.sha256[:12]}…, the file now has {stmt.sha256[:12]}…")
         if edited:
@@ -222,7 +223,7 @@ class ScriptRunner:
         batch: list[int] = []
         for index in range(start, min(end, start + self.batch_size)):
             stmt = script.statements[index]
-            if script.kinds[index] != k.DML or rows[stmt.sequence].status != "PENDING" \
+            if script.kinds[index] != k.DML or rows[stmt.sequence].status != StatementStatus.PENDING \
                     or stmt.database != first.database or script.unit_at(index) is not None \
                     or not self._transactional(self.session(stmt.database), stmt):
                 break
@@ -265,22 +266,22 @@ class ScriptRunner:
                     self._fail(script, statements[0], rows[statements[0].sequence], down, 0)
             for stmt in statements:  # the batch rolled back (or committed before the connection died)
                 row = rows[stmt.sequence]
-                row.status = "RUNNING"  # in memory only: let the marker decide
+                row.status = StatementStatus.RUNNING  # in memory only: let the marker decide
                 self._run_one(script, stmt, "DML", row)
             return len(batch)
         for stmt, outcome in zip(statements, outcomes, strict=False):
             self.ledger.mark_success(rows[stmt.sequence], duration_ms=outcome.duration_ms,
                                      affected_rows=outcome.affected_rows, durable=False)
-            self._record(script, stmt, "SUCCESS", outcome.duration_ms, outcome.affected_rows)
+            self._record(script, stmt, StatementStatus.SUCCESS, outcome.duration_ms, outcome.affected_rows)
         return len(outcomes)
 
     def run_file_transaction(self, script: ScriptFile) -> None:
         """``transaction: per_file``: all DML of the file commits together or not at all, on every database."""
         rows = self.rows[script.file_id]
         pending = [(s, k) for s, k in zip(script.statements, script.kinds, strict=True)
-                   if rows[s.sequence].status not in ("SUCCESS", "SKIPPED")]
+                   if rows[s.sequence].status not in STATEMENT_DONE]
         for stmt, kind in zip(script.statements, script.kinds, strict=True):
-            if rows[stmt.sequence].status in ("SUCCESS", "SKIPPED"):
+            if rows[stmt.sequence].status in STATEMENT_DONE:
                 self._replay(stmt, kind, rows[stmt.sequence])
         if not pending:
             return
@@ -319,12 +320,12 @@ class ScriptRunner:
                        note=f"transaction per_file rolled back on {', '.join(s.name for s in touched)}")
         for stmt, row, ms, affected in done:
             self.ledger.mark_success(row, duration_ms=ms, affected_rows=affected, durable=False)
-            self._record(script, stmt, "SUCCESS", ms, affected, note="per_file transaction")
+            self._record(script, stmt, StatementStatus.SUCCESS, ms, affected, note="per_file transaction")
         self.ledger.flush()
 
     def _replay(self, stmt: Statement, kind: str, row: LedgerRow) -> None:
         """A skipped statement still sets up the session for the rest of its file."""
-        if row.status == "SKIPPED" and row.replay_sql is None and kind != k.USE:
+        if row.status == StatementStatus.SKIPPED and row.replay_sql is None and kind != k.USE:
             return  # the operator skipped it: it never ran here
         session = self.session(stmt.database)
         if kind == k.USE:
@@ -347,29 +348,29 @@ class ScriptRunner:
         return None
 
     def _run_one(self, script: ScriptFile, stmt: Statement, kind: str, row: LedgerRow) -> None:
-        if row.status in ("SUCCESS", "SKIPPED"):
+        if row.status in STATEMENT_DONE:
             self._replay(stmt, kind, row)
-            self._record(script, stmt, "SKIPPED", 0, None, note="already done", log=False)
+            self._record(script, stmt, StatementStatus.SKIPPED, 0, None, note="already done", log=False)
             return
         decision = self._decision_for(script, stmt)
-        if decision is not None and row.status in ("RUNNING", "FAILED") and decision.action != "retry":
+        if decision is not None and row.status in STATEMENT_IN_FLIGHT and decision.action != "retry":
             note = decision.note(stmt.sha256)
             if decision.action == "skip":
                 self.ledger.mark_skipped(row, note=note)
-                self._record(script, stmt, "SKIPPED", 0, None, note=note)
+                self._record(script, stmt, StatementStatus.SKIPPED, 0, None, note=note)
             else:
                 self.ledger.mark_success(row, duration_ms=0, affected_rows=None, durable=True, note=note)
-                self._record(script, stmt, "SUCCESS", 0, None, note=note)
+                self._record(script, stmt, StatementStatus.SUCCESS, 0, None, note=note)
             return
         session = self.session(stmt.database)
-        if row.status in ("RUNNING", "FAILED") and kind not in k.REPLAYABLE and decision is None:
+        if row.status in STATEMENT_IN_FLIGHT and kind not in k.REPLAYABLE and decision is None:
             applied = self._decide_in_flight(script, stmt, kind, row, session)
             if applied:
                 note = "already applied (decided after restart)"
                 self.ledger.mark_success(row, duration_ms=0, affected_rows=None, durable=True, note=note)
-                self._record(script, stmt, "SUCCESS", 0, None, note=note)
+                self._record(script, stmt, StatementStatus.SUCCESS, 0, None, note=note)
                 return
-        retried = decision.note(stmt.sha256) if decision is not None and row.status != "PENDING" else ""
+        retried = decision.note(stmt.sha256) if decision is not None and row.status != StatementStatus.PENDING else ""
         self._execute(script, stmt, kind, row, session, reconnected=False, note=retried)
 
     def _execute(self, script: ScriptFile, stmt: Statement, kind: str, row: LedgerRow, session: DatabaseSession,
@@ -393,7 +394,7 @@ class ScriptRunner:
                 except MarkerExists:  # applied by an attempt whose SUCCESS never reached the ledger
                     note = "already applied (its marker is present)"
                     self.ledger.mark_success(row, duration_ms=0, affected_rows=None, durable=not exact, note=note)
-                    self._record(script, stmt, "SUCCESS", 0, None, note=note)
+                    self._record(script, stmt, StatementStatus.SUCCESS, 0, None, note=note)
                     return
                 ms, affected = outcome.duration_ms, outcome.affected_rows
             else:
@@ -417,7 +418,7 @@ class ScriptRunner:
                 if kind not in k.REPLAYABLE and self._decide_in_flight(script, stmt, kind, row, session):
                     note = "applied before the connection was lost"
                     self.ledger.mark_success(row, duration_ms=elapsed, affected_rows=None, durable=True, note=note)
-                    self._record(script, stmt, "SUCCESS", elapsed, None, note=note)
+                    self._record(script, stmt, StatementStatus.SUCCESS, elapsed, None, note=note)
                     return
                 self._execute(script, stmt, kind, row, session, reconnected=True, note=note)
                 return
@@ -435,7 +436,7 @@ class ScriptRunner:
             proven = kind == k.DDL and decidable_by_catalog(stmt.text)
             self.ledger.mark_success(row, duration_ms=ms, affected_rows=affected,
                                      durable=(durable and not proven) or bool(note), note=note)
-        self._record(script, stmt, "SUCCESS", ms, affected, note=note)
+        self._record(script, stmt, StatementStatus.SUCCESS, ms, affected, note=note)
 
     def _run_unit(self, script: ScriptFile, begin: int, end: int) -> None:
         """A script's own ``START TRANSACTION … COMMIT|ROLLBACK``: one transaction, one step for resume.
@@ -448,11 +449,11 @@ class ScriptRunner:
         statements = [script.statements[i] for i in indexes]
         session = self.session(statements[0].database)
         last = statements[-1]
-        done = all(rows[s.sequence].status in ("SUCCESS", "SKIPPED") for s in statements)
-        if not done and any(rows[s.sequence].status != "PENDING" for s in statements) and \
+        done = all(rows[s.sequence].status in STATEMENT_DONE for s in statements)
+        if not done and any(rows[s.sequence].status != StatementStatus.PENDING for s in statements) and \
                 self._marker_exists(session, script, last):
             for s in statements:  # the unit committed; its SUCCESS rows were lost with the process
-                if rows[s.sequence].status not in ("SUCCESS", "SKIPPED"):
+                if rows[s.sequence].status not in STATEMENT_DONE:
                     self.ledger.mark_success(rows[s.sequence], duration_ms=0, affected_rows=None, durable=False,
                                              note="already applied (the transaction committed)")
             self.ledger.flush()
@@ -460,7 +461,7 @@ class ScriptRunner:
         if done:
             for i, s in zip(indexes, statements, strict=True):
                 self._replay(s, script.kinds[i], rows[s.sequence])
-                self._record(script, s, "SKIPPED", 0, None, note="already done", log=False)
+                self._record(script, s, StatementStatus.SKIPPED, 0, None, note="already done", log=False)
             return
         non_tx = [s for i, s in zip(indexes, statements, strict=True)
                   if script.kinds[i] == k.DML and not self._transactional(session, s)]
@@ -513,15 +514,15 @@ class ScriptRunner:
             decision = self._decision_for(script, stmt)
             if decision is not None and decision.action == "skip":
                 self.ledger.mark_skipped(row, note=decision.note(stmt.sha256))
-                self._record(script, stmt, "SKIPPED", 0, None, note=decision.note(stmt.sha256))
+                self._record(script, stmt, StatementStatus.SKIPPED, 0, None, note=decision.note(stmt.sha256))
             elif replay is not None:
                 self.ledger.mark_recorded(row, duration_ms=ms, replay_sql=replay)
-                self._record(script, stmt, "SUCCESS", ms, affected)
+                self._record(script, stmt, StatementStatus.SUCCESS, ms, affected)
             else:
                 self.ledger.mark_success(row, duration_ms=ms, affected_rows=affected, durable=False,
                                          note="" if script.details[end].verb != "ROLLBACK" else
                                          "rolled back by the script's own ROLLBACK")
-                self._record(script, stmt, "SUCCESS", ms, affected, note="script transaction")
+                self._record(script, stmt, StatementStatus.SUCCESS, ms, affected, note="script transaction")
         self.ledger.flush()
 
     def _marker(self, script: ScriptFile, stmt: Statement, session: DatabaseSession) -> tuple[Any, ...]:
@@ -542,7 +543,7 @@ class ScriptRunner:
                 return False  # its marker would be there: it did not commit
             reason = (f"it writes the non-transactional table {self._non_transactional(session, stmt)}, which "
                       "takes effect without its marker: it may have been applied, in part or in full")
-        elif row.status == "FAILED" and kind != k.UNKNOWN:
+        elif row.status == StatementStatus.FAILED and kind != k.UNKNOWN:
             return False  # the server refused it: it did not apply
         else:
             probes = ddl_probes(stmt.text) if kind == k.DDL else None
@@ -559,8 +560,8 @@ class ScriptRunner:
                                  "statements in one block)",
                       k.DDL: "the catalog cannot tell whether it took effect"}.get(
                 kind, "nothing the tool can check tells whether it took effect")
-        status = ("was running when the process stopped or its connection was lost" if row.status == "RUNNING"
-                  else "failed")
+        status = ("was running when the process stopped or its connection was lost"
+                  if row.status == StatementStatus.RUNNING else "failed")
         self._fail(script, stmt, row, InDoubt(
             f"this statement {status} and {reason}; check the database, then resume with "
             f"`ft-upgrade resume {self.options.execution_id} --inflight applied` (it took effect), `--inflight retry` "
@@ -593,7 +594,7 @@ class ScriptRunner:
                                          context={"database": stmt.database, "in_doubt": in_doubt or partial})
         self.summary.failure = FailureInfo(script.path, stmt.line, stmt.sequence, stmt.database, sql, code,
                                            message, bp)
-        self._record(script, stmt, "FAILED", elapsed, None, error_code=code, message=message)
+        self._record(script, stmt, StatementStatus.FAILED, elapsed, None, error_code=code, message=message)
         # from None: the driver's exception quotes the server's message unmasked (a password it echoed)
         raise StepFailed(f"{script.path}:{stmt.line}: statement #{stmt.sequence} on {stmt.database} failed: "
                          f"{'[' + code + '] ' if code else ''}{message} (breakpoint {bp})") from None
@@ -612,7 +613,7 @@ class ScriptRunner:
             return
         now = datetime.now(UTC)
         level = "ERROR" if status == "FAILED" else "INFO"
-        if status == "FAILED":
+        if status == StatementStatus.FAILED:
             self.statement_log.failure(now, script.path, stmt.line, sql, stmt.database, ms, message=message, note=note)
         else:
             self.statement_log.success(now, script.path, stmt.line, sql, stmt.database, status, ms, affected,

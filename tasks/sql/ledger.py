@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, null, select, update
 
+from tasks.core.statuses import STATEMENT_DONE, STATEMENT_IN_FLIGHT, StatementStatus
 from tasks.sql.script import ScriptFile
 from tasks.store import schema
 from tasks.store.breakpoints import open_breakpoint
@@ -105,9 +106,9 @@ class SqlLedger:
                 self._writer.buffer(self._insert, {
                     "id": rid, "execution_id": self.execution_id, "step_id": self.step_id,
                     "sql_file_id": script.file_id, "sql_file_name": script.path, "sql_sequence": stmt.sequence,
-                    "status": "PENDING", "retry_count": 0, "created_time": now, **values})
-                existing[stmt.sequence] = LedgerRow(rid, stmt.sequence, "PENDING", stmt.sha256, stmt.line)
-            elif row.status not in ("SUCCESS", "SKIPPED") and row.sha256 != stmt.sha256:
+                    "status": StatementStatus.PENDING, "retry_count": 0, "created_time": now, **values})
+                existing[stmt.sequence] = LedgerRow(rid, stmt.sequence, StatementStatus.PENDING, stmt.sha256, stmt.line)
+            elif row.status not in STATEMENT_DONE and row.sha256 != stmt.sha256:
                 self._writer.buffer(self._edit, {"b_id": row.id, **values})
                 row.sha256, row.line = stmt.sha256, stmt.line
         return existing
@@ -120,9 +121,9 @@ class SqlLedger:
         """
         now = utcnow()
         self._writer.write_now((self._running, [{
-            "b_id": row.id, "status": "RUNNING", "start_time": now, "server_started": server_started,
-            "updated_time": now, "retry": 1 if row.status in ("FAILED", "RUNNING") else 0}]))
-        row.status, row.server_started = "RUNNING", server_started
+            "b_id": row.id, "status": StatementStatus.RUNNING, "start_time": now, "server_started": server_started,
+            "updated_time": now, "retry": 1 if row.status in STATEMENT_IN_FLIGHT else 0}]))
+        row.status, row.server_started = StatementStatus.RUNNING, server_started
 
     def mark_success(self, row: LedgerRow, *, duration_ms: int, affected_rows: int | None,
                      durable: bool, note: str = "") -> None:
@@ -131,10 +132,11 @@ class SqlLedger:
         ``execution_result`` says what the client would ("OK, 3 rows affected") or how it was decided (``note``).
         """
         end = utcnow()
-        entry = {"b_id": row.id, "status": "SUCCESS", "start_time": end - timedelta(milliseconds=duration_ms),
+        entry = {"b_id": row.id, "status": StatementStatus.SUCCESS,
+                 "start_time": end - timedelta(milliseconds=duration_ms),
                  "end_time": end, "duration": duration_ms, "affected_rows": affected_rows,
                  "execution_result": note or outcome_text(affected_rows), "updated_time": end}
-        row.status = "SUCCESS"
+        row.status = StatementStatus.SUCCESS
         if durable:
             self._writer.write_now((self._success, [entry]))
         else:
@@ -144,26 +146,27 @@ class SqlLedger:
         """A session setting computed from a query: durable SUCCESS with the SET that restores its value."""
         end = utcnow()
         self._writer.write_now((self._recorded, [{
-            "b_id": row.id, "status": "SUCCESS", "start_time": end - timedelta(milliseconds=duration_ms),
+            "b_id": row.id, "status": StatementStatus.SUCCESS, "start_time": end - timedelta(milliseconds=duration_ms),
             "end_time": end, "duration": duration_ms, "affected_rows": None,
             "execution_result": note or "OK, value recorded for resume", "replay_sql": replay_sql,
             "updated_time": end}]))
-        row.status, row.replay_sql = "SUCCESS", replay_sql
+        row.status, row.replay_sql = StatementStatus.SUCCESS, replay_sql
 
     def mark_skipped(self, row: LedgerRow, *, note: str) -> None:
         """The operator applied (or dropped) this statement by hand: never run, recorded who and why."""
         now = utcnow()
         self._writer.write_now((self._success, [{
-            "b_id": row.id, "status": "SKIPPED", "start_time": now, "end_time": now, "duration": 0,
+            "b_id": row.id, "status": StatementStatus.SKIPPED, "start_time": now, "end_time": now, "duration": 0,
             "affected_rows": None, "execution_result": note, "updated_time": now}]))
-        row.status = "SKIPPED"
+        row.status = StatementStatus.SKIPPED
 
     def mark_failed(self, row: LedgerRow, *, duration_ms: int, error_code: str | None, message: str) -> None:
         now = utcnow()
         self._writer.write_now((self._failed, [{
-            "b_id": row.id, "status": "FAILED", "end_time": now, "duration": duration_ms, "error_code": error_code,
+            "b_id": row.id, "status": StatementStatus.FAILED, "end_time": now, "duration": duration_ms,
+            "error_code": error_code,
             "error_message": message, "updated_time": now}]))
-        row.status = "FAILED"
+        row.status = StatementStatus.FAILED
 
     def reset_to_pending(self, rows: list[LedgerRow]) -> None:
         """After a rolled-back per-file transaction: those statements did not happen."""
@@ -171,10 +174,10 @@ class SqlLedger:
         self._writer.discard(self._success, lambda entry: entry["b_id"] not in ids)
         now = utcnow()
         self._writer.write_now((self._success, [{
-            "b_id": r.id, "status": "PENDING", "start_time": None, "end_time": None, "duration": None,
+            "b_id": r.id, "status": StatementStatus.PENDING, "start_time": None, "end_time": None, "duration": None,
             "affected_rows": None, "execution_result": None, "updated_time": now} for r in rows]))
         for r in rows:
-            r.status = "PENDING"
+            r.status = StatementStatus.PENDING
 
     def flush(self) -> None:
         """Everything buffered, committed before this returns."""

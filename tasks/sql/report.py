@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tasks.core.statuses import StatementStatus
 from tasks.sql.executor import SqlRunSummary
 
 
@@ -16,15 +17,15 @@ OPERATOR_NOTES = ("skipped by ", "marked applied by ", "run again by ")
 
 
 def summary_details(summary: SqlRunSummary, files: list[str]) -> dict[str, Any]:
-    executed = [r for r in summary.records if r.status == "SUCCESS"]
+    executed = [r for r in summary.records if r.status == StatementStatus.SUCCESS]
     slowest = sorted(executed, key=lambda r: r.duration_ms, reverse=True)[:10]
     failure = summary.failure
     return {
         "files": files,
         "total_statements": summary.total,
-        "success": summary.count("SUCCESS"),
-        "skipped": summary.count("SKIPPED"),
-        "failed": summary.count("FAILED"),
+        "success": summary.count(StatementStatus.SUCCESS),
+        "skipped": summary.count(StatementStatus.SKIPPED),
+        "failed": summary.count(StatementStatus.FAILED),
         "not_run": summary.total - len(summary.records),
         "duration_ms": sum(r.duration_ms for r in summary.records),
         "affected_rows": sum(r.affected_rows or 0 for r in summary.records),

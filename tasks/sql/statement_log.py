@@ -15,7 +15,10 @@ import time
 from datetime import datetime
 from typing import Any
 
-STATUS_ZH = {"SUCCESS": "成功", "FAILED": "失败", "SKIPPED": "跳过", "RUNNING": "执行中"}
+from tasks.core.statuses import StatementStatus
+
+STATUS_ZH = {StatementStatus.SUCCESS: "成功", StatementStatus.FAILED: "失败", StatementStatus.SKIPPED: "跳过",
+             StatementStatus.RUNNING: "执行中"}
 LINE = "[%s] 文件: %s, 行号: %d\nSQL: %s\n数据库: %s\n执行状态: %s\n耗时: %.3f秒\n影响行数: %d%s%s"
 SQL_LIMIT = 2000  # characters of SQL in a log line (the ClickHouse event keeps it whole)
 
@@ -59,7 +62,7 @@ class StatementLog:
                 message: str, note: str = "") -> None:
         """What succeeded before, then the failure as an ERROR record of its own."""
         self.flush()
-        self.logger.error("%s", statement_line(moment, file, line, sql, database, "FAILED", ms, None,
+        self.logger.error("%s", statement_line(moment, file, line, sql, database, StatementStatus.FAILED, ms, None,
                                                message=message, note=note))
 
     def flush(self) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, model_validator
 from sqlalchemy import text
 
-from tasks.steps.base import StepParams
+from tasks.core.steps import StepParams
 
 if TYPE_CHECKING:
     from tasks.resources import Resources

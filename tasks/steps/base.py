@@ -6,52 +6,12 @@ whose markdown section goes into the cutpoint report.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from tasks.core.steps import NoParams, StepParams, StepResult
 
 if TYPE_CHECKING:
     from tasks.steps.context import StepContext
-
-
-class StepStatus(StrEnum):
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    SUCCESS = "SUCCESS"
-    WARNING = "WARNING"
-    FAILED = "FAILED"
-    SKIPPED = "SKIPPED"
-
-
-class StepParams(BaseModel):
-    """Base of every step's parameter model: unknown fields are errors, values are frozen."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class NoParams(StepParams):
-    """For steps that take no fields of their own."""
-
-
-@dataclass
-class StepResult:
-    """What a step hands back: status, one-line summary, details for JSON, a markdown section."""
-
-    status: StepStatus = StepStatus.SUCCESS
-    summary: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
-    markdown: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {"status": self.status.value, "summary": self.summary, "details": self.details,
-                "markdown": self.markdown}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> StepResult:
-        return cls(StepStatus(data["status"]), data.get("summary", ""), data.get("details", {}),
-                   data.get("markdown", ""))
 
 
 class UpgradeStep:

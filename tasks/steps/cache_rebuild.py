@@ -29,10 +29,12 @@ from tasks.cache_rebuild import (
 )
 from tasks.cache_workers import ShardJob, redis_kwargs, run_shards, shard_query, stream_rows
 from tasks.core.errors import CacheBuildFailed, StepFailed
+from tasks.core.statuses import StepStatus
+from tasks.core.steps import StepParams, StepResult
 from tasks.core.versions import Version
 from tasks.progress import Progress
 from tasks.select_query import check_select, literal_sql
-from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep
+from tasks.steps.base import UpgradeStep
 from tasks.steps.registry import register_step
 
 _LOG_EVERY = 5.0

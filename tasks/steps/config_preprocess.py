@@ -16,7 +16,9 @@ from pydantic import Field, field_validator
 
 from tasks.config_preprocess import FileChange, apply_changes, format_of
 from tasks.core.errors import PreprocessError, StepFailed
-from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep
+from tasks.core.statuses import StepStatus
+from tasks.core.steps import StepParams, StepResult
+from tasks.steps.base import UpgradeStep
 from tasks.steps.registry import register_step
 
 

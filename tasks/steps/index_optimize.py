@@ -16,6 +16,8 @@ from pydantic import Field, field_validator
 from sqlalchemy import Connection, text
 
 from tasks.core.errors import StepFailed
+from tasks.core.statuses import StepStatus
+from tasks.core.steps import StepParams, StepResult
 from tasks.index_optimize import (
     INDEX_COLUMN,
     IndexDef,
@@ -32,7 +34,7 @@ from tasks.index_optimize import (
     time_probe,
 )
 from tasks.select_query import check_select
-from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep
+from tasks.steps.base import UpgradeStep
 from tasks.steps.registry import register_step
 
 _IDENT = r"^[A-Za-z_][A-Za-z0-9_$]{0,63}$"

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from tasks.core.statuses import StepStatus
+from tasks.core.steps import StepParams, StepResult
 from tasks.log_cleanup import (
     CORE_LOG_FLOOR_DAYS,
     Rule,
@@ -23,7 +25,7 @@ from tasks.log_cleanup import (
     scan_logs,
 )
 from tasks.resources import Resources
-from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep
+from tasks.steps.base import UpgradeStep
 from tasks.steps.registry import register_step
 
 

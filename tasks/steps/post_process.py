@@ -15,7 +15,9 @@ from typing import Any
 from pydantic import model_validator
 
 from tasks.core.errors import StepFailed
-from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep, static_problems
+from tasks.core.statuses import StepStatus
+from tasks.core.steps import StepParams, StepResult
+from tasks.steps.base import UpgradeStep, static_problems
 from tasks.steps.cache_rebuild import CacheRebuildParams, CacheRebuildStep
 from tasks.steps.health import HealthParams, ServiceHealthCheckStep
 from tasks.steps.index_optimize import IndexOptimizationStep, IndexOptimizeParams

@@ -14,7 +14,9 @@ from collections.abc import Callable
 from pydantic import model_validator
 
 from tasks.core.errors import StepFailed
-from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep
+from tasks.core.statuses import StepStatus
+from tasks.core.steps import StepParams, StepResult
+from tasks.steps.base import UpgradeStep
 from tasks.steps.data_migration import AsyncDataMigrationStep, DataMigrationParams
 from tasks.steps.log_cleanup import LogCleanupParams, LogCleanupStep
 from tasks.steps.registry import register_step

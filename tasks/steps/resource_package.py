@@ -17,11 +17,13 @@ from sqlalchemy import Connection, RootTransaction
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
 from tasks.core.errors import PackageRejected, StepFailed
+from tasks.core.statuses import StepStatus
+from tasks.core.steps import StepParams, StepResult
 from tasks.core.versions import Version
 from tasks.packages.entries import DEFAULT_EXTENSIONS, MiB, PackageLimits, path_problem
 from tasks.packages.install import StagedPackage, discard, file_sha256, installed_marker, stage, swap, unswap
 from tasks.packages.static_data import IDENTIFIER, load_rows, read_rows
-from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep
+from tasks.steps.base import UpgradeStep
 from tasks.steps.registry import register_step
 
 _NAMED_PATH = r"^[a-z][a-z0-9_]*$"

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
+from tasks.core.statuses import StepStatus
+from tasks.core.steps import StepParams, StepResult
 from tasks.file_removal import Freed, remove_contents
 from tasks.resource_release import (
     RedisFreed,
@@ -25,7 +27,7 @@ from tasks.resource_release import (
     release_paths,
     release_redis,
 )
-from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep
+from tasks.steps.base import UpgradeStep
 from tasks.steps.registry import register_step
 
 

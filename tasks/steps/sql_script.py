@@ -19,6 +19,8 @@ from pydantic import Field, field_validator, model_validator
 
 from tasks.core.errors import InputError, SqlScriptError, StepFailed
 from tasks.core.settings import get_settings
+from tasks.core.statuses import STATEMENT_DONE, StatementStatus, StepStatus
+from tasks.core.steps import StepParams, StepResult
 from tasks.masking import secret_literals
 from tasks.progress import Progress
 from tasks.sql import report
@@ -27,7 +29,7 @@ from tasks.sql.ledger import SqlLedger
 from tasks.sql.script import ScriptFile, load_script
 from tasks.sql.session import DatabaseSession
 from tasks.sql.verify import VerifyCheck, run_checks
-from tasks.steps.base import StepParams, StepResult, StepStatus, UpgradeStep
+from tasks.steps.base import UpgradeStep
 from tasks.steps.registry import register_step
 from tasks.store.breakpoints import OperatorDecision, active_breakpoint, resolve_breakpoint
 
@@ -194,7 +196,7 @@ class SqlScriptStep(UpgradeStep):
             rows = runner.rows[script.file_id]
             big = len(script.statements) > limit
             for start, end in runner.units(script, chunk=settings.statement_chunk_size if big else 1):
-                todo = any(rows[s.sequence].status not in ("SUCCESS", "SKIPPED")
+                todo = any(rows[s.sequence].status not in STATEMENT_DONE
                            for s in script.statements[start:end])
                 if not in_prefect or not todo:
                     runner.run_range(script, start, end)
@@ -212,7 +214,7 @@ def _publish_statement_table(step_id: str, runner: ScriptRunner, limit: int = 20
     records = runner.summary.records
     rows = [{"file": r.file, "line": r.line, "seq": r.sequence, "database": r.database, "status": r.status,
              "ms": r.duration_ms, "rows": r.affected_rows, "sql": r.sql[:200], "note": r.note[:200]}
-            for r in records if r.status != "SKIPPED"][:limit]
+            for r in records if r.status != StatementStatus.SKIPPED][:limit]
     create_table_artifact(table=rows, description=f"{step_id}: {len(rows)} of {len(records)} statements "
                                                   "(skipped ones left out)")
 
@@ -232,7 +234,7 @@ def _applied_scripts(runner: ScriptRunner, scripts: list[ScriptFile]) -> list[di
     done = []
     for script in scripts:
         rows = runner.rows.get(script.file_id, {})
-        if rows and all(rows[s.sequence].status in ("SUCCESS", "SKIPPED") for s in script.statements):
+        if rows and all(rows[s.sequence].status in STATEMENT_DONE for s in script.statements):
             done.append({"path": script.path, "sha256": script.sha256})
     return done
 

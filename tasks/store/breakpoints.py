@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Engine, select, update
 
+from tasks.core.statuses import BreakpointStatus
 from tasks.store import schema
 from tasks.store.metadata_store import utcnow
 
@@ -57,13 +58,13 @@ def open_breakpoint(engine: Engine, *, execution_id: str, step_id: str, kind: st
     bp_id = "BP_" + now.strftime("%Y%m%d_%H%M%S_") + uuid.uuid4().hex[:6]
     with engine.begin() as conn:
         conn.execute(update(_bp).where(_bp.c.active_execution_id == execution_id).values(
-            status="RESOLVED", active_execution_id=None, resolved_by="ft-upgrade", resolved_time=now,
+            status=BreakpointStatus.RESOLVED, active_execution_id=None, resolved_by="ft-upgrade", resolved_time=now,
             resolve_notes="superseded by a new failure", updated_time=now))
         conn.execute(_bp.insert().values(
             id=bp_id, execution_id=execution_id, step_id=step_id, sql_file_id=file_id, sql_file_name=file,
             sql_line_number=line, sql_sequence=sequence, sql_content=sql, breakpoint_type=kind,
             context_data=json.dumps(context, ensure_ascii=False, default=str), failure_reason=message,
-            error_code=error_code, resume_instructions=instructions, status="ACTIVE",
+            error_code=error_code, resume_instructions=instructions, status=BreakpointStatus.ACTIVE,
             active_execution_id=execution_id, breakpoint_time=now, expiry_time=now + BREAKPOINT_TTL,
             created_time=now, updated_time=now))
     return bp_id
@@ -79,7 +80,8 @@ def resolve_breakpoint(engine: Engine, execution_id: str, *, by: str, notes: str
     now = utcnow()
     with engine.begin() as conn:
         conn.execute(update(_bp).where(_bp.c.active_execution_id == execution_id).values(
-            status="RESOLVED", active_execution_id=None, resolved_by=by, resolved_time=now, resolve_notes=notes,
+            status=BreakpointStatus.RESOLVED, active_execution_id=None, resolved_by=by, resolved_time=now,
+            resolve_notes=notes,
             updated_time=now))
 
 
@@ -87,7 +89,7 @@ def expire_breakpoint(engine: Engine, execution_id: str) -> None:
     now = utcnow()
     with engine.begin() as conn:
         conn.execute(update(_bp).where(_bp.c.active_execution_id == execution_id).values(
-            status="EXPIRED", active_execution_id=None, updated_time=now))
+            status=BreakpointStatus.EXPIRED, active_execution_id=None, updated_time=now))
 
 
 def record_decision(engine: Engine, execution_id: str, decision: OperatorDecision) -> bool:

@@ -15,11 +15,12 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, func, select, update
 from sqlalchemy.engine import make_url
 
+from tasks.core.statuses import RESUMABLE, STEP_FINISHED, ExecutionStatus, StatementStatus, StepStatus
 from tasks.masking import mask_url
 from tasks.store import schema
 from tasks.store.migrations import migrate
 
-ACTIVE_EXECUTION_STATES = ("RUNNING", "FAILED", "PENDING")
+ACTIVE_EXECUTION_STATES = RESUMABLE
 
 
 def utcnow() -> datetime:
@@ -81,7 +82,7 @@ class MetadataStore:
             conn.execute(schema.upgrade_execution.insert().values(
                 execution_id=execution_id, source_version=source_version, target_version=target_version,
                 site_id=site_id, step_type=cutpoint, environment=json.dumps(dict(environment), ensure_ascii=False),
-                status="RUNNING", start_time=now, total_steps=total_steps, completed_steps=0,
+                status=ExecutionStatus.RUNNING, start_time=now, total_steps=total_steps, completed_steps=0,
                 created_by=created_by, flow_run_id=flow_run_id, plan_fingerprint=plan_fingerprint,
                 resume_count=0, created_time=now, updated_time=now, **terms))
         return execution_id
@@ -104,8 +105,8 @@ class MetadataStore:
             rows = conn.execute(select(t.c.status, func.count()).where(t.c.execution_id == execution_id)
                                 .group_by(t.c.status)).all()
         by_status = {status: int(n) for status, n in rows}
-        return {"total": sum(by_status.values()), "success": by_status.get("SUCCESS", 0),
-                "failed": by_status.get("FAILED", 0)}
+        return {"total": sum(by_status.values()), "success": by_status.get(StatementStatus.SUCCESS, 0),
+                "failed": by_status.get(StatementStatus.FAILED, 0)}
 
     def find_resumable(self, *, site_id: str, cutpoint: str, source_version: str,
                        target_version: str) -> dict[str, Any] | None:
@@ -125,7 +126,7 @@ class MetadataStore:
         t = schema.upgrade_execution
         with self.engine.begin() as conn:
             conn.execute(update(t).where(t.c.execution_id == execution_id).values(
-                status="RUNNING", resume_count=t.c.resume_count + 1, end_time=None, error_message=None,
+                status=ExecutionStatus.RUNNING, resume_count=t.c.resume_count + 1, end_time=None, error_message=None,
                 flow_run_id=flow_run_id, total_steps=total_steps, updated_time=utcnow()))
             return int(conn.execute(select(t.c.resume_count).where(t.c.execution_id == execution_id)).scalar_one())
 
@@ -136,7 +137,7 @@ class MetadataStore:
             conn.execute(update(t).where(t.c.execution_id == execution_id).values(**values))
 
     def finish_execution(self, execution_id: str, status: str, error_message: str | None = None) -> None:
-        completed = self.count_steps(execution_id, ("SUCCESS", "WARNING", "SKIPPED"))
+        completed = self.count_steps(execution_id, STEP_FINISHED)
         self.update_execution(execution_id, status=status, end_time=utcnow(), error_message=error_message,
                               completed_steps=completed)
 
@@ -168,13 +169,13 @@ class MetadataStore:
             if existing is None:
                 conn.execute(t.insert().values(
                     id=new_id(), execution_id=execution_id, step_id=step_id, step_key=step_key,
-                    step_name=step_name, step_type=cutpoint, class_name=class_name, status="RUNNING",
+                    step_name=step_name, step_type=cutpoint, class_name=class_name, status=StepStatus.RUNNING,
                     start_time=now, retry_count=0, execution_order=order,
                     metadata=json.dumps(dict(metadata), ensure_ascii=False, default=str),
                     created_time=now, updated_time=now))
             else:
                 conn.execute(update(t).where(t.c.id == existing.id).values(
-                    status="RUNNING", start_time=now, end_time=None, error_message=None,
+                    status=StepStatus.RUNNING, start_time=now, end_time=None, error_message=None,
                     retry_count=t.c.retry_count + 1, updated_time=now))
         self.update_execution(execution_id, current_step_id=step_id)
 
@@ -195,8 +196,8 @@ class MetadataStore:
                             cutpoint: str, class_name: str, order: int, reason: str) -> None:
         self.start_step(execution_id=execution_id, step_key=step_key, step_id=step_id, step_name=step_name,
                         cutpoint=cutpoint, class_name=class_name, order=order, metadata={})
-        self.finish_step(execution_id=execution_id, step_key=step_key, status="SKIPPED",
-                         result={"status": "SKIPPED", "summary": reason}, error_message=None)
+        self.finish_step(execution_id=execution_id, step_key=step_key, status=StepStatus.SKIPPED,
+                         result={"status": StepStatus.SKIPPED, "summary": reason}, error_message=None)
 
     def step_row(self, execution_id: str, step_key: str) -> dict[str, Any] | None:
         t = schema.step_execution
@@ -255,7 +256,7 @@ class MetadataStore:
         from tasks.store.breakpoints import resolve_breakpoint
 
         resolve_breakpoint(self.engine, execution_id, by=by, notes=f"abandoned: {reason}")
-        self.update_execution(execution_id, status="ABANDONED", end_time=utcnow(),
+        self.update_execution(execution_id, status=ExecutionStatus.ABANDONED, end_time=utcnow(),
                               error_message=f"abandoned by {by}: {reason}")
 
     def active_breakpoints(self, site_id: str) -> list[dict[str, Any]]:

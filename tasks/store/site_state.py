@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from tasks.core.statuses import CutpointState, UpgradeStatus
 from tasks.store import schema
 from tasks.store.metadata_store import utcnow
 
@@ -26,8 +27,6 @@ _cut = schema.site_cutpoint
 _history = schema.site_history
 _script = schema.site_script
 
-NOT_STARTED, RUNNING, COMPLETED, FAILED = "NOT_STARTED", "RUNNING", "COMPLETED", "FAILED"
-UPGRADE_IN_PROGRESS, UPGRADE_COMPLETED, UPGRADE_CLOSED = "IN_PROGRESS", "COMPLETED", "CLOSED"
 
 
 @dataclass(frozen=True)
@@ -46,15 +45,15 @@ class SiteState:
 
     @property
     def upgrade_in_progress(self) -> bool:
-        return self.upgrade_status == UPGRADE_IN_PROGRESS
+        return self.upgrade_status == UpgradeStatus.IN_PROGRESS
 
 
 @dataclass(frozen=True)
-class CutpointState:
+class CutpointRecord:
     """One cutpoint of one upgrade (site, source, target) at a site."""
 
     cutpoint: str
-    state: str
+    state: CutpointState
     execution_id: str | None
     started_time: datetime | None
     finished_time: datetime | None
@@ -96,13 +95,13 @@ class SiteStates:
             rows = conn.execute(select(_site).order_by(_site.c.site_id)).mappings().all()
         return [SiteState(**_fields(SiteState, r)) for r in rows]
 
-    def cutpoints(self, site_id: str, source: str, target: str) -> dict[str, CutpointState]:
+    def cutpoints(self, site_id: str, source: str, target: str) -> dict[str, CutpointRecord]:
         """Each cutpoint's state in the upgrade ``source → target`` at the site (absent: not started)."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(_cut).where(
                 _cut.c.site_id == site_id, _cut.c.source_version == source,
                 _cut.c.target_version == target)).mappings().all()
-        return {r["cutpoint"]: CutpointState(**_fields(CutpointState, r)) for r in rows}
+        return {r["cutpoint"]: CutpointRecord(**_fields(CutpointRecord, r)) for r in rows}
 
     def applied_scripts(self, site_id: str) -> list[AppliedScript]:
         with self.engine.connect() as conn:
@@ -133,16 +132,16 @@ class SiteStates:
         now = utcnow()
         with self.engine.begin() as conn:
             site = self._site_row(conn, site_id)
-            if not (site and site["upgrade_status"] == UPGRADE_IN_PROGRESS and site["upgrade_source"] == source
+            if not (site and site["upgrade_status"] == UpgradeStatus.IN_PROGRESS and site["upgrade_source"] == source
                     and site["upgrade_target"] == target):
                 self._save_site(conn, site_id, upgrade_source=source, upgrade_target=target,
-                                upgrade_status=UPGRADE_IN_PROGRESS, upgrade_started_time=now,
+                                upgrade_status=UpgradeStatus.IN_PROGRESS, upgrade_started_time=now,
                                 upgrade_finished_time=None)
                 self._append(conn, site_id, "UPGRADE_STARTED", source=source, target=target, actor=actor,
                              execution_id=execution_id, flow_run_id=flow_run_id,
                              detail={"previous_version": site["current_version"] if site else None})
-            self._save_cutpoint(conn, site_id, source, target, cutpoint, state=RUNNING, execution_id=execution_id,
-                                started_time=now, finished_time=None)
+            self._save_cutpoint(conn, site_id, source, target, cutpoint, state=CutpointState.RUNNING,
+                                execution_id=execution_id, started_time=now, finished_time=None)
             self._append(conn, site_id, "CUTPOINT_STARTED", cutpoint=cutpoint, source=source, target=target,
                          execution_id=execution_id, flow_run_id=flow_run_id, actor=actor, detail=detail)
 
@@ -155,7 +154,7 @@ class SiteStates:
         the upgrade in progress.
         """
         now = utcnow()
-        state = COMPLETED if completed else FAILED
+        state = CutpointState.COMPLETED if completed else CutpointState.FAILED
         with self.engine.begin() as conn:
             self._save_cutpoint(conn, site_id, source, target, cutpoint, state=state, execution_id=execution_id,
                                 finished_time=now)
@@ -168,14 +167,14 @@ class SiteStates:
             if "current_version" in moves:
                 values.update(version_origin="UPGRADE")
                 if site.get("upgrade_source") == source and site.get("upgrade_target") == target:
-                    values.update(upgrade_status=UPGRADE_COMPLETED, upgrade_finished_time=now)
+                    values.update(upgrade_status=UpgradeStatus.COMPLETED, upgrade_finished_time=now)
             self._save_site(conn, site_id, **values)
             for column, version in moves.items():
                 if site.get(column) != version:
                     self._append(conn, site_id, "VERSION_MOVED", cutpoint=cutpoint, source=source, target=target,
                                  execution_id=execution_id, flow_run_id=flow_run_id,
                                  detail={"column": column, "from": site.get(column), "to": version})
-            if values.get("upgrade_status") == UPGRADE_COMPLETED:
+            if values.get("upgrade_status") == UpgradeStatus.COMPLETED:
                 self._append(conn, site_id, "UPGRADE_COMPLETED", source=source, target=target,
                              execution_id=execution_id, flow_run_id=flow_run_id)
 
@@ -216,8 +215,8 @@ class SiteStates:
             before = self._site_row(conn, site_id)
             values: dict[str, Any] = {"current_version": version, "schema_version": version,
                                       "version_origin": "BASELINE"}
-            if before and before["upgrade_status"] == UPGRADE_IN_PROGRESS:
-                values.update(upgrade_status=UPGRADE_CLOSED, upgrade_finished_time=now)
+            if before and before["upgrade_status"] == UpgradeStatus.IN_PROGRESS:
+                values.update(upgrade_status=UpgradeStatus.CLOSED, upgrade_finished_time=now)
             self._save_site(conn, site_id, **values)
             self._append(conn, site_id, "BASELINE", actor=actor, detail={
                 "version": version, "notes": notes,

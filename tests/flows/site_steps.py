@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tasks.steps.base import StepParams, StepResult, UpgradeStep
+from tasks.core.steps import StepParams, StepResult
+from tasks.steps.base import UpgradeStep
 
 
 class EchoParams(StepParams):

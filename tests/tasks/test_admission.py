@@ -6,8 +6,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tasks.core.cutpoints import Cutpoint
+from tasks.core.statuses import CutpointState
 from tasks.execution.admission import Request, ScriptDrift, SiteView, admit
-from tasks.store.site_state import CutpointState, SiteState
+from tasks.store.site_state import CutpointRecord, SiteState
 
 NOW = datetime(2026, 12, 1, 12, 0, 0)
 DAY = timedelta(hours=24)
@@ -18,9 +19,9 @@ def req(cutpoint: Cutpoint, **terms: Any) -> Request:
                    **terms)
 
 
-def done(cutpoint: Cutpoint, execution: str = "EXEC_1", hours_ago: float = 1) -> tuple[str, CutpointState]:
-    return cutpoint.value, CutpointState(cutpoint.value, "COMPLETED", execution, NOW - timedelta(hours=hours_ago - 0.1),
-                                         NOW - timedelta(hours=hours_ago))
+def done(cutpoint: Cutpoint, execution: str = "EXEC_1", hours_ago: float = 1) -> tuple[str, CutpointRecord]:
+    return cutpoint.value, CutpointRecord(cutpoint.value, CutpointState.COMPLETED, execution,
+                                          NOW - timedelta(hours=hours_ago - 0.1), NOW - timedelta(hours=hours_ago))
 
 
 def upgrading(**extra: Any) -> SiteState:
@@ -78,7 +79,7 @@ def test_each_cutpoint_needs_the_one_before_it() -> None:
 
 
 def test_a_failed_previous_cutpoint_names_its_state_and_execution() -> None:
-    failed = CutpointState("startup_pre_process", "FAILED", "EXEC_F", NOW, NOW)
+    failed = CutpointRecord("startup_pre_process", CutpointState.FAILED, "EXEC_F", NOW, NOW)
     result = decide(req(Cutpoint.STARTUP_POST_PROCESS), SiteView(site=upgrading(),
                                                                    cutpoints={"startup_pre_process": failed}))
     assert "(failed by EXEC_F)" in result.message

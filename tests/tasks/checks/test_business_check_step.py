@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tasks.core.errors import StepFailed
-from tasks.steps.base import StepStatus
+from tasks.core.statuses import StepStatus
 from tasks.steps.business_check import BusinessCheckParams, PreBusinessCheckStep
 from tasks.steps.registry import resolve_step_class
 from tests.helpers import step_context

@@ -17,7 +17,8 @@ from pydantic import ValidationError
 
 from tasks.cache_rebuild import CacheLayout, read
 from tasks.core.errors import StepFailed
-from tasks.steps.base import StepResult, StepStatus
+from tasks.core.statuses import StepStatus
+from tasks.core.steps import StepResult
 from tasks.steps.cache_rebuild import CacheRebuildParams, CacheRebuildStep
 from tasks.steps.context import StepContext
 from tests.helpers import step_context

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from tasks.core.errors import StepFailed
-from tasks.steps.base import StepResult, StepStatus
+from tasks.core.statuses import StepStatus
+from tasks.core.steps import StepResult
 from tasks.steps.context import StepContext
 from tasks.steps.resource_package import ResourcePackageImportStep, ResourcePackageParams
 from tests.helpers import step_context

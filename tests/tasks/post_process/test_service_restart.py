@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from tasks.core.errors import StepFailed
+from tasks.core.statuses import StepStatus
+from tasks.core.steps import StepResult
 from tasks.service_restart import RestartCommand, restart_and_recheck, run_command
-from tasks.steps.base import StepResult, StepStatus
 from tasks.steps.health import HealthParams, ServiceHealthCheckStep
 from tests.helpers import step_context
 from tests.tasks.post_process.builders import Route, http_service

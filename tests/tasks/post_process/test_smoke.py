@@ -11,8 +11,9 @@ from pydantic import ValidationError
 
 from blocks.site_profile import SiteProfile
 from tasks.core.errors import StepFailed
+from tasks.core.statuses import StepStatus
+from tasks.core.steps import StepResult
 from tasks.smoke import MISSING, json_path, matches
-from tasks.steps.base import StepResult, StepStatus
 from tasks.steps.smoke_test import SmokeParams, SmokeTestStep
 from tests.helpers import step_context
 from tests.tasks.post_process.builders import Route, http_service, run_sql

@@ -12,6 +12,8 @@ import pytest
 import redis
 from pydantic import ValidationError
 
+from tasks.core.statuses import StepStatus
+from tasks.core.steps import StepResult
 from tasks.resource_release import (
     Entry,
     beyond_retention,
@@ -20,7 +22,6 @@ from tasks.resource_release import (
     redis_escape,
     redis_pattern_problem,
 )
-from tasks.steps.base import StepResult, StepStatus
 from tasks.steps.resource_release import ResourceReleaseParams, ResourceReleaseStep
 from tests.helpers import step_context
 from tests.tasks.post_upgrade.files import aged, immovable, set_age

@@ -1,0 +1,83 @@
+"""Every status the tool records, as enums: the metadata tables store their values, code compares members.
+
+``StrEnum`` members equal their strings, so rows read back from the store compare with them directly.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ExecutionStatus(StrEnum):
+    """``upgrade_execution.status``: one attempt at one cutpoint."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+    ABANDONED = "ABANDONED"
+    EXPIRED = "EXPIRED"  # its breakpoint outlived the 7 days: never resumed again
+
+
+#: Executions a trigger of the same request continues (EXPIRED is found, then refused).
+RESUMABLE = (ExecutionStatus.RUNNING, ExecutionStatus.FAILED, ExecutionStatus.PENDING)
+
+
+class StepStatus(StrEnum):
+    """``step_execution.status`` and a step's own result."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    WARNING = "WARNING"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+
+
+#: Steps that need not run again in the same execution.
+STEP_DONE = (StepStatus.SUCCESS, StepStatus.SKIPPED)
+#: Steps that ended without failing the execution.
+STEP_FINISHED = (StepStatus.SUCCESS, StepStatus.WARNING, StepStatus.SKIPPED)
+#: Steps whose dependents are skipped.
+STEP_BLOCKING = (StepStatus.FAILED, StepStatus.WARNING, StepStatus.SKIPPED)
+
+
+class StatementStatus(StrEnum):
+    """``sql_execution_record.status``: one statement in the ledger."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"  # the operator applied it by hand (in the ledger); "already done" (in a run's records)
+
+
+#: Statements that are done: skipped on resume, their session state replayed.
+STATEMENT_DONE = (StatementStatus.SUCCESS, StatementStatus.SKIPPED)
+#: Statements found in this state after a crash are decided before anything else.
+STATEMENT_IN_FLIGHT = (StatementStatus.RUNNING, StatementStatus.FAILED)
+
+
+class BreakpointStatus(StrEnum):
+    """``upgrade_breakpoint.status``."""
+
+    ACTIVE = "ACTIVE"
+    RESOLVED = "RESOLVED"
+    EXPIRED = "EXPIRED"
+
+
+class CutpointState(StrEnum):
+    """A cutpoint's state in one upgrade at one site."""
+
+    NOT_STARTED = "NOT_STARTED"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+class UpgradeStatus(StrEnum):
+    """A site's upgrade (source → target)."""
+
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    CLOSED = "CLOSED"  # a baseline recorded where the site stands instead
