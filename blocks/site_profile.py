@@ -36,3 +36,15 @@ class SiteProfile(Block):
     @staticmethod
     def block_name(site_id: str) -> str:
         return f"site-{site_id.lower()}"
+
+
+def load_site_profile(site_id: str) -> SiteProfile | None:
+    """The site's profile block (``site-<site>``), or None when there is none or no Prefect API to ask."""
+    from blocks.database import can_load_blocks
+
+    if not can_load_blocks():
+        return None
+    try:
+        return SiteProfile.load(SiteProfile.block_name(site_id), validate=False)
+    except (ValueError, KeyError):
+        return None

@@ -38,7 +38,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from tasks.core.cutpoints import Cutpoint  # noqa: E402
 from tasks.core.errors import VersionError  # noqa: E402
 from tasks.core.versions import Version  # noqa: E402
-from tasks.reporting import artifact_key  # noqa: E402
+from tasks.execution.reporting import artifact_key  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INFRA = 0, 1, 2, 3
 REFUSED_MARK = "REFUSED**"  # in the markdown report of a refused trigger (tasks.reporting.render_refusal)

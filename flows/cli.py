@@ -91,9 +91,9 @@ def validate(configs: ConfigsOpt = None, sql_root: SqlRootOpt = None,
                  "--site", help="Also check that the scripts applied at this site are unchanged on disk.")] = None,
              db: DbOpt = None, json_out: JsonOpt = False) -> None:
     """Check every config, step class, step parameter and SQL file; exit 2 listing every problem."""
-    from flows.validation import validate_tree
     from tasks.core.errors import InputError
     from tasks.core.settings import get_settings
+    from tasks.planning.validation import validate_tree
 
     _use_paths(configs, sql_root)
     _apply_db_overrides(db)
@@ -134,9 +134,9 @@ def plan(
     json_out: JsonOpt = False,
 ) -> None:
     """Show which steps would run, in order; unresolved step classes and changed applied scripts are marked."""
-    from flows.config_loader import load_configs
-    from flows.plan import build_plan
     from tasks.core.settings import get_settings
+    from tasks.planning.config_loader import load_configs
+    from tasks.planning.plan import build_plan
 
     _use_paths(configs, sql_root)
     _apply_db_overrides(db)
@@ -197,10 +197,10 @@ def run(
     import getpass
 
     from flows.registry import CUTPOINT_FLOWS
-    from flows.runner import plan_for
-    from flows.validation import validate_tree
     from tasks.core.settings import get_settings
     from tasks.core.versions import Version
+    from tasks.planning.plan import plan_for
+    from tasks.planning.validation import validate_tree
 
     Version.parse(source), Version.parse(target)
     _use_paths(configs, sql_root)
@@ -225,7 +225,7 @@ def _terminal_progress(enabled: bool) -> Iterator[None]:
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from tasks.progress import Progress as WorkProgress
+    from tasks.core.progress import Progress as WorkProgress
 
     bars: dict[int, Any] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -488,11 +488,11 @@ def baseline(
 def info(site: Annotated[str, typer.Option("--site", help="Site id.")], db: DbOpt = None,
          configs: ConfigsOpt = None, json_out: JsonOpt = False) -> None:
     """Where a site stands: version, upgrade in progress with each cutpoint, active breakpoint, pending configs."""
-    from flows.config_loader import load_configs
     from tasks.core.settings import get_settings
     from tasks.core.versions import Version
     from tasks.execution.service import ExecutionService
     from tasks.execution.site_info import site_info
+    from tasks.planning.config_loader import load_configs
 
     _use_paths(configs, None)
     _apply_db_overrides(db)
@@ -556,7 +556,7 @@ def doctor(
     """Check the Prefect API, metadata database, log store, Redis, configs and disk; exit 1 naming what is wrong."""
     from dataclasses import asdict
 
-    from flows.doctor import problems, run_doctor
+    from tasks.execution.doctor import problems, run_doctor
 
     _use_paths(configs, sql_root)
     checks = run_doctor(site)
@@ -577,8 +577,8 @@ def doctor(
 def checksum(files: Annotated[list[Path], typer.Argument(help="Version config files.")],
              algorithm: Annotated[str, typer.Option("--algorithm", help="sha256 or md5.")] = "sha256") -> None:
     """Print the metadata.checksum each config must carry (its canonical JSON without the checksum itself)."""
-    from flows.config_loader import config_checksum
     from tasks.core.errors import InputError
+    from tasks.planning.config_loader import config_checksum
 
     if algorithm not in ("sha256", "md5"):
         raise InputError(f"--algorithm must be sha256 or md5, not {algorithm!r}")
@@ -596,8 +596,8 @@ def checksum(files: Annotated[list[Path], typer.Argument(help="Version config fi
 def schema(check: Annotated[bool, typer.Option("--check", help="Fail if configs/schema.json is stale.")] = False,
            configs: ConfigsOpt = None) -> None:
     """Write (or check) configs/schema.json, generated from the config models."""
-    from flows.config_models import config_json_schema
     from tasks.core.settings import get_settings
+    from tasks.planning.config_models import config_json_schema
 
     _use_paths(configs, None)
     path = get_settings().configs / "schema.json"
@@ -648,7 +648,7 @@ def blocks_apply(
 
 def _site_resources(site: str) -> Any:
     """The site's resources as a run builds them (blocks or FT_UPGRADE_DB_* overrides)."""
-    from flows.runner import load_site_profile
+    from blocks.site_profile import load_site_profile
     from tasks.core.settings import get_settings
     from tasks.resources import Resources
 
@@ -732,8 +732,8 @@ def rollback(
     json_out: JsonOpt = False,
 ) -> None:
     """Run the configs' rollback_steps for an execution (e.g. RestoreBackupStep); only when an operator asks."""
-    from flows.rollback import run_rollback
     from tasks.core.errors import UpgradeError
+    from tasks.execution.rollback import run_rollback
 
     _apply_db_overrides(db)
     try:

@@ -23,21 +23,20 @@ from prefect.artifacts import (
 from prefect.context import TaskRunContext
 from prefect.runtime import deployment, flow_run
 
-from blocks.database import can_load_blocks, url_from_environment
-from blocks.site_profile import SiteProfile
-from flows.config_loader import load_configs
-from flows.plan import PlannedStep, UpgradePlan, build_plan
+from blocks.database import url_from_environment
+from blocks.site_profile import SiteProfile, load_site_profile
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.errors import Refused, StepFailed, UpgradeFailed
+from tasks.core.masking import mask_text
 from tasks.core.settings import Settings, get_settings
 from tasks.core.statuses import STEP_BLOCKING, STEP_DONE, ExecutionStatus, StepStatus
 from tasks.core.steps import StepResult
 from tasks.execution.admission import Admission, Request
+from tasks.execution.reporting import RunReport, artifact_key, render_markdown, render_refusal, steps_table
 from tasks.execution.service import ExecutionService, StartTerms, describe_applied
 from tasks.execution.site_info import OVERVIEW_KEY, latest_overview_rows, merge_overview, overview_rows
-from tasks.masking import mask_text
-from tasks.notify import notify
-from tasks.reporting import RunReport, artifact_key, render_markdown, render_refusal, steps_table
+from tasks.notify.webhook import notify
+from tasks.planning.plan import PlannedStep, UpgradePlan, plan_for
 from tasks.resources import Resources
 from tasks.steps.context import StepContext
 from tasks.steps.registry import resolve_step_class
@@ -51,22 +50,6 @@ _SECRET_KEY = re.compile(r"pass|secret|token|credential|key", re.I)
 def masked_environment(environment: Mapping[str, Any] | None) -> dict[str, Any]:
     """The environment as recorded: values of secret-looking keys replaced."""
     return {k: ("***" if _SECRET_KEY.search(k) else v) for k, v in (environment or {}).items()}
-
-
-def load_site_profile(site_id: str) -> SiteProfile | None:
-    if not can_load_blocks():
-        return None
-    try:
-        return SiteProfile.load(SiteProfile.block_name(site_id), validate=False)
-    except (ValueError, KeyError):
-        return None
-
-
-def plan_for(cutpoint: Cutpoint, source: str, target: str, site: str, settings: Settings) -> UpgradePlan:
-    configs = load_configs(settings.configs)
-    plan = build_plan(configs, source, target, site, cutpoint, allowed_step_modules=settings.allowed_step_modules)
-    plan.require_resolved()
-    return plan
 
 
 def _step_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:

@@ -22,7 +22,7 @@ from blocks.clickhouse import DSN_ENV, ClickHouseLogStore
 from blocks.database import can_load_blocks, env_var, load_database_url
 from blocks.redis import RedisConnection
 from tasks.core.errors import InputError, ResourceUnavailable
-from tasks.logstore import BatchingWriter, ClickHouseEventLog
+from tasks.events.logstore import BatchingWriter, ClickHouseEventLog
 from tasks.sql.connect import share_tls_context
 from tasks.store.metadata_store import MetadataStore
 

@@ -13,7 +13,7 @@ from tasks.backup.catalog import find_backup
 from tasks.backup.catalog import list_backups as _stored
 from tasks.backup.restore import RestoreReport
 from tasks.backup.restore import restore_backup as _restore
-from tasks.progress import Progress
+from tasks.core.progress import Progress
 
 if TYPE_CHECKING:
     from tasks.resources import Resources

@@ -4,5 +4,5 @@ Layers, one direction of calls (cf. alembic): ``rules`` (the reviewed rule model
 ``middleware_versions`` / ``sql_builders`` / ``kafka_zk`` / ``hosts`` parsing (pure), probes that talk
 to the site (``middleware``, ``architecture``, ``data_quality``), ``verdict`` (threshold → status,
 pure), ``runner`` (runs a rule list) and ``report`` (the seed's ``[FT前置业务检查报告]``, pure). The
-step in ``tasks/steps/business_check.py`` only wires them.
+step in ``tasks/checks/step.py`` only wires them.
 """

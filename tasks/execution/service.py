@@ -22,7 +22,7 @@ from tasks.core.errors import InputError, Refused
 from tasks.core.settings import get_settings
 from tasks.core.statuses import ExecutionStatus
 from tasks.execution.admission import Admission, Request, ScriptDrift, SiteView, admit
-from tasks.reporting import RunReport, resume_instructions
+from tasks.execution.reporting import RunReport, resume_instructions
 from tasks.store.breakpoints import (
     OperatorDecision,
     active_breakpoint,

@@ -26,10 +26,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tasks.core.errors import EditedAfterRun, ResourceUnavailable, StepFailed
+from tasks.core.masking import mask_sql, mask_text
+from tasks.core.progress import Progress
 from tasks.core.statuses import STATEMENT_DONE, STATEMENT_IN_FLIGHT, StatementStatus
-from tasks.logstore import BatchingWriter, LogEvent
-from tasks.masking import mask_sql, mask_text
-from tasks.progress import Progress
+from tasks.events.logstore import BatchingWriter, LogEvent
 from tasks.sql import kinds as k
 from tasks.sql.inflight import ddl_probes, decidable_by_catalog, decide
 from tasks.sql.kinds import ddl_tables, dml_tables

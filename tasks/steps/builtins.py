@@ -1,18 +1,16 @@
 """Imports every module that defines built-in steps, so that they register themselves."""
 
-from tasks.steps import (  # noqa: F401
-    backup,
-    business_check,
-    cache_rebuild,
-    config_preprocess,
-    data_migration,
-    health,
-    index_optimize,
-    log_cleanup,
-    post_process,
-    post_upgrade,
-    resource_package,
-    resource_release,
-    smoke_test,
-    sql_script,
-)
+import tasks.backup.step  # noqa: F401
+import tasks.cache.step  # noqa: F401
+import tasks.checks.step  # noqa: F401
+import tasks.cleanup.logs_step  # noqa: F401
+import tasks.cleanup.release_step  # noqa: F401
+import tasks.config_files.step  # noqa: F401
+import tasks.health.smoke_step  # noqa: F401
+import tasks.health.step  # noqa: F401
+import tasks.indexes.step  # noqa: F401
+import tasks.migration.step  # noqa: F401
+import tasks.packages.step  # noqa: F401
+import tasks.sql.step  # noqa: F401
+import tasks.steps.post_process  # noqa: F401
+import tasks.steps.post_upgrade  # noqa: F401

@@ -14,16 +14,16 @@ from typing import Any
 
 from pydantic import model_validator
 
+from tasks.cache.step import CacheRebuildParams, CacheRebuildStep
 from tasks.core.errors import StepFailed
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
+from tasks.health.smoke_step import SmokeParams, SmokeTestStep
+from tasks.health.step import HealthParams, ServiceHealthCheckStep
+from tasks.indexes.step import IndexOptimizationStep, IndexOptimizeParams
+from tasks.packages.step import ResourcePackageImportStep, ResourcePackageParams
 from tasks.steps.base import UpgradeStep, static_problems
-from tasks.steps.cache_rebuild import CacheRebuildParams, CacheRebuildStep
-from tasks.steps.health import HealthParams, ServiceHealthCheckStep
-from tasks.steps.index_optimize import IndexOptimizationStep, IndexOptimizeParams
 from tasks.steps.registry import register_step
-from tasks.steps.resource_package import ResourcePackageImportStep, ResourcePackageParams
-from tasks.steps.smoke_test import SmokeParams, SmokeTestStep
 
 #: (config field, step class, report title), in the order the requirements list the work.
 PARTS: tuple[tuple[str, type[UpgradeStep], str], ...] = (

@@ -13,14 +13,14 @@ from collections.abc import Callable
 
 from pydantic import model_validator
 
+from tasks.cleanup.logs_step import LogCleanupParams, LogCleanupStep
+from tasks.cleanup.release_step import ResourceReleaseParams, ResourceReleaseStep
 from tasks.core.errors import StepFailed
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
+from tasks.migration.step import AsyncDataMigrationStep, DataMigrationParams
 from tasks.steps.base import UpgradeStep
-from tasks.steps.data_migration import AsyncDataMigrationStep, DataMigrationParams
-from tasks.steps.log_cleanup import LogCleanupParams, LogCleanupStep
 from tasks.steps.registry import register_step
-from tasks.steps.resource_release import ResourceReleaseParams, ResourceReleaseStep
 
 PARTS: tuple[tuple[str, str, type[UpgradeStep]], ...] = (
     ("data_migration", "数据异步迁移 async data migration", AsyncDataMigrationStep),

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, func, select, update
 from sqlalchemy.engine import make_url
 
+from tasks.core.masking import mask_url
 from tasks.core.statuses import RESUMABLE, STEP_FINISHED, ExecutionStatus, StatementStatus, StepStatus
-from tasks.masking import mask_url
 from tasks.store import schema
 from tasks.store.migrations import migrate
 

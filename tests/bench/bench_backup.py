@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from tasks.backup.manifest import Manifest  # noqa: E402
-from tasks.steps.backup import BackupParams, BackupStep, RestoreBackupStep, RestoreParams  # noqa: E402
+from tasks.backup.step import BackupParams, BackupStep, RestoreBackupStep, RestoreParams  # noqa: E402
 from tests.helpers import step_context  # noqa: E402
 from tests.tasks.backup.data import checksums, fill  # noqa: E402
 

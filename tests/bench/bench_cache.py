@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from tasks.cache_rebuild import CacheLayout, unlink_matching  # noqa: E402
-from tasks.steps.cache_rebuild import CacheRebuildParams, CacheRebuildStep  # noqa: E402
+from tasks.cache.rebuild import CacheLayout, unlink_matching  # noqa: E402
+from tasks.cache.step import CacheRebuildParams, CacheRebuildStep  # noqa: E402
 from tests.helpers import step_context  # noqa: E402
 
 MARIADB = os.environ.get("FT_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306")

@@ -26,8 +26,8 @@ sys.path.insert(0, str(PROJECT))
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
+from tasks.checks.step import BusinessCheckParams, PreBusinessCheckStep  # noqa: E402
 from tasks.core.errors import StepFailed  # noqa: E402
-from tasks.steps.business_check import BusinessCheckParams, PreBusinessCheckStep  # noqa: E402
 from tests.helpers import step_context  # noqa: E402
 
 ROOT = "mysql+pymysql://root@127.0.0.1:3306"

@@ -34,7 +34,7 @@ sys.path.insert(0, str(PROJECT))
 
 from sqlalchemy import create_engine  # noqa: E402
 
-from tasks.steps.data_migration import AsyncDataMigrationStep, DataMigrationParams  # noqa: E402
+from tasks.migration.step import AsyncDataMigrationStep, DataMigrationParams  # noqa: E402
 from tests.helpers import step_context  # noqa: E402
 from tests.tasks.post_upgrade.kill_harness import finish, kill_trials, start  # noqa: E402
 from tests.tasks.post_upgrade.orders import assert_identical, create_tables, task  # noqa: E402

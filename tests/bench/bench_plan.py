@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from flows.config_loader import load_configs  # noqa: E402
-from flows.plan import build_plan  # noqa: E402
 from tasks.core.versions import Version
+from tasks.planning.config_loader import load_configs
+from tasks.planning.plan import build_plan
 
 
 def generate(folder: Path, count: int = 200) -> list[Version]:

@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from tasks.core.errors import StepFailed
-from tasks.logstore import LogEvent  # noqa: E402
+from tasks.events.logstore import LogEvent
 from tasks.sql.ledger import SqlLedger  # noqa: E402
-from tasks.steps.sql_script import SqlScriptParams, SqlScriptStep  # noqa: E402
+from tasks.sql.step import SqlScriptParams, SqlScriptStep
 from tests.helpers import step_context  # noqa: E402
 
 ROOT = "mysql+pymysql://root@127.0.0.1:3306"
@@ -127,7 +127,7 @@ def breakpoint_ms(work: Path) -> float:
 
 def clickhouse_latency_ms(work: Path) -> float:
     from blocks.clickhouse import ClickHouseLogStore
-    from tasks.logstore import ClickHouseEventLog
+    from tasks.events.logstore import ClickHouseEventLog
 
     store = ClickHouseLogStore(dsn=f"chdb://{work / 'ch'}")
     log = ClickHouseEventLog(store)

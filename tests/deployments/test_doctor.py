@@ -22,7 +22,7 @@ STEPS = {"pre_business_check": [{"id": "ping", "class_name": "ServiceHealthCheck
 # run in its own process: the embedded ClickHouse (chdb) allows one path per process
 DOCTOR = """
 import json, sys
-from flows.doctor import run_doctor
+from tasks.execution.doctor import run_doctor
 checks = run_doctor(min_free_bytes=int(sys.argv[1]))
 print(json.dumps({c.name: [c.ok, c.detail] for c in checks}))
 """

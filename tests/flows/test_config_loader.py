@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.config_loader import ConfigWarning, config_checksum, load_config_file, parse_config_text
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.errors import ConfigError
+from tasks.planning.config_loader import ConfigWarning, config_checksum, load_config_file, parse_config_text
 
 SEED = Path(__file__).resolve().parents[1] / "data" / "seed"
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from flows.config_loader import LoadedConfig, parse_config_text
-from flows.plan import build_plan
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.errors import ConfigError, PlanError, StepResolutionError
 from tasks.core.versions import Version
+from tasks.planning.config_loader import LoadedConfig, parse_config_text
+from tasks.planning.plan import build_plan
 
 HEALTH = {"class_name": "ServiceHealthCheckStep", "databases": ["ft_db"]}
 
@@ -142,7 +142,7 @@ def test_java_class_names_resolve_to_builtins_by_simple_name() -> None:
     configs = [config("3.17.5", {"pre_business_check": [
         step("x", class_name="com.ft.upgrade.steps.ServiceHealthCheckStep")]})]
     plan = build_plan(configs, "3.17.0", "3.17.5", "CN")
-    assert plan.steps[0].implementation == "tasks.steps.health.ServiceHealthCheckStep"
+    assert plan.steps[0].implementation == "tasks.health.step.ServiceHealthCheckStep"
 
 
 def test_site_step_modules_load_only_from_allowed_prefixes() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from flows.config_models import config_json_schema
+from tasks.planning.config_models import config_json_schema
 
 SCHEMA = Path(__file__).resolve().parents[2] / "configs" / "schema.json"
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from tasks.core.errors import StepFailed
 from tasks.resources import Resources
+from tasks.sql.step import SqlScriptParams, SqlScriptStep
 from tasks.steps.context import StepContext
-from tasks.steps.sql_script import SqlScriptParams, SqlScriptStep
 
 
 def main(argv: list[str] | None = None) -> int:

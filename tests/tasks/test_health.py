@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tasks.core.errors import StepFailed
-from tasks.steps.health import HealthParams, ServiceHealthCheckStep
+from tasks.health.step import HealthParams, ServiceHealthCheckStep
 from tests.helpers import step_context
 from tests.prefect_server import free_port
 

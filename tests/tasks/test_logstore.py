@@ -15,7 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from blocks.clickhouse import ClickHouseLogStore
-from tasks.logstore import ClickHouseEventLog, LogEvent
+from tasks.events.logstore import ClickHouseEventLog, LogEvent
 
 
 @pytest.fixture
@@ -222,7 +222,7 @@ def test_clickhouse_failure_is_logged_and_counted_never_raised(
     broken_store = ClickHouseLogStore(dsn=SecretStr(f"chdb://{tmp_path / 'other'}"))
     broken = ClickHouseEventLog(broken_store)
 
-    with caplog.at_level(logging.WARNING, logger="tasks.logstore"):
+    with caplog.at_level(logging.WARNING, logger="tasks.events.logstore"):
         assert broken.ensure_schema() is False
         assert broken.write([_event(), _event()]) == 0
         assert broken.events("exec-1") == []

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tasks.masking import mask_sql, mask_text, mask_url
+from tasks.core.masking import mask_sql, mask_text, mask_url
 
 
 @pytest.mark.parametrize(

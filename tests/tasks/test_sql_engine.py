@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import create_engine, make_url, select, text, update
 
 from tasks.core.errors import InputError, StepFailed
-from tasks.steps.sql_script import SqlScriptParams, SqlScriptStep
+from tasks.sql.step import SqlScriptParams, SqlScriptStep
 from tasks.store import schema
 from tasks.store.breakpoints import OperatorDecision, active_breakpoint, record_decision
 from tests.helpers import step_context

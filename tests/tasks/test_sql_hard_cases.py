@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from tasks.core.errors import StepFailed
-from tasks.masking import mask_sql
+from tasks.core.masking import mask_sql
 from tasks.store import schema
 from tasks.store.breakpoints import OperatorDecision, active_breakpoint, record_decision
 from tests.conftest import PROJECT

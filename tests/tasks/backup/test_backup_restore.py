@@ -11,8 +11,8 @@ from sqlalchemy import create_engine, text
 
 from tasks.backup.catalog import expired, list_backups
 from tasks.backup.manifest import Manifest
+from tasks.backup.step import BackupParams, BackupStep, RestoreBackupStep, RestoreParams
 from tasks.core.errors import StepFailed
-from tasks.steps.backup import BackupParams, BackupStep, RestoreBackupStep, RestoreParams
 from tests.helpers import step_context
 from tests.tasks.backup.data import checksums, fill
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from tasks.checks.step import BusinessCheckParams, PreBusinessCheckStep
 from tasks.core.errors import StepFailed
 from tasks.core.statuses import StepStatus
-from tasks.steps.business_check import BusinessCheckParams, PreBusinessCheckStep
 from tasks.steps.registry import resolve_step_class
 from tests.helpers import step_context
 from tests.tasks.checks.conftest import ZooKeeperServer

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-import tasks.steps.business_check  # noqa: F401  (registers the step until tasks/steps/builtins.py imports it)
+import tasks.checks.step  # noqa: F401  (registers the step)
 from flows.cli import app
 from tests.tasks.checks.conftest import ZooKeeperServer
 from tests.tasks.checks.seed_example import SEED_RULES, create_seed_tables

@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-import tasks.steps.business_check  # noqa: F401  (registers PreBusinessCheckStep until builtins imports it)
-from flows.config_loader import load_configs
-from flows.plan import build_plan
-from flows.validation import validate_tree
+import tasks.checks.step  # noqa: F401  (registers the step)
 from tasks.checks.rules import VersionRange, parse_rules
+from tasks.checks.step import BusinessCheckParams
 from tasks.checks.verdict import skip_reason
 from tasks.core.errors import ConfigError, ConfigErrors
 from tasks.core.versions import Version
-from tasks.steps.business_check import BusinessCheckParams
+from tasks.planning.config_loader import load_configs
+from tasks.planning.plan import build_plan
+from tasks.planning.validation import validate_tree
 
 DUP = {"id": "orders_pk", "title": "主键冲突检测", "type": "duplicate_keys", "target": "ft_db", "table": "orders",
        "columns": ["id"]}

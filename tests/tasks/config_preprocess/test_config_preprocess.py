@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tasks.config_preprocess import missing, placeholders, substitute, validate_format
+from tasks.config_files.preprocess import missing, placeholders, substitute, validate_format
+from tasks.config_files.step import ConfigPreprocessParams, ConfigPreprocessStep
 from tasks.core.errors import StepFailed
-from tasks.steps.config_preprocess import ConfigPreprocessParams, ConfigPreprocessStep
 from tests.helpers import step_context
 
 FILES = {

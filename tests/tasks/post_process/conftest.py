@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tasks.cache_rebuild import unlink_matching
+from tasks.cache.rebuild import unlink_matching
 
 REDIS_URL = os.environ.get("FT_TEST_REDIS", "redis://127.0.0.1:6379/9")
 

@@ -15,11 +15,11 @@ import pytest
 import redis
 from pydantic import ValidationError
 
-from tasks.cache_rebuild import CacheLayout, read
+from tasks.cache.rebuild import CacheLayout, read
+from tasks.cache.step import CacheRebuildParams, CacheRebuildStep
 from tasks.core.errors import StepFailed
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepResult
-from tasks.steps.cache_rebuild import CacheRebuildParams, CacheRebuildStep
 from tasks.steps.context import StepContext
 from tests.helpers import step_context
 from tests.tasks.post_process.builders import run_sql

@@ -11,9 +11,9 @@ import pytest
 import redis
 from typer.testing import CliRunner
 
-import tasks.steps.post_process  # noqa: F401  (registers the steps until tasks/steps/builtins.py imports it)
+import tasks.steps.post_process  # noqa: F401  (registers the steps)
 from flows.cli import app
-from tasks.cache_rebuild import read
+from tasks.cache.rebuild import read
 from tests.tasks.post_process.builders import Route, http_service, manifest_for, run_sql, write_zip
 from tests.tasks.post_process.conftest import REDIS_URL
 

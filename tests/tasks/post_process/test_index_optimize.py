@@ -12,8 +12,8 @@ from sqlalchemy import create_engine, text
 from tasks.core.errors import StepFailed
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepResult
-from tasks.index_optimize import IndexDef, TableRequest, TableStats, percent_change, plan_operations
-from tasks.steps.index_optimize import IndexOptimizationStep, IndexOptimizeParams
+from tasks.indexes.optimize import IndexDef, TableRequest, TableStats, percent_change, plan_operations
+from tasks.indexes.step import IndexOptimizationStep, IndexOptimizeParams
 from tests.helpers import step_context
 from tests.tasks.post_process.builders import run_sql
 

@@ -15,8 +15,8 @@ import pytest
 from tasks.core.errors import StepFailed
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepResult
+from tasks.packages.step import ResourcePackageImportStep, ResourcePackageParams
 from tasks.steps.context import StepContext
-from tasks.steps.resource_package import ResourcePackageImportStep, ResourcePackageParams
 from tests.helpers import step_context
 from tests.tasks.post_process.builders import (
     manifest_for,

@@ -16,8 +16,8 @@ import pytest
 from tasks.core.errors import StepFailed
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepResult
-from tasks.service_restart import RestartCommand, restart_and_recheck, run_command
-from tasks.steps.health import HealthParams, ServiceHealthCheckStep
+from tasks.health.restart import RestartCommand, restart_and_recheck, run_command
+from tasks.health.step import HealthParams, ServiceHealthCheckStep
 from tests.helpers import step_context
 from tests.tasks.post_process.builders import Route, http_service
 

@@ -13,8 +13,8 @@ from blocks.site_profile import SiteProfile
 from tasks.core.errors import StepFailed
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepResult
-from tasks.smoke import MISSING, json_path, matches
-from tasks.steps.smoke_test import SmokeParams, SmokeTestStep
+from tasks.health.smoke import MISSING, json_path, matches
+from tasks.health.smoke_step import SmokeParams, SmokeTestStep
 from tests.helpers import step_context
 from tests.tasks.post_process.builders import Route, http_service, run_sql
 

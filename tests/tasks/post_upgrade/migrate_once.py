@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tasks.steps.data_migration import AsyncDataMigrationStep, DataMigrationParams
+from tasks.migration.step import AsyncDataMigrationStep, DataMigrationParams
 from tests.helpers import step_context
 
 

@@ -11,11 +11,11 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from blocks.clickhouse import ClickHouseLogStore
+from tasks.cleanup.logs import LogFile, Rule, floor_days, plan_rule
+from tasks.cleanup.logs_step import LogCleanupParams, LogCleanupStep
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepResult
-from tasks.log_cleanup import LogFile, Rule, floor_days, plan_rule
-from tasks.logstore import ClickHouseEventLog, LogEvent
-from tasks.steps.log_cleanup import LogCleanupParams, LogCleanupStep
+from tasks.events.logstore import ClickHouseEventLog, LogEvent
 from tests.helpers import step_context
 from tests.tasks.post_upgrade.files import DAY, aged, immovable
 

@@ -16,8 +16,8 @@ from tasks.migration.sql import (
     target_checksum_sql,
 )
 from tasks.migration.stats import Snapshot, format_duration
+from tasks.migration.step import DataMigrationParams
 from tasks.migration.throttle import ChunkSizer, Throttle, chunk_ceiling, pause_reason, rate_delay
-from tasks.steps.data_migration import DataMigrationParams
 from tests.tasks.post_upgrade.orders import task
 
 

@@ -16,8 +16,8 @@ from tasks.core.steps import StepResult
 from tasks.migration.checkpoint import CheckpointTable
 from tasks.migration.probe import LoadProbe
 from tasks.migration.sql import table_ref
+from tasks.migration.step import AsyncDataMigrationStep, DataMigrationParams
 from tasks.migration.verify import Verifier
-from tasks.steps.data_migration import AsyncDataMigrationStep, DataMigrationParams
 from tests.helpers import step_context
 from tests.tasks.post_upgrade.orders import assert_identical, compare, create_tables, fill, task
 

@@ -18,7 +18,7 @@ import redis
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-import tasks.steps.post_upgrade  # noqa: F401  (registers the steps until tasks/steps/builtins.py imports them)
+import tasks.steps.post_upgrade  # noqa: F401  (registers the steps)
 from flows.cli import app
 from tasks.steps.registry import resolve_step_class
 from tests.tasks.post_upgrade.files import aged

@@ -12,17 +12,10 @@ import pytest
 import redis
 from pydantic import ValidationError
 
+from tasks.cleanup.release import Entry, beyond_retention, expand, path_problem, redis_escape, redis_pattern_problem
+from tasks.cleanup.release_step import ResourceReleaseParams, ResourceReleaseStep
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepResult
-from tasks.resource_release import (
-    Entry,
-    beyond_retention,
-    expand,
-    path_problem,
-    redis_escape,
-    redis_pattern_problem,
-)
-from tasks.steps.resource_release import ResourceReleaseParams, ResourceReleaseStep
 from tests.helpers import step_context
 from tests.tasks.post_upgrade.files import aged, immovable, set_age
 

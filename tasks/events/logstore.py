@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from tasks.masking import mask_sql, mask_text, mask_url
+from tasks.core.masking import mask_sql, mask_text, mask_url
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from tasks.core.errors import StepFailed
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
-from tasks.service_restart import RestartCommand, restart_and_recheck
+from tasks.health.restart import RestartCommand, restart_and_recheck
 from tasks.steps.base import UpgradeStep
 from tasks.steps.registry import register_step
 

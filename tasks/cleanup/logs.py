@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from tasks.file_removal import Freed, remove_file
+from tasks.cleanup.file_removal import Freed, remove_file
 
 CORE_LOG_FLOOR_DAYS = 7
 DAY_SECONDS = 86_400

@@ -18,10 +18,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from flows.config_models import VersionConfig
 from tasks.core.cutpoints import CUTPOINT_ALIASES
 from tasks.core.errors import ConfigError, ConfigErrors, InputError
 from tasks.core.versions import Version
+from tasks.planning.config_models import VersionConfig
 
 SCHEMA_FILE = "schema.json"
 

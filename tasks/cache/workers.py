@@ -28,9 +28,9 @@ import redis
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.pool import NullPool
 
-from tasks.cache_rebuild import CacheBuilder, CacheLayout, DatasetOutcome, DatasetSpec, prefetch
+from tasks.cache.rebuild import CacheBuilder, CacheLayout, DatasetOutcome, DatasetSpec, prefetch
 from tasks.core.errors import CacheBuildFailed
-from tasks.select_query import literal_sql
+from tasks.sql.select_query import literal_sql
 
 REDIS_KEYS = ("host", "port", "db", "username", "password", "socket_timeout", "socket_connect_timeout", "path",
               "ssl_certfile", "ssl_keyfile", "ssl_ca_certs", "ssl_cert_reqs", "ssl_check_hostname")
@@ -108,7 +108,7 @@ def build_shard(job: ShardJob, report: Callable[[tuple[str, int, Any]], None]) -
 
 
 def main() -> None:
-    """``python -m tasks.cache_workers``: a pickled :class:`ShardJob` on stdin, pickled events on stdout."""
+    """``python -m tasks.cache.workers``: a pickled :class:`ShardJob` on stdin, pickled events on stdout."""
     out = sys.stdout.buffer
 
     def report(event: tuple[str, int, Any]) -> None:
@@ -126,7 +126,7 @@ class _Worker:
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - kept for the failure message, closed in stop()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT),
                                                                            os.environ.get("PYTHONPATH")]))}
-        self.process = subprocess.Popen([sys.executable, "-m", "tasks.cache_workers"], stdin=subprocess.PIPE,
+        self.process = subprocess.Popen([sys.executable, "-m", "tasks.cache.workers"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=self.stderr, env=env, cwd=PROJECT_ROOT)
         assert self.process.stdin is not None
         pickle.dump(job, self.process.stdin)  # credentials travel in the pipe, never on a command line

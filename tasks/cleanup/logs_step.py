@@ -12,9 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from tasks.core.statuses import StepStatus
-from tasks.core.steps import StepParams, StepResult
-from tasks.log_cleanup import (
+from tasks.cleanup.logs import (
     CORE_LOG_FLOOR_DAYS,
     Rule,
     RuleReport,
@@ -24,6 +22,8 @@ from tasks.log_cleanup import (
     scan_archives,
     scan_logs,
 )
+from tasks.core.statuses import StepStatus
+from tasks.core.steps import StepParams, StepResult
 from tasks.resources import Resources
 from tasks.steps.base import UpgradeStep
 from tasks.steps.registry import register_step

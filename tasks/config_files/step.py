@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from tasks.config_preprocess import FileChange, apply_changes, format_of
+from tasks.config_files.preprocess import FileChange, apply_changes, format_of
 from tasks.core.errors import PreprocessError, StepFailed
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult

@@ -10,7 +10,7 @@ Layout of one cache ``namespace`` (e.g. ``ft:cache``)::
 A rebuild writes a new generation with pipelined ``SET … NX`` / ``HSET`` batches (raw RESP, one
 send and one read pass per batch), verifies it (each reply says the key was new, so keys = rows;
 Redis evicted nothing meanwhile; a read-back sample; optionally a ``SCAN`` recount), then moves
-the pointer in one Lua call. Big datasets are split over processes (:mod:`tasks.cache_workers`).
+the pointer in one Lua call. Big datasets are split over processes (:mod:`tasks.cache.workers`).
 Readers resolve the pointer per request (:func:`read`), so they see the old generation or the new
 one, never a missing key.
 The old generation is dropped after a drain pause for reads that resolved the pointer just

@@ -11,13 +11,13 @@ import json
 import logging
 from typing import Any
 
-from flows.config_loader import load_configs
-from flows.plan import check_step_params
-from flows.runner import load_site_profile
+from blocks.site_profile import load_site_profile
 from tasks.core.errors import InputError
 from tasks.core.settings import get_settings
 from tasks.core.versions import Version
 from tasks.execution.service import ExecutionService
+from tasks.planning.config_loader import load_configs
+from tasks.planning.plan import check_step_params
 from tasks.resources import Resources
 from tasks.steps.context import StepContext
 from tasks.steps.registry import resolve_step_class

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, text
 from tasks.core.errors import StepFailed
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
-from tasks.index_optimize import (
+from tasks.indexes.optimize import (
     INDEX_COLUMN,
     IndexDef,
     Operation,
@@ -33,7 +33,7 @@ from tasks.index_optimize import (
     run_operation,
     time_probe,
 )
-from tasks.select_query import check_select
+from tasks.sql.select_query import check_select
 from tasks.steps.base import UpgradeStep
 from tasks.steps.registry import register_step
 

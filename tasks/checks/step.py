@@ -28,12 +28,12 @@ from tasks.checks.rules import Rule, check_unique_ids
 from tasks.checks.runner import run_rules
 from tasks.checks.targets import CheckEnv, SshSettings
 from tasks.core.errors import StepFailed
+from tasks.core.masking import mask_text, mask_url
+from tasks.core.progress import Progress
 from tasks.core.settings import get_settings
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.core.versions import Version
-from tasks.masking import mask_text, mask_url
-from tasks.progress import Progress
 from tasks.steps.base import UpgradeStep
 from tasks.steps.registry import register_step
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tasks.file_removal import Freed, remove_tree
+from tasks.cleanup.file_removal import Freed, remove_tree
 
 PLACEHOLDERS = ("execution_id", "site_id", "source_version", "target_version")
 _WILDCARD = re.compile(r"[*?\[]")

@@ -15,8 +15,8 @@ import httpx
 from sqlalchemy import text
 
 from tasks.core.errors import InputError
+from tasks.core.masking import mask_url
 from tasks.core.settings import Settings, get_settings
-from tasks.masking import mask_url
 
 MIN_FREE_BYTES = 1 << 30  # 1 GiB
 SKIPPED = "skipped: "
@@ -121,7 +121,7 @@ def check_marker_schema(settings: Settings, site_id: str | None) -> str:
 
 
 def check_configs(settings: Settings) -> str:
-    from flows.validation import validate_tree
+    from tasks.planning.validation import validate_tree
 
     loaded = validate_tree(settings.configs, settings.sql_root, settings.allowed_step_modules)
     return f"{len(loaded)} config(s) in {settings.configs} valid"

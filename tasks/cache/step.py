@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from tasks.cache_rebuild import (
+from tasks.cache.rebuild import (
     CacheBuilder,
     CacheLayout,
     DatasetOutcome,
@@ -27,13 +27,13 @@ from tasks.cache_rebuild import (
     rate,
     template_fields,
 )
-from tasks.cache_workers import ShardJob, redis_kwargs, run_shards, shard_query, stream_rows
+from tasks.cache.workers import ShardJob, redis_kwargs, run_shards, shard_query, stream_rows
 from tasks.core.errors import CacheBuildFailed, StepFailed
+from tasks.core.progress import Progress
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.core.versions import Version
-from tasks.progress import Progress
-from tasks.select_query import check_select, literal_sql
+from tasks.sql.select_query import check_select, literal_sql
 from tasks.steps.base import UpgradeStep
 from tasks.steps.registry import register_step
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flows.config_loader import LoadedConfig, load_configs
-from flows.plan import check_step_params
 from tasks.core.errors import ConfigError, ConfigErrors, InputError
+from tasks.planning.config_loader import LoadedConfig, load_configs
+from tasks.planning.plan import check_step_params
 from tasks.steps.base import static_problems
 from tasks.steps.registry import resolve_step_class
 

@@ -18,11 +18,11 @@ from prefect.context import TaskRunContext
 from pydantic import Field, field_validator, model_validator
 
 from tasks.core.errors import InputError, SqlScriptError, StepFailed
+from tasks.core.masking import secret_literals
+from tasks.core.progress import Progress
 from tasks.core.settings import get_settings
 from tasks.core.statuses import STATEMENT_DONE, StatementStatus, StepStatus
 from tasks.core.steps import StepParams, StepResult
-from tasks.masking import secret_literals
-from tasks.progress import Progress
 from tasks.sql import report
 from tasks.sql.executor import ScriptRunner, SqlRunOptions, StatementDecision
 from tasks.sql.ledger import SqlLedger

@@ -14,10 +14,8 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
-from tasks.core.statuses import StepStatus
-from tasks.core.steps import StepParams, StepResult
-from tasks.file_removal import Freed, remove_contents
-from tasks.resource_release import (
+from tasks.cleanup.file_removal import Freed, remove_contents
+from tasks.cleanup.release import (
     RedisFreed,
     expand,
     path_problem,
@@ -27,6 +25,8 @@ from tasks.resource_release import (
     release_paths,
     release_redis,
 )
+from tasks.core.statuses import StepStatus
+from tasks.core.steps import StepParams, StepResult
 from tasks.steps.base import UpgradeStep
 from tasks.steps.registry import register_step
 

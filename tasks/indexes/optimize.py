@@ -18,7 +18,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 from tasks.core.errors import IndexOperationFailed
-from tasks.select_query import literal_sql
+from tasks.sql.select_query import literal_sql
 
 INDEX_COLUMN = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_$]{0,63})(?:\((?P<length>[1-9]\d{0,3})\))?$")
 #: MySQL/MariaDB errors that mean "stopped by our own limits": lock wait timeout, query interrupted,

@@ -29,8 +29,8 @@ from typing import Generic, TypeVar
 
 from pydantic import Field
 
+from tasks.core.masking import mask_text
 from tasks.core.steps import StepParams
-from tasks.masking import mask_text
 
 T = TypeVar("T")
 OUTPUT_TAIL = 2000

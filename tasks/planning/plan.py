@@ -23,11 +23,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from flows.config_loader import LoadedConfig
-from flows.config_models import StepConfig
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.errors import ConfigError, ConfigErrors, InputError, PlanError, StepResolutionError
+from tasks.core.settings import Settings
 from tasks.core.versions import Version
+from tasks.planning.config_loader import LoadedConfig
+from tasks.planning.config_models import StepConfig
 from tasks.steps.base import UpgradeStep
 from tasks.steps.registry import Resolution, resolve_step_class
 
@@ -283,3 +284,13 @@ def _dependency_target(c: _Candidate, dep: str, all_ids: dict[str, list[_Candida
         return same[0]
     earlier = [o for o in options if o.loaded.version < c.loaded.version]
     return max(earlier, key=lambda o: o.loaded.version.code) if earlier else None
+
+
+def plan_for(cutpoint: Cutpoint, source: str, target: str, site: str, settings: Settings) -> UpgradePlan:
+    """The plan of one cutpoint from the configs on disk; refuses one that names an unresolved step class."""
+    from tasks.planning.config_loader import load_configs
+
+    plan = build_plan(load_configs(settings.configs), source, target, site, cutpoint,
+                      allowed_step_modules=settings.allowed_step_modules)
+    plan.require_resolved()
+    return plan

@@ -17,13 +17,13 @@ import httpx
 from pydantic import Field, field_validator, model_validator
 
 from tasks.core.errors import StepFailed
+from tasks.core.masking import mask_text
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
-from tasks.masking import mask_text
-from tasks.select_query import check_select, literal_sql
-from tasks.smoke import SmokeOutcome, check_operators, elapsed_ms, json_failures, row_failures
+from tasks.health.smoke import SmokeOutcome, check_operators, elapsed_ms, json_failures, row_failures
+from tasks.health.step import HttpCheck
+from tasks.sql.select_query import check_select, literal_sql
 from tasks.steps.base import UpgradeStep
-from tasks.steps.health import HttpCheck
 from tasks.steps.registry import register_step
 
 _DML = re.compile(r"^\s*(insert|update|delete|replace|select|set)\b", re.I)

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from tasks.core.masking import mask_url
 from tasks.core.statuses import ExecutionStatus, StepStatus
-from tasks.masking import mask_url
 
 ATTEMPTS = 4
 

@@ -19,9 +19,9 @@ from tasks.backup.dump import SnapshotPlan, estimated_rows
 from tasks.backup.manifest import Manifest
 from tasks.backup.restore import restore_backup
 from tasks.core.errors import BackupError, BackupNotFound, StepFailed
+from tasks.core.progress import Progress
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
-from tasks.progress import Progress
 from tasks.steps.base import UpgradeStep
 from tasks.steps.registry import register_step
 

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from tasks.core.errors import MigrationError, StepFailed
+from tasks.core.progress import Progress
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.migration.probe import LoadProbe
@@ -20,7 +21,6 @@ from tasks.migration.runner import MigrationRunner, TaskOutcome, server_name
 from tasks.migration.spec import MigrationTask
 from tasks.migration.stats import Snapshot, format_duration
 from tasks.migration.throttle import Throttle
-from tasks.progress import Progress
 from tasks.steps.base import UpgradeStep
 from tasks.steps.registry import register_step
 
