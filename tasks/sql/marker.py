@@ -35,6 +35,11 @@ def table_exists_sql() -> str:
     return "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s"
 
 
+def index_exists_sql() -> str:
+    return ("SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+            "AND INDEX_NAME = %s")
+
+
 def adopt_legacy_sql(schema: str, legacy_schema: str) -> list[str]:
     """Move the markers an older version kept in a business schema into the tool's own, then drop that table."""
     columns = "execution_id, step_id, sql_file_id, sql_sequence, sql_content_hash, applied_time"

@@ -30,6 +30,7 @@ from tasks.sql.marker import (
     MARKER_TABLE,
     adopt_legacy_sql,
     expire_sql,
+    index_exists_sql,
     insert_markers_sql,
     quote_schema,
     table_exists_sql,
@@ -160,7 +161,21 @@ class DatabaseSession:
                 if cur.fetchone()[0]:
                     for sql in adopt_legacy_sql(self.marker_schema, business):
                         cur.execute(sql)
-            cur.execute(expire_sql(self.marker_schema, retention_days))
+            cur.execute(index_exists_sql(), (self.marker_schema, MARKER_TABLE, "idx_marker_time"))
+            if not cur.fetchone()[0]:  # a table created before the index was part of its definition
+                cur.execute(f"ALTER TABLE {quote_schema(self.marker_schema)}.`{MARKER_TABLE}` "
+                            "ADD KEY idx_marker_time (applied_time)")
+        self._expire_markers(retention_days)
+
+    def _expire_markers(self, retention_days: int) -> None:
+        """Old markers go, on a connection of their own, locking no row that a running step may write.
+
+        READ COMMITTED and the time index keep the DELETE from taking gap locks across the table, where
+        concurrent steps (other lanes, other databases on the server) insert their markers.
+        """
+        with self.engine.connect().execution_options(isolation_level="READ COMMITTED") as conn:
+            conn.exec_driver_sql(expire_sql(self.marker_schema, retention_days) + " LIMIT 10000")
+            conn.commit()
 
     @property
     def conn(self) -> pymysql.connections.Connection:

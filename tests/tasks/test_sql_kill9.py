@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,7 @@ def run_to_completion(tmp_path: Path, url: str, execution: str) -> None:
 def test_kill_9_at_random_points_then_resume_ends_in_the_same_schema_and_data(tmp_path: Path) -> None:
     (tmp_path / "sql").mkdir()
     (tmp_path / "sql" / "mixed.sql").write_text(mixed_script(), encoding="utf-8")
-    suffix = tmp_path.name[-8:].replace("-", "_")
+    suffix = uuid.uuid4().hex[:8]  # unique: markers outlive the databases (retention)
     names = [f"ft_k9_ref_{suffix}"] + [f"ft_k9_{i}_{suffix}" for i in range(TRIALS)]
     rng = random.Random(20261128)
     try:

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -194,7 +195,7 @@ def test_kill_9_at_20_points_of_a_procedure_heavy_chain_then_resume_ends_as_an_u
     (tmp_path / "sql").mkdir()
     for name, body in FILES.items():
         (tmp_path / "sql" / name).write_text(body, encoding="utf-8")
-    suffix = tmp_path.name[-8:].replace("-", "_")
+    suffix = uuid.uuid4().hex[:8]  # unique: markers outlive the databases (retention)
     names = [f"ft_kc_{i}_{part}_{suffix}" for i in range(TRIALS + 1) for part in ("ft", "mid")]
     rng = random.Random(20261201)
     try:
