@@ -23,7 +23,6 @@ from tasks.core.progress import Progress
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.steps.base import UpgradeStep
-from tasks.steps.registry import register_step
 
 ATTEMPTS = 4  # the first try and 3 retries, as the requirements ask
 
@@ -57,7 +56,6 @@ def _config_path(step: UpgradeStep, name: str) -> Path:
     return path if path.is_absolute() else step.context.resources.path("config_dir") / path
 
 
-@register_step()
 class BackupStep(UpgradeStep):
     """Consistent, compressed, manifest-verified backup of core tables and config files."""
 
@@ -136,7 +134,6 @@ class RestoreParams(StepParams):
     include_files: bool = Field(default=True, description="Also put the backed-up config files back.")
 
 
-@register_step()
 class RestoreBackupStep(UpgradeStep):
     """Rollback: restore this upgrade's backup (verified by SHA-256, then CHECKSUM TABLE per table)."""
 

@@ -35,7 +35,6 @@ from tasks.core.steps import StepParams, StepResult
 from tasks.core.versions import Version
 from tasks.sql.select_query import check_select, literal_sql
 from tasks.steps.base import UpgradeStep
-from tasks.steps.registry import register_step
 
 _LOG_EVERY = 5.0
 RATE_CHECK_MIN_KEYS = 10_000  # below this, fixed costs dominate and a keys/s figure means little
@@ -97,9 +96,10 @@ class CacheRebuildParams(StepParams):
         return self
 
 
-@register_step("RedisCacheRebuildStep")
 class CacheRebuildStep(UpgradeStep):
     """Builds a new cache generation, verifies it, switches readers atomically, drops the old one."""
+
+    aliases = ("RedisCacheRebuildStep",)
 
     Params = CacheRebuildParams
     description = "Cache rebuild: versioned Redis namespace, pipelined batches, verified, atomic switch"

@@ -35,7 +35,6 @@ from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.core.versions import Version
 from tasks.steps.base import UpgradeStep
-from tasks.steps.registry import register_step
 
 _STEP_STATUS = {"pass": StepStatus.SUCCESS, "warn": StepStatus.WARNING, "fail": StepStatus.FAILED}
 
@@ -103,7 +102,6 @@ def _masked(value: Any, secrets: set[str]) -> Any:
     return value
 
 
-@register_step()
 class PreBusinessCheckStep(UpgradeStep):
     """Middleware versions, deployment architecture and data quality, each against its rule."""
 

@@ -26,7 +26,6 @@ from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.resources import Resources
 from tasks.steps.base import UpgradeStep
-from tasks.steps.registry import register_step
 
 
 def _absolute(value: str | None, what: str) -> str | None:
@@ -95,7 +94,6 @@ class LogCleanupParams(StepParams):
         return self
 
 
-@register_step()
 class LogCleanupStep(UpgradeStep):
     """Archives and deletes old logs per rule, keeping 7 days of core business logs; trims the event log."""
 

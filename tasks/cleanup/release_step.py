@@ -28,7 +28,6 @@ from tasks.cleanup.release import (
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.steps.base import UpgradeStep
-from tasks.steps.registry import register_step
 
 
 class BackupRetentionParams(StepParams):
@@ -91,7 +90,6 @@ class ResourceReleaseParams(StepParams):
         return self
 
 
-@register_step()
 class ResourceReleaseStep(UpgradeStep):
     """Frees disk and Redis memory the upgrade no longer needs, and says how much."""
 

@@ -19,7 +19,6 @@ from tasks.core.errors import PreprocessError, StepFailed
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.steps.base import UpgradeStep
-from tasks.steps.registry import register_step
 
 
 class ConfigFile(StepParams):
@@ -46,9 +45,10 @@ class ConfigPreprocessParams(StepParams):
         return [ConfigFile(path=v) if isinstance(v, str) else v for v in self.config_files]
 
 
-@register_step("PatchConfigUpdaterStep")
 class ConfigPreprocessStep(UpgradeStep):
     """Placeholder substitution with format validation, atomic writes, history and restore on failure."""
+
+    aliases = ("PatchConfigUpdaterStep",)
 
     Params = ConfigPreprocessParams
     description = "Config-file preprocessing: ${NAME} substitution, validation, atomic write, history"

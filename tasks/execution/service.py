@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from blocks.database import block_names, can_load_blocks, load_database_url, url_from_environment
+from tasks.core.clock import utcnow
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.errors import InputError, Refused
 from tasks.core.settings import get_settings
@@ -30,7 +31,7 @@ from tasks.store.breakpoints import (
     record_decision,
     resolve_breakpoint,
 )
-from tasks.store.metadata_store import MetadataStore, utcnow
+from tasks.store.metadata_store import MetadataStore
 from tasks.store.site_state import AppliedScript, SiteStates
 
 #: Which of the site's versions a completed cutpoint moves to the target.

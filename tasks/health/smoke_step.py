@@ -24,7 +24,6 @@ from tasks.health.smoke import SmokeOutcome, check_operators, elapsed_ms, json_f
 from tasks.health.step import HttpCheck
 from tasks.sql.select_query import check_select, literal_sql
 from tasks.steps.base import UpgradeStep
-from tasks.steps.registry import register_step
 
 _DML = re.compile(r"^\s*(insert|update|delete|replace|select|set)\b", re.I)
 
@@ -89,9 +88,10 @@ class SmokeParams(StepParams):
         return self
 
 
-@register_step("SmokeTestsStep")
 class SmokeTestStep(UpgradeStep):
     """Runs the configured smoke tests and reports each."""
+
+    aliases = ("SmokeTestsStep",)
 
     Params = SmokeParams
     description = "Smoke tests: HTTP requests with expected status and JSON fields, SQL assertions"

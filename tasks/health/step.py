@@ -22,7 +22,6 @@ from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.health.restart import RestartCommand, restart_and_recheck
 from tasks.steps.base import UpgradeStep
-from tasks.steps.registry import register_step
 
 
 class HttpCheck(StepParams):
@@ -81,9 +80,10 @@ class CheckOutcome:
     version: str | None = field(default=None)
 
 
-@register_step("HealthCheckStep")
 class ServiceHealthCheckStep(UpgradeStep):
     """Checks that services answer and databases accept queries."""
+
+    aliases = ("HealthCheckStep",)
 
     Params = HealthParams
     description = "Service health check: HTTP endpoints and database ping"

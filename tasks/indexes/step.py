@@ -35,7 +35,6 @@ from tasks.indexes.optimize import (
 )
 from tasks.sql.select_query import check_select
 from tasks.steps.base import UpgradeStep
-from tasks.steps.registry import register_step
 
 _IDENT = r"^[A-Za-z_][A-Za-z0-9_$]{0,63}$"
 _MIN_START_SECONDS = 1.0
@@ -87,9 +86,10 @@ class IndexOptimizeParams(StepParams):
                                             for i in t.indexes), t.analyze, t.optimize) for t in self.tables]
 
 
-@register_step("IndexOptimizeStep")
 class IndexOptimizationStep(UpgradeStep):
     """Optimizes configured indexes and tables and reports the effect."""
+
+    aliases = ("IndexOptimizeStep",)
 
     Params = IndexOptimizeParams
     description = "Index optimization: statistics and probe timings before/after, time budget, rollback"

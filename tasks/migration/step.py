@@ -22,7 +22,6 @@ from tasks.migration.spec import MigrationTask
 from tasks.migration.stats import Snapshot, format_duration
 from tasks.migration.throttle import Throttle
 from tasks.steps.base import UpgradeStep
-from tasks.steps.registry import register_step
 
 
 class DataMigrationParams(StepParams):
@@ -63,7 +62,6 @@ class DataMigrationParams(StepParams):
                         pause_poll_seconds=self.pause_poll_seconds)
 
 
-@register_step()
 class AsyncDataMigrationStep(UpgradeStep):
     """Copies configured tables in key-ordered chunks without hurting the business; resumable and verified."""
 

@@ -24,7 +24,6 @@ from tasks.packages.entries import DEFAULT_EXTENSIONS, MiB, PackageLimits, path_
 from tasks.packages.install import StagedPackage, discard, file_sha256, installed_marker, stage, swap, unswap
 from tasks.packages.static_data import IDENTIFIER, load_rows, read_rows
 from tasks.steps.base import UpgradeStep
-from tasks.steps.registry import register_step
 
 _NAMED_PATH = r"^[a-z][a-z0-9_]*$"
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -105,9 +104,10 @@ class ResourcePackageParams(StepParams):
     retry_wait_seconds: float = Field(default=1.0, ge=0, le=60)
 
 
-@register_step("ResourceImportStep")
 class ResourcePackageImportStep(UpgradeStep):
     """Imports resource packages for the target version: validate all, stage all, swap all, commit loads."""
+
+    aliases = ("ResourceImportStep",)
 
     Params = ResourcePackageParams
     description = "Resource packages: safe extraction, SHA-256 manifest, atomic swap, static data load"

@@ -17,11 +17,11 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, null, select, update
 
+from tasks.core.clock import utcnow
 from tasks.core.statuses import STATEMENT_DONE, STATEMENT_IN_FLIGHT, StatementStatus
 from tasks.sql.script import ScriptFile
 from tasks.store import schema
 from tasks.store.breakpoints import open_breakpoint
-from tasks.store.metadata_store import utcnow
 from tasks.store.prepared import BufferedWriter, PreparedWrite
 
 _t = schema.sql_execution_record

@@ -30,7 +30,6 @@ from tasks.sql.script import ScriptFile, load_script
 from tasks.sql.session import DatabaseSession
 from tasks.sql.verify import VerifyCheck, run_checks
 from tasks.steps.base import UpgradeStep
-from tasks.steps.registry import register_step
 from tasks.store.breakpoints import OperatorDecision, active_breakpoint, resolve_breakpoint
 
 
@@ -67,9 +66,10 @@ def sql_statements(runner: ScriptRunner, script: ScriptFile, start: int, end: in
     return end - start
 
 
-@register_step("StartupPreProcessStep", "PatchSqlExecutorStep", "OverseasSpecificProcessStep", "SqlExecutorStep")
 class SqlScriptStep(UpgradeStep):
     """Runs SQL scripts on several logical databases, statement by statement, resumable."""
+
+    aliases = ("StartupPreProcessStep", "PatchSqlExecutorStep", "OverseasSpecificProcessStep", "SqlExecutorStep")
 
     Params = SqlScriptParams
     description = "SQL scripts statement by statement on several databases, with breakpoint resume"

@@ -24,6 +24,7 @@ class UpgradeStep:
 
     Params: ClassVar[type[StepParams]] = NoParams
     description: ClassVar[str] = ""
+    aliases: ClassVar[tuple[str, ...]] = ()  # other names a config may use (the requirements' Java names)
 
     def __init__(self, params: StepParams, context: StepContext) -> None:
         self.params = params

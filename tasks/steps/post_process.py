@@ -23,7 +23,6 @@ from tasks.health.step import HealthParams, ServiceHealthCheckStep
 from tasks.indexes.step import IndexOptimizationStep, IndexOptimizeParams
 from tasks.packages.step import ResourcePackageImportStep, ResourcePackageParams
 from tasks.steps.base import UpgradeStep, static_problems
-from tasks.steps.registry import register_step
 
 #: (config field, step class, report title), in the order the requirements list the work.
 PARTS: tuple[tuple[str, type[UpgradeStep], str], ...] = (
@@ -51,7 +50,6 @@ class StartupPostProcessParams(StepParams):
         return self
 
 
-@register_step()
 class StartupPostProcessStep(UpgradeStep):
     """Runs the configured post-start parts in order; the first failure stops the rest."""
 

@@ -20,7 +20,6 @@ from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.migration.step import AsyncDataMigrationStep, DataMigrationParams
 from tasks.steps.base import UpgradeStep
-from tasks.steps.registry import register_step
 
 PARTS: tuple[tuple[str, str, type[UpgradeStep]], ...] = (
     ("data_migration", "数据异步迁移 async data migration", AsyncDataMigrationStep),
@@ -42,9 +41,10 @@ class PostUpgradeParams(StepParams):
         return self
 
 
-@register_step("PostUpgradeProcessStep")
 class PostUpgradeStep(UpgradeStep):
     """Runs the configured post-upgrade parts in order: migration, log cleanup, resource release."""
+
+    aliases = ("PostUpgradeProcessStep",)
 
     Params = PostUpgradeParams
     description = "Post-upgrade processing: async migration, log cleanup, resource release"

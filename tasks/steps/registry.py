@@ -8,32 +8,26 @@ config cannot make the worker import arbitrary code.
 
 from __future__ import annotations
 
+import functools
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tasks.steps.base import UpgradeStep
 
-_BUILTINS: dict[str, type[UpgradeStep]] = {}
 
-
-def register_step(*aliases: str) -> Callable[[type[UpgradeStep]], type[UpgradeStep]]:
-    """Class decorator: make a built-in resolvable by its simple name and by ``aliases``."""
-
-    def wrap(cls: type[UpgradeStep]) -> type[UpgradeStep]:
-        for name in (cls.__name__, *aliases):
-            if name in _BUILTINS and _BUILTINS[name] is not cls:
-                raise RuntimeError(f"step name {name!r} registered twice")
-            _BUILTINS[name] = cls
-        return cls
-
-    return wrap
-
-
+@functools.cache
 def builtin_steps() -> dict[str, type[UpgradeStep]]:
-    """Every built-in step name (aliases included) and its class."""
-    _load_builtins()
-    return dict(_BUILTINS)
+    """Every built-in step name (its simple name and its ``aliases``) and its class."""
+    from tasks.steps.builtins import BUILTIN_STEPS
+
+    found: dict[str, type[UpgradeStep]] = {}
+    for cls in BUILTIN_STEPS:
+        for name in (cls.__name__, *cls.aliases):
+            if name in found and found[name] is not cls:
+                raise RuntimeError(f"step name {name!r} claimed by {found[name].__name__} and {cls.__name__}")
+            found[name] = cls
+    return found
 
 
 @dataclass(frozen=True)
@@ -53,7 +47,7 @@ class Resolution:
 
 def resolve_step_class(class_name: str, allowed_prefixes: Iterable[str] = ()) -> Resolution:
     """Find the class for a config's ``class_name`` without raising."""
-    _load_builtins()
+    builtins = builtin_steps()
     prefixes = tuple(p for p in allowed_prefixes if p)
     module_name, _, simple = class_name.rpartition(".")
     if module_name and any(module_name == p or module_name.startswith(p + ".") for p in prefixes):
@@ -64,14 +58,9 @@ def resolve_step_class(class_name: str, allowed_prefixes: Iterable[str] = ()) ->
         if not (isinstance(found, type) and issubclass(found, UpgradeStep)):
             return Resolution(class_name, None, f"{class_name} is not an UpgradeStep subclass")
         return Resolution(class_name, found)
-    if simple in _BUILTINS:
-        return Resolution(class_name, _BUILTINS[simple])
+    if simple in builtins:
+        return Resolution(class_name, builtins[simple])
     hint = ""
     if module_name and not module_name.startswith("com."):
         hint = f" (module {module_name!r} is not in the allowed step modules {list(prefixes)})"
     return Resolution(class_name, None, f"no step implementation for {class_name!r}{hint}")
-
-
-def _load_builtins() -> None:
-    """Import the modules that define built-in steps (they register themselves)."""
-    from tasks.steps import builtins  # noqa: F401

@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 from sqlalchemy import Engine, select, update
 
+from tasks.core.clock import utcnow
 from tasks.core.statuses import BreakpointStatus
 from tasks.store import schema
-from tasks.store.metadata_store import utcnow
 
 BREAKPOINT_TTL = timedelta(days=7)
 _bp = schema.upgrade_breakpoint

@@ -9,26 +9,18 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, func, select, update
 from sqlalchemy.engine import make_url
 
+from tasks.core.clock import new_id, utcnow
 from tasks.core.masking import mask_url
 from tasks.core.statuses import RESUMABLE, STEP_FINISHED, ExecutionStatus, StatementStatus, StepStatus
 from tasks.store import schema
 from tasks.store.migrations import migrate
 
 ACTIVE_EXECUTION_STATES = RESUMABLE
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
 
 
 def create_store_engine(url: str) -> Engine:

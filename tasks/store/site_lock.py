@@ -20,8 +20,8 @@ from datetime import timedelta
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from tasks.core.clock import utcnow
 from tasks.core.errors import SiteBusy
-from tasks.store.metadata_store import utcnow
 from tasks.store.schema import site_lock as site_lock_table
 
 STALE_SECONDS = 120

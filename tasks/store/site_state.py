@@ -18,9 +18,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from tasks.core.clock import utcnow
 from tasks.core.statuses import CutpointState, UpgradeStatus
 from tasks.store import schema
-from tasks.store.metadata_store import utcnow
 
 _site = schema.site_state
 _cut = schema.site_cutpoint

@@ -12,9 +12,9 @@ from sqlalchemy import update
 from typer.testing import CliRunner
 
 from flows.cli import app
+from tasks.core.clock import utcnow
 from tasks.store import schema
 from tasks.store.breakpoints import active_breakpoint
-from tasks.store.metadata_store import utcnow
 from tests.helpers import open_store
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

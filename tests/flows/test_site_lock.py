@@ -12,8 +12,8 @@ from sqlalchemy import insert
 from typer.testing import CliRunner
 
 from flows.cli import app
+from tasks.core.clock import utcnow
 from tasks.core.errors import SiteBusy
-from tasks.store.metadata_store import utcnow
 from tasks.store.schema import site_lock as site_lock_table
 from tasks.store.site_lock import site_lock
 from tests.helpers import open_store

@@ -24,8 +24,8 @@ from typer.testing import CliRunner
 from blocks.database import connector_from_url
 from blocks.site_profile import SiteProfile
 from flows.cli import app
+from tasks.core.clock import utcnow
 from tasks.store import schema
-from tasks.store.metadata_store import utcnow
 from tests.general_log import general_log
 from tests.helpers import open_store
 
