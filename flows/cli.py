@@ -226,6 +226,7 @@ def _terminal_progress(enabled: bool) -> Iterator[None]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from tasks.core.progress import Progress as WorkProgress
+    from tasks.core.progress import listening
 
     bars: dict[int, Any] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -235,11 +236,8 @@ def _terminal_progress(enabled: bool) -> Iterator[None]:
                 bars[id(work)] = bar.add_task(work.description, total=work.total)
             bar.update(bars[id(work)], completed=work.done)
 
-        WorkProgress.listeners.append(listener)
-        try:
+        with listening(listener):
             yield
-        finally:
-            WorkProgress.listeners.remove(listener)
 
 
 def _finish_run(state: Any, json_out: bool, site: str) -> None:

@@ -6,9 +6,10 @@ run it only counts, so the same step code runs in tests and the CLI.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
-from typing import ClassVar
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -21,16 +22,28 @@ def _in_run() -> bool:
 
 ProgressListener = Callable[["Progress"], None]
 
+_LISTENERS: ContextVar[tuple[ProgressListener, ...]] = ContextVar("ft_upgrade_progress_listeners", default=())
+
+
+@contextlib.contextmanager
+def listening(listener: ProgressListener) -> Iterator[None]:
+    """Within the block (and the work it starts in this context), every :class:`Progress` reports to ``listener``."""
+    token = _LISTENERS.set((*_LISTENERS.get(), listener))
+    try:
+        yield
+    finally:
+        _LISTENERS.reset(token)
+
 
 class Progress:
     """Counts ``done`` of ``total`` and mirrors the percentage to a progress artifact.
 
-    ``Progress.listeners`` (set by the CLI) also see every update, for a terminal progress bar.
+    The listeners in force where it is created (the CLI's terminal progress bar, see :func:`listening`)
+    also see every update.
     """
 
-    listeners: ClassVar[list[ProgressListener]] = []
-
     def __init__(self, total: float, description: str, *, min_interval: float = 0.5, key: str | None = None) -> None:
+        self.listeners = _LISTENERS.get()
         self.total = max(float(total), 1.0)
         self.done = 0.0
         self.description = description
