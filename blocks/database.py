@@ -2,9 +2,10 @@
 
 A config names a logical database (``ft_db``, ``middle_db`` for the 中台 database, ``metadata`` for
 this tool's own store). Its block is ``<site>-<name>`` (per site on a shared Prefect server), else
-``<name>``, with ``_`` written ``-``. For CI and local runs ``FT_UPGRADE_DB_<NAME>=URL`` (and the CLI's
-``--db NAME=URL``, which sets it) overrides the block. Passwords live only in the block's
-``SecretStr`` field and are unwrapped only where the engine is built.
+``<name>``, with ``_`` written ``-``. For CI and workers ``FT_UPGRADE_DB_<NAME>=URL`` in the process
+environment overrides the block (the CLI's ``--db NAME=URL`` is passed explicitly, see
+``tasks.site.resources.SiteOverrides``). Passwords live only in the block's ``SecretStr`` field and are
+unwrapped only where the engine is built.
 """
 
 from __future__ import annotations

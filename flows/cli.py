@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,12 +41,44 @@ SiteOpt = Annotated[str | None, typer.Option("--site", help="The site whose meta
 ByOpt = Annotated[str, typer.Option("--by", help="Who asks (recorded); default: the local user.")]
 
 
-def _use_paths(configs: Path | None, sql_root: Path | None) -> None:
-    """Point settings at other folders for this process (flows read them from the environment)."""
-    if configs is not None:
-        os.environ["FT_UPGRADE_CONFIGS"] = str(configs.resolve())
-    if sql_root is not None:
-        os.environ["FT_UPGRADE_SQL_ROOT"] = str(sql_root.resolve())
+@dataclass(frozen=True)
+class _Where:
+    """Where a command reads configs and SQL and which connections it was given: passed on, never set in os.environ."""
+
+    settings: Any
+    databases: dict[str, str]
+
+    @property
+    def metadata_url(self) -> str | None:
+        return self.databases.get("metadata")
+
+    @property
+    def overrides(self) -> Any:
+        from tasks.site.resources import SiteOverrides
+
+        return SiteOverrides(databases=self.databases)
+
+    def flow_parameters(self) -> dict[str, Any]:
+        """The same, as the flow's parameters (URLs as secrets: Prefect shows them masked)."""
+        from pydantic import SecretStr
+
+        return {"configs_dir": str(self.settings.configs), "sql_root": str(self.settings.sql_root),
+                "databases": {k: SecretStr(v) for k, v in self.databases.items()} or None}
+
+
+def _where(configs: Path | None = None, sql_root: Path | None = None, db: list[str] | None = None) -> _Where:
+    from blocks.database import check_logical_name
+    from tasks.core.settings import get_settings
+
+    databases = _pairs(db, "--db")
+    for name in databases:
+        try:
+            check_logical_name(name)
+        except ValueError as exc:
+            raise _BadInput(str(exc)) from None
+    return _Where(settings=get_settings(configs=configs.resolve() if configs else None,
+                                        sql_root=sql_root.resolve() if sql_root else None),
+                  databases=databases)
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
@@ -92,14 +124,12 @@ def validate(configs: ConfigsOpt = None, sql_root: SqlRootOpt = None,
              db: DbOpt = None, json_out: JsonOpt = False) -> None:
     """Check every config, step class, step parameter and SQL file; exit 2 listing every problem."""
     from tasks.core.errors import InputError
-    from tasks.core.settings import get_settings
     from tasks.planning.validation import validate_tree
 
-    _use_paths(configs, sql_root)
-    _apply_db_overrides(db)
-    settings = get_settings()
+    where = _where(configs, sql_root, db)
+    settings = where.settings
     loaded = validate_tree(settings.configs, settings.sql_root, settings.allowed_step_modules)
-    drift = _script_drift(site, settings.sql_root) if site else []
+    drift = _script_drift(site, where) if site else []
     if drift:
         raise InputError(f"scripts applied at site {site} have changed on disk:\n" +
                          "\n".join(x.describe() for x in drift))
@@ -113,12 +143,12 @@ def validate(configs: ConfigsOpt = None, sql_root: SqlRootOpt = None,
     out.print(f"[green]ok[/]: {len(loaded)} configs valid in {settings.configs}{checked}", highlight=False)
 
 
-def _script_drift(site: str, sql_root: Path) -> list[Any]:
+def _script_drift(site: str, where: _Where) -> list[Any]:
     """Scripts applied at the site that changed on disk since (the site's own metadata store)."""
     from tasks.execution.service import ExecutionService
 
-    with ExecutionService.open(site) as service:
-        return service.script_drift(site, sql_root)
+    with ExecutionService.open(site, metadata_url=where.metadata_url) as service:
+        return service.script_drift(site, where.settings.sql_root)
 
 
 @app.command()
@@ -134,13 +164,11 @@ def plan(
     json_out: JsonOpt = False,
 ) -> None:
     """Show which steps would run, in order; unresolved step classes and changed applied scripts are marked."""
-    from tasks.core.settings import get_settings
     from tasks.planning.config_loader import load_configs
     from tasks.planning.plan import build_plan
 
-    _use_paths(configs, sql_root)
-    _apply_db_overrides(db)
-    settings = get_settings()
+    where = _where(configs, sql_root, db)
+    settings = where.settings
     result = build_plan(load_configs(settings.configs), source, target, site, cutpoint,
                         allowed_step_modules=settings.allowed_step_modules)
     if json_out:
@@ -160,7 +188,7 @@ def plan(
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
     for step in result.unresolved:
         err.print(f"[red]unresolved:[/] {step.config_file}: {step.step_id}: {step.unresolved_reason}", highlight=False)
-    for drift in _script_drift(result.site_id, settings.sql_root):
+    for drift in _script_drift(result.site_id, where):
         err.print(f"[red]changed since applied:[/] {drift.describe()}", highlight=False)
 
 
@@ -197,24 +225,23 @@ def run(
     import getpass
 
     from flows.registry import CUTPOINT_FLOWS
-    from tasks.core.settings import get_settings
     from tasks.core.versions import Version
     from tasks.planning.plan import plan_for
     from tasks.planning.validation import validate_tree
 
     Version.parse(source), Version.parse(target)
-    _use_paths(configs, sql_root)
+    where = _where(configs, sql_root, db)
     environment = _pairs(env, "--env")
-    _apply_db_overrides(db)
-    settings = get_settings()
+    settings = where.settings
     validate_tree(settings.configs, settings.sql_root, settings.allowed_step_modules)
     plan_for(cutpoint, source, target, site, settings)  # bad input stops here: nothing has run
     with _terminal_progress(not json_out):
         state = CUTPOINT_FLOWS[cutpoint](source_version=source, target_version=target, site_id=site,
                                          environment=environment, rerun=rerun, waive=list(waive or []),
                                          reason=reason, requested_by=by or getpass.getuser(),
-                                         accept_changed_scripts=accept_changed_scripts, return_state=True)
-    _finish_run(state, json_out, site)
+                                         accept_changed_scripts=accept_changed_scripts, return_state=True,
+                                         **where.flow_parameters())
+    _finish_run(state, json_out, site, where)
 
 
 @contextlib.contextmanager
@@ -240,7 +267,7 @@ def _terminal_progress(enabled: bool) -> Iterator[None]:
             yield
 
 
-def _finish_run(state: Any, json_out: bool, site: str) -> None:
+def _finish_run(state: Any, json_out: bool, site: str, where: _Where) -> None:
     """Print what the flow run returned (its report) and exit with the report's code; refusals exit 2."""
     from tasks.core.errors import InputError, UpgradeFailed
     from tasks.execution.service import ExecutionService
@@ -257,7 +284,7 @@ def _finish_run(state: Any, json_out: bool, site: str) -> None:
         err.print(f"[bold red]error:[/] flow run {state.state_details.flow_run_id} ended {state.name}: "
                   f"{state.message}", highlight=False)
         raise typer.Exit(1)
-    with ExecutionService.open(site) as service:
+    with ExecutionService.open(site, metadata_url=where.metadata_url) as service:
         data = service.build_report(execution_id).to_json()
         stored = service.latest_report(execution_id)
     if stored and stored["report_content"]:  # what was published, notification outcome included
@@ -322,16 +349,18 @@ def resume(
         raise InputError(f"--inflight must be one of {', '.join(INFLIGHT_CHOICES)}, not {inflight!r}")
     if inflight == "skip" and not notes.strip():
         raise InputError("--inflight skip needs --notes WHY (what you did by hand; it is recorded)")
-    _apply_db_overrides(db)
+    where = _where(db=db)
     decision = OperatorDecision(by=by or getpass.getuser(), notes=notes or "resumed with ft-upgrade resume",
                                 inflight=inflight)  # type: ignore[arg-type]
-    with ExecutionService.locate(execution_id, site) as service:
+    with ExecutionService.locate(execution_id, site, metadata_url=where.metadata_url) as service:
         execution = service.prepare_resume(execution_id, decision)
     if execution["status"] == ExecutionStatus.SUCCESS:
         out.print(f"execution {execution_id} already succeeded; nothing to resume")
         return
-    _use_paths(configs or _recorded_path(execution, "configs_dir"), sql_root or _recorded_path(execution, "sql_root"))
-    missing = [n for n in (execution.get("db_overrides") or "").split(",") if n and not _db_given(n)]
+    where = _where(configs or _recorded_path(execution, "configs_dir"),
+                   sql_root or _recorded_path(execution, "sql_root"), db)
+    missing = [n for n in (execution.get("db_overrides") or "").split(",")
+               if n and n not in where.databases and not _db_in_environment(n)]
     if missing:
         err.print(f"[yellow]warning:[/] {', '.join(missing)} were given with --db when the execution started; "
                   "give them again with --db NAME=URL if the blocks do not hold them", highlight=False)
@@ -345,8 +374,8 @@ def resume(
         state = CUTPOINT_FLOWS[cutpoint](source_version=execution["source_version"],
                                          target_version=execution["target_version"], site_id=execution["site_id"],
                                          environment=environment, requested_by=decision.by,
-                                         execution_id=execution_id, return_state=True)
-    _finish_run(state, json_out, execution["site_id"])
+                                         execution_id=execution_id, return_state=True, **where.flow_parameters())
+    _finish_run(state, json_out, execution["site_id"], where)
 
 
 def _recorded_path(execution: dict[str, Any], column: str) -> Path | None:
@@ -354,7 +383,7 @@ def _recorded_path(execution: dict[str, Any], column: str) -> Path | None:
     return Path(recorded) if recorded and Path(recorded).is_dir() else None
 
 
-def _db_given(name: str) -> bool:
+def _db_in_environment(name: str) -> bool:
     from blocks.database import url_from_environment
 
     return url_from_environment(name) is not None
@@ -374,8 +403,7 @@ def executions(
     from tasks.core.errors import InputError
     from tasks.execution.service import ExecutionService
 
-    _apply_db_overrides(db)
-    with ExecutionService.open(site) as service:
+    with ExecutionService.open(site, metadata_url=_where(db=db).metadata_url) as service:
         rows = service.executions(site_id=site, cutpoint=cutpoint.value if cutpoint else None,
                                   limit=1 if latest else limit)
     if latest:
@@ -405,8 +433,7 @@ def abandon(execution_id: Annotated[str, typer.Argument()],
 
     from tasks.execution.service import ExecutionService
 
-    _apply_db_overrides(db)
-    with ExecutionService.locate(execution_id, site) as service:
+    with ExecutionService.locate(execution_id, site, metadata_url=_where(db=db).metadata_url) as service:
         service.abandon(execution_id, by=by or getpass.getuser(), reason=reason)
     out.print(f"execution {execution_id} abandoned", highlight=False)
 
@@ -418,8 +445,7 @@ def status(execution_id: Annotated[str, typer.Argument()], site: SiteOpt = None,
     """Show an execution's status and step counts."""
     from tasks.execution.service import ExecutionService
 
-    _apply_db_overrides(db)
-    with ExecutionService.locate(execution_id, site) as service:
+    with ExecutionService.locate(execution_id, site, metadata_url=_where(db=db).metadata_url) as service:
         report = service.build_report(execution_id)
     _print_report(report.to_json(), json_out)
     raise typer.Exit(0 if report.status in (ExecutionStatus.SUCCESS, ExecutionStatus.RUNNING) else 1)
@@ -436,8 +462,7 @@ def report(execution_id: Annotated[str, typer.Argument()],
 
     if fmt not in ("md", "json"):
         raise InputError(f"--format must be md or json, not {fmt!r}")
-    _apply_db_overrides(db)
-    with ExecutionService.locate(execution_id, site) as service:
+    with ExecutionService.locate(execution_id, site, metadata_url=_where(db=db).metadata_url) as service:
         row = service.latest_report(execution_id)
     if row is None:
         raise InputError(f"no report for execution {execution_id!r}")
@@ -464,17 +489,16 @@ def baseline(
     """
     import getpass
 
-    from tasks.core.settings import get_settings
     from tasks.core.versions import Version
     from tasks.execution.service import ExecutionService
     from tasks.store.site_lock import site_lock
 
     parsed = str(Version.parse(version))
-    _apply_db_overrides(db)
+    where = _where(db=db)
     who = by or getpass.getuser()
-    with ExecutionService.open(site) as service, site_lock(
+    with ExecutionService.open(site, metadata_url=where.metadata_url) as service, site_lock(
             service.store.engine, site, holder=f"baseline {parsed} by {who}",
-            wait_seconds=get_settings().site_lock_wait_seconds):
+            wait_seconds=where.settings.site_lock_wait_seconds):
         before = service.sites.get(site)
         service.baseline(site, parsed, by=who, notes=notes)
     was = f" (was {before.current_version or 'unknown'})" if before else ""
@@ -486,19 +510,17 @@ def baseline(
 def info(site: Annotated[str, typer.Option("--site", help="Site id.")], db: DbOpt = None,
          configs: ConfigsOpt = None, json_out: JsonOpt = False) -> None:
     """Where a site stands: version, upgrade in progress with each cutpoint, active breakpoint, pending configs."""
-    from tasks.core.settings import get_settings
     from tasks.core.versions import Version
     from tasks.execution.service import ExecutionService
     from tasks.execution.site_info import site_info
     from tasks.planning.config_loader import load_configs
 
-    _use_paths(configs, None)
-    _apply_db_overrides(db)
-    with ExecutionService.open(site) as service:
+    where = _where(configs, None, db)
+    with ExecutionService.open(site, metadata_url=where.metadata_url) as service:
         state = service.sites.get(site)
         current = Version.parse(state.current_version) if state and state.current_version else None
-        pending = [str(c.version) for c in sorted(load_configs(get_settings().configs), key=lambda c: c.version.code)
-                   if current is None or c.version > current]
+        configs_found = sorted(load_configs(where.settings.configs), key=lambda c: c.version.code)
+        pending = [str(c.version) for c in configs_found if current is None or c.version > current]
         data = site_info(service, site, pending_configs=pending)
     if json_out:
         for bp in data["active_breakpoints"]:
@@ -556,8 +578,7 @@ def doctor(
 
     from tasks.execution.doctor import problems, run_doctor
 
-    _use_paths(configs, sql_root)
-    checks = run_doctor(site)
+    checks = run_doctor(site, settings=_where(configs, sql_root).settings)
     bad = problems(checks)
     if json_out:
         print(json.dumps({"status": "fail" if bad else "ok", "checks": [asdict(c) for c in checks]}))
@@ -594,11 +615,9 @@ def checksum(files: Annotated[list[Path], typer.Argument(help="Version config fi
 def schema(check: Annotated[bool, typer.Option("--check", help="Fail if configs/schema.json is stale.")] = False,
            configs: ConfigsOpt = None) -> None:
     """Write (or check) configs/schema.json, generated from the config models."""
-    from tasks.core.settings import get_settings
     from tasks.planning.config_models import config_json_schema
 
-    _use_paths(configs, None)
-    path = get_settings().configs / "schema.json"
+    path = _where(configs).settings.configs / "schema.json"
     text = json.dumps(config_json_schema(), indent=2, ensure_ascii=False) + "\n"
     if check:
         if not path.exists() or path.read_text(encoding="utf-8") != text:
@@ -644,25 +663,15 @@ def blocks_apply(
         out.print(f"saved block {name}", highlight=False)
 
 
-def _site_resources(site: str) -> Any:
-    """The site's resources as a run builds them (blocks or FT_UPGRADE_DB_* overrides)."""
+@contextlib.contextmanager
+def _site_resources(site: str, where: _Where) -> Iterator[Any]:
+    """The site's resources as a run builds them (the options given, the environment, the site's blocks)."""
     from blocks.site_profile import load_site_profile
-    from tasks.core.settings import get_settings
-    from tasks.resources import Resources
+    from tasks.site.resources import open_site_resources
 
-    settings = get_settings()
-    return Resources(site_id=site, sql_root=settings.sql_root, configs_dir=settings.configs, home=settings.home,
-                     profile=load_site_profile(site))
-
-
-def _apply_db_overrides(db: list[str] | None) -> None:
-    from blocks.database import check_logical_name, env_var
-
-    for name, url in _pairs(db, "--db").items():
-        try:
-            os.environ[env_var(check_logical_name(name))] = url
-        except ValueError as exc:
-            raise _BadInput(str(exc)) from None
+    with open_site_resources(site, settings=where.settings, overrides=where.overrides,
+                             profile=load_site_profile(site)) as resources:
+        yield resources
 
 
 @backup_app.command("list")
@@ -671,11 +680,8 @@ def backup_list(site: Annotated[str, typer.Option("--site", help="Site id.")], j
     """The site's complete backups, newest first."""
     from tasks.backup.commands import list_backups
 
-    resources = _site_resources(site)
-    try:
-        rows = list_backups(resources, site)
-    finally:
-        resources.close()
+    with _site_resources(site, _where()) as resources:
+        rows = list_backups(resources.path("backup_dir"), site)
     if json_out:
         print(json.dumps(rows, ensure_ascii=False, default=str))
         return
@@ -702,18 +708,14 @@ def backup_restore(
     from tasks.backup.commands import restore_backup
     from tasks.core.errors import UpgradeError
 
-    _apply_db_overrides(db)
-    resources = _site_resources(site)
     try:
-        with _terminal_progress(not json_out):
-            report = restore_backup(backup_id, resources,
+        with _site_resources(site, _where(db=db)) as resources, _terminal_progress(not json_out):
+            report = restore_backup(backup_id, resources.path("backup_dir"), resources.engine,
                                     tables=[t.strip() for t in tables.split(",")] if tables else None,
                                     include_files=files)
     except UpgradeError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(exc.exit_code) from None
-    finally:
-        resources.close()
     if json_out:
         print(json.dumps({"backup_id": report.backup_id, "tables": report.tables, "files": report.files},
                          ensure_ascii=False, default=str))
@@ -733,9 +735,9 @@ def rollback(
     from tasks.core.errors import UpgradeError
     from tasks.execution.rollback import run_rollback
 
-    _apply_db_overrides(db)
+    where = _where(db=db)
     try:
-        results = run_rollback(execution_id)
+        results = run_rollback(execution_id, settings=where.settings, overrides=where.overrides)
     except UpgradeError as exc:
         if exc.exit_code == 2:
             raise

@@ -22,9 +22,10 @@ from prefect.artifacts import (
 )
 from prefect.context import TaskRunContext
 from prefect.runtime import deployment, flow_run
+from pydantic import SecretStr
 
 from blocks.database import url_from_environment
-from blocks.site_profile import SiteProfile, load_site_profile
+from blocks.site_profile import load_site_profile
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.errors import Refused, StepFailed, UpgradeFailed
 from tasks.core.masking import mask_text
@@ -37,7 +38,7 @@ from tasks.execution.service import ExecutionService, StartTerms, describe_appli
 from tasks.execution.site_info import OVERVIEW_KEY, latest_overview_rows, merge_overview, overview_rows
 from tasks.notify.webhook import notify
 from tasks.planning.plan import PlannedStep, UpgradePlan, plan_for
-from tasks.resources import Resources
+from tasks.site.resources import SiteOverrides, SiteResources, open_site_resources
 from tasks.steps.context import StepContext
 from tasks.steps.registry import resolve_step_class
 from tasks.store.breakpoints import active_breakpoint, open_breakpoint
@@ -59,7 +60,7 @@ def _step_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
 
 
 @task(persist_result=True, cache_key_fn=_step_cache_key, log_prints=False)
-def run_step(step: PlannedStep, execution_id: str, order: int, run: dict[str, Any], resources: Resources,
+def run_step(step: PlannedStep, execution_id: str, order: int, run: dict[str, Any], resources: SiteResources,
              store: MetadataStore) -> dict[str, Any]:
     """Run one step, unless the ledger says it already finished in this execution."""
     row = store.step_row(execution_id, step.key)
@@ -99,14 +100,17 @@ def run_step(step: PlannedStep, execution_id: str, order: int, run: dict[str, An
 def run_cutpoint(cutpoint: Cutpoint, source_version: str, target_version: str, site_id: str,
                  environment: Mapping[str, Any] | None, *, rerun: bool = False, waive: Sequence[str] = (),
                  reason: str = "", requested_by: str = "", accept_changed_scripts: bool = False,
-                 execution_id: str | None = None) -> dict[str, Any]:
+                 execution_id: str | None = None, configs_dir: str | None = None, sql_root: str | None = None,
+                 databases: Mapping[str, SecretStr] | None = None) -> dict[str, Any]:
     """The flow body of every cutpoint. Raises :class:`UpgradeFailed` (flow Failed) after reporting.
 
     A trigger is admitted first (:mod:`tasks.execution.admission`): a cutpoint that already completed
     for (site, source, target) returns its report and executes nothing; a refused one raises
-    :class:`Refused` (exit 2) and executes nothing.
+    :class:`Refused` (exit 2) and executes nothing. ``configs_dir``, ``sql_root`` and ``databases`` are
+    what a caller gives instead of the settings and blocks (the CLI's options), explicitly.
     """
-    settings = get_settings()
+    settings = get_settings(configs=configs_dir, sql_root=sql_root)
+    overrides = SiteOverrides(databases={k: v.get_secret_value() for k, v in (databases or {}).items()})
     plan = plan_for(cutpoint, source_version, target_version, site_id, settings)
     steps = plan.for_cutpoint(cutpoint)
     run_id = str(flow_run.id) if flow_run.id else None
@@ -114,7 +118,7 @@ def run_cutpoint(cutpoint: Cutpoint, source_version: str, target_version: str, s
                       site_id=plan.site_id, rerun=rerun, waive=tuple(waive), reason=reason,
                       by=requested_by or _default_actor(), accept_changed_scripts=accept_changed_scripts,
                       execution_id=execution_id)
-    service = ExecutionService.open(plan.site_id)
+    service = ExecutionService.open(plan.site_id, metadata_url=overrides.databases.get("metadata"))
     holder = f"{cutpoint.value} {plan.source_version}→{plan.target_version} (flow run {run_id})"
     try:
         with site_lock(service.store.engine, plan.site_id, holder=holder,
@@ -128,7 +132,10 @@ def run_cutpoint(cutpoint: Cutpoint, source_version: str, target_version: str, s
                 raise
             if admission.action == "noop":
                 return _publish_noop(service, request, admission, run_id)
-            return _run_locked(service, request, admission, plan, steps, run_id, environment, settings, profile)
+            with open_site_resources(plan.site_id, settings=settings, overrides=overrides, profile=profile,
+                                     store=service.store) as resources:
+                return _run_locked(service, request, admission, plan, steps, run_id, environment, settings,
+                                   resources)
     finally:
         service.close()
 
@@ -144,11 +151,12 @@ def _default_actor() -> str:
 
 def _run_locked(service: ExecutionService, request: Request, admission: Admission, plan: UpgradePlan,
                 steps: list[PlannedStep], run_id: str | None, environment: Mapping[str, Any] | None,
-                settings: Settings, profile: SiteProfile | None) -> dict[str, Any]:
+                settings: Settings, resources: SiteResources) -> dict[str, Any]:
     """The run itself, while this process holds the site's lock."""
     logger = get_run_logger()
     cutpoint, site_id, store = request.cutpoint, plan.site_id, service.store
-    overridden = tuple(sorted(n for n in ("ft_db", "middle_db", "metadata") if url_from_environment(n)))
+    overridden = tuple(sorted(n for n in ("ft_db", "middle_db", "metadata")
+                              if n in resources.overrides.databases or url_from_environment(n)))
     execution_id = service.start(request, admission, StartTerms(
         environment=masked_environment(environment), total_steps=len(steps), plan_fingerprint=plan.fingerprint(),
         flow_run_id=run_id, configs_dir=str(settings.configs), sql_root=str(settings.sql_root),
@@ -166,57 +174,51 @@ def _run_locked(service: ExecutionService, request: Request, admission: Admissio
     for waiver in admission.waivers:
         logger.warning("precondition %s waived by %s (%s): %s", waiver.precondition, waiver.by, waiver.reason,
                        waiver.missing)
-    resources = Resources(site_id=site_id, sql_root=settings.sql_root, configs_dir=settings.configs,
-                          home=settings.home, profile=profile)
-    resources.store = store
     run = {"source_version": plan.source_version, "target_version": plan.target_version, "site_id": site_id,
            "environment": dict(environment or {})}
     progress = create_progress_artifact(progress=0.0, description=f"{cutpoint.value} at {site_id}")
     weights = [max(s.estimated_duration or 1, 1) for s in steps]
     failed: PlannedStep | None = None
     statuses: dict[str, str] = {}
-    try:
-        for order, step in enumerate(steps):
-            blocker = next((d for d in step.depends_on if statuses.get(d) in STEP_BLOCKING),
-                           None)
-            if blocker:
-                store.record_skipped_step(execution_id=execution_id, step_key=step.key, step_id=step.step_id,
-                                          step_name=step.name, cutpoint=cutpoint.value,
-                                          class_name=step.class_name, order=order,
-                                          reason=f"skipped: dependency {blocker} did not succeed")
-                statuses[step.key] = StepStatus.SKIPPED
-                continue
-            configured = run_step.with_options(
-                name=step.step_id, task_run_name=f"{step.step_id} ({step.version})",
-                retries=step.retry_count, retry_delay_seconds=step.retry_delay_seconds,
-                timeout_seconds=step.timeout)
-            state = configured(step, execution_id, order, run, resources, store, return_state=True)
-            row = store.step_row(execution_id, step.key)
-            service.record_step(execution_id, step.key, json.loads(row["result"]) if row and row["result"] else None)
-            if state.is_completed():
-                statuses[step.key] = store.step_row(execution_id, step.key)["status"]
+    for order, step in enumerate(steps):
+        blocker = next((d for d in step.depends_on if statuses.get(d) in STEP_BLOCKING),
+                       None)
+        if blocker:
+            store.record_skipped_step(execution_id=execution_id, step_key=step.key, step_id=step.step_id,
+                                      step_name=step.name, cutpoint=cutpoint.value,
+                                      class_name=step.class_name, order=order,
+                                      reason=f"skipped: dependency {blocker} did not succeed")
+            statuses[step.key] = StepStatus.SKIPPED
+            continue
+        configured = run_step.with_options(
+            name=step.step_id, task_run_name=f"{step.step_id} ({step.version})",
+            retries=step.retry_count, retry_delay_seconds=step.retry_delay_seconds,
+            timeout_seconds=step.timeout)
+        state = configured(step, execution_id, order, run, resources, store, return_state=True)
+        row = store.step_row(execution_id, step.key)
+        service.record_step(execution_id, step.key, json.loads(row["result"]) if row and row["result"] else None)
+        if state.is_completed():
+            statuses[step.key] = store.step_row(execution_id, step.key)["status"]
+        else:
+            if row is None or row["status"] != StepStatus.FAILED:  # e.g. a Prefect timeout before the step recorded
+                message = state.message or "step did not complete"
+                if row is None:
+                    store.start_step(execution_id=execution_id, step_key=step.key, step_id=step.step_id,
+                                     step_name=step.name, cutpoint=cutpoint.value,
+                                     class_name=step.class_name, order=order, metadata={})
+                store.finish_step(execution_id=execution_id, step_key=step.key, status=StepStatus.FAILED,
+                                  result=None, error_message=message)
+            if not step.required:
+                row = store.step_row(execution_id, step.key)
+                store.finish_step(execution_id=execution_id, step_key=step.key, status=StepStatus.WARNING,
+                                  result=None, error_message=row["error_message"] if row else None)
+                statuses[step.key] = StepStatus.WARNING
+                logger.warning("optional step %s failed; recorded as a warning, going on", step.step_id)
             else:
-                if row is None or row["status"] != StepStatus.FAILED:  # e.g. a Prefect timeout before the step recorded
-                    message = state.message or "step did not complete"
-                    if row is None:
-                        store.start_step(execution_id=execution_id, step_key=step.key, step_id=step.step_id,
-                                         step_name=step.name, cutpoint=cutpoint.value,
-                                         class_name=step.class_name, order=order, metadata={})
-                    store.finish_step(execution_id=execution_id, step_key=step.key, status=StepStatus.FAILED,
-                                      result=None, error_message=message)
-                if not step.required:
-                    row = store.step_row(execution_id, step.key)
-                    store.finish_step(execution_id=execution_id, step_key=step.key, status=StepStatus.WARNING,
-                                      result=None, error_message=row["error_message"] if row else None)
-                    statuses[step.key] = StepStatus.WARNING
-                    logger.warning("optional step %s failed; recorded as a warning, going on", step.step_id)
-                else:
-                    statuses[step.key] = StepStatus.FAILED
-                    failed = step
-                    break
-            update_progress_artifact(progress, progress=100.0 * sum(weights[: order + 1]) / sum(weights))
-    finally:
-        resources.close()
+                statuses[step.key] = StepStatus.FAILED
+                failed = step
+                break
+        update_progress_artifact(progress, progress=100.0 * sum(weights[: order + 1]) / sum(weights))
     status = ExecutionStatus.FAILED if failed else ExecutionStatus.SUCCESS
     error = None
     if failed:
@@ -300,10 +302,12 @@ def cutpoint_flow(cutpoint: Cutpoint) -> Flow[..., dict[str, Any]]:
 
     def run(source_version: str, target_version: str, site_id: str, environment: dict[str, Any] | None = None,
             rerun: bool = False, waive: list[str] | None = None, reason: str = "", requested_by: str = "",
-            accept_changed_scripts: bool = False, execution_id: str | None = None) -> dict[str, Any]:
+            accept_changed_scripts: bool = False, execution_id: str | None = None, configs_dir: str | None = None,
+            sql_root: str | None = None, databases: dict[str, SecretStr] | None = None) -> dict[str, Any]:
         return run_cutpoint(cutpoint, source_version, target_version, site_id, environment, rerun=rerun,
                             waive=waive or (), reason=reason, requested_by=requested_by,
-                            accept_changed_scripts=accept_changed_scripts, execution_id=execution_id)
+                            accept_changed_scripts=accept_changed_scripts, execution_id=execution_id,
+                            configs_dir=configs_dir, sql_root=sql_root, databases=databases)
 
     run.__name__ = run.__qualname__ = cutpoint.value
     run.__doc__ = f"""Run the {cutpoint.value} steps of every config from source to target for one site.
@@ -319,6 +323,9 @@ def cutpoint_flow(cutpoint: Cutpoint) -> Flow[..., dict[str, Any]]:
         requested_by: Who asks (recorded); default: the deployment.
         accept_changed_scripts: Run although scripts applied at this site changed on disk; needs a reason.
         execution_id: Continue exactly this execution (``ft-upgrade resume`` passes it).
+        configs_dir: Folder of version configs instead of the worker's setting.
+        sql_root: Root of the SQL scripts instead of the worker's setting.
+        databases: Logical database URLs instead of the site's blocks (secret: shown masked).
     """
     return flow(run, name=cutpoint.value, log_prints=True,
                 flow_run_name=f"{cutpoint.value} {{site_id}} {{source_version}}→{{target_version}}")

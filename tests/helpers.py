@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tasks.resources import Resources
+from tasks.site.resources import SiteResources
 from tasks.steps.context import StepContext
 
 
@@ -22,7 +22,7 @@ def step_context(tmp_path: Path, *, databases: Mapping[str, str] = (), site_id: 
     saved = dict(os.environ)
     for name, url in dict(databases).items():
         os.environ["FT_UPGRADE_DB_" + name.upper()] = url
-    resources = Resources(site_id=site_id, sql_root=sql_root or tmp_path / "sql", configs_dir=tmp_path / "configs",
+    resources = SiteResources(site_id=site_id, sql_root=sql_root or tmp_path / "sql", configs_dir=tmp_path / "configs",
                           home=tmp_path / "home", retry_wait=0.05)
     try:
         yield StepContext(execution_id=execution_id, cutpoint=cutpoint, step_id=step_id,

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
     from kazoo.client import KazooClient
 
-    from tasks.resources import Resources
+    from tasks.site.resources import SiteResources
 
 ATTEMPTS = 4  # the first try and 3 retries
 T = TypeVar("T")
@@ -109,7 +109,7 @@ def four_letter_word(host: str, port: int, word: str, *, timeout: float = 5.0) -
 class CheckEnv:
     """Everything probes reach the site through; one per step run."""
 
-    resources: Resources
+    resources: SiteResources
     environment: Mapping[str, Any] = field(default_factory=dict)
     ssh: SshSettings = field(default_factory=SshSettings)
     wait: float = 0.5

@@ -7,6 +7,7 @@ operator handles those by hand) and the rest of the cleanup still happens.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -24,7 +25,6 @@ from tasks.cleanup.logs import (
 )
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
-from tasks.resources import Resources
 from tasks.steps.base import UpgradeStep
 
 
@@ -74,8 +74,9 @@ class LogRuleParams(StepParams):
             raise ValueError("give exactly one of 'folder' or 'named_path'")
         return self
 
-    def resolve(self, resources: Resources) -> Rule:
-        folder = Path(self.folder) if self.folder else resources.path(str(self.named_path))
+    def resolve(self, path_for: Callable[[str], Path]) -> Rule:
+        """The rule on its folder (a literal one, or the site's named folder ``path_for`` gives)."""
+        folder = Path(self.folder) if self.folder else path_for(str(self.named_path))
         return Rule(folder=folder, patterns=tuple(self.patterns), action=self.action, after_days=self.after_days,
                     archive_folder=Path(self.archive_folder) if self.archive_folder else folder / "archive",
                     archive_retention_days=self.archive_retention_days, core=self.core, recursive=self.recursive)
@@ -107,7 +108,7 @@ class LogCleanupStep(UpgradeStep):
         reports: list[RuleReport] = []
         notes: list[str] = []
         for rule_params in self.params.rules:
-            rule = rule_params.resolve(resources)
+            rule = rule_params.resolve(resources.path)
             notes += floor_notes(rule)
             if not rule.folder.is_dir():
                 notes.append(f"{rule.folder}: no such folder, nothing to clean")

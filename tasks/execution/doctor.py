@@ -59,47 +59,37 @@ def check_metadata(site_id: str | None = None) -> str:
 
 
 def check_log_store(settings: Settings, site_id: str) -> str:
-    from tasks.resources import Resources
+    from tasks.site.resources import open_site_resources
 
-    resources = Resources(site_id=site_id, sql_root=settings.sql_root, configs_dir=settings.configs,
-                          home=settings.home)
-    try:
+    with open_site_resources(site_id, settings=settings) as resources:
         log = resources.event_log()
         value = log.store.get_client().query("SELECT 1").result_rows[0][0]
         if value != 1:
             raise RuntimeError(f"SELECT 1 returned {value!r}")
         return f"{log.table_ref} ({'embedded chdb' if log.store.is_embedded else 'ClickHouse server'}) answers"
-    finally:
-        resources.close()
 
 
 def check_redis(settings: Settings, site_id: str | None) -> str:
     from blocks.redis import RedisConnection
-    from tasks.resources import Resources
+    from tasks.site.resources import open_site_resources
 
     if RedisConnection.from_env() is None and site_id is None:
         return SKIPPED + "FT_UPGRADE_REDIS_URL not set (pass a site to check its '<site>-redis' block)"
-    resources = Resources(site_id=site_id or "-", sql_root=settings.sql_root, configs_dir=settings.configs,
-                          home=settings.home)
-    try:
+    with open_site_resources(site_id or "-", settings=settings) as resources:
         try:
             client = resources.redis()
         except InputError as exc:  # neither the variable nor the site's block: nothing to check
             return SKIPPED + str(exc)
         client.ping()
         return "PING answered"
-    finally:
-        resources.close()
 
 
 def check_marker_schema(settings: Settings, site_id: str | None) -> str:
     """The account of each business database may create the tool's own marker schema (else markers go there)."""
-    from tasks.resources import Resources
+    from tasks.site.resources import open_site_resources
     from tasks.sql.session import DatabaseSession
 
-    resources = Resources(site_id=site_id or "-", sql_root=settings.sql_root, configs_dir=settings.configs,
-                          home=settings.home)
-    try:
+    with open_site_resources(site_id or "-", settings=settings) as resources:
         checked, problems = [], []
         for name in ("ft_db", "middle_db"):
             try:
@@ -116,8 +106,6 @@ def check_marker_schema(settings: Settings, site_id: str | None) -> str:
         if not checked:
             return SKIPPED + "no business database configured (pass a site, or set FT_UPGRADE_DB_FT_DB)"
         return f"statement markers in schema {settings.marker_schema!r} on {', '.join(checked)}"
-    finally:
-        resources.close()
 
 
 def check_configs(settings: Settings) -> str:

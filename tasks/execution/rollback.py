@@ -13,31 +13,32 @@ from typing import Any
 
 from blocks.site_profile import load_site_profile
 from tasks.core.errors import InputError
-from tasks.core.settings import get_settings
+from tasks.core.settings import Settings, get_settings
 from tasks.core.versions import Version
 from tasks.execution.service import ExecutionService
 from tasks.planning.config_loader import load_configs
 from tasks.planning.plan import check_step_params
-from tasks.resources import Resources
+from tasks.site.resources import SiteOverrides, open_site_resources
 from tasks.steps.context import StepContext
 from tasks.steps.registry import resolve_step_class
 
 
-def run_rollback(execution_id: str) -> list[dict[str, Any]]:
+def run_rollback(execution_id: str, *, settings: Settings | None = None,
+                 overrides: SiteOverrides | None = None) -> list[dict[str, Any]]:
     """Run every rollback step of the execution's version range; raises StepFailed on the first failure."""
-    with ExecutionService.locate(execution_id) as service:
+    overrides = overrides or SiteOverrides()
+    with ExecutionService.locate(execution_id, metadata_url=overrides.databases.get("metadata")) as service:
         execution = service.execution(execution_id)
-    settings = get_settings()
+    settings = settings or get_settings()
     source, target = Version.parse(execution["source_version"]), Version.parse(execution["target_version"])
     chain = [c for c in load_configs(settings.configs) if source < c.version <= target]
     steps = [(c, name, i, step) for c in chain for name, group in c.config.rollback_steps.items()
              for i, step in enumerate(group)]
     if not steps:
         raise InputError(f"no rollback_steps in the configs of {source} → {target}")
-    resources = Resources(site_id=execution["site_id"], sql_root=settings.sql_root, configs_dir=settings.configs,
-                          home=settings.home, profile=load_site_profile(execution["site_id"]))
     results: list[dict[str, Any]] = []
-    try:
+    with open_site_resources(execution["site_id"], settings=settings, overrides=overrides,
+                             profile=load_site_profile(execution["site_id"])) as resources:
         for loaded, group, position, step in steps:
             resolution = resolve_step_class(step.class_name, settings.allowed_step_modules)
             if resolution.step_class is None:
@@ -55,6 +56,4 @@ def run_rollback(execution_id: str) -> list[dict[str, Any]]:
             cls = resolution.step_class
             result = cls(cls.Params.model_validate(params), context).run()  # StepFailed stops the rollback
             results.append({"step_id": step.id, "status": result.status.value, "summary": result.summary})
-    finally:
-        resources.close()
     return results

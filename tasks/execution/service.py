@@ -54,8 +54,11 @@ class StartTerms:
     db_overrides: tuple[str, ...] = ()
 
 
-def store_url(site_id: str | None) -> str:
-    """The metadata store of a site: override, ``<site>-metadata`` block, shared block, else embedded SQLite."""
+def store_url(site_id: str | None, metadata_url: str | None = None) -> str:
+    """The metadata store of a site: the caller's URL, ``FT_UPGRADE_DB_METADATA``, ``<site>-metadata`` block,
+    the shared block, else the embedded SQLite file."""
+    if metadata_url:
+        return metadata_url
     url = load_database_url("metadata", site_id)
     return url.render_as_string(hide_password=False) if url else get_settings().default_metadata_url
 
@@ -75,14 +78,15 @@ class ExecutionService:
         self.sites = SiteStates(store.engine)
 
     @classmethod
-    def open(cls, site_id: str | None) -> ExecutionService:
-        return cls(MetadataStore.open(store_url(site_id)))
+    def open(cls, site_id: str | None, *, metadata_url: str | None = None) -> ExecutionService:
+        return cls(MetadataStore.open(store_url(site_id, metadata_url)))
 
     @classmethod
-    def locate(cls, execution_id: str, site_id: str | None = None) -> ExecutionService:
+    def locate(cls, execution_id: str, site_id: str | None = None, *,
+               metadata_url: str | None = None) -> ExecutionService:
         """The store that holds ``execution_id``: the site's if given, else the default, else any site's block."""
-        service = cls.open(site_id)
-        if site_id or service.store.get_execution(execution_id) is not None:
+        service = cls.open(site_id, metadata_url=metadata_url)
+        if site_id or metadata_url or service.store.get_execution(execution_id) is not None:
             return service
         tried = [service.store.describe()]
         service.close()

@@ -156,7 +156,7 @@ class SqlScriptStep(UpgradeStep):
         details = report.summary_details(runner.summary, [s.path for s in scripts])
         details["scripts_applied"] = _applied_scripts(runner, scripts)
         if failed is None and self.params.verify:
-            verify = run_checks(self.params.verify, resources)
+            verify = run_checks(self.params.verify, resources.engine)
             details["verify"] = [v.to_json() for v in verify]
             bad = [v for v in verify if not v.passed]
             if bad:

@@ -8,16 +8,14 @@ database ("orders in ft_db equals orders synced to middle_db").
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from tasks.core.steps import StepParams
-
-if TYPE_CHECKING:
-    from tasks.resources import Resources
 
 _OPS = {"==": operator.eq, "!=": operator.ne, ">": operator.gt, ">=": operator.ge, "<": operator.lt,
         "<=": operator.le}
@@ -58,8 +56,8 @@ class VerifyOutcome:
         return f"{self.name}: {self.detail}"
 
 
-def _scalar(resources: Resources, database: str, sql: str) -> Any:
-    with resources.engine(database).connect() as conn:
+def _scalar(engine_for: Callable[[str], Engine], database: str, sql: str) -> Any:
+    with engine_for(database).connect() as conn:
         return conn.execute(text(sql)).scalar()
 
 
@@ -70,13 +68,14 @@ def _comparable(a: Any, b: Any) -> tuple[Any, Any]:
         return str(a), str(b)
 
 
-def run_checks(checks: list[VerifyCheck], resources: Resources) -> list[VerifyOutcome]:
+def run_checks(checks: list[VerifyCheck], engine_for: Callable[[str], Engine]) -> list[VerifyOutcome]:
+    """Each check's query on its logical database (``engine_for`` gives the engine of one)."""
     out = []
     for check in checks:
         try:
-            value = _scalar(resources, check.database, check.sql)
+            value = _scalar(engine_for, check.database, check.sql)
             other = check.expect if check.compare_to is None else _scalar(
-                resources, check.compare_to.database, check.compare_to.sql)
+                engine_for, check.compare_to.database, check.compare_to.sql)
         except Exception as exc:  # a broken check fails, with its error
             out.append(VerifyOutcome(check.name, False, f"query failed: {str(exc).splitlines()[0][:300]}"))
             continue

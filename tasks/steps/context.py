@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tasks.resources import Resources
+    from tasks.site.resources import SiteResources
 
 
 @dataclass
@@ -24,5 +24,5 @@ class StepContext:
     target_version: str
     site_id: str
     environment: dict[str, Any]
-    resources: Resources
+    resources: SiteResources
     logger: logging.Logger | logging.LoggerAdapter = field(default_factory=lambda: logging.getLogger("ft_upgrade"))

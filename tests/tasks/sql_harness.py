@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from tasks.core.errors import StepFailed
-from tasks.resources import Resources
+from tasks.site.resources import SiteResources
 from tasks.sql.step import SqlScriptParams, SqlScriptStep
 from tasks.steps.context import StepContext
 
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logger = logging.getLogger("sql_harness")
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, stream=sys.stderr)
-    resources = Resources(site_id="CN", sql_root=args.sql_root, configs_dir=args.sql_root, home=args.home,
+    resources = SiteResources(site_id="CN", sql_root=args.sql_root, configs_dir=args.sql_root, home=args.home,
                           retry_wait=0.2)
     context = StepContext(execution_id=args.execution, cutpoint="startup_pre_process", step_id=args.step,
                           step_key=f"317500:{args.step}", step_name=args.step, version="3.17.5",

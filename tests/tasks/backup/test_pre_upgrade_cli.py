@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from tasks.backup.commands import list_backups, restore_backup
-from tasks.resources import Resources
+from tasks.site.resources import SiteResources
 from tests.tasks.backup.data import checksums, fill
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -53,9 +53,9 @@ def test_pre_upgrade_process_backs_up_and_preprocesses_through_the_cli(
     assert report["steps"]["success"] == 2
     assert (config_dir / "application.properties").read_text() == "db.host=10.1.1.1\n"
 
-    resources = Resources(site_id="CN", sql_root=isolated_env, configs_dir=configs, home=isolated_env / "home")
+    resources = SiteResources(site_id="CN", sql_root=isolated_env, configs_dir=configs, home=isolated_env / "home")
     try:
-        rows = list_backups(resources, "CN")
+        rows = list_backups(resources.path("backup_dir"), "CN")
         assert len(rows) == 1 and rows[0]["execution_id"] == report["execution_id"]
         assert rows[0]["rows"] == 2100
         with engine.begin() as conn:
@@ -63,7 +63,8 @@ def test_pre_upgrade_process_backs_up_and_preprocesses_through_the_cli(
         import os
 
         os.environ["FT_UPGRADE_DB_FT_DB"] = mariadb_database
-        done = restore_backup(rows[0]["backup_id"], resources, tables=["orders"], include_files=True)
+        done = restore_backup(rows[0]["backup_id"], resources.path("backup_dir"), resources.engine, tables=["orders"],
+                              include_files=True)
         assert [t["table"] for t in done.tables] == ["ft_db.orders"]
         assert checksums(engine) == before
         assert (config_dir / "application.properties").read_text() == "db.host=${DB_HOST}\n"

@@ -1,14 +1,21 @@
 """The site's resources for one run: a connection pool per logical database, Redis, the event log.
 
-Created once per flow run from blocks (or environment overrides) and handed to step tasks, so no
-step loads credentials itself. Engines are verified on first use with retries; a database that
-stays unreachable fails the run with a message that names it, never its password.
+Built by one factory, :func:`open_site_resources`, a context manager that closes everything it opened.
+Where each comes from, first found wins: what the caller gave explicitly (:class:`SiteOverrides`: the
+CLI's ``--db``, never written to the environment), the process environment (``FT_UPGRADE_DB_<NAME>``,
+``FT_UPGRADE_REDIS_URL``, ``FT_UPGRADE_CLICKHOUSE_DSN``: a worker's configuration), the site's blocks.
+Steps get them through their context; engines take only the connection, client or path they need.
+Engines are verified on first use with retries; a database that stays unreachable fails the run with
+a message that names it, never its password.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +29,7 @@ from blocks.clickhouse import DSN_ENV, ClickHouseLogStore
 from blocks.database import can_load_blocks, env_var, load_database_url
 from blocks.redis import RedisConnection
 from tasks.core.errors import InputError, ResourceUnavailable
+from tasks.core.settings import Settings
 from tasks.events.logstore import BatchingWriter, ClickHouseEventLog
 from tasks.sql.connect import share_tls_context
 from tasks.store.metadata_store import MetadataStore
@@ -32,12 +40,25 @@ if TYPE_CHECKING:
 CONNECT_ATTEMPTS = 4  # the first try and 3 retries, as the requirements ask
 
 
-class Resources:
+@dataclass(frozen=True)
+class SiteOverrides:
+    """Connections a caller gives explicitly instead of the site's blocks (URLs hold passwords)."""
+
+    databases: Mapping[str, str] = field(default_factory=dict)
+
+    def database(self, name: str) -> URL | None:
+        url = self.databases.get(name)
+        return make_url(url) if url else None
+
+
+class SiteResources:
     """Lazily built, shared by all steps of one flow run; ``close()`` disposes every pool."""
 
     def __init__(self, *, site_id: str, sql_root: Path, configs_dir: Path, home: Path,
-                 profile: SiteProfile | None = None, retry_wait: float = 0.5) -> None:
+                 profile: SiteProfile | None = None, retry_wait: float = 0.5,
+                 overrides: SiteOverrides | None = None) -> None:
         self.site_id = site_id
+        self.overrides = overrides or SiteOverrides()
         self.sql_root = sql_root
         self.configs_dir = configs_dir
         self.home = home
@@ -53,7 +74,7 @@ class Resources:
         self._event_writer: BatchingWriter | None = None
 
     def database_url(self, name: str) -> URL:
-        url = load_database_url(name, self.site_id)
+        url = self.overrides.database(name) or load_database_url(name, self.site_id)
         if url is None and name == "metadata":
             url = make_url(self.metadata_store().engine.url.render_as_string(hide_password=False))
         if url is None:
@@ -93,7 +114,7 @@ class Resources:
         """This tool's own store (ledger, breakpoints); the flow sets it, tests get the embedded default."""
         with self._lock:
             if self.store is None:
-                url = load_database_url("metadata", self.site_id)
+                url = self.overrides.database("metadata") or load_database_url("metadata", self.site_id)
                 self.store = MetadataStore.open(url.render_as_string(hide_password=False) if url else
                                                 f"sqlite:///{(self.home / 'metadata.db').resolve()}")
                 self._owns_store = True
@@ -171,3 +192,20 @@ class Resources:
             if self._event_log is not None:
                 self._event_log.store.close()
                 self._event_log = None
+
+
+@contextlib.contextmanager
+def open_site_resources(site_id: str, *, settings: Settings, overrides: SiteOverrides | None = None,
+                        profile: SiteProfile | None = None, store: MetadataStore | None = None,
+                        retry_wait: float = 0.5) -> Iterator[SiteResources]:
+    """The site's resources for a block of work; every pool, client and writer it opened is closed after.
+
+    ``store``: the metadata store the caller already holds (the run's), shared instead of opened again.
+    """
+    resources = SiteResources(site_id=site_id, sql_root=settings.sql_root, configs_dir=settings.configs,
+                              home=settings.home, profile=profile, retry_wait=retry_wait, overrides=overrides)
+    resources.store = store
+    try:
+        yield resources
+    finally:
+        resources.close()
