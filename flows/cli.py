@@ -226,15 +226,13 @@ def run(
 
     from flows.registry import CUTPOINT_FLOWS
     from tasks.core.versions import Version
-    from tasks.planning.plan import plan_for
     from tasks.planning.validation import validate_tree
 
     Version.parse(source), Version.parse(target)
     where = _where(configs, sql_root, db)
     environment = _pairs(env, "--env")
     settings = where.settings
-    validate_tree(settings.configs, settings.sql_root, settings.allowed_step_modules)
-    plan_for(cutpoint, source, target, site, settings)  # bad input stops here: nothing has run
+    validate_tree(settings.configs, settings.sql_root, settings.allowed_step_modules)  # every config and script
     with _terminal_progress(not json_out):
         state = CUTPOINT_FLOWS[cutpoint](source_version=source, target_version=target, site_id=site,
                                          environment=environment, rerun=rerun, waive=list(waive or []),
@@ -342,7 +340,7 @@ def resume(
 
     from flows.registry import CUTPOINT_FLOWS
     from tasks.core.errors import InputError
-    from tasks.execution.service import ExecutionService
+    from tasks.execution.service import ExecutionService, resume_environment
     from tasks.store.breakpoints import INFLIGHT_CHOICES, OperatorDecision
 
     if inflight not in (None, *INFLIGHT_CHOICES):
@@ -364,8 +362,7 @@ def resume(
     if missing:
         err.print(f"[yellow]warning:[/] {', '.join(missing)} were given with --db when the execution started; "
                   "give them again with --db NAME=URL if the blocks do not hold them", highlight=False)
-    environment = {**json.loads(execution["environment"] or "{}"), **_pairs(env, "--env")}
-    masked = sorted(k for k, v in environment.items() if v == "***")
+    environment, masked = resume_environment(execution, _pairs(env, "--env"))
     if masked:
         err.print(f"[yellow]warning:[/] {', '.join(masked)} were stored masked; give them again with --env "
                   "if a step needs them", highlight=False)

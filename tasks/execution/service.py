@@ -311,6 +311,13 @@ class ExecutionService:
         return self.store.list_executions(site_id=site_id, cutpoint=cutpoint, limit=limit)
 
 
+def resume_environment(execution: Mapping[str, Any], given: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """The environment a resume runs with: the recorded one, with values given again on top; and the keys
+    still masked (secret-looking values are recorded as ``***``: they must be given again)."""
+    environment = {**json.loads(execution.get("environment") or "{}"), **given}
+    return environment, sorted(k for k, v in environment.items() if v == "***")
+
+
 def _check_inflight(bp: Mapping[str, Any], decision: OperatorDecision) -> None:
     """A decision fits the breakpoint: a SQL statement; ``applied`` only where it may have taken effect."""
     where = f"breakpoint {bp['id']}"
