@@ -95,6 +95,16 @@ class _BadInput(Exception):
     pass
 
 
+def _read_json(file: Path) -> Any:
+    """A JSON file named on the command line; a bad one is bad input naming file:line:col."""
+    try:
+        return json.loads(file.read_text(encoding="utf-8-sig"))
+    except OSError as exc:
+        raise _BadInput(f"{file}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise _BadInput(f"{file}:{exc.lineno}:{exc.colno}: {exc.msg}") from None
+
+
 def _fail_input(message: str) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(2)
@@ -599,13 +609,7 @@ def checksum(files: Annotated[list[Path], typer.Argument(help="Version config fi
     if algorithm not in ("sha256", "md5"):
         raise InputError(f"--algorithm must be sha256 or md5, not {algorithm!r}")
     for file in files:
-        try:
-            data = json.loads(file.read_text(encoding="utf-8-sig"))
-        except OSError as exc:
-            raise InputError(f"{file}: {exc.strerror}") from None
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{file}:{exc.lineno}:{exc.colno}: {exc.msg}") from None
-        print(f"{config_checksum(data, algorithm)}  {file}")
+        print(f"{config_checksum(_read_json(file), algorithm)}  {file}")
 
 
 @app.command()
@@ -639,14 +643,7 @@ def blocks_apply(
     """Create or update a site's blocks (databases, Redis, ClickHouse, site profile); secrets never printed."""
     from blocks.apply import SiteSpec, apply_site
 
-    data: dict[str, Any] = {}
-    if file is not None:
-        try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise _BadInput(f"{file}: {exc.strerror}") from None
-        except json.JSONDecodeError as exc:
-            raise _BadInput(f"{file}:{exc.lineno}:{exc.colno}: {exc.msg}") from None
+    data: dict[str, Any] = _read_json(file) if file is not None else {}
     if site:
         data["site_id"] = site
     data.setdefault("databases", {}).update(_pairs(db, "--db"))

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from tasks.sql.kinds import top_level_commas as _top_level_commas
+
 _IDENT = r"(?:`(?:[^`]|``)+`|[A-Za-z0-9_$]+)"
 _QNAME = rf"(?:(?P<db>{_IDENT})\s*\.\s*)?(?P<name>{_IDENT})"
 _FLAGS = re.IGNORECASE | re.DOTALL
@@ -113,29 +115,9 @@ def decidable_by_catalog(text: str) -> bool:
     return bool(probes) and all(p.column_type is None and not p.replaced for p in probes)
 
 
-def _split_clauses(body: str) -> list[str]:
-    """ALTER TABLE clauses split at top-level commas (not inside parentheses or quotes)."""
-    out, depth, start, quote = [], 0, 0, ""
-    for i, ch in enumerate(body):
-        if quote:
-            if ch == quote:
-                quote = ""
-        elif ch in "'\"`":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            out.append(body[start:i].strip())
-            start = i + 1
-    out.append(body[start:].strip())
-    return out
-
-
 def _alter_probes(schema: str | None, table: str, body: str) -> list[Probe] | None:
     probes: list[Probe] = []
-    for clause in _split_clauses(body):
+    for clause in _top_level_commas(body):
         if re.match(r"ADD\s+(?:CONSTRAINT\s+(?:\S+\s+)?)?PRIMARY\s+KEY\b", clause, _FLAGS):
             probes.append(Probe("index", schema, table, "PRIMARY", True))
             continue

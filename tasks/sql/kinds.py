@@ -185,7 +185,7 @@ def _set_kind(sql: str, bare: str, words: list[str]) -> StatementKind:
         return StatementKind(OTHER, "SET")
     targets: list[str] = []
     record = False
-    for assignment in _top_level_commas(sql[3:].strip()):
+    for assignment in top_level_commas(sql[3:].strip()):
         user = _USER_VAR.match(assignment)
         m = None if user else _SET_SCOPE.match(assignment)
         if user is None and m is None:
@@ -225,7 +225,7 @@ def _select_targets(bare: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(assigned))
 
 
-def _top_level_commas(text: str) -> list[str]:
+def top_level_commas(text: str) -> list[str]:
     """Split at commas outside quotes and parentheses."""
     out, depth, start, quote = [], 0, 0, ""
     i = 0

@@ -16,11 +16,9 @@ from sqlalchemy.engine import make_url
 
 from tasks.core.clock import new_id, utcnow
 from tasks.core.masking import mask_url
-from tasks.core.statuses import RESUMABLE, STEP_FINISHED, ExecutionStatus, StatementStatus, StepStatus
+from tasks.core.statuses import STEP_FINISHED, ExecutionStatus, StatementStatus, StepStatus
 from tasks.store import schema
 from tasks.store.migrations import migrate
-
-ACTIVE_EXECUTION_STATES = RESUMABLE
 
 
 def create_store_engine(url: str) -> Engine:
@@ -99,19 +97,6 @@ class MetadataStore:
         by_status = {status: int(n) for status, n in rows}
         return {"total": sum(by_status.values()), "success": by_status.get(StatementStatus.SUCCESS, 0),
                 "failed": by_status.get(StatementStatus.FAILED, 0)}
-
-    def find_resumable(self, *, site_id: str, cutpoint: str, source_version: str,
-                       target_version: str) -> dict[str, Any] | None:
-        """The latest unfinished execution of the same request, which a rerun continues."""
-        t = schema.upgrade_execution
-        with self.engine.connect() as conn:
-            row = conn.execute(select(t).where(
-                t.c.site_id == site_id, t.c.step_type == cutpoint, t.c.source_version == source_version,
-                t.c.target_version == target_version,
-            ).order_by(t.c.created_time.desc()).limit(1)).mappings().first()
-        if row is None or row["status"] not in ACTIVE_EXECUTION_STATES:
-            return None
-        return dict(row)
 
     def reopen_execution(self, execution_id: str, *, flow_run_id: str | None, total_steps: int) -> int:
         """Mark a failed execution running again; returns its new resume count."""

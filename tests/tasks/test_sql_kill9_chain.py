@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from tasks.store.breakpoints import OperatorDecision, active_breakpoint, record_decision
-from tests.conftest import MARIADB_ROOT, PROJECT
+from tests.conftest import PROJECT
+from tests.tasks.test_sql_engine import query
+from tests.tasks.test_sql_kill9 import drop_database, fresh_database
 
 pytestmark = pytest.mark.mariadb
 
@@ -85,31 +87,22 @@ INSERT INTO sync_log VALUES (twice(5));
 FILES = {"01_schema.sql": SCHEMA, "02_data.sql": DATA, "03_middle.sql": MIDDLE}
 
 
-def rows(url: str, sql: str) -> list[tuple[Any, ...]]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(sql))]
-    finally:
-        engine.dispose()
-
-
 def exists(url: str, kind: str, name: str) -> bool:
     table, column = {"table": ("TABLES", "TABLE_NAME"), "routine": ("ROUTINES", "ROUTINE_NAME")}[kind]
     schema_column = "TABLE_SCHEMA" if kind == "table" else "ROUTINE_SCHEMA"
     db = url.rsplit("/", 1)[1].split("?")[0]
-    return bool(rows(url, f"SELECT COUNT(*) FROM information_schema.{table} WHERE {schema_column} = '{db}' "
+    return bool(query(url, f"SELECT COUNT(*) FROM information_schema.{table} WHERE {schema_column} = '{db}' "
                           f"AND {column} = '{name}'")[0][0])
 
 
 #: The operator's check per statement that can be in doubt: True = it took effect.
 ORACLES: dict[str, Callable[[str, str], bool]] = {
-    "CALL add_col_if_missing()": lambda ft, mid: bool(rows(ft, "SHOW COLUMNS FROM orders LIKE 'region'")),
-    "CALL close_orders()": lambda ft, mid: not rows(ft, "SELECT id FROM orders WHERE status = 'PAID'"),
+    "CALL add_col_if_missing()": lambda ft, mid: bool(query(ft, "SHOW COLUMNS FROM orders LIKE 'region'")),
+    "CALL close_orders()": lambda ft, mid: not query(ft, "SELECT id FROM orders WHERE status = 'PAID'"),
     "INSERT INTO audit_log (note) VALUES ('seeded')": lambda ft, mid: bool(
-        rows(ft, "SELECT id FROM audit_log WHERE note = 'seeded'")),
+        query(ft, "SELECT id FROM audit_log WHERE note = 'seeded'")),
     "INSERT INTO audit_log (note) VALUES ('closed')": lambda ft, mid: bool(
-        rows(ft, "SELECT id FROM audit_log WHERE note = 'closed'")),
+        query(ft, "SELECT id FROM audit_log WHERE note = 'closed'")),
     "CREATE OR REPLACE TABLE settings": lambda ft, mid: exists(ft, "table", "settings"),
     "CREATE OR REPLACE PROCEDURE close_orders": lambda ft, mid: exists(ft, "routine", "close_orders"),
     "CREATE OR REPLACE TABLE sync_log": lambda ft, mid: exists(mid, "table", "sync_log"),
@@ -121,31 +114,14 @@ ORACLES: dict[str, Callable[[str, str], bool]] = {
 def snapshot(url: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     db = url.rsplit("/", 1)[1].split("?")[0]
-    for (name,) in rows(url, "SHOW TABLES"):
-        create = rows(url, f"SHOW CREATE TABLE `{name}`")[0][1]
+    for (name,) in query(url, "SHOW TABLES"):
+        create = query(url, f"SHOW CREATE TABLE `{name}`")[0][1]
         out[f"table {name}"] = (re.sub(r" AUTO_INCREMENT=\d+", "", create),
-                                sorted(rows(url, f"SELECT * FROM `{name}`"), key=repr))
-    for kind, name in rows(url, f"SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE "
+                                sorted(query(url, f"SELECT * FROM `{name}`"), key=repr))
+    for kind, name in query(url, f"SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE "
                                 f"ROUTINE_SCHEMA = '{db}'"):
-        out[f"{kind} {name}"] = rows(url, f"SHOW CREATE {kind} `{name}`")[0][2]
+        out[f"{kind} {name}"] = query(url, f"SHOW CREATE {kind} `{name}`")[0][2]
     return out
-
-
-def fresh(name: str) -> str:
-    admin = create_engine(MARIADB_ROOT + "/test")
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-        conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    admin.dispose()
-    return f"{MARIADB_ROOT}/{name}?charset=utf8mb4"
-
-
-def drop(names: list[str]) -> None:
-    admin = create_engine(MARIADB_ROOT + "/test")
-    with admin.begin() as conn:
-        for name in names:
-            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-    admin.dispose()
 
 
 class Site:
@@ -199,7 +175,7 @@ def test_kill_9_at_20_points_of_a_procedure_heavy_chain_then_resume_ends_as_an_u
     names = [f"ft_kc_{i}_{part}_{suffix}" for i in range(TRIALS + 1) for part in ("ft", "mid")]
     rng = random.Random(20261201)
     try:
-        reference = Site(tmp_path, fresh(names[0]), fresh(names[1]), "EXEC_KC_REF")
+        reference = Site(tmp_path, fresh_database(names[0]), fresh_database(names[1]), "EXEC_KC_REF")
         proc = reference.start()
         assert proc.stdout is not None and proc.stdout.readline().strip() == "START"
         started = time.monotonic()
@@ -210,7 +186,8 @@ def test_kill_9_at_20_points_of_a_procedure_heavy_chain_then_resume_ends_as_an_u
         assert expected[0]["table audit_log"][1] == [(1, "seeded"), (2, "closed")]
         kills, decided = 0, 0
         for trial in range(TRIALS):
-            site = Site(tmp_path, fresh(names[2 * trial + 2]), fresh(names[2 * trial + 3]), f"EXEC_KC_{trial}")
+            site = Site(tmp_path, fresh_database(names[2 * trial + 2]), fresh_database(names[2 * trial + 3]),
+                        f"EXEC_KC_{trial}")
             for _ in range(KILLS_PER_TRIAL):
                 proc = site.start()
                 assert proc.stdout is not None and proc.stdout.readline().strip() == "START"
@@ -228,4 +205,5 @@ def test_kill_9_at_20_points_of_a_procedure_heavy_chain_then_resume_ends_as_an_u
         assert kills == 20
         print(f"{kills} kills, {decided} operator decisions")
     finally:
-        drop(names)
+        for name in names:
+            drop_database(name)
