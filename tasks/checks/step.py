@@ -18,9 +18,10 @@ Example step in a version config:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from tasks.checks.report import overall_status, render_markdown, report_json, summary_line
 from tasks.checks.rule_files import load_rule_file
@@ -68,8 +69,11 @@ class BusinessCheckParams(StepParams):
 
     @model_validator(mode="before")
     @classmethod
-    def _read_rule_files(cls, data: Any) -> Any:
-        """Inline the rule files, so the plan carries the rules themselves and nothing re-reads configs."""
+    def _read_rule_files(cls, data: Any, info: ValidationInfo) -> Any:
+        """Inline the rule files, so the plan carries the rules themselves and nothing re-reads configs.
+
+        They are relative to the configs folder the plan was built from (the validation context).
+        """
         if not isinstance(data, dict) or not data.get("rule_files"):
             return data
         files = data["rule_files"]
@@ -77,7 +81,8 @@ class BusinessCheckParams(StepParams):
             raise ValueError("rule_files must be a list of paths relative to the configs folder")
         rules = list(data.get("rules") or [])
         sources = list(data.get("rule_sources") or [])
-        configs = get_settings().configs
+        given = (info.context or {}).get("configs_dir")
+        configs = Path(given) if given else get_settings().configs
         for name in files:
             loaded, sha256 = load_rule_file(configs, name)
             rules += loaded

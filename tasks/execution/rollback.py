@@ -44,7 +44,7 @@ def run_rollback(execution_id: str, *, settings: Settings | None = None,
             if resolution.step_class is None:
                 raise InputError(f"{loaded.path}: rollback step {step.id!r}: {resolution.reason}")
             params, problems = check_step_params(loaded.path, f"rollback_steps.{group}[{position}]", step,
-                                                 resolution.step_class)
+                                                 resolution.step_class, loaded.folder)
             if problems:
                 raise InputError("\n".join(str(p) for p in problems))
             context = StepContext(

@@ -8,6 +8,7 @@ that is an MD5 or SHA-256 digest must match the config's canonical content (:fun
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -37,6 +38,7 @@ class LoadedConfig:
     path: str
     config: VersionConfig
     warnings: tuple[str, ...] = field(default=())
+    folder: Path | None = None  # the configs folder it was read from (rule files are relative to it)
 
     @property
     def version(self) -> Version:
@@ -191,7 +193,7 @@ def load_config_file(path: Path, *, display: str | None = None) -> LoadedConfig:
         raise ConfigError(source, f"file name must be the version code, e.g. {loaded.version.code}.json") from None
     if named != loaded.version:
         raise ConfigError(source, f"file name says {named} but \"version\" is {loaded.version}", field="version")
-    return loaded
+    return dataclasses.replace(loaded, folder=path.parent.resolve())
 
 
 def config_files(configs_dir: Path) -> list[Path]:

@@ -19,6 +19,7 @@ import hashlib
 import heapq
 import json
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -137,7 +138,7 @@ def build_plan(
         resolution = resolutions.get(step.class_name) or resolve_step_class(step.class_name, prefixes)
         resolutions[step.class_name] = resolution
         params, problems = check_step_params(loaded.path, f"upgrade_steps.{item.cutpoint.value}[{item.position}]",
-                                             step, resolution.step_class)
+                                             step, resolution.step_class, loaded.folder)
         if problems:
             errors.extend(problems)
             continue
@@ -158,13 +159,18 @@ def build_plan(
                        notifications=notifications)
 
 
-def check_step_params(path: str, field: str, step: StepConfig,
-                      step_class: type[UpgradeStep] | None) -> tuple[dict[str, Any], list[ConfigError]]:
-    """Validate a step's own fields with its class's parameter model; errors name the field path."""
+def check_step_params(path: str, field: str, step: StepConfig, step_class: type[UpgradeStep] | None,
+                      configs_dir: Path | None = None) -> tuple[dict[str, Any], list[ConfigError]]:
+    """Validate a step's own fields with its class's parameter model; errors name the field path.
+
+    ``configs_dir`` reaches the model's validators (as pydantic's validation context): files a step
+    names, such as rule files, are relative to it.
+    """
     if step_class is None:
         return step.params, []
     try:
-        return step_class.Params.model_validate(step.params).model_dump(mode="json"), []
+        params = step_class.Params.model_validate(step.params, context={"configs_dir": configs_dir})
+        return params.model_dump(mode="json"), []
     except ValidationError as exc:
         errors = []
         for err in exc.errors(include_url=False):

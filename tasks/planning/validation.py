@@ -30,11 +30,12 @@ def validate_tree(configs_dir: Path, sql_root: Path, allowed_step_modules: tuple
                 if resolution.step_class is None:
                     errors.append(ConfigError(item.path, resolution.reason, field=f"{field}.class_name"))
                     continue
-                _, problems = check_step_params(item.path, field, step, resolution.step_class)
+                _, problems = check_step_params(item.path, field, step, resolution.step_class, item.folder)
                 errors.extend(problems)
                 if problems:
                     continue
-                params = resolution.step_class.Params.model_validate(step.params)
+                params = resolution.step_class.Params.model_validate(step.params,
+                                                                     context={"configs_dir": item.folder})
                 for problem in static_problems(resolution.step_class, params, roots):
                     errors.append(ConfigError(item.path, problem, field=field))
     if errors:
