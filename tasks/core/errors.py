@@ -80,8 +80,9 @@ class UpgradeFailed(UpgradeError):
 class StepFailed(UpgradeFailed):
     """A step ran and its outcome is a failure; ``result`` holds what it found, for the report."""
 
-    def __init__(self, message: str, result: object = None) -> None:
+    def __init__(self, message: str, result: object = None, *, where: str | None = None) -> None:
         self.result = result
+        self.where = where  # the statement, for a failed SQL step: ``file:line #sequence``
         super().__init__(message)
 
 

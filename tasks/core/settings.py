@@ -20,7 +20,10 @@ class Settings(BaseSettings):
     configs: Path = Field(default=PROJECT_ROOT / "configs", description="Folder of version configs.")
     sql_root: Path = Field(default=PROJECT_ROOT / "sql", description="Root of SQL scripts named by configs.")
     step_modules: str = Field(default="", description="Comma-separated module prefixes allowed for site steps.")
-    statement_task_limit: int = Field(default=500, description="Files with more statements run as chunk tasks.")
+    statement_window_seconds: float = Field(default=2.0, gt=0, description="Consecutive quick statements share "
+                                            "a task run for at most this long.")
+    statement_long_seconds: float = Field(default=1.0, gt=0, description="A statement running longer gets a task "
+                                          "run of its own.")
     site_lock_wait_seconds: float = Field(default=0, ge=0, description="How long a second run for a busy site waits.")
     check_max_age_hours: float = Field(default=24, gt=0, description="How old a passed pre_business_check may be "
                                        "when pre_upgrade_process starts.")
@@ -28,7 +31,6 @@ class Settings(BaseSettings):
                                description="Schema of the tool's own on each target server for DML markers.")
     marker_retention_days: int = Field(default=30, ge=8, description="Days marker rows are kept (longer than a "
                                        "breakpoint's 7 days).")
-    statement_chunk_size: int = Field(default=100, ge=1, description="Statements per chunk task of a big file.")
 
     @cached_property
     def allowed_step_modules(self) -> tuple[str, ...]:

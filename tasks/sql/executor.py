@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +45,7 @@ from tasks.sql.session import (
 )
 from tasks.sql.splitter import Statement
 from tasks.sql.statement_log import StatementLog
+from tasks.sql.windows import Unit
 
 TIMEOUT_CODES = {"1969", "3024", "1317"}
 
@@ -184,38 +185,49 @@ class ScriptRunner:
 
     # running ----------------------------------------------------------------------------------
 
-    def units(self, script: ScriptFile, chunk: int) -> list[tuple[int, int]]:
-        """Index ranges of a file: one per statement, or chunks for a big file; a script transaction is never cut."""
-        n = len(script.statements)
-        size = 1 if chunk <= 1 else chunk
-        ranges: list[tuple[int, int]] = []
-        start = 0
-        while start < n:
-            end = min(start + size, n)
-            for begin, last in script.units:
-                if begin < end <= last:
-                    end = last + 1
-            ranges.append((start, end))
-            start = end
-        return ranges
-
     def run_range(self, script: ScriptFile, start: int, end: int) -> None:
-        """Run statements ``[start, end)`` of one file (the body of a statement or chunk task)."""
+        """Run statements ``[start, end)`` of one file."""
+        for _ in self.iter_range(script, start, end):
+            pass
+
+    def iter_range(self, script: ScriptFile, start: int, end: int) -> Iterator[tuple[str, Unit]]:
+        """Run statements ``[start, end)`` of one file, saying when each unit starts and ends.
+
+        A unit is what runs at once: one statement, a batch of DML sharing a commit, or a script's own
+        transaction (:mod:`tasks.sql.windows` shows units as task runs).
+        """
         rows = self.rows[script.file_id]
         index = start
         while index < end:
             unit = script.unit_at(index)
             if unit is not None:
+                shown = self._unit(script, unit[0], unit[1])
+                yield "start", shown
                 self._run_unit(script, *unit)
+                yield "done", shown
                 index = unit[1] + 1
                 continue
             batch = self._dml_batch(script, rows, index, end)
             if len(batch) > 1:
-                index += self._run_batch(script, batch)
+                shown = self._unit(script, batch[0], batch[-1])
+                yield "start", shown
+                ran = self._run_batch(script, batch)
+                yield "done", self._unit(script, batch[0], batch[0] + ran - 1)
+                index += ran
                 continue
             stmt, kind = script.statements[index], script.kinds[index]
+            shown = self._unit(script, index, index)
+            yield "start", shown
             self._run_one(script, stmt, kind, rows[stmt.sequence])
+            yield "done", shown
             index += 1
+
+    @staticmethod
+    def _unit(script: ScriptFile, first: int, last: int) -> Unit:
+        a = script.statements[first]
+        if first == last:
+            return Unit(f"{script.path}:{a.line} #{a.sequence}", 1)
+        return Unit(f"{script.path} #{a.sequence}-{script.statements[last].sequence}", last - first + 1)
 
     def _dml_batch(self, script: ScriptFile, rows: dict[int, LedgerRow], start: int, end: int) -> list[int]:
         """Consecutive pending DML on one database, from ``start``: they may share one commit."""
@@ -597,7 +609,8 @@ class ScriptRunner:
         self._record(script, stmt, StatementStatus.FAILED, elapsed, None, error_code=code, message=message)
         # from None: the driver's exception quotes the server's message unmasked (a password it echoed)
         raise StepFailed(f"{script.path}:{stmt.line}: statement #{stmt.sequence} on {stmt.database} failed: "
-                         f"{'[' + code + '] ' if code else ''}{message} (breakpoint {bp})") from None
+                         f"{'[' + code + '] ' if code else ''}{message} (breakpoint {bp})",
+                         where=f"{script.path}:{stmt.line} #{stmt.sequence}") from None
 
     # logging ----------------------------------------------------------------------------------
 

@@ -8,13 +8,15 @@ database they name must be configured; the ledger then decides what still has to
 from __future__ import annotations
 
 import concurrent.futures
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
+from prefect.utilities.annotations import quote
 from pydantic import Field, field_validator, model_validator
 
 from tasks.core.errors import InputError, SqlScriptError, StepFailed
@@ -29,6 +31,7 @@ from tasks.sql.ledger import SqlLedger
 from tasks.sql.script import ScriptFile, load_script
 from tasks.sql.session import DatabaseSession
 from tasks.sql.verify import VerifyCheck, run_checks
+from tasks.sql.windows import Unit, Window, follow
 from tasks.steps.base import UpgradeStep
 from tasks.store.breakpoints import OperatorDecision, active_breakpoint, resolve_breakpoint
 
@@ -60,10 +63,17 @@ class SqlScriptParams(StepParams):
 
 
 @task(cache_policy=NO_CACHE, log_prints=False)
-def sql_statements(runner: ScriptRunner, script: ScriptFile, start: int, end: int) -> int:
-    """One statement (or one chunk of a big file) as a task in the Prefect UI; the ledger decides what runs."""
-    runner.run_range(script, start, end)
-    return end - start
+def sql_window(body: Callable[[], Any]) -> Any:
+    """Statements as a task run in the Prefect UI (:mod:`tasks.sql.windows`): a window, a long one, a failure."""
+    result = body()
+    if isinstance(result, Window) and result.units:
+        get_run_logger().info("%s", result.describe())
+    return result
+
+
+def _show(name: str, body: Callable[[], Any]) -> Any:
+    """One window as a task run: its parameter quoted, so Prefect does not walk the runner behind it."""
+    return sql_window.with_options(task_run_name=name)(quote(body))
 
 
 class SqlScriptStep(UpgradeStep):
@@ -186,25 +196,24 @@ class SqlScriptStep(UpgradeStep):
             raise errors[0]  # type: ignore[misc]
 
     def _run_lane(self, runner: ScriptRunner, scripts: list[ScriptFile]) -> None:
+        """The lane's statements, in order; in a Prefect run shown as task runs over windows of them."""
+        if TaskRunContext.get() is None:
+            for _ in self._lane_units(runner, scripts):
+                pass
+            return
         settings = get_settings()
-        limit = settings.statement_task_limit
-        in_prefect = TaskRunContext.get() is not None
+        follow(lambda: self._lane_units(runner, scripts), _show, window_seconds=settings.statement_window_seconds,
+               long_seconds=settings.statement_long_seconds)
+
+    def _lane_units(self, runner: ScriptRunner, scripts: list[ScriptFile]) -> Iterator[tuple[str, Unit]]:
         for script in scripts:
             if self.params.transaction == "per_file":
+                unit = Unit(f"{script.path} (per_file transaction)", len(script.statements))
+                yield "start", unit
                 runner.run_file_transaction(script)
+                yield "done", unit
                 continue
-            rows = runner.rows[script.file_id]
-            big = len(script.statements) > limit
-            for start, end in runner.units(script, chunk=settings.statement_chunk_size if big else 1):
-                todo = any(rows[s.sequence].status not in STATEMENT_DONE
-                           for s in script.statements[start:end])
-                if not in_prefect or not todo:
-                    runner.run_range(script, start, end)
-                    continue
-                first = script.statements[start]
-                name = (f"{script.path}:{first.line} #{first.sequence}" if end - start == 1 else
-                        f"{script.path} #{first.sequence}-{script.statements[end - 1].sequence}")
-                sql_statements.with_options(task_run_name=name)(runner, script, start, end)
+            yield from runner.iter_range(script, 0, len(script.statements))
 
 
 def _publish_statement_table(step_id: str, runner: ScriptRunner, limit: int = 2000) -> None:
