@@ -22,6 +22,7 @@ from prefect.artifacts import (
 )
 from prefect.context import TaskRunContext
 from prefect.runtime import deployment, flow_run
+from prefect.utilities.annotations import quote
 from pydantic import SecretStr
 
 from blocks.database import url_from_environment
@@ -194,7 +195,8 @@ def _run_locked(service: ExecutionService, request: Request, admission: Admissio
             name=step.step_id, task_run_name=f"{step.step_id} ({step.version})",
             retries=step.retry_count, retry_delay_seconds=step.retry_delay_seconds,
             timeout_seconds=step.timeout)
-        state = configured(step, execution_id, order, run, resources, store, return_state=True)
+        # the resources and the store are quoted: Prefect would otherwise walk them as parameters
+        state = configured(step, execution_id, order, run, quote(resources), quote(store), return_state=True)
         row = store.step_row(execution_id, step.key)
         service.record_step(execution_id, step.key, json.loads(row["result"]) if row and row["result"] else None)
         if state.is_completed():

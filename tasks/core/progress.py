@@ -42,7 +42,7 @@ class Progress:
     also see every update.
     """
 
-    def __init__(self, total: float, description: str, *, min_interval: float = 0.5, key: str | None = None) -> None:
+    def __init__(self, total: float, description: str, *, min_interval: float = 1.0, key: str | None = None) -> None:
         self.listeners = _LISTENERS.get()
         self.total = max(float(total), 1.0)
         self.done = 0.0
