@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import os
 import re
+from typing import TYPE_CHECKING
 
-from prefect_sqlalchemy import ConnectionComponents, SqlAlchemyConnector
 from sqlalchemy.engine import URL, make_url
+
+from tasks.core.runtime import in_prefect_run
+
+if TYPE_CHECKING:  # prefect-sqlalchemy imports Prefect (most of a second): only where a block is used
+    from prefect_sqlalchemy import SqlAlchemyConnector
 
 LOGICAL_DATABASES = ("ft_db", "middle_db", "metadata")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -39,6 +44,8 @@ def block_names(name: str, site_id: str | None = None) -> list[str]:
 
 def connector_from_url(url: str) -> SqlAlchemyConnector:
     """A block whose password sits in a SecretStr (``ConnectionComponents``), never in a URL string."""
+    from prefect_sqlalchemy import ConnectionComponents, SqlAlchemyConnector
+
     parsed = make_url(url)
     return SqlAlchemyConnector(connection_info=ConnectionComponents(
         driver=parsed.drivername, username=parsed.username, password=parsed.password,
@@ -49,6 +56,8 @@ def connector_from_url(url: str) -> SqlAlchemyConnector:
 
 def connector_url(connector: SqlAlchemyConnector) -> URL:
     """The SQLAlchemy URL of a connector block (password included: only for building engines)."""
+    from prefect_sqlalchemy import ConnectionComponents
+
     info = connector.connection_info
     if isinstance(info, ConnectionComponents):
         return info.create_url()
@@ -61,11 +70,7 @@ def can_load_blocks() -> bool:
     Looking a block up must never start a temporary Prefect server (seconds of start-up) just to
     learn there is no such block: outside a run and without ``PREFECT_API_URL`` there are no blocks.
     """
-    if os.environ.get("PREFECT_API_URL"):
-        return True
-    from prefect.context import FlowRunContext, TaskRunContext
-
-    return FlowRunContext.get() is not None or TaskRunContext.get() is not None
+    return bool(os.environ.get("PREFECT_API_URL")) or in_prefect_run()
 
 
 def url_from_environment(name: str) -> str | None:
@@ -79,6 +84,8 @@ def load_database_url(name: str, site_id: str | None = None) -> URL | None:
         return make_url(env)
     if not can_load_blocks():
         return None
+    from prefect_sqlalchemy import SqlAlchemyConnector
+
     for block in block_names(name, site_id):
         try:
             connector = SqlAlchemyConnector.load(block, validate=False)

@@ -12,13 +12,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from uuid import UUID
 
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.context import FlowRunContext, TaskRunContext
-
-
-def _in_run() -> bool:
-    return FlowRunContext.get() is not None or TaskRunContext.get() is not None
-
+from tasks.core.runtime import in_prefect_run
 
 ProgressListener = Callable[["Progress"], None]
 
@@ -50,7 +44,9 @@ class Progress:
         self.min_interval = min_interval
         self._last = 0.0
         self._artifact: UUID | None = None
-        if _in_run():
+        if in_prefect_run():
+            from prefect.artifacts import create_progress_artifact
+
             self._artifact = create_progress_artifact(progress=0.0, description=description, key=key)
 
     @property
@@ -76,4 +72,6 @@ class Progress:
         if self._artifact is None or (not force and now - self._last < self.min_interval):
             return
         self._last = now
+        from prefect.artifacts import update_progress_artifact
+
         update_progress_artifact(self._artifact, progress=self.percent, description=self.description)

@@ -8,20 +8,16 @@ database they name must be configured; the ledger then decides what still has to
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from prefect import get_run_logger, task
-from prefect.artifacts import create_table_artifact
-from prefect.cache_policies import NO_CACHE
-from prefect.context import TaskRunContext
-from prefect.utilities.annotations import quote
 from pydantic import Field, field_validator, model_validator
 
 from tasks.core.errors import InputError, SqlScriptError, StepFailed
 from tasks.core.masking import secret_literals
 from tasks.core.progress import Progress
+from tasks.core.runtime import in_prefect_run
 from tasks.core.settings import get_settings
 from tasks.core.statuses import STATEMENT_DONE, StatementStatus, StepStatus
 from tasks.core.steps import StepParams, StepResult
@@ -31,7 +27,7 @@ from tasks.sql.ledger import SqlLedger
 from tasks.sql.script import ScriptFile, load_script
 from tasks.sql.session import DatabaseSession
 from tasks.sql.verify import VerifyCheck, run_checks
-from tasks.sql.windows import Unit, Window, follow
+from tasks.sql.windows import Unit, follow
 from tasks.steps.base import UpgradeStep
 from tasks.store.breakpoints import OperatorDecision, active_breakpoint, resolve_breakpoint
 
@@ -60,20 +56,6 @@ class SqlScriptParams(StepParams):
         if len(set(self.sql_scripts)) != len(self.sql_scripts):
             raise ValueError("a script is listed twice")
         return self
-
-
-@task(cache_policy=NO_CACHE, log_prints=False)
-def sql_window(body: Callable[[], Any]) -> Any:
-    """Statements as a task run in the Prefect UI (:mod:`tasks.sql.windows`): a window, a long one, a failure."""
-    result = body()
-    if isinstance(result, Window) and result.units:
-        get_run_logger().info("%s", result.describe())
-    return result
-
-
-def _show(name: str, body: Callable[[], Any]) -> Any:
-    """One window as a task run: its parameter quoted, so Prefect does not walk the runner behind it."""
-    return sql_window.with_options(task_run_name=name)(quote(body))
 
 
 class SqlScriptStep(UpgradeStep):
@@ -197,13 +179,15 @@ class SqlScriptStep(UpgradeStep):
 
     def _run_lane(self, runner: ScriptRunner, scripts: list[ScriptFile]) -> None:
         """The lane's statements, in order; in a Prefect run shown as task runs over windows of them."""
-        if TaskRunContext.get() is None:
+        if not in_prefect_run():
             for _ in self._lane_units(runner, scripts):
                 pass
             return
+        from tasks.sql.window_tasks import show_window
+
         settings = get_settings()
-        follow(lambda: self._lane_units(runner, scripts), _show, window_seconds=settings.statement_window_seconds,
-               long_seconds=settings.statement_long_seconds)
+        follow(lambda: self._lane_units(runner, scripts), show_window,
+               window_seconds=settings.statement_window_seconds, long_seconds=settings.statement_long_seconds)
 
     def _lane_units(self, runner: ScriptRunner, scripts: list[ScriptFile]) -> Iterator[tuple[str, Unit]]:
         for script in scripts:
@@ -218,8 +202,10 @@ class SqlScriptStep(UpgradeStep):
 
 def _publish_statement_table(step_id: str, runner: ScriptRunner, limit: int = 2000) -> None:
     """The statements of this run as a table artifact (capped: a 10,000-row data script is summarised)."""
-    if TaskRunContext.get() is None:
+    if not in_prefect_run():
         return
+    from prefect.artifacts import create_table_artifact
+
     records = runner.summary.records
     rows = [{"file": r.file, "line": r.line, "seq": r.sequence, "database": r.database, "status": r.status,
              "ms": r.duration_ms, "rows": r.affected_rows, "sql": r.sql[:200], "note": r.note[:200]}
