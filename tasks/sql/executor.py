@@ -173,10 +173,13 @@ class ScriptRunner:
                 self.sessions[database] = self.session_factory(database)
             return self.sessions[database]
 
-    def close(self) -> None:
+    def close(self, *, succeeded: bool = False) -> None:
+        """Write what is buffered; after a step that succeeded, its markers go too (the ledger proves it all)."""
         self.statement_log.flush()
         self.ledger.close()
         for session in self.sessions.values():
+            if succeeded:
+                session.forget_markers(self.options.execution_id, self.options.step_id)
             session.close()
         self.sessions.clear()
 

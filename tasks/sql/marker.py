@@ -54,9 +54,19 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def expire_sql(schema: str, days: int) -> str:
-    return (f"DELETE FROM {quote_schema(schema)}.`{MARKER_TABLE}` WHERE applied_time < "
-            f"NOW(6) - INTERVAL {int(days)} DAY")
+def step_keys_sql(schema: str, execution_id: str, step_id: str) -> tuple[str, tuple[str, ...]]:
+    return (f"SELECT marker_key FROM {quote_schema(schema)}.`{MARKER_TABLE}` WHERE execution_id = %s "
+            "AND step_id = %s", (execution_id, step_id))
+
+
+def expired_keys_sql(schema: str, days: int) -> tuple[str, tuple[int, ...]]:
+    return (f"SELECT marker_key FROM {quote_schema(schema)}.`{MARKER_TABLE}` WHERE applied_time < "
+            "NOW(6) - INTERVAL %s DAY LIMIT 10000", (int(days),))
+
+
+def delete_keys_sql(schema: str, count: int) -> str:
+    return (f"DELETE FROM {quote_schema(schema)}.`{MARKER_TABLE}` WHERE marker_key IN "
+            f"({', '.join(['%s'] * count)})")
 
 
 def quote_schema(name: str) -> str:

@@ -29,10 +29,12 @@ from tasks.sql.marker import (
     CREATE_MARKER_TABLE,
     MARKER_TABLE,
     adopt_legacy_sql,
-    expire_sql,
+    delete_keys_sql,
+    expired_keys_sql,
     index_exists_sql,
     insert_markers_sql,
     quote_schema,
+    step_keys_sql,
     table_exists_sql,
 )
 
@@ -173,9 +175,7 @@ class DatabaseSession:
         READ COMMITTED and the time index keep the DELETE from taking gap locks across the table, where
         concurrent steps (other lanes, other databases on the server) insert their markers.
         """
-        with self.engine.connect().execution_options(isolation_level="READ COMMITTED") as conn:
-            conn.exec_driver_sql(expire_sql(self.marker_schema, retention_days) + " LIMIT 10000")
-            conn.commit()
+        self._delete_markers(*expired_keys_sql(self.marker_schema, retention_days))
 
     @property
     def conn(self) -> pymysql.connections.Connection:
@@ -190,6 +190,20 @@ class DatabaseSession:
             with contextlib.suppress(Exception):  # closing a dead connection
                 self._conn.close()
         self._conn = None
+
+    def forget_markers(self, execution_id: str, step_id: str) -> None:
+        """A step's markers, once its ledger is complete and durable: nothing will ever ask them again."""
+        self._delete_markers(*step_keys_sql(self.marker_schema, execution_id, step_id))
+
+    def _delete_markers(self, select_keys: str, args: tuple[Any, ...]) -> None:
+        """Delete markers by primary key after a plain (non-locking) read of which: never waits on the
+        uncommitted markers of a step running beside it, whatever plan the server picks for a scan."""
+        with self.engine.connect().execution_options(isolation_level="READ COMMITTED") as conn:
+            keys = [row[0] for row in conn.exec_driver_sql(select_keys, args)]
+            for start in range(0, len(keys), 1000):
+                chunk = keys[start:start + 1000]
+                conn.exec_driver_sql(delete_keys_sql(self.marker_schema, len(chunk)), tuple(chunk))
+            conn.commit()
 
     # session state and catalog ----------------------------------------------------------------
 

@@ -8,6 +8,7 @@ database they name must be configured; the ledger then decides what still has to
 from __future__ import annotations
 
 import concurrent.futures
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -144,7 +145,7 @@ class SqlScriptStep(UpgradeStep):
         except StepFailed as exc:
             failed = exc
         finally:
-            runner.close()
+            runner.close(succeeded=failed is None and sys.exc_info()[0] is None)
         details = report.summary_details(runner.summary, [s.path for s in scripts])
         details["scripts_applied"] = _applied_scripts(runner, scripts)
         if failed is None and self.params.verify:

@@ -51,6 +51,15 @@ def run_step(tmp_path: Path, databases: dict[str, str], files: list[str], *, exe
         return step.run().details
 
 
+def execute(url: str, sql: str) -> None:
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(sql))
+    finally:
+        engine.dispose()
+
+
 def query(url: str, sql: str) -> list[tuple[Any, ...]]:
     engine = create_engine(url)
     try:
@@ -161,14 +170,17 @@ INSERT INTO kv VALUES ('restored', @@SQL_MODE LIKE '%ANSI_QUOTES%');
 
 def test_dml_found_running_after_a_crash_is_decided_by_its_marker_and_not_run_twice(
         tmp_path: Path, mariadb_database: str) -> None:
-    name = write(tmp_path / "sql", "m.sql", "CREATE TABLE side (n INT);\nINSERT INTO side VALUES (1);\n")
-    run_step(tmp_path, {"ft_db": mariadb_database}, [name])
+    name = write(tmp_path / "sql", "m.sql", "CREATE TABLE side (n INT);\nINSERT INTO side VALUES (1);\n"
+                                            "INSERT INTO later SELECT 1;\n")
+    with pytest.raises(StepFailed):  # the step stops (its markers stay: only a finished step drops them)
+        run_step(tmp_path, {"ft_db": mariadb_database}, [name])
     engine = metadata_engine(tmp_path)
     with engine.begin() as conn:  # what a kill -9 right after COMMIT leaves behind
         conn.execute(update(schema.sql_execution_record).where(
             schema.sql_execution_record.c.sql_sequence == 2).values(status="RUNNING"))
+    execute(mariadb_database, "CREATE TABLE later (n INT)")  # the operator's fix
     details = run_step(tmp_path, {"ft_db": mariadb_database}, [name])
-    assert details["success"] == 1  # decided applied, not executed
+    assert details["success"] == 2  # #2 decided applied (not executed), #3 executed
     assert query(mariadb_database, "SELECT COUNT(*) FROM side") == [(1,)]
 
 
@@ -325,15 +337,17 @@ def test_dml_whose_success_never_reached_the_ledger_is_not_run_again(
         tmp_path: Path, mariadb_database: str, dml: int) -> None:
     """Regression (found by the kill -9 test): a kill after COMMIT but before the buffered SUCCESS was saved."""
     body = "CREATE TABLE side (n INT);\n" + "".join(f"INSERT INTO side VALUES ({i});\n" for i in range(dml))
-    name = write(tmp_path / "sql", "p.sql", body)
-    run_step(tmp_path, {"ft_db": mariadb_database}, [name])
+    name = write(tmp_path / "sql", "p.sql", body + "INSERT INTO later SELECT 1;\n")
+    with pytest.raises(StepFailed):  # the step stops after them (a finished step would drop its markers)
+        run_step(tmp_path, {"ft_db": mariadb_database}, [name])
     with metadata_engine(tmp_path).begin() as conn:
         conn.execute(update(schema.sql_execution_record).where(
-            schema.sql_execution_record.c.sql_sequence > 1).values(status="PENDING"))
+            schema.sql_execution_record.c.sql_sequence.between(2, dml + 1)).values(status="PENDING"))
+    execute(mariadb_database, "CREATE TABLE later (n INT)")
     details = run_step(tmp_path, {"ft_db": mariadb_database}, [name])
-    assert details["failed"] == 0 and details["success"] == dml
+    assert details["failed"] == 0 and details["success"] == dml + 1
     assert query(mariadb_database, "SELECT COUNT(*) FROM side") == [(dml,)]
-    assert [r["status"] for r in ledger(tmp_path)] == ["SUCCESS"] * (dml + 1)
+    assert [r["status"] for r in ledger(tmp_path)] == ["SUCCESS"] * (dml + 2)
 
 
 CLIENT_LIKE = """CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL);

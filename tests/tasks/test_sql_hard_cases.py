@@ -370,28 +370,36 @@ def test_markers_live_in_the_tools_own_schema_and_old_ones_are_adopted_and_expir
     from tasks.sql.script import file_id_for
 
     db = schema_of(mariadb_database)
-    write(tmp_path / "sql", "n.sql", "CREATE TABLE n (v INT);\nINSERT INTO n VALUES (1);\nINSERT INTO n VALUES (2);\n")
-    run_step(tmp_path, {"ft_db": mariadb_database}, ["n.sql"])
+    write(tmp_path / "sql", "n.sql", "CREATE TABLE n (v INT);\nINSERT INTO n VALUES (1);\nINSERT INTO n VALUES (2);\n"
+                                     "INSERT INTO n SELECT 3 FROM later;\n")
+    with pytest.raises(StepFailed):
+        run_step(tmp_path, {"ft_db": mariadb_database}, ["n.sql"])
     assert sql(mariadb_database, "SHOW TABLES") == [("n",)], "the business schema holds what the script made"
-    keys = [marker_key("EXEC_T", "step_under_test", file_id_for("n.sql", "3.17.5"), seq, db) for seq in (2, 3)]
+    file_id = file_id_for("n.sql", "3.17.5")
+    keys = [marker_key("EXEC_T", "step_under_test", file_id, seq, db) for seq in (2, 3)]
     mine = f"FROM ft_upgrade.{MARKER_TABLE} WHERE marker_key IN ('{keys[0]}', '{keys[1]}')"
-    assert sql(mariadb_database, f"SELECT COUNT(*) {mine}") == [(2,)]
-    # as an older version left it: the markers in the business schema, keyed without the database
+    assert sql(mariadb_database, f"SELECT COUNT(*) {mine}") == [(2,)], "in the tool's own schema"
+    # as an older version left them: in the business schema, keyed without the database
     sql(mariadb_database, CREATE_MARKER_TABLE.format(schema=quote_schema(db)))
     sql(mariadb_database, f"INSERT INTO {MARKER_TABLE} SELECT SHA2(CONCAT_WS('|', execution_id, step_id, "
-                            f"sql_file_id, sql_sequence), 256), execution_id, step_id, sql_file_id, sql_sequence, "
-                            f"sql_content_hash, applied_time {mine}")
+                          f"sql_file_id, sql_sequence), 256), execution_id, step_id, sql_file_id, sql_sequence, "
+                          f"sql_content_hash, applied_time {mine}")
     sql(mariadb_database, f"DELETE {mine}")
     set_running(tmp_path, 3)  # and the process died around INSERT (2)
-    sql(mariadb_database, f"INSERT INTO ft_upgrade.{MARKER_TABLE} (marker_key, execution_id, step_id, sql_file_id,"
-                            f" sql_sequence, sql_content_hash, applied_time) VALUES (SHA2('{db}-expired', 256), "
-                            f"'EXEC_GONE_{db}', 's', 'f', 1, 'x', NOW() - INTERVAL 40 DAY)")
+    sql(mariadb_database, f"INSERT INTO ft_upgrade.{MARKER_TABLE} (marker_key, execution_id, step_id, sql_file_id, "
+                          f"sql_sequence, sql_content_hash, applied_time) VALUES (SHA2('{db}-expired', 256), "
+                          f"'EXEC_GONE_{db}', 's', 'f', 1, 'x', NOW() - INTERVAL 40 DAY)")
+    sql(mariadb_database, "CREATE TABLE later (n INT)")
+    sql(mariadb_database, "INSERT INTO later VALUES (0)")
     log.mark()
     run_step(tmp_path, {"ft_db": mariadb_database}, ["n.sql"])
-    assert sql(mariadb_database, "SHOW TABLES") == [("n",)], "the old marker table was moved out and dropped"
+    assert sql(mariadb_database, "SHOW TABLES") == [("later",), ("n",)], "the old marker table was moved out"
     assert log.queries("INSERT INTO n VALUES (2)") == [], "its marker, adopted, still proves it ran"
     assert sql(mariadb_database, f"SELECT COUNT(*) FROM ft_upgrade.{MARKER_TABLE} WHERE execution_id = "
-                                   f"'EXEC_GONE_{db}'") == [(0,)], "expired after the retention period"
+                                 f"'EXEC_GONE_{db}'") == [(0,)], "expired after the retention period"
+    assert sql(mariadb_database, f"SELECT COUNT(*) FROM ft_upgrade.{MARKER_TABLE} WHERE execution_id = 'EXEC_T' "
+                                 f"AND step_id = 'step_under_test' AND sql_file_id = '{file_id}'") == [(0,)], \
+        "a step that finished leaves no markers: its ledger proves every statement"
 
 
 def test_an_account_that_may_not_create_the_markers_schema_falls_back_with_a_warning(
