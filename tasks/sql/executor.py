@@ -32,7 +32,7 @@ from tasks.core.statuses import STATEMENT_DONE, STATEMENT_IN_FLIGHT, StatementSt
 from tasks.events.logstore import BatchingWriter, LogEvent
 from tasks.sql import kinds as k
 from tasks.sql.inflight import ddl_probes, decidable_by_catalog, decide
-from tasks.sql.kinds import ddl_tables, dml_tables
+from tasks.sql.kinds import dml_tables, engine_changes
 from tasks.sql.ledger import LedgerRow, SqlLedger
 from tasks.sql.marker import exists_sql, insert_marker_sql, marker_args
 from tasks.sql.script import ScriptFile
@@ -130,7 +130,7 @@ class ScriptRunner:
     def __init__(self, *, scripts: Sequence[ScriptFile], ledger: SqlLedger,
                  session_factory: Callable[[str], DatabaseSession], options: SqlRunOptions, logger: Any,
                  events: BatchingWriter | None = None, progress: Progress | None = None,
-                 batch_size: int = 100) -> None:
+                 batch_size: int = 100, statement_logger: Any = None) -> None:
         self.scripts = list(scripts)
         self.ledger = ledger
         self.session_factory = session_factory
@@ -143,7 +143,7 @@ class ScriptRunner:
         self.rows: dict[str, dict[int, LedgerRow]] = {}
         self.masked: dict[tuple[str, int], str] = {}
         self.batch_size = batch_size
-        self.statement_log = StatementLog(logger)
+        self.statement_log = StatementLog(statement_logger or logger)
         self._lock = threading.Lock()
 
     # preparation ------------------------------------------------------------------------------
@@ -162,6 +162,7 @@ class ScriptRunner:
                 if row.status == StatementStatus.SUCCESS and row.sha256 != stmt.sha256:
                     edited.append(f"{script.path}:{stmt.line}: statement #{stmt.sequence} already executed with "
                                   f"sha256 {row.sha256[:12]}…, the file now has {stmt.sha256[:12]}…")
+        self.ledger.flush()  # every row registered durably before a statement runs (mark_running relies on it)
         if edited:
             raise EditedAfterRun("refusing to resume: statements that already ran were edited "
                                  "(restore them; only the failed statement and later ones may change):\n"
@@ -420,7 +421,7 @@ class ScriptRunner:
                     session.remember(replay)
                 elif kind not in (k.SESSION, k.SAVEPOINT, k.TXN_END):
                     # DDL (or code the tool cannot see) may have changed the engines of its tables
-                    session.forget_engines(ddl_tables(stmt.text) if kind == k.DDL else None)
+                    session.forget_engines(engine_changes(stmt.text) if kind == k.DDL else None)
         except Exception as exc:
             elapsed = int((time.perf_counter() - started) * 1000)
             if is_connection_error(exc) and not reconnected:

@@ -342,3 +342,17 @@ def ddl_tables(text: str) -> list[tuple[str | None, str]] | None:
     if _NO_TABLE.match(sql):
         return []
     return None
+
+
+def engine_changes(text: str) -> list[tuple[str | None, str]] | None:
+    """The tables whose storage engine a DDL statement may change: created, dropped, renamed, or altered
+    with ``ENGINE=`` ([] for an ALTER that adds a column or an index); None when it cannot be told."""
+    tables = ddl_tables(text)
+    if tables is None:
+        return None
+    sql = _unquoted(plain(text))
+    if re.match(r"(?:ALTER\s+(?:(?:ONLINE|IGNORE)\s+)*TABLE|(?:CREATE|DROP)\s+(?:OR\s+REPLACE\s+)?"
+                r"(?:(?:UNIQUE|FULLTEXT|SPATIAL)\s+)?INDEX|TRUNCATE)\b", sql, _FLAGS) \
+            and not re.search(r"\bENGINE\s*=", sql, re.I):
+        return []
+    return tables

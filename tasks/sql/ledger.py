@@ -116,11 +116,12 @@ class SqlLedger:
     def mark_running(self, row: LedgerRow, *, server_started: int | None = None) -> None:
         """Durable before a statement whose effect cannot be checked by a marker (DDL and others).
 
-        Buffered rows go in the same commit: the ledger never shows a later statement running while
-        earlier successes are unsaved.
+        Only this row is written here: the rows it updates were registered durably before the first
+        statement ran (:meth:`flush` after :meth:`register`), and what is still buffered (DML successes,
+        proven by their markers; SUCCESS of DDL a catalog probe decides) is not needed to decide anything.
         """
         now = utcnow()
-        self._writer.write_now((self._running, [{
+        self._writer.write_alone((self._running, [{
             "b_id": row.id, "status": StatementStatus.RUNNING, "start_time": now, "server_started": server_started,
             "updated_time": now, "retry": 1 if row.status in STATEMENT_IN_FLIGHT else 0}]))
         row.status, row.server_started = StatementStatus.RUNNING, server_started
@@ -138,14 +139,14 @@ class SqlLedger:
                  "execution_result": note or outcome_text(affected_rows), "updated_time": end}
         row.status = StatementStatus.SUCCESS
         if durable:
-            self._writer.write_now((self._success, [entry]))
+            self._writer.write_alone((self._success, [entry]))
         else:
             self._writer.buffer(self._success, entry)
 
     def mark_recorded(self, row: LedgerRow, *, duration_ms: int, replay_sql: str, note: str = "") -> None:
         """A session setting computed from a query: durable SUCCESS with the SET that restores its value."""
         end = utcnow()
-        self._writer.write_now((self._recorded, [{
+        self._writer.write_alone((self._recorded, [{
             "b_id": row.id, "status": StatementStatus.SUCCESS, "start_time": end - timedelta(milliseconds=duration_ms),
             "end_time": end, "duration": duration_ms, "affected_rows": None,
             "execution_result": note or "OK, value recorded for resume", "replay_sql": replay_sql,

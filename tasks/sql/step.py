@@ -132,9 +132,14 @@ class SqlScriptStep(UpgradeStep):
                 ctx.logger.warning("%s", session.marker_warning)
             return session
 
+        statement_logger = ctx.logger
+        if in_prefect_run():  # every statement line to the UI, not through the console's rich rendering
+            from tasks.sql.in_prefect import api_only
+
+            statement_logger = api_only(ctx.logger)
         runner = ScriptRunner(scripts=scripts, ledger=ledger, options=options, logger=ctx.logger, events=writer,
                               progress=Progress(total, f"{ctx.step_id}: SQL statements"),
-                              session_factory=open_session)
+                              session_factory=open_session, statement_logger=statement_logger)
         failed: StepFailed | None = None
         try:
             runner.prepare()
@@ -184,7 +189,7 @@ class SqlScriptStep(UpgradeStep):
             for _ in self._lane_units(runner, scripts):
                 pass
             return
-        from tasks.sql.window_tasks import show_window
+        from tasks.sql.in_prefect import show_window
 
         settings = get_settings()
         follow(lambda: self._lane_units(runner, scripts), show_window,

@@ -129,6 +129,11 @@ class BufferedWriter:
         with self._write_lock:
             self._write_buffer(extra=list(writes))
 
+    def write_alone(self, *writes: tuple[PreparedWrite, list[Mapping[str, Any]]]) -> None:
+        """Only ``writes``, committed before this returns; the buffer stays with the background writer."""
+        with self._write_lock:
+            self._connection.run([(w, rows) for w, rows in writes if rows])
+
     def close(self) -> None:
         """Write what is buffered, stop the thread, give the connection back."""
         if self._thread is not None:

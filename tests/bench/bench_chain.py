@@ -77,8 +77,8 @@ def chain(seed: int = 20261202) -> list[tuple[str, str, str]]:
                           f"CALL p{i}_{count}();", f"DROP PROCEDURE p{i}_{count};"]
                 count += 2
             else:
-                lines.append(f"INSERT INTO t{i} (id, name, amount) SELECT id + 100000, name, amount FROM t{i} "
-                             "WHERE id < 3;")
+                lines.append(f"INSERT INTO t{i} (id, name, amount) SELECT id + {100000 * count}, name, amount "
+                             f"FROM t{i} WHERE id < 3;")
             count += 1
         files.append((f"{i:03d}_step.sql", database, "\n".join(lines) + "\n"))
     return files
