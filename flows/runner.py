@@ -141,6 +141,11 @@ def run_cutpoint(cutpoint: Cutpoint, source_version: str, target_version: str, s
         service.close()
 
 
+def _writes_events(step: PlannedStep, settings: Settings) -> bool:
+    step_class = resolve_step_class(step.class_name, settings.allowed_step_modules).step_class
+    return bool(step_class is not None and step_class.writes_events)
+
+
 def _default_actor() -> str:
     """Who triggered a run when nobody said: the deployment (CICD) or the local user."""
     if deployment.name:
@@ -158,6 +163,8 @@ def _run_locked(service: ExecutionService, request: Request, admission: Admissio
     cutpoint, site_id, store = request.cutpoint, plan.site_id, service.store
     overridden = tuple(sorted(n for n in ("ft_db", "middle_db", "metadata")
                               if n in resources.overrides.databases or url_from_environment(n)))
+    if any(_writes_events(step, settings) for step in steps):
+        resources.event_writer()  # the event log boots beside the run's start, not beside the statements
     execution_id = service.start(request, admission, StartTerms(
         environment=masked_environment(environment), total_steps=len(steps), plan_fingerprint=plan.fingerprint(),
         flow_run_id=run_id, configs_dir=str(settings.configs), sql_root=str(settings.sql_root),

@@ -99,8 +99,6 @@ class CacheRebuildParams(StepParams):
 class CacheRebuildStep(UpgradeStep):
     """Builds a new cache generation, verifies it, switches readers atomically, drops the old one."""
 
-    aliases = ("RedisCacheRebuildStep",)
-
     Params = CacheRebuildParams
     description = "Cache rebuild: versioned Redis namespace, pipelined batches, verified, atomic switch"
     params: CacheRebuildParams

@@ -48,8 +48,6 @@ class ConfigPreprocessParams(StepParams):
 class ConfigPreprocessStep(UpgradeStep):
     """Placeholder substitution with format validation, atomic writes, history and restore on failure."""
 
-    aliases = ("PatchConfigUpdaterStep",)
-
     Params = ConfigPreprocessParams
     description = "Config-file preprocessing: ${NAME} substitution, validation, atomic write, history"
     params: ConfigPreprocessParams

@@ -7,6 +7,7 @@ before anything leaves the process, so no caller can forget it.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import re
@@ -97,15 +98,6 @@ def _ident(name: str) -> str:
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
-def _preload_insert_path() -> None:
-    """clickhouse-connect imports pandas (installed with chdb) on its first insert, to check for data
-    frames: about 0.3 s holding the interpreter lock. Pay it while the log store starts, not in the
-    writer thread in the middle of a step."""
-    from clickhouse_connect.driver import options
-
-    _ = options.pd
-
-
 def _truncate(text: str) -> str:
     if len(text) <= MAX_TEXT:
         return text
@@ -188,7 +180,6 @@ class ClickHouseEventLog:
         try:
             with self._lock:
                 client = self._client()
-                _preload_insert_path()
                 for ddl in self.schema_sql():
                     client.command(ddl)
                 engine_full = client.command(
@@ -214,19 +205,21 @@ class ClickHouseEventLog:
     def _clean(self, text: str) -> str:
         return _truncate(mask_text(mask_sql(text, self.mask_patterns), self.secrets)) if text else text
 
-    def _columns(self, batch: list[LogEvent]) -> list[list[Any]]:
-        """The batch column by column (masked, clamped): cheaper to build and to insert than rows."""
-        columns: list[list[Any]] = []
-        for name in COLUMNS:
-            values = [getattr(e, name) for e in batch]
-            if name in ("sql_text", "message"):
-                values = [self._clean(v) for v in values]
-            elif name in _UINT32:
-                values = [min(max(int(v or 0), 0), 2**32 - 1) for v in values]
-            elif name not in ("duration_ms", "affected_rows"):
-                values = ["" if v is None else v for v in values]
-            columns.append(values)
-        return columns
+    def _rows(self, batch: list[LogEvent]) -> bytes:
+        """The batch as ``JSONEachRow`` (masked, clamped): inserted as is, no client-side type conversion
+        (clickhouse-connect's typed insert imports pandas, a third of a second holding the interpreter lock)."""
+        lines = []
+        for event in batch:
+            row = {name: getattr(event, name) for name in COLUMNS}
+            row["event_time"] = event.event_time.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+            row["sql_text"], row["message"] = self._clean(event.sql_text), self._clean(event.message)
+            for name in _UINT32:
+                row[name] = min(max(int(row[name] or 0), 0), 2**32 - 1)
+            for name in COLUMNS:
+                if row[name] is None and name not in ("duration_ms", "affected_rows"):
+                    row[name] = ""
+            lines.append(json.dumps(row, ensure_ascii=False))
+        return "\n".join(lines).encode("utf-8", "surrogatepass")
 
     def write(self, events: Iterable[LogEvent]) -> int:
         """Insert events in one batch (masked first); returns how many were written, 0 on failure."""
@@ -234,19 +227,13 @@ class ClickHouseEventLog:
         if not batch:
             return 0
         try:
-            columns = self._columns(batch)
+            body = self._rows(batch)
             with self._lock:
                 if not self._schema_ready and not self.ensure_schema():
                     self.count_dropped(len(batch))
                     return 0
-                self._client().insert(
-                    self.store.table,
-                    columns,
-                    column_names=list(COLUMNS),
-                    database=self.store.database,
-                    column_type_names=list(COLUMNS.values()),
-                    column_oriented=True,
-                )
+                self._client().raw_insert(self.table_ref, column_names=list(COLUMNS), insert_block=body,
+                                          fmt="JSONEachRow")
         except Exception as exc:
             self._failed(f"insert of {len(batch)} events", exc, len(batch))
             return 0
@@ -380,6 +367,7 @@ class BatchingWriter:
         self.close()
 
     def _run(self) -> None:
+        self.log.ensure_schema()  # the engine boots now, before the first events need it
         stop = False
         while not stop:
             batch: list[LogEvent] = []

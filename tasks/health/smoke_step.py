@@ -91,8 +91,6 @@ class SmokeParams(StepParams):
 class SmokeTestStep(UpgradeStep):
     """Runs the configured smoke tests and reports each."""
 
-    aliases = ("SmokeTestsStep",)
-
     Params = SmokeParams
     description = "Smoke tests: HTTP requests with expected status and JSON fields, SQL assertions"
     params: SmokeParams

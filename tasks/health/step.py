@@ -83,8 +83,6 @@ class CheckOutcome:
 class ServiceHealthCheckStep(UpgradeStep):
     """Checks that services answer and databases accept queries."""
 
-    aliases = ("HealthCheckStep",)
-
     Params = HealthParams
     description = "Service health check: HTTP endpoints and database ping"
     params: HealthParams

@@ -89,8 +89,6 @@ class IndexOptimizeParams(StepParams):
 class IndexOptimizationStep(UpgradeStep):
     """Optimizes configured indexes and tables and reports the effect."""
 
-    aliases = ("IndexOptimizeStep",)
-
     Params = IndexOptimizeParams
     description = "Index optimization: statistics and probe timings before/after, time budget, rollback"
     params: IndexOptimizeParams

@@ -107,8 +107,6 @@ class ResourcePackageParams(StepParams):
 class ResourcePackageImportStep(UpgradeStep):
     """Imports resource packages for the target version: validate all, stage all, swap all, commit loads."""
 
-    aliases = ("ResourceImportStep",)
-
     Params = ResourcePackageParams
     description = "Resource packages: safe extraction, SHA-256 manifest, atomic swap, static data load"
     params: ResourcePackageParams

@@ -62,9 +62,8 @@ class SqlScriptParams(StepParams):
 class SqlScriptStep(UpgradeStep):
     """Runs SQL scripts on several logical databases, statement by statement, resumable."""
 
-    aliases = ("StartupPreProcessStep", "PatchSqlExecutorStep", "OverseasSpecificProcessStep", "SqlExecutorStep")
-
     Params = SqlScriptParams
+    writes_events = True
     description = "SQL scripts statement by statement on several databases, with breakpoint resume"
     params: SqlScriptParams
 

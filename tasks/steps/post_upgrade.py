@@ -44,8 +44,6 @@ class PostUpgradeParams(StepParams):
 class PostUpgradeStep(UpgradeStep):
     """Runs the configured post-upgrade parts in order: migration, log cleanup, resource release."""
 
-    aliases = ("PostUpgradeProcessStep",)
-
     Params = PostUpgradeParams
     description = "Post-upgrade processing: async migration, log cleanup, resource release"
     params: PostUpgradeParams

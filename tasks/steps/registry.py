@@ -17,17 +17,23 @@ from tasks.steps.base import UpgradeStep
 
 
 @functools.cache
-def builtin_steps() -> dict[str, type[UpgradeStep]]:
-    """Every built-in step name (its simple name and its ``aliases``) and its class."""
+def builtin_names() -> dict[str, str]:
+    """Every built-in step name (a class's simple name and its aliases) and the class's ``module:Class``."""
     from tasks.steps.builtins import BUILTIN_STEPS
 
-    found: dict[str, type[UpgradeStep]] = {}
-    for cls in BUILTIN_STEPS:
-        for name in (cls.__name__, *cls.aliases):
-            if name in found and found[name] is not cls:
-                raise RuntimeError(f"step name {name!r} claimed by {found[name].__name__} and {cls.__name__}")
-            found[name] = cls
+    found: dict[str, str] = {}
+    for path, aliases in BUILTIN_STEPS.items():
+        for name in (path.rpartition(":")[2], *aliases):
+            if name in found and found[name] != path:
+                raise RuntimeError(f"step name {name!r} claimed by {found[name]} and {path}")
+            found[name] = path
     return found
+
+
+def builtin_class(path: str) -> type[UpgradeStep]:
+    """Import one built-in step class (``module:Class``) when a plan first needs it."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,7 @@ class Resolution:
 
 def resolve_step_class(class_name: str, allowed_prefixes: Iterable[str] = ()) -> Resolution:
     """Find the class for a config's ``class_name`` without raising."""
-    builtins = builtin_steps()
+    builtins = builtin_names()
     prefixes = tuple(p for p in allowed_prefixes if p)
     module_name, _, simple = class_name.rpartition(".")
     if module_name and any(module_name == p or module_name.startswith(p + ".") for p in prefixes):
@@ -59,7 +65,7 @@ def resolve_step_class(class_name: str, allowed_prefixes: Iterable[str] = ()) ->
             return Resolution(class_name, None, f"{class_name} is not an UpgradeStep subclass")
         return Resolution(class_name, found)
     if simple in builtins:
-        return Resolution(class_name, builtins[simple])
+        return Resolution(class_name, builtin_class(builtins[simple]))
     hint = ""
     if module_name and not module_name.startswith("com."):
         hint = f" (module {module_name!r} is not in the allowed step modules {list(prefixes)})"

@@ -145,6 +145,17 @@ def test_java_class_names_resolve_to_builtins_by_simple_name() -> None:
     assert plan.steps[0].implementation == "tasks.health.step.ServiceHealthCheckStep"
 
 
+def test_every_catalogued_builtin_imports_as_the_step_class_it_names() -> None:
+    from tasks.steps.base import UpgradeStep
+    from tasks.steps.builtins import BUILTIN_STEPS
+    from tasks.steps.registry import builtin_class, builtin_names
+
+    for path in BUILTIN_STEPS:
+        cls = builtin_class(path)
+        assert issubclass(cls, UpgradeStep) and f"{cls.__module__}:{cls.__name__}" == path
+    assert builtin_names()["StartupPreProcessStep"] == "tasks.sql.step:SqlScriptStep"
+
+
 def test_site_step_modules_load_only_from_allowed_prefixes() -> None:
     configs = [config("3.17.5", {"pre_business_check": [
         {"id": "x", "class_name": "tests.flows.site_steps.EchoStep"}]})]
