@@ -84,12 +84,26 @@ def load_database_url(name: str, site_id: str | None = None) -> URL | None:
         return make_url(env)
     if not can_load_blocks():
         return None
+    block = _existing_block(block_names(name, site_id))
+    if block is None:
+        return None
     from prefect_sqlalchemy import SqlAlchemyConnector
 
-    for block in block_names(name, site_id):
-        try:
-            connector = SqlAlchemyConnector.load(block, validate=False)
-        except (ValueError, KeyError):
-            continue
-        return connector_url(connector)
+    return connector_url(SqlAlchemyConnector.load(block, validate=False))
+
+
+def _existing_block(names: list[str]) -> str | None:
+    """The first of ``names`` saved as a SqlAlchemyConnector block: one API read each, without importing
+    prefect-sqlalchemy (a tenth of a second) to learn that a site has no such block."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        for name in names:
+            try:
+                client.read_block_document_by_name(name, block_type_slug="sqlalchemy-connector",
+                                                   include_secrets=False)
+            except ObjectNotFound:
+                continue
+            return name
     return None

@@ -151,11 +151,12 @@ class ScriptRunner:
     def prepare(self) -> None:
         """Register every statement in the ledger and refuse edits of statements that already ran."""
         edited: list[str] = []
+        registered = self.ledger.rows()
         for script in self.scripts:
             masked = [self.mask(s.text) for s in script.statements]
             for stmt, text in zip(script.statements, masked, strict=True):
                 self.masked[(script.file_id, stmt.sequence)] = text
-            rows = self.ledger.register(script, masked)
+            rows = self.ledger.register(script, masked, registered.get(script.file_id, {}))
             self.rows[script.file_id] = rows
             for stmt in script.statements:
                 row = rows[stmt.sequence]

@@ -84,17 +84,24 @@ class SqlLedger:
             "status", "end_time", "duration", "error_code", "error_message", "updated_time"), engine)
         self._writer = BufferedWriter(engine, [self._insert, self._edit, self._success])
 
-    def rows(self, file_id: str) -> dict[int, LedgerRow]:
+    def rows(self) -> dict[str, dict[int, LedgerRow]]:
+        """Every row of this step, by file id and sequence (one query however many files the step has)."""
+        found: dict[str, dict[int, LedgerRow]] = {}
         with self.engine.connect() as conn:
-            result = conn.execute(select(_t.c.id, _t.c.sql_sequence, _t.c.status, _t.c.sql_content_hash,
-                                         _t.c.sql_line_number, _t.c.replay_sql, _t.c.server_started).where(
-                _t.c.execution_id == self.execution_id, _t.c.step_id == self.step_id, _t.c.sql_file_id == file_id))
-            return {r.sql_sequence: LedgerRow(r.id, r.sql_sequence, r.status, r.sql_content_hash, r.sql_line_number,
-                                              r.replay_sql, r.server_started) for r in result}
+            result = conn.execute(select(_t.c.sql_file_id, _t.c.id, _t.c.sql_sequence, _t.c.status,
+                                         _t.c.sql_content_hash, _t.c.sql_line_number, _t.c.replay_sql,
+                                         _t.c.server_started).where(
+                _t.c.execution_id == self.execution_id, _t.c.step_id == self.step_id))
+            for r in result:
+                found.setdefault(r.sql_file_id, {})[r.sql_sequence] = LedgerRow(
+                    r.id, r.sql_sequence, r.status, r.sql_content_hash, r.sql_line_number, r.replay_sql,
+                    r.server_started)
+        return found
 
-    def register(self, script: ScriptFile, masked_texts: list[str]) -> dict[int, LedgerRow]:
-        """Make sure every statement of the file has a row; rows not yet done take the file's current text."""
-        existing = self.rows(script.file_id)
+    def register(self, script: ScriptFile, masked_texts: list[str],
+                 existing: dict[int, LedgerRow]) -> dict[int, LedgerRow]:
+        """Make sure every statement of the file has a row (``existing``: its rows so far, from :meth:`rows`);
+        rows not yet done take the file's current text."""
         now = utcnow()
         prefix = uuid.uuid4().hex[:20]  # + the sequence: unique ids without a random draw per row
         for stmt, text in zip(script.statements, masked_texts, strict=True):
