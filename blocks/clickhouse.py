@@ -92,6 +92,7 @@ class ClickHouseLogStore(Block):
 
     _client: Any = PrivateAttr(default=None)
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
+    _engine_apart: bool = PrivateAttr(default=False)
 
     @classmethod
     def from_env_or_default(cls) -> ClickHouseLogStore:
@@ -104,13 +105,29 @@ class ClickHouseLogStore(Block):
         """True for chdb: one engine path per process, no credentials."""
         return self.dsn.get_secret_value().startswith("chdb:")
 
+    def engine_apart(self) -> ClickHouseLogStore:
+        """An embedded engine runs in a child process (:mod:`blocks.clickhouse_process`), started now.
+
+        For a run's event log: the engine boots beside the run instead of holding its interpreter lock.
+        The path is the child's until :meth:`close`; nothing else in this process may open it meanwhile.
+        """
+        self._engine_apart = True
+        if self.is_embedded:
+            self.get_client()
+        return self
+
     def get_client(self) -> Client:
         """The shared clickhouse-connect client, created on first call; the only place the DSN is read."""
         with self._lock:
             if self._client is None:
-                import clickhouse_connect
+                if self._engine_apart and self.is_embedded:
+                    from blocks.clickhouse_process import EngineProcess
 
-                self._client = clickhouse_connect.get_client(dsn=self.dsn.get_secret_value())
+                    self._client = EngineProcess(self.dsn.get_secret_value())
+                else:
+                    import clickhouse_connect
+
+                    self._client = clickhouse_connect.get_client(dsn=self.dsn.get_secret_value())
             return self._client
 
     def close(self) -> None:
@@ -130,7 +147,7 @@ class ClickHouseLogStore(Block):
         """Pickle without the live client and lock; they are recreated on the other side."""
         state = super().__getstate__()
         private = dict(state.get("__pydantic_private__") or {})
-        private.update(_client=None, _lock=None)
+        private.update(_client=None, _lock=None, _engine_apart=False)
         return {**state, "__pydantic_private__": private}
 
     def __setstate__(self, state: dict[str, Any]) -> None:

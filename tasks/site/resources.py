@@ -169,7 +169,8 @@ class SiteResources:
                 if store is None:
                     store = (ClickHouseLogStore.from_env_or_default() if os.environ.get(DSN_ENV) else
                              ClickHouseLogStore(dsn=f"chdb://{(self.home / 'clickhouse').resolve()}"))
-                self._event_log = ClickHouseEventLog(store, secrets=tuple(self.secrets))
+                # an embedded engine boots in a process of its own, beside the run (blocks.clickhouse_process)
+                self._event_log = ClickHouseEventLog(store.engine_apart(), secrets=tuple(self.secrets))
             return self._event_log
 
     def describe(self) -> dict[str, Any]:
