@@ -399,7 +399,6 @@ class ScriptRunner:
         replay: str | None = None
         try:
             if durable:
-                self.statement_log.flush()  # what ran so far is in the log before a statement that may run long
                 self.ledger.mark_running(row, server_started=session.server_clock() if _needs_clock(kind, stmt)
                                          else None)
             if kind == k.USE:

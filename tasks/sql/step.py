@@ -192,7 +192,8 @@ class SqlScriptStep(UpgradeStep):
 
         settings = get_settings()
         follow(lambda: self._lane_units(runner, scripts), show_window,
-               window_seconds=settings.statement_window_seconds, long_seconds=settings.statement_long_seconds)
+               window_seconds=settings.statement_window_seconds, long_seconds=settings.statement_long_seconds,
+               on_long=runner.statement_log.flush)
 
     def _lane_units(self, runner: ScriptRunner, scripts: list[ScriptFile]) -> Iterator[tuple[str, Unit]]:
         for script in scripts:

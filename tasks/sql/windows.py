@@ -141,8 +141,12 @@ Show = Callable[[str, Callable[[], T]], T]
 
 
 def follow(work: Callable[[], Iterator[tuple[str, Unit]]], show: Show[Any], *,
-           window_seconds: float = WINDOW_SECONDS, long_seconds: float = LONG_SECONDS) -> None:
-    """Run ``work`` and show its units as task runs through ``show(name, body)``; raise its failure."""
+           window_seconds: float = WINDOW_SECONDS, long_seconds: float = LONG_SECONDS,
+           on_long: Callable[[], None] = lambda: None) -> None:
+    """Run ``work`` and show its units as task runs through ``show(name, body)``; raise its failure.
+
+    ``on_long`` is called when a unit turns out to run long (the statement log flushes what ran before it).
+    """
     stream = StatementStream(work)
     try:
         event = stream.next_event()
@@ -159,6 +163,7 @@ def follow(work: Callable[[], Iterator[tuple[str, Unit]]], show: Show[Any], *,
                 e, window_seconds=window_seconds, long_seconds=long_seconds))
             if window.closed_by == "long":
                 assert window.pending is not None
+                on_long()
                 after = show(window.pending.label, lambda u=window.pending: stream.finish(u))
                 if after.closed_by == "end":
                     return

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
 from sqlalchemy import text
 from typer.testing import CliRunner
 
@@ -55,6 +55,11 @@ def test_quick_statements_share_a_task_run_and_a_long_one_has_its_own(isolated_e
     assert set(runs.values()) == {"COMPLETED"}
     assert "quick.sql:1 #1 …" in runs, runs  # the window that starts with the file's first statement
     assert len(runs) <= 3, f"quick statements share task runs, not one each: {sorted(runs)}"
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[report["flow_run_id"]])))
+    quick_logged = max(r.timestamp for r in logs if "文件: quick.sql" in r.message)
+    slow_logged = next(r.timestamp for r in logs if "文件: slow.sql" in r.message)
+    assert (slow_logged - quick_logged).total_seconds() >= 0.4, "what ran before a long statement is logged meanwhile"
 
 
 def test_a_failing_statement_has_a_failed_task_run_of_its_own(isolated_env: Path, mariadb_database: str) -> None:
