@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+from prefect.logging.handlers import APILogWorker
 from sqlalchemy import text
 from typer.testing import CliRunner
 
@@ -55,6 +56,7 @@ def test_quick_statements_share_a_task_run_and_a_long_one_has_its_own(isolated_e
     assert set(runs.values()) == {"COMPLETED"}
     assert "quick.sql:1 #1 …" in runs, runs  # the window that starts with the file's first statement
     assert len(runs) <= 3, f"quick statements share task runs, not one each: {sorted(runs)}"
+    APILogWorker.drain_all(timeout=10)  # log records go to the API in batches, every two seconds
     with get_client(sync_client=True) as client:
         logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[report["flow_run_id"]])))
     quick_logged = max(r.timestamp for r in logs if "文件: quick.sql" in r.message)
