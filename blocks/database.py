@@ -14,12 +14,12 @@ import os
 import re
 from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import URL, make_url
-
 from tasks.core.runtime import in_prefect_run
 
-if TYPE_CHECKING:  # prefect-sqlalchemy imports Prefect (most of a second): only where a block is used
+if TYPE_CHECKING:  # prefect-sqlalchemy imports Prefect (most of a second): only where a block is used;
+    # SQLAlchemy a third of a second: not for `validate` and `plan`, which only check names
     from prefect_sqlalchemy import SqlAlchemyConnector
+    from sqlalchemy.engine import URL
 
 LOGICAL_DATABASES = ("ft_db", "middle_db", "metadata")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -45,6 +45,7 @@ def block_names(name: str, site_id: str | None = None) -> list[str]:
 def connector_from_url(url: str) -> SqlAlchemyConnector:
     """A block whose password sits in a SecretStr (``ConnectionComponents``), never in a URL string."""
     from prefect_sqlalchemy import ConnectionComponents, SqlAlchemyConnector
+    from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
     return SqlAlchemyConnector(connection_info=ConnectionComponents(
@@ -57,6 +58,7 @@ def connector_from_url(url: str) -> SqlAlchemyConnector:
 def connector_url(connector: SqlAlchemyConnector) -> URL:
     """The SQLAlchemy URL of a connector block (password included: only for building engines)."""
     from prefect_sqlalchemy import ConnectionComponents
+    from sqlalchemy.engine import make_url
 
     info = connector.connection_info
     if isinstance(info, ConnectionComponents):
@@ -79,6 +81,8 @@ def url_from_environment(name: str) -> str | None:
 
 def load_database_url(name: str, site_id: str | None = None) -> URL | None:
     """Environment override first, then the site's block, then the shared block; None if none."""
+    from sqlalchemy.engine import make_url
+
     env = url_from_environment(name)
     if env:
         return make_url(env)

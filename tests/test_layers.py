@@ -9,6 +9,8 @@ below it; the scripts in ``deployments/`` anything.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.conftest import PROJECT
@@ -77,3 +79,16 @@ def test_the_graph_sees_the_packages_it_checks() -> None:
     assert "tasks.core.errors" in graph and "flows.cli" in graph
     assert "tasks.core.errors" in graph["tasks.sql.executor"] or any(
         t.startswith("tasks.core") for t in graph["tasks.sql.executor"])
+
+
+def test_step_modules_import_their_parameters_without_the_runtime() -> None:
+    """`validate` and `plan` import step modules for their parameters: drivers and clients load in run()."""
+    from tasks.steps.builtins import BUILTIN_STEPS
+
+    modules = sorted({path.partition(":")[0] for path in BUILTIN_STEPS})
+    heavy = ("sqlalchemy", "pymysql", "redis", "httpx", "tenacity", "prefect", "clickhouse_connect", "kazoo",
+             "paramiko")
+    code = (f"import sys\nfor m in {modules!r}: __import__(m)\n"
+            f"print(sorted(h for h in {heavy!r} if h in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]", result.stdout

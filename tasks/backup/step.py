@@ -9,20 +9,19 @@ stops. ``RestoreBackupStep`` is meant for a config's ``rollback_steps``: it rest
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, field_validator
-from tenacity import Retrying, stop_after_attempt, wait_exponential
 
 from tasks.backup.catalog import KEEP_UPGRADES, apply_retention, backups_of_execution, find_backup
-from tasks.backup.create import create_backup
-from tasks.backup.dump import SnapshotPlan, estimated_rows
-from tasks.backup.manifest import Manifest
-from tasks.backup.restore import restore_backup
 from tasks.core.errors import BackupError, BackupNotFound, StepFailed
 from tasks.core.progress import Progress
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.steps.base import UpgradeStep
+
+if TYPE_CHECKING:  # the runtime is imported by run(): `validate` and `plan` need only the parameters
+    from tasks.backup.manifest import Manifest
 
 ATTEMPTS = 4  # the first try and 3 retries, as the requirements ask
 
@@ -64,6 +63,11 @@ class BackupStep(UpgradeStep):
     params: BackupParams
 
     def run(self) -> StepResult:
+        from tenacity import Retrying, stop_after_attempt, wait_exponential
+
+        from tasks.backup.create import create_backup
+        from tasks.backup.dump import SnapshotPlan, estimated_rows
+
         if not self.params.databases and not self.params.config_files:
             return StepResult(StepStatus.SKIPPED, "nothing configured to back up")
         ctx, res = self.context, self.context.resources
@@ -142,6 +146,8 @@ class RestoreBackupStep(UpgradeStep):
     params: RestoreParams
 
     def run(self) -> StepResult:
+        from tasks.backup.restore import restore_backup
+
         ctx, res = self.context, self.context.resources
         root = res.path("backup_dir")
         if self.params.backup_id:

@@ -32,12 +32,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from decimal import Decimal
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import orjson
-import redis
 
 from tasks.core.errors import CacheBuildFailed
+
+if TYPE_CHECKING:  # redis is imported where it is raised: the step's parameters need only the pure parts
+    import redis
 
 T = TypeVar("T")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -310,6 +312,8 @@ class PipelineWriter:
                 duplicates += count - ok
         errors = [line for line in lines if line[:1] == b"-"]
         if errors:
+            import redis
+
             raise redis.ResponseError(errors[0][1:].decode("utf-8", "replace"))
         return created, duplicates
 
@@ -322,11 +326,15 @@ class PipelineWriter:
         while seen < count:
             chunk = sock.recv(1 << 20)
             if not chunk:
+                import redis
+
                 raise redis.ConnectionError("Redis closed the connection during a pipelined batch")
             chunks.append(chunk)
             seen += chunk.count(b"\n")
         lines = b"".join(chunks).split(b"\r\n")
         if seen != count or lines[-1] != b"":
+            import redis
+
             raise redis.ConnectionError(f"expected {count} replies, got {seen} lines: protocol out of step")
         return lines[:-1]
 

@@ -27,7 +27,6 @@ from tasks.cache.rebuild import (
     rate,
     template_fields,
 )
-from tasks.cache.workers import ShardJob, redis_kwargs, run_shards, shard_query, stream_rows
 from tasks.core.errors import CacheBuildFailed, StepFailed
 from tasks.core.progress import Progress
 from tasks.core.statuses import StepStatus
@@ -164,6 +163,8 @@ class CacheRebuildStep(UpgradeStep):
     def _build(self, dataset: Dataset, builder: CacheBuilder, rows: int, on_keys: Callable[[int], None],
                notes: list[str]) -> DatasetOutcome:
         """One dataset into the new generation: in this process, or in shard processes when it is big."""
+        from tasks.cache.workers import ShardJob, redis_kwargs, run_shards, shard_query, stream_rows
+
         p = self.params
         engine = self.context.resources.engine(dataset.database)
         shards = p.workers if p.workers > 1 and rows >= p.parallel_min_rows else 1

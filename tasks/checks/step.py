@@ -23,11 +23,8 @@ from typing import Any
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from tasks.checks.report import overall_status, render_markdown, report_json, summary_line
 from tasks.checks.rule_files import load_rule_file
 from tasks.checks.rules import Rule, check_unique_ids
-from tasks.checks.runner import run_rules
-from tasks.checks.targets import CheckEnv, SshSettings
 from tasks.core.errors import StepFailed
 from tasks.core.masking import mask_text, mask_url
 from tasks.core.progress import Progress
@@ -115,6 +112,12 @@ class PreBusinessCheckStep(UpgradeStep):
     params: BusinessCheckParams
 
     def run(self) -> StepResult:
+        # the runtime here, not at the top: `validate` and `plan` need only the parameters (and the
+        # runner brings Redis, SQLAlchemy and SSH clients along)
+        from tasks.checks.report import overall_status, render_markdown, report_json, summary_line
+        from tasks.checks.runner import run_rules
+        from tasks.checks.targets import CheckEnv, SshSettings
+
         ctx, p = self.context, self.params
         env = CheckEnv(resources=ctx.resources, environment=ctx.environment,
                        ssh=SshSettings(**p.ssh.model_dump()), wait=ctx.resources.retry_wait)

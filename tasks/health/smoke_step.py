@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from pydantic import Field, field_validator, model_validator
 
 from tasks.core.errors import StepFailed
@@ -24,6 +23,9 @@ from tasks.health.smoke import SmokeOutcome, check_operators, elapsed_ms, json_f
 from tasks.health.step import HttpCheck
 from tasks.sql.select_query import check_select, literal_sql
 from tasks.steps.base import UpgradeStep
+
+if TYPE_CHECKING:  # the runtime is imported by run(): `validate` and `plan` need only the parameters
+    import httpx
 
 _DML = re.compile(r"^\s*(insert|update|delete|replace|select|set)\b", re.I)
 
@@ -96,6 +98,8 @@ class SmokeTestStep(UpgradeStep):
     params: SmokeParams
 
     def run(self) -> StepResult:
+        import httpx
+
         with httpx.Client(follow_redirects=False) as client:
             outcomes = [self._http(client, check) for check in self.params.http]
         outcomes += [self._sql(check) for check in self.params.sql]
@@ -114,6 +118,8 @@ class SmokeTestStep(UpgradeStep):
         return result
 
     def _http(self, client: httpx.Client, check: HttpSmoke) -> SmokeOutcome:
+        import httpx
+
         url = check.url
         if check.service:
             base = self.context.resources.service_url(check.service)

@@ -13,9 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import httpx
 from pydantic import Field, model_validator
-from sqlalchemy import text
 
 from tasks.core.errors import StepFailed
 from tasks.core.statuses import StepStatus
@@ -131,6 +129,8 @@ class ServiceHealthCheckStep(UpgradeStep):
         if url is None:
             return CheckOutcome(check.name or check.service or "?", False,
                                 f"service {check.service!r} is not in the site profile", 0)
+        import httpx  # here, not at the top: `validate` and `plan` import the step for its parameters only
+
         target = check.name or url
         start = time.perf_counter()
         try:
@@ -143,6 +143,8 @@ class ServiceHealthCheckStep(UpgradeStep):
 
     def _version(self, check: HttpCheck, url: str) -> str | None:
         """The service's version from its info endpoint (recorded, never a reason to fail)."""
+        import httpx
+
         if not check.version_path:
             return None
         info_url = httpx.URL(url).join(check.version_path)
@@ -165,6 +167,8 @@ class ServiceHealthCheckStep(UpgradeStep):
         return CheckOutcome(target, True, "port open", _ms(start))
 
     def _check_database(self, name: str) -> CheckOutcome:
+        from sqlalchemy import text
+
         start = time.perf_counter()
         try:
             with self.context.resources.engine(name).connect() as conn:

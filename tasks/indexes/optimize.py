@@ -12,13 +12,13 @@ import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
-
-from sqlalchemy import Connection, text
-from sqlalchemy.exc import DBAPIError
+from typing import TYPE_CHECKING, Literal
 
 from tasks.core.errors import IndexOperationFailed
 from tasks.sql.select_query import literal_sql
+
+if TYPE_CHECKING:  # sqlalchemy is imported by the I/O functions: the step's parameters need only the pure parts
+    from sqlalchemy import Connection
 
 INDEX_COLUMN = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_$]{0,63})(?:\((?P<length>[1-9]\d{0,3})\))?$")
 #: MySQL/MariaDB errors that mean "stopped by our own limits": lock wait timeout, query interrupted,
@@ -160,6 +160,9 @@ def _error_code(exc: BaseException) -> int | None:
 
 def read_stats(conn: Connection, tables: Iterable[str]) -> dict[str, TableStats]:
     """Sizes, columns, indexes and cardinalities of ``tables`` in the connection's current schema."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
     names = list(dict.fromkeys(tables))
     if not names:
         return {}
@@ -220,6 +223,8 @@ def _quote_column(spec: str, quote: Callable[[str], str]) -> str:
 
 def limit_session(conn: Connection, seconds: float, *, mariadb: bool) -> None:
     """Make the next statement give up when the budget does (lock waits always; run time on MariaDB)."""
+    from sqlalchemy import text
+
     conn.execute(text(f"SET SESSION lock_wait_timeout = {max(1, int(seconds))}"))
     if mariadb:
         conn.execute(text(f"SET SESSION max_statement_time = {max(seconds, 0.001):.3f}"))
@@ -227,6 +232,8 @@ def limit_session(conn: Connection, seconds: float, *, mariadb: bool) -> None:
 
 def run_operation(conn: Connection, op: Operation, *, online: bool) -> list[str]:
     """Run one operation; ANALYZE/OPTIMIZE report errors as rows, which are raised here."""
+    from sqlalchemy import text
+
     sql = operation_sql(op, conn.dialect.identifier_preparer.quote, online=online)
     result = conn.execute(text(sql))
     messages: list[str] = []
@@ -241,5 +248,7 @@ def run_operation(conn: Connection, op: Operation, *, online: bool) -> list[str]
 
 
 def drop_index(conn: Connection, table: str, index: str) -> None:
+    from sqlalchemy import text
+
     quote = conn.dialect.identifier_preparer.quote
     conn.execute(text(f"ALTER TABLE {quote(table)} DROP INDEX {quote(index)}"))

@@ -10,10 +10,9 @@ budget (seed: 5 minutes) stops before the next operation, keeps finished work an
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
-from sqlalchemy import Connection, text
 
 from tasks.core.errors import StepFailed
 from tasks.core.statuses import StepStatus
@@ -35,6 +34,9 @@ from tasks.indexes.optimize import (
 )
 from tasks.sql.select_query import check_select
 from tasks.steps.base import UpgradeStep
+
+if TYPE_CHECKING:  # the runtime is imported by run(): `validate` and `plan` need only the parameters
+    from sqlalchemy import Connection
 
 _IDENT = r"^[A-Za-z_][A-Za-z0-9_$]{0,63}$"
 _MIN_START_SECONDS = 1.0
@@ -95,6 +97,8 @@ class IndexOptimizationStep(UpgradeStep):
     _mariadb = False
 
     def run(self) -> StepResult:
+        from sqlalchemy import text
+
         p = self.params
         deadline = time.monotonic() + p.time_budget_seconds
         tables = [t.table for t in p.tables]
@@ -144,6 +148,8 @@ class IndexOptimizationStep(UpgradeStep):
 
     @staticmethod
     def _reset_session(conn: Connection, mariadb: bool) -> None:
+        from sqlalchemy import text
+
         conn.execute(text("SET SESSION lock_wait_timeout = DEFAULT"))
         if mariadb:
             conn.execute(text("SET SESSION max_statement_time = DEFAULT"))

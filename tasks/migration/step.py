@@ -8,7 +8,7 @@ remaining, rows/s and ETA; the step result has a table per task.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, model_validator
 
@@ -16,12 +16,13 @@ from tasks.core.errors import MigrationError, StepFailed
 from tasks.core.progress import Progress
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
-from tasks.migration.probe import LoadProbe
-from tasks.migration.runner import MigrationRunner, TaskOutcome, server_name
 from tasks.migration.spec import MigrationTask
 from tasks.migration.stats import Snapshot, format_duration
 from tasks.migration.throttle import Throttle
 from tasks.steps.base import UpgradeStep
+
+if TYPE_CHECKING:  # the runtime is imported by run(): `validate` and `plan` need only the parameters
+    from tasks.migration.runner import TaskOutcome
 
 
 class DataMigrationParams(StepParams):
@@ -70,6 +71,8 @@ class AsyncDataMigrationStep(UpgradeStep):
     params: DataMigrationParams
 
     def run(self) -> StepResult:
+        from tasks.migration.runner import TaskOutcome
+
         outcomes: list[TaskOutcome] = []
         for task in self.params.tasks:
             try:
@@ -81,6 +84,9 @@ class AsyncDataMigrationStep(UpgradeStep):
         return migration_result(outcomes)
 
     def _run_task(self, task: MigrationTask) -> TaskOutcome:
+        from tasks.migration.probe import LoadProbe
+        from tasks.migration.runner import MigrationRunner, server_name
+
         resources = self.context.resources
         source, target = resources.engine(task.source_database), resources.engine(task.target_database)
         p = self.params

@@ -12,9 +12,10 @@ import io
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, column, delete, insert, inspect, table
+if TYPE_CHECKING:  # sqlalchemy is imported by load_rows(): the step's parameters need only IDENTIFIER
+    from sqlalchemy import Connection
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,63}$")
 NULL_MARK = r"\N"
@@ -58,6 +59,8 @@ def load_rows(conn: Connection, table_name: str, columns: list[str], rows: list[
     Raises:
         ValueError: a bad identifier, or columns the table does not have.
     """
+    from sqlalchemy import column, delete, insert, inspect, table
+
     for name in (table_name, *columns):
         if not IDENTIFIER.match(name):
             raise ValueError(f"{name!r} is not a plain SQL identifier")

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
-from sqlalchemy import Connection, RootTransaction
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
 from tasks.core.errors import PackageRejected, StepFailed
 from tasks.core.statuses import StepStatus
@@ -24,6 +22,9 @@ from tasks.packages.entries import DEFAULT_EXTENSIONS, MiB, PackageLimits, path_
 from tasks.packages.install import StagedPackage, discard, file_sha256, installed_marker, stage, swap, unswap
 from tasks.packages.static_data import IDENTIFIER, load_rows, read_rows
 from tasks.steps.base import UpgradeStep
+
+if TYPE_CHECKING:  # the runtime is imported by run(): `validate` and `plan` need only the parameters
+    from sqlalchemy import Connection, RootTransaction
 
 _NAMED_PATH = r"^[a-z][a-z0-9_]*$"
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -166,6 +167,8 @@ class ResourcePackageImportStep(UpgradeStep):
     def _stage(self, spec: PackageSpec, archive: Path, target: Path,
                limits: PackageLimits) -> tuple[StagedPackage | None, int]:
         """Stage with retries on I/O errors only (a rejected package is never retried); None: installed already."""
+        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
+
         retrying = Retrying(stop=stop_after_attempt(self.params.io_retries + 1),
                             wait=wait_fixed(self.params.retry_wait_seconds),
                             retry=retry_if_exception_type(OSError), reraise=True,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from sqlalchemy import TextClause, text
+if TYPE_CHECKING:  # sqlalchemy is imported by literal_sql(): validating parameters needs only check_select
+    from sqlalchemy import TextClause
 
 _SELECT = re.compile(r"^\s*(select|with)\b", re.I)
 
@@ -25,4 +27,6 @@ def check_select(query: str) -> str:
 
 def literal_sql(query: str) -> TextClause:
     """A query run as written: colons are not bind parameters (``'a:b'``, ``::`` casts)."""
+    from sqlalchemy import text
+
     return text(query.replace(":", "\\:"))

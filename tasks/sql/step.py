@@ -11,7 +11,7 @@ import concurrent.futures
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -22,15 +22,15 @@ from tasks.core.runtime import in_prefect_run
 from tasks.core.settings import get_settings
 from tasks.core.statuses import STATEMENT_DONE, StatementStatus, StepStatus
 from tasks.core.steps import StepParams, StepResult
-from tasks.sql import report
-from tasks.sql.executor import ScriptRunner, SqlRunOptions, StatementDecision
-from tasks.sql.ledger import SqlLedger
 from tasks.sql.script import ScriptFile, load_script
-from tasks.sql.session import DatabaseSession
-from tasks.sql.verify import VerifyCheck, run_checks
-from tasks.sql.windows import Unit, follow
+from tasks.sql.verify import VerifyCheck
 from tasks.steps.base import UpgradeStep
-from tasks.store.breakpoints import OperatorDecision, active_breakpoint, resolve_breakpoint
+
+if TYPE_CHECKING:  # the runtime (executor, sessions, ledger) is imported by run(): `validate` and `plan` need
+    # only the parameters, and the runtime brings SQLAlchemy along (a third of a second)
+    from tasks.sql.executor import ScriptRunner, StatementDecision
+    from tasks.sql.windows import Unit
+    from tasks.store.breakpoints import OperatorDecision
 
 
 class SqlScriptParams(StepParams):
@@ -98,6 +98,13 @@ class SqlScriptStep(UpgradeStep):
         return scripts
 
     def run(self) -> StepResult:
+        from tasks.sql import report
+        from tasks.sql.executor import ScriptRunner, SqlRunOptions
+        from tasks.sql.ledger import SqlLedger
+        from tasks.sql.session import DatabaseSession
+        from tasks.sql.verify import run_checks
+        from tasks.store.breakpoints import OperatorDecision, active_breakpoint, resolve_breakpoint
+
         ctx = self.context
         resources = ctx.resources
         scripts = self.load_scripts()
@@ -189,6 +196,7 @@ class SqlScriptStep(UpgradeStep):
                 pass
             return
         from tasks.sql.in_prefect import show_window
+        from tasks.sql.windows import follow
 
         settings = get_settings()
         follow(lambda: self._lane_units(runner, scripts), show_window,
@@ -196,6 +204,8 @@ class SqlScriptStep(UpgradeStep):
                on_long=runner.statement_log.flush)
 
     def _lane_units(self, runner: ScriptRunner, scripts: list[ScriptFile]) -> Iterator[tuple[str, Unit]]:
+        from tasks.sql.windows import Unit
+
         for script in scripts:
             if self.params.transaction == "per_file":
                 unit = Unit(f"{script.path} (per_file transaction)", len(script.statements))
@@ -223,6 +233,8 @@ def _publish_statement_table(step_id: str, runner: ScriptRunner, limit: int = 20
 def _statement_decision(bp: dict[str, Any] | None, decision: OperatorDecision | None,
                         step_id: str) -> StatementDecision | None:
     """The operator's decision applies to the breakpoint's statement only, in the step that stopped there."""
+    from tasks.sql.executor import StatementDecision
+
     if bp is None or decision is None or decision.inflight is None or bp["step_id"] != step_id \
             or bp.get("sql_file_id") is None:
         return None

@@ -10,12 +10,14 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
-from sqlalchemy import Engine, text
 
 from tasks.core.steps import StepParams
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 _OPS = {"==": operator.eq, "!=": operator.ne, ">": operator.gt, ">=": operator.ge, "<": operator.lt,
         "<=": operator.le}
@@ -57,6 +59,8 @@ class VerifyOutcome:
 
 
 def _scalar(engine_for: Callable[[str], Engine], database: str, sql: str) -> Any:
+    from sqlalchemy import text
+
     with engine_for(database).connect() as conn:
         return conn.execute(text(sql)).scalar()
 

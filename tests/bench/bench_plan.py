@@ -1,13 +1,18 @@
 """Benchmark: load 200 generated configs and plan across all of them.
 
 Run on its own: ``python tests/bench/bench_plan.py``. Writes its configs to a temp folder, removes
-them after, and prints ``plan_seconds_200_configs: <value>`` (load + plan, best of 5) last.
+them after, and prints ``plan_seconds_200_configs: <value>`` (load + plan, best of 5). Then the commands
+as an operator runs them, whole process, on the project's sample configs (best of 5):
+``cli_validate_seconds`` and ``cli_plan_seconds`` (``plan`` reads the site's applied scripts from the
+metadata store too, to mark changed ones).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -71,6 +76,27 @@ def main() -> None:
         print(f"plan_seconds_200_configs: {best_load + best_plan:.4f}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    command_seconds()
+
+
+def command_seconds(runs: int = 5) -> None:
+    """`ft-upgrade validate` and `plan` as processes: interpreter start, imports, configs, the store."""
+    cli = str(Path(sys.executable).parent / "ft-upgrade")
+    home = Path(tempfile.mkdtemp(prefix="ft-bench-plan-home-"))
+    env = {**os.environ, "FT_UPGRADE_HOME": str(home), "PREFECT_HOME": str(home / "prefect")}
+    commands = {"validate": [cli, "validate"],
+                "plan": [cli, "plan", "--from", "3.17.0", "--to", "3.17.5-P1", "--site", "CN"]}
+    try:
+        subprocess.run(commands["plan"], env=env, check=True, capture_output=True)  # the store exists, as at a site
+        for name, argv in commands.items():
+            best = float("inf")
+            for _ in range(runs):
+                started = time.perf_counter()
+                subprocess.run(argv, env=env, check=True, capture_output=True)
+                best = min(best, time.perf_counter() - started)
+            print(f"cli_{name}_seconds: {best:.3f}")
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+import shlex
 import sys
 from types import ModuleType
 
 import pytest
+import yaml
 
 from tests.conftest import PROJECT
 
@@ -72,3 +74,11 @@ def test_each_site_gets_its_own_pool_and_five_deployments_defaulting_to_it() -> 
     assert deploy_sites.sites_from_files(PROJECT / "deployments" / "sites") == ["CN", "US"]
     with pytest.raises(ValueError, match="letters, digits"):
         deploy_sites.plan_site("C/N")
+
+
+def test_deployments_start_the_engine_of_the_worker_hosts_checkout_directly() -> None:
+    """prefect.yaml and the per-site deployments run the same command, read on the worker's host."""
+    config = yaml.safe_load((PROJECT / "deployments" / "prefect.yaml").read_text(encoding="utf-8"))
+    assert config["definitions"]["work_pool"]["job_variables"]["command"] == deploy_sites.ENGINE_COMMAND
+    argv = shlex.split(deploy_sites.ENGINE_COMMAND)
+    assert argv[:2] == ["sh", "-c"] and argv[2].startswith('exec "$FT_UPGRADE_PROJECT_DIR/.venv/bin/python"')
