@@ -7,14 +7,17 @@ lists block names only, never a URL or a password.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from blocks.clickhouse import ClickHouseLogStore
 from blocks.database import block_names, check_logical_name, connector_from_url
+from blocks.notifications import NOTIFICATION_TYPES, AlertSettings, ChatWebhook
 from blocks.redis import RedisConnection
 from blocks.site_profile import SiteProfile
+from tasks.core.environment import is_secret_key
 from tasks.core.errors import ConfigError, ConfigErrors
 
 
@@ -31,6 +34,11 @@ class SiteSpec(BaseModel):
     services: dict[str, str] = Field(default_factory=dict)
     paths: dict[str, str] = Field(default_factory=dict)
     environment: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, SecretStr] = Field(default_factory=dict,
+                                          description="Secret environment values (kept in the profile's SecretStr).")
+    notifications: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Block name → {type: dingtalk|wecom|feishu, token/key, secret, endpoint}.")
+    alerts: AlertSettings | None = Field(default=None, description="Automations made by deploy_sites.py.")
 
     @classmethod
     def from_data(cls, data: dict[str, Any], *, source: str) -> SiteSpec:
@@ -45,7 +53,33 @@ class SiteSpec(BaseModel):
                 check_logical_name(name)
             except ValueError as exc:
                 raise ConfigError(source, str(exc), field=f"databases.{name}") from None
+        spec.notification_blocks(source)
+        for key in spec.environment:
+            if is_secret_key(key):
+                raise ConfigError(source, "looks secret: put it under `secrets` (kept as a secret, shown masked)",
+                                  field=f"environment.{key}")
         return spec
+
+
+    def notification_blocks(self, source: str = "site file") -> dict[str, ChatWebhook]:
+        """Block name → notification block, each checked (its type, its fields, its name)."""
+        blocks: dict[str, ChatWebhook] = {}
+        for name, fields in self.notifications.items():
+            where = f"notifications.{name}"
+            if not _BLOCK_NAME.match(name):
+                raise ConfigError(source, "a block name has lower-case letters, digits and -", field=where)
+            kind = fields.get("type")
+            if kind not in NOTIFICATION_TYPES:
+                raise ConfigError(source, f"type must be one of {', '.join(NOTIFICATION_TYPES)}", field=where)
+            try:
+                blocks[name] = NOTIFICATION_TYPES[kind](**{k: v for k, v in fields.items() if k != "type"})
+            except ValidationError as exc:
+                first = exc.errors(include_url=False)[0]
+                raise ConfigError(source, first["msg"], field=".".join([where, *map(str, first["loc"])])) from None
+        return blocks
+
+
+_BLOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
 def apply_site(spec: SiteSpec) -> list[str]:
@@ -64,8 +98,13 @@ def apply_site(spec: SiteSpec) -> list[str]:
         block = f"{site.lower()}-clickhouse"
         ClickHouseLogStore(dsn=spec.clickhouse).save(block, overwrite=True)
         saved.append(block)
+    for name, notification in spec.notification_blocks().items():
+        notification.save(name, overwrite=True)
+        saved.append(name)
     profile = SiteProfile(site_id=site, environment_name=spec.environment_name, services=spec.services,
-                          paths=spec.paths, environment=spec.environment)
+                          paths=spec.paths, environment=spec.environment, secrets=spec.secrets,
+                          notify_blocks=list(spec.alerts.notify) if spec.alerts else [],
+                          language=spec.alerts.language if spec.alerts else "zh")
     profile.save(SiteProfile.block_name(site), overwrite=True)
     saved.append(SiteProfile.block_name(site))
     return saved

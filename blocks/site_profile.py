@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from prefect.blocks.core import Block
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
+
+from tasks.core.environment import is_secret_key
 
 
 class SiteProfile(Block):
@@ -14,7 +18,10 @@ class SiteProfile(Block):
         environment_name: dev / test / prod.
         services: Service name → base URL (ft-manager, ft-report, ft-openapi).
         paths: Named folders (backup_dir, config_dir, log_dir, staging_dir).
-        environment: Values for ``${NAME}`` placeholders and steps.
+        environment: Values for ``${NAME}`` placeholders and steps (none that looks secret).
+        secrets: Secret values for placeholders and steps (stored as secrets, shown masked).
+        notify_blocks: Notification blocks the run's own end-of-run message goes to.
+        language: zh (default) or en, for the site's messages.
 
     Example:
         ```python
@@ -32,6 +39,24 @@ class SiteProfile(Block):
     services: dict[str, str] = Field(default_factory=dict, description="Service name → base URL.")
     paths: dict[str, str] = Field(default_factory=dict, description="Named folders used by steps.")
     environment: dict[str, str] = Field(default_factory=dict, description="Values for placeholders and steps.")
+    secrets: dict[str, SecretStr] = Field(default_factory=dict, description="Secret values for placeholders "
+                                                                            "and steps.")
+    notify_blocks: list[str] = Field(default_factory=list, description="Notification blocks a run reports to "
+                                                                       "when it ends (the site file's alerts).")
+    language: Literal["zh", "en"] = Field(default="zh", description="Language of the site's messages.")
+
+    @field_validator("environment")
+    @classmethod
+    def _nothing_secret_in_clear(cls, value: dict[str, str]) -> dict[str, str]:
+        secret = sorted(k for k in value if is_secret_key(k))
+        if secret:
+            raise ValueError(f"{', '.join(secret)} look secret: put them under `secrets`, not `environment`")
+        return value
+
+    def secret_values(self) -> dict[str, str]:
+        """Key → value of ``secrets`` (a profile loaded without validation may hold plain strings)."""
+        return {k: v.get_secret_value() if isinstance(v, SecretStr) else str(v)
+                for k, v in (getattr(self, "secrets", None) or {}).items()}
 
     @staticmethod
     def block_name(site_id: str) -> str:

@@ -37,12 +37,13 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from tasks.core.cutpoints import Cutpoint  # noqa: E402
 from tasks.core.errors import VersionError  # noqa: E402
+from tasks.core.parameters import SITE_ID_PATTERN  # noqa: E402
 from tasks.core.versions import Version  # noqa: E402
 from tasks.execution.reporting import artifact_key  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INFRA = 0, 1, 2, 3
 REFUSED_MARK = "REFUSED**"  # in the markdown report of a refused trigger (tasks.reporting.render_refusal)
-_SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+_SITE = re.compile(SITE_ID_PATTERN)
 _EXECUTION_ID = re.compile(r"\| execution id \| `([^`]+)` \|")
 T = TypeVar("T")
 

@@ -27,6 +27,7 @@ if str(PROJECT) not in sys.path:  # runnable as `python deployments/deploy_sites
     sys.path.insert(0, str(PROJECT))
 
 from tasks.core.cutpoints import Cutpoint  # noqa: E402
+from tasks.core.parameters import SITE_ID_PATTERN  # noqa: E402
 
 SITES_DIR = PROJECT / "deployments" / "sites"
 TAGS = ["ft-auto-upgrade"]
@@ -36,7 +37,7 @@ PULL_STEPS = [{"prefect.deployments.steps.set_working_directory": {"directory": 
 # seconds per run). The shell reads FT_UPGRADE_PROJECT_DIR on the worker's host when the run starts, as the
 # pull step does; `exec` leaves one process, the one Prefect watches and cancels. prefect.yaml says the same.
 ENGINE_COMMAND = """sh -c 'exec "$FT_UPGRADE_PROJECT_DIR/.venv/bin/python" -m prefect.engine'"""
-_SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+_SITE = re.compile(SITE_ID_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,18 @@ def sites_from_files(folder: Path) -> list[str]:
     return sorted(sites)
 
 
+def alerts_from_files(folder: Path) -> dict[str, Any]:
+    """Site id → its ``alerts`` section (:class:`AlertSettings`), for the site files that have one."""
+    from blocks.notifications import AlertSettings
+
+    found: dict[str, Any] = {}
+    for path in sorted(folder.glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("alerts"):
+            found[data["site_id"]] = AlertSettings.model_validate(data["alerts"])
+    return found
+
+
 def _parameter_schema(cutpoint: Cutpoint) -> dict[str, Any]:
     from prefect.utilities.callables import parameter_schema
 
@@ -92,8 +105,8 @@ def _parameter_schema(cutpoint: Cutpoint) -> dict[str, Any]:
 
 
 def deploy(sites: Iterable[str], *, prefix: str = "ft-upgrade", pool_concurrency: int | None = None,
-           echo: Any = print) -> list[SiteDeployment]:
-    """Create/update each site's work pool and deployments on the configured Prefect API."""
+           alerts: dict[str, Any] | None = None, echo: Any = print) -> list[SiteDeployment]:
+    """Create/update each site's work pool and deployments (and its alert automations) on the Prefect API."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
     from prefect.exceptions import ObjectAlreadyExists
@@ -117,12 +130,36 @@ def deploy(sites: Iterable[str], *, prefix: str = "ft-upgrade", pool_concurrency
                 client.create_deployment(
                     flow_id=flow_ids[d.cutpoint], name=d.name, work_pool_name=d.pool, work_queue_name="default",
                     entrypoint=d.entrypoint, pull_steps=PULL_STEPS, parameters={"site_id": site},
-                    job_variables={"command": ENGINE_COMMAND},
+                    job_variables=job_variables((alerts or {}).get(site)),
                     parameter_openapi_schema=schemas[d.cutpoint], tags=[*TAGS, f"site:{site}"],
                     description=f"{d.cutpoint.value} of site {site} (pool {d.pool})", enforce_parameter_schema=True)
                 done.append(d)
             echo(f"site {site}: pool {pool}, deployments {', '.join(d.name for d in planned)}")
+            if (alerts or {}).get(site):
+                names = apply_site_alerts(client, site, pool, alerts[site])  # type: ignore[index]
+                echo(f"site {site}: automations {', '.join(names)}")
     return done
+
+
+def job_variables(alert: Any = None) -> dict[str, Any]:
+    """The flow-run process: the engine command; with alerts, a heartbeat the server watches."""
+    variables: dict[str, Any] = {"command": ENGINE_COMMAND}
+    if alert is not None:
+        variables["env"] = {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(alert.heartbeat_seconds)}
+    return variables
+
+
+def apply_site_alerts(client: Any, site: str, pool: str, settings: Any) -> list[str]:
+    """The site's automations, sending through the notification blocks it names (each must exist)."""
+    from deployments.alerts import apply_automations, site_automations
+
+    by_name = {b.name: b.id for b in client.read_block_documents(include_secrets=False) if b.name}
+    missing = [n for n in settings.notify if n not in by_name]
+    if missing:
+        raise ValueError(f"site {site}: alerts.notify names no block {', '.join(missing)} "
+                         "(run `ft-upgrade blocks apply --file <site file>` first)")
+    automations = site_automations(site, pool, settings, [by_name[n] for n in settings.notify])
+    return apply_automations(client, site, automations)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -147,7 +184,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not sites:
         print(f"no sites: pass --site or add site files to {args.sites_dir}", file=sys.stderr)
         return 2
-    deploy(sites, prefix=args.pool_prefix, pool_concurrency=args.pool_concurrency)
+    try:
+        alerts = alerts_from_files(args.sites_dir)
+        deploy(sites, prefix=args.pool_prefix, pool_concurrency=args.pool_concurrency, alerts=alerts)
+    except ValueError as exc:  # a site file's alerts section, or a block it names that does not exist
+        print(f"bad input: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

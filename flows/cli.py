@@ -235,12 +235,14 @@ def run(
     import getpass
 
     from flows.registry import CUTPOINT_FLOWS
+    from tasks.core.environment import check_environment
     from tasks.core.versions import Version
     from tasks.planning.validation import validate_tree
 
     Version.parse(source), Version.parse(target)
     where = _where(configs, sql_root, db)
     environment = _pairs(env, "--env")
+    check_environment(environment, where="--env")
     settings = where.settings
     validate_tree(settings.configs, settings.sql_root, settings.allowed_step_modules)  # every config and script
     with _terminal_progress(not json_out):
@@ -349,6 +351,7 @@ def resume(
     import getpass
 
     from flows.registry import CUTPOINT_FLOWS
+    from tasks.core.environment import check_environment
     from tasks.core.errors import InputError
     from tasks.execution.service import ExecutionService, resume_environment
     from tasks.store.breakpoints import INFLIGHT_CHOICES, OperatorDecision
@@ -372,10 +375,12 @@ def resume(
     if missing:
         err.print(f"[yellow]warning:[/] {', '.join(missing)} were given with --db when the execution started; "
                   "give them again with --db NAME=URL if the blocks do not hold them", highlight=False)
-    environment, masked = resume_environment(execution, _pairs(env, "--env"))
+    given = _pairs(env, "--env")
+    check_environment(given, where="--env")
+    environment, masked = resume_environment(execution, given)
     if masked:
-        err.print(f"[yellow]warning:[/] {', '.join(masked)} were stored masked; give them again with --env "
-                  "if a step needs them", highlight=False)
+        raise InputError(f"{', '.join(masked)} were stored masked (before secrets were passed by reference): "
+                         f"give them again as --env {masked[0]}=secret:<Secret block name>")
     cutpoint = Cutpoint(execution["step_type"])
     with _terminal_progress(not json_out):
         state = CUTPOINT_FLOWS[cutpoint](source_version=execution["source_version"],

@@ -9,7 +9,6 @@ cutpoint that already completed for (site, source, target) executes nothing and 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,10 +25,14 @@ from prefect.utilities.annotations import quote
 from pydantic import SecretStr
 
 from blocks.database import url_from_environment
+from blocks.notifications import send_to_blocks
+from blocks.secrets import resolve_secret_environment
 from blocks.site_profile import load_site_profile
 from tasks.core.cutpoints import Cutpoint
+from tasks.core.environment import check_environment, is_secret_key, secret_reference
 from tasks.core.errors import Refused, StepFailed, UpgradeFailed
 from tasks.core.masking import mask_text
+from tasks.core.parameters import SiteId, VersionText, Waivable
 from tasks.core.settings import Settings, get_settings
 from tasks.core.statuses import STEP_BLOCKING, STEP_DONE, ExecutionStatus, StepStatus
 from tasks.core.steps import StepResult
@@ -37,6 +40,7 @@ from tasks.execution.admission import Admission, Request
 from tasks.execution.reporting import RunReport, artifact_key, render_markdown, render_refusal, steps_table
 from tasks.execution.service import ExecutionService, StartTerms, describe_applied
 from tasks.execution.site_info import OVERVIEW_KEY, latest_overview_rows, merge_overview, overview_rows
+from tasks.notify.message import render_message
 from tasks.notify.webhook import notify
 from tasks.planning.plan import PlannedStep, UpgradePlan, plan_for
 from tasks.site.resources import SiteOverrides, SiteResources, open_site_resources
@@ -46,12 +50,12 @@ from tasks.store.breakpoints import active_breakpoint, open_breakpoint
 from tasks.store.metadata_store import MetadataStore
 from tasks.store.site_lock import site_lock
 
-_SECRET_KEY = re.compile(r"pass|secret|token|credential|key", re.I)
-
 
 def masked_environment(environment: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The environment as recorded: values of secret-looking keys replaced."""
-    return {k: ("***" if _SECRET_KEY.search(k) else v) for k, v in (environment or {}).items()}
+    """The environment as recorded: Secret block references kept (a resume reads them again), any other
+    value of a secret-looking key replaced (an execution recorded before references were required)."""
+    return {k: ("***" if is_secret_key(k) and secret_reference(v) is None else v)
+            for k, v in (environment or {}).items()}
 
 
 def _step_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -78,8 +82,8 @@ def run_step(step: PlannedStep, execution_id: str, order: int, run: dict[str, An
     context = StepContext(
         execution_id=execution_id, cutpoint=step.cutpoint.value, step_id=step.step_id, step_key=step.key,
         step_name=step.name, version=step.version, source_version=run["source_version"],
-        target_version=run["target_version"], site_id=run["site_id"], environment=run["environment"],
-        resources=resources, logger=logger)
+        target_version=run["target_version"], site_id=run["site_id"],
+        environment={**run["environment"], **resources.environment_secrets}, resources=resources, logger=logger)
     logger.info("step %s (%s) started", step.step_id, step.class_name)
     try:
         result = cls(cls.Params.model_validate(step.params), context).run()
@@ -110,6 +114,7 @@ def run_cutpoint(cutpoint: Cutpoint, source_version: str, target_version: str, s
     :class:`Refused` (exit 2) and executes nothing. ``configs_dir``, ``sql_root`` and ``databases`` are
     what a caller gives instead of the settings and blocks (the CLI's options), explicitly.
     """
+    check_environment(environment)
     settings = get_settings(configs=configs_dir, sql_root=sql_root)
     overrides = SiteOverrides(databases={k: v.get_secret_value() for k, v in (databases or {}).items()})
     plan = plan_for(cutpoint, source_version, target_version, site_id, settings)
@@ -163,6 +168,8 @@ def _run_locked(service: ExecutionService, request: Request, admission: Admissio
     cutpoint, site_id, store = request.cutpoint, plan.site_id, service.store
     overridden = tuple(sorted(n for n in ("ft_db", "middle_db", "metadata")
                               if n in resources.overrides.databases or url_from_environment(n)))
+    resources.environment_secrets = resolve_secret_environment(environment)  # a missing block: nothing started
+    resources.secrets.update(v for v in resources.environment_secrets.values() if v)
     if any(_writes_events(step, settings) for step in steps):
         resources.event_writer()  # the event log boots beside the run's start, not beside the statements
     execution_id = service.start(request, admission, StartTerms(
@@ -238,9 +245,17 @@ def _run_locked(service: ExecutionService, request: Request, admission: Admissio
                             message=error, instructions="\n".join(_build_report(service, execution_id).resume_hint),
                             context={"step_key": failed.key})
     service.finish(execution_id, status, error)
-    notified = notify(plan.notifications, _build_report(service, execution_id).to_json(), logger=logger)
+    final = _build_report(service, execution_id).to_json()
+    notified = notify(plan.notifications, final, logger=logger)
     if notified:
         extra["notification"] = notified
+    profile = resources.profile
+    if profile is not None and getattr(profile, "notify_blocks", None):
+        subject, body = render_message(final, getattr(profile, "language", "zh"))
+        extra["notification_blocks"] = send_to_blocks(list(profile.notify_blocks), subject,
+                                                      mask_text(body, resources.secrets))
+        for failed_block in (o for o in extra["notification_blocks"] if not o["delivered"]):
+            logger.warning("notification through block %s failed: %s", failed_block["block"], failed_block["error"])
     report = publish_report(service, execution_id, extra=extra)
     _publish_site_overview(service)
     if failed:
@@ -309,8 +324,9 @@ def _publish_site_overview(service: ExecutionService) -> None:
 def cutpoint_flow(cutpoint: Cutpoint) -> Flow[..., dict[str, Any]]:
     """The Prefect flow of one cutpoint: the same body, its own name, parameters and docstring."""
 
-    def run(source_version: str, target_version: str, site_id: str, environment: dict[str, Any] | None = None,
-            rerun: bool = False, waive: list[str] | None = None, reason: str = "", requested_by: str = "",
+    def run(source_version: VersionText, target_version: VersionText, site_id: SiteId,
+            environment: dict[str, Any] | None = None, rerun: bool = False, waive: list[Waivable] | None = None,
+            reason: str = "", requested_by: str = "",
             accept_changed_scripts: bool = False, execution_id: str | None = None, configs_dir: str | None = None,
             sql_root: str | None = None, databases: dict[str, SecretStr] | None = None) -> dict[str, Any]:
         return run_cutpoint(cutpoint, source_version, target_version, site_id, environment, rerun=rerun,
@@ -325,7 +341,7 @@ def cutpoint_flow(cutpoint: Cutpoint) -> Flow[..., dict[str, Any]]:
         source_version: Version the site runs now, e.g. 3.17.0.
         target_version: Version to upgrade to, e.g. 3.17.5-P1.
         site_id: The site (局点) id, e.g. CN or US.
-        environment: CICD's environment values (secret-looking keys are masked when recorded).
+        environment: CICD's environment values; a secret one only as ``secret:<Secret block name>``.
         rerun: Run again although this cutpoint already completed for (site, source, target); needs a reason.
         waive: Preconditions to waive (e.g. services_stopped, pre_upgrade_process); needs a reason.
         reason: Why (recorded with a rerun, a waiver or accepted script changes).

@@ -84,5 +84,6 @@ class ConfigPreprocessStep(UpgradeStep):
         profile = ctx.resources.profile
         values = {"SITE_ID": ctx.site_id, "SOURCE_VERSION": ctx.source_version, "TARGET_VERSION": ctx.target_version}
         values.update(profile.environment if profile else {})
+        values.update(profile.secret_values() if profile else {})
         values.update({k: str(v) for k, v in ctx.environment.items() if v is not None})
         return values

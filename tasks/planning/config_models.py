@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -18,6 +19,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -124,6 +126,19 @@ class Notifications(_Frozen):
     on_success: list[str] = Field(default_factory=list)
     on_failure: list[str] = Field(default_factory=list)
     webhook_url: str | None = None
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _no_credentials(cls, value: str | None) -> str | None:
+        """Versioned configs are read by everyone who reads the repository: a token belongs in a block."""
+        if value and _CREDENTIAL_IN_URL.search(value):
+            raise ValueError("the webhook URL carries a credential (a token, key, secret or user:password): "
+                             "configs are versioned; put it in a notification block of the site "
+                             "(`notifications` and `alerts` in its site file) instead")
+        return value
+
+
+_CREDENTIAL_IN_URL = re.compile(r"[?&](?:access_?token|token|key|secret|sign|password)=|//[^/@\s]+:[^/@\s]*@", re.I)
 
 
 class VersionConfig(_Frozen):

@@ -67,6 +67,10 @@ class SiteResources:
         self._engines: dict[str, Engine] = {}
         self._lock = threading.RLock()
         self.secrets: set[str] = set()
+        #: Environment values read from Secret blocks (the run's parameters carry only their names).
+        self.environment_secrets: dict[str, str] = {}
+        if profile is not None:  # the profile's secret values are masked wherever the run writes
+            self.secrets.update(v for v in profile.secret_values().values() if v)
         self.store: MetadataStore | None = None
         self._owns_store = False
         self._redis: redis.Redis | None = None

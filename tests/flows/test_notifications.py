@@ -66,3 +66,55 @@ def test_failure_and_then_completion_are_posted_to_the_configured_webhook(
     assert received[1]["recipients"] == ["ops@example.com"] and received[1]["resume"] == []
     report = json.loads([line for line in ok.output.splitlines() if line.startswith("{")][-1])
     assert report["notification"]["delivered"] is True
+
+
+@pytest.fixture
+def dingtalk() -> Iterator[tuple[str, list[tuple[str, dict[str, Any]]]]]:
+    """A receiver that answers as DingTalk's robot API does."""
+    received: list[tuple[str, dict[str, Any]]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's API
+            received.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"errcode": 0, "errmsg": "ok"}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/robot/send", received
+    finally:
+        server.shutdown()
+
+
+def test_a_failed_run_tells_the_sites_notification_blocks_where_and_how_to_go_on_in_chinese(
+        isolated_env: Path, mariadb_database: str, dingtalk: tuple[str, list[tuple[str, dict[str, Any]]]]) -> None:
+    from blocks.notifications import DingTalkWebhook
+    from blocks.site_profile import SiteProfile
+
+    url, received = dingtalk
+    DingTalkWebhook(token="0123abcdnt", endpoint=url).save("nt-dingtalk", overwrite=True)
+    SiteProfile(site_id="NT", notify_blocks=["nt-dingtalk"]).save(SiteProfile.block_name("NT"), overwrite=True)
+    (isolated_env / "sql").mkdir()
+    script = "CREATE TABLE t (id INT PRIMARY KEY);\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUES (1);\n"
+    (isolated_env / "sql" / "f.sql").write_text(script, encoding="utf-8")
+    (isolated_env / "configs").mkdir()
+    (isolated_env / "configs" / "317500.json").write_text(json.dumps({"version": "317500", "upgrade_steps": {
+        "startup_pre_process": [{"id": "sql_001", "class_name": "StartupPreProcessStep", "sql_scripts": ["f.sql"]}]}}),
+        encoding="utf-8")
+    result = CliRunner().invoke(app, [
+        "run", "startup_pre_process", "--from", "3.17.0", "--to", "3.17.5", "--site", "NT", "--json",
+        "--configs", str(isolated_env / "configs"), "--sql-root", str(isolated_env / "sql"),
+        "--db", f"ft_db={mariadb_database}", "--waive", "pre_upgrade_process", "--reason", "test"])
+    assert result.exit_code == 1, result.output
+    [(path, message)] = received
+    assert path.startswith("/robot/send?access_token=0123abcdnt") and message["msgtype"] == "markdown"
+    assert message["markdown"]["title"] == "【FT 升级】站点 NT startup_pre_process 3.17.0→3.17.5：失败"
+    text = message["markdown"]["text"]
+    assert "`f.sql:3`" in text and "Duplicate entry" in text and "点击 **Retry**" in text, text
+    assert "ft-upgrade resume EXEC" in text, text

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from typing import get_args
+
 import pytest
 
 from tasks.core.errors import InputError, VersionError
+from tasks.core.parameters import VERSION_PATTERN, Waivable
 from tasks.core.versions import Version
 
 
@@ -52,3 +56,24 @@ def test_versions_that_do_not_encode_uniquely_are_input_errors_naming_the_value(
 def test_patches_sort_after_their_baseline_and_before_the_next() -> None:
     assert Version.parse("3.17.5") < Version.parse("3.17.5-P1") < Version.parse("3.17.5-P12") < Version.parse("3.17.6")
     assert Version.parse("3.17.5-P3").baseline == Version.parse("3.17.5")
+
+
+@pytest.mark.parametrize("text", ["3.17.0", "3.17.5-P1", "3.0.9-P99", "9.99.9", "317501", "100000", "3.17.10",
+                                  "3.17.5-P0", "3.17.5-P01", "03.17.5", "3.017.5", "3.100.0", "0.1.0", "31750",
+                                  "3175010", "3.17", "3.17.5-p1", "v3.17.5", "", " 3.17.5", "3.17.5-P100"])
+def test_the_run_forms_version_pattern_accepts_exactly_what_the_tool_parses(text: str) -> None:
+    """Where the UI's Run form and the API check a version, they agree with Version.parse (canonical forms)."""
+    try:
+        Version.parse(text)
+        parsed = text == text.strip()
+    except VersionError:
+        parsed = False
+    assert bool(re.fullmatch(VERSION_PATTERN, text)) == parsed, text
+    for code in range(100000, 1000000, 997):
+        assert re.fullmatch(VERSION_PATTERN, str(code)) and re.fullmatch(VERSION_PATTERN, str(Version.from_code(code)))
+
+
+def test_the_waivable_preconditions_are_the_admissions() -> None:
+    from tasks.execution.admission import PRECONDITIONS
+
+    assert set(get_args(Waivable)) == {p for names in PRECONDITIONS.values() for p in names}

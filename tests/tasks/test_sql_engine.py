@@ -321,6 +321,7 @@ def test_every_statement_is_an_event_in_clickhouse_within_a_second(tmp_path: Pat
     name = write(tmp_path / "sql", "e.sql", body)
     with step_context(tmp_path, databases={"ft_db": mariadb_database}, sql_root=tmp_path / "sql",
                       execution_id="EXEC_EV") as ctx:
+        assert ctx.resources.event_writer().flush(timeout=60)  # booted when the run starts, as the runner does
         SqlScriptStep(SqlScriptParams(sql_scripts=[name]), ctx).run()
         finished = time.monotonic()
         log = ctx.resources.event_log()

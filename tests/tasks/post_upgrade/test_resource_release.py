@@ -91,7 +91,7 @@ def test_stale_redis_namespaces_are_unlinked_and_current_ones_stay(tmp_path: Pat
     assert result.details["redis"][0]["pattern"] == f"{prefix}:cache:3.17.0:*"
     assert result.details["redis_keys"] == 1_201
     assert result.details["redis_bytes"] > 1_201 * 50
-    assert list(client.scan_iter(match=f"{prefix}:*")) == [f"{prefix}:cache:3.17.5:order:1".encode()]
+    assert set(client.scan_iter(match=f"{prefix}:*")) == {f"{prefix}:cache:3.17.5:order:1".encode()}  # SCAN repeats
     client.close()
 
 

@@ -1,0 +1,54 @@
+"""The run's own message to the site's notification blocks: what failed (step, file:line) and how to go on.
+
+Prefect's automations report a run's state from outside (tasks they cannot see inside the run); this is
+the richer message the run sends itself when it ends, through the same blocks. Chinese unless the site
+says English. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tasks.core.statuses import ExecutionStatus, StepStatus
+
+TEXT = {
+    "zh": {"ok": "成功", "failed": "失败", "title": "【FT 升级】站点 {site} {cutpoint} {source}→{target}：{status}",
+           "execution": "执行", "step": "失败步骤", "error": "错误", "at": "位置", "next": "下一步",
+           "done": "全部步骤已完成（{steps}）。",
+           "resume": ["修复原因后继续（已成功的语句不会重复执行）：", "Prefect UI：打开失败的运行，点击 **Retry**；",
+                      "CICD：以相同参数再次触发该部署；", "命令行：`ft-upgrade resume {execution}`。"]},
+    "en": {"ok": "succeeded", "failed": "failed", "title": "[FT upgrade] site {site} {cutpoint} {source}→{target}: "
+                                                           "{status}",
+           "execution": "Execution", "step": "Failed step", "error": "Error", "at": "At", "next": "Next",
+           "done": "Every step finished ({steps}).",
+           "resume": ["Fix the cause, then continue (statements that succeeded are not run again):",
+                      "Prefect UI: open the failed run and press **Retry**;",
+                      "CICD: trigger the deployment again with the same parameters;",
+                      "CLI: `ft-upgrade resume {execution}`."]},
+}
+
+
+def render_message(report: Mapping[str, Any], language: str = "zh") -> tuple[str, str]:
+    """(subject, markdown body) for the run's report."""
+    text = TEXT.get(language, TEXT["zh"])
+    ok = report["status"] == ExecutionStatus.SUCCESS
+    subject = text["title"].format(site=report["site_id"], cutpoint=report["cutpoint"],
+                                   source=report["source_version"], target=report["target_version"],
+                                   status=text["ok"] if ok else text["failed"])
+    lines = [f"**{subject}**", "", f"- {text['execution']}: `{report['execution_id']}`"]
+    if ok:
+        steps = report.get("steps") or {}
+        lines.append("- " + text["done"].format(steps=", ".join(f"{k} {v}" for k, v in steps.items() if v)))
+        return subject, "\n".join(lines)
+    failed = next((s for s in report.get("step_results", []) if s.get("status") == StepStatus.FAILED), None)
+    if failed:
+        lines.append(f"- {text['step']}: `{failed['step_id']}`")
+        where = (failed.get("details") or {}).get("failure") or {}
+        if where.get("file"):
+            lines.append(f"- {text['at']}: `{where['file']}:{where.get('line', '?')}` ({where.get('database', '')})")
+        if failed.get("error"):
+            lines.append(f"- {text['error']}: {str(failed['error'])[:500]}")
+    first, *ways = text["resume"]
+    lines += ["", f"**{text['next']}**: {first}", *(f"1. {w.format(execution=report['execution_id'])}" for w in ways)]
+    return subject, "\n".join(lines)
