@@ -138,6 +138,16 @@ with get_client(sync_client=True) as client:
 """
 
 
+def import_prefect_seconds() -> float:
+    """A fixed workload to read the fixed cost against: most of a run's start is importing."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import prefect"], check=True)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 def local_run(work: Path, home: Path, env: dict[str, str]) -> tuple[float, float]:
     """``ft-upgrade run`` without a server: its whole time and its statement span, in seconds."""
     started = time.perf_counter()
@@ -207,6 +217,7 @@ def main() -> None:
     finally:
         for name in DATABASES.values():
             admin(f"DROP DATABASE IF EXISTS `{name}`")
+    print(f"reference (this machine, now): `python -c 'import prefect'` best of 3 {import_prefect_seconds():.2f}s")
     print(f"files: {len(files)}, statements: {statements}")
     print(f"fixed_seconds_per_run: {min(fixed):.2f}")
     print(f"chain_statement_ratio_vs_client: {min(spans) / min(clients):.2f}")
