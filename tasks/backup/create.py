@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from tasks.backup.catalog import site_folder
 from tasks.backup.dump import ProgressFn, SnapshotPlan, dump_database
-from tasks.backup.manifest import FileEntry, Manifest, TableEntry, sha256_file
+from tasks.backup.manifest import FileEntry, Manifest, TableEntry, ViewEntry, sha256_file
 
 
 def new_backup_id(site_id: str, now: datetime | None = None) -> str:
@@ -34,14 +34,16 @@ def create_backup(backup_root: Path, *, site_id: str, execution_id: str, source_
     folder.mkdir(parents=True)
     try:
         tables: list[TableEntry] = []
+        views: list[ViewEntry] = []
         for plan in plans:
             tables += dump_database(engine_for(plan.database), plan, folder / "db", batch_rows=batch_rows,
-                                    on_progress=on_progress)
+                                    on_progress=on_progress, views=views)
         files = [_copy_file(path, folder / "files", index) for index, path in enumerate(config_files)]
         manifest = Manifest(
             backup_id=backup_id, site_id=site_id, execution_id=execution_id, source_version=source_version,
             target_version=target_version, created_at=created.isoformat(timespec="microseconds"),
-            tables=tuple(tables), files=tuple(files), duration_seconds=round(time.perf_counter() - started, 3))
+            tables=tuple(tables), files=tuple(files), views=tuple(views),
+            duration_seconds=round(time.perf_counter() - started, 3))
         manifest.save(folder)
         return folder, manifest
     except BaseException:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pymysql.cursors
 from sqlalchemy import Engine
 
-from tasks.backup.manifest import TableEntry, sha256_file
+from tasks.backup.manifest import TableEntry, ViewEntry, sha256_file
 
 BATCH_ROWS = 2000
 ProgressFn = Callable[[int, int], None]  # (rows, bytes) just written
@@ -36,8 +36,13 @@ def quote_ident(name: str) -> str:
 
 
 def dump_database(engine: Engine, plan: SnapshotPlan, folder: Path, *, batch_rows: int = BATCH_ROWS,
-                  compress_level: int = 1, on_progress: ProgressFn | None = None) -> list[TableEntry]:
-    """Stream the planned tables of one database into ``folder``; returns their manifest entries."""
+                  compress_level: int = 1, on_progress: ProgressFn | None = None,
+                  views: list[ViewEntry] | None = None) -> list[TableEntry]:
+    """Stream the planned tables of one database into ``folder``; returns their manifest entries.
+
+    Each table's triggers go with it; the database's views are appended to ``views`` (a restore puts
+    them back after the tables, as they were).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     raw = engine.raw_connection()
     try:
@@ -50,6 +55,8 @@ def dump_database(engine: Engine, plan: SnapshotPlan, folder: Path, *, batch_row
             tables = list(plan.tables) or _base_tables(cur)
         entries = [_dump_table(conn, plan.database, schema, table, folder, batch_rows, compress_level, on_progress)
                    for table in tables]
+        if views is not None:
+            views += _views(conn, plan.database)
         conn.rollback()
         return entries
     finally:
@@ -82,6 +89,12 @@ def _dump_table(conn: pymysql.Connection, database: str, schema: str, table: str
         create_sql = cur.fetchone()[1]
         cur.execute(f"CHECKSUM TABLE {quote_ident(table)}")
         checksum = cur.fetchone()[1]
+        cur.execute("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() "
+                    "AND EVENT_OBJECT_TABLE = %s ORDER BY ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER", (table,))
+        triggers = []
+        for (name,) in cur.fetchall():
+            cur.execute(f"SHOW CREATE TRIGGER {quote_ident(name)}")
+            triggers.append(cur.fetchone()[2])
     path = folder / f"{database}.{table}.sql.gz"
     rows = 0
     escape = conn.escape
@@ -97,4 +110,16 @@ def _dump_table(conn: pymysql.Connection, database: str, schema: str, table: str
                 on_progress(len(batch), len(line) + 1)
     return TableEntry(database=database, schema=schema, table=table, rows=rows,
                       checksum=None if checksum is None else int(checksum), create_sql=create_sql,
-                      file=path.name, sha256=sha256_file(path), bytes=path.stat().st_size)
+                      file=path.name, sha256=sha256_file(path), bytes=path.stat().st_size, triggers=tuple(triggers))
+
+
+def _views(conn: pymysql.Connection, database: str) -> list[ViewEntry]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() "
+                    "ORDER BY TABLE_NAME")
+        names = [row[0] for row in cur.fetchall()]
+        found = []
+        for name in names:
+            cur.execute(f"SHOW CREATE VIEW {quote_ident(name)}")
+            found.append(ViewEntry(database=database, view=name, create_sql=cur.fetchone()[1]))
+    return found

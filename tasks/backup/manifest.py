@@ -28,10 +28,20 @@ class TableEntry:
     file: str
     sha256: str
     bytes: int
+    triggers: tuple[str, ...] = ()  # SHOW CREATE TRIGGER of each trigger on the table, in firing order
 
     @property
     def key(self) -> str:
         return f"{self.database}.{self.table}"
+
+
+@dataclass(frozen=True)
+class ViewEntry:
+    """One view of a backed-up database, as SHOW CREATE VIEW gave it (restored after the tables)."""
+
+    database: str
+    view: str
+    create_sql: str
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,7 @@ class Manifest:
     compression: str = "gzip"
     tables: tuple[TableEntry, ...] = ()
     files: tuple[FileEntry, ...] = ()
+    views: tuple[ViewEntry, ...] = ()
     duration_seconds: float = 0.0
     format: int = FORMAT
     extra: dict[str, Any] = field(default_factory=dict)
@@ -73,8 +84,10 @@ class Manifest:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
         data = dict(data)
-        data["tables"] = tuple(TableEntry(**t) for t in data.get("tables", ()))
+        data["tables"] = tuple(TableEntry(**{**t, "triggers": tuple(t.get("triggers", ()))})
+                               for t in data.get("tables", ()))
         data["files"] = tuple(FileEntry(**f) for f in data.get("files", ()))
+        data["views"] = tuple(ViewEntry(**v) for v in data.get("views", ()))
         return cls(**data)
 
     def save(self, folder: Path) -> Path:

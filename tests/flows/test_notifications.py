@@ -18,59 +18,8 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
 @pytest.fixture
-def receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    received: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's API
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hooks/upgrade", received
-    finally:
-        server.shutdown()
-
-
-def test_failure_and_then_completion_are_posted_to_the_configured_webhook(
-        isolated_env: Path, mariadb_database: str, receiver: tuple[str, list[dict[str, Any]]]) -> None:
-    url, received = receiver
-    configs = isolated_env / "configs"
-    configs.mkdir()
-    (configs / "317500.json").write_text(json.dumps({
-        "version": "317500",
-        "upgrade_steps": {"pre_business_check": [
-            {"id": "ping", "class_name": "ServiceHealthCheckStep", "databases": ["ft_db"]}]},
-        "notifications": {"on_success": ["ops@example.com"], "on_failure": ["ops@example.com", "dev@example.com"],
-                          "webhook_url": url}}), encoding="utf-8")
-    args = ["run", "pre_business_check", "--from", "3.17.0", "--to", "3.17.5", "--site", "US", "--json",
-            "--configs", str(configs)]
-    failed = CliRunner().invoke(app, [*args, "--db", "ft_db=mysql+pymysql://root:pw@127.0.0.1:1/x"])
-    assert failed.exit_code == 1
-    ok = CliRunner().invoke(app, [*args, "--db", f"ft_db={mariadb_database}"])
-    assert ok.exit_code == 0, ok.output
-    assert [m["event"] for m in received] == ["ft-upgrade.failed", "ft-upgrade.succeeded"]
-    failure = received[0]
-    assert (failure["site_id"], failure["cutpoint"], failure["source_version"], failure["target_version"]) == (
-        "US", "pre_business_check", "3.17.0", "3.17.5")
-    assert failure["failed_step"] == "ping" and failure["failure"] == "0/1 healthy: unhealthy database ft_db"
-    assert any(f"ft-upgrade resume {failure['execution_id']}" in line for line in failure["resume"])
-    assert failure["recipients"] == ["ops@example.com", "dev@example.com"]
-    assert "pw@" not in json.dumps(received)
-    assert received[1]["recipients"] == ["ops@example.com"] and received[1]["resume"] == []
-    report = json.loads([line for line in ok.output.splitlines() if line.startswith("{")][-1])
-    assert report["notification"]["delivered"] is True
-
-
-@pytest.fixture
-def dingtalk() -> Iterator[tuple[str, list[tuple[str, dict[str, Any]]]]]:
-    """A receiver that answers as DingTalk's robot API does."""
+def receiver() -> Iterator[tuple[str, list[tuple[str, dict[str, Any]]]]]:
+    """A local receiver that keeps (path, JSON body) and answers as DingTalk's robot API does."""
     received: list[tuple[str, dict[str, Any]]] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -87,18 +36,50 @@ def dingtalk() -> Iterator[tuple[str, list[tuple[str, dict[str, Any]]]]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/robot/send", received
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
     finally:
         server.shutdown()
 
 
+def test_failure_and_then_completion_are_posted_to_the_configured_webhook(
+        isolated_env: Path, mariadb_database: str, receiver: tuple[str, list[tuple[str, dict[str, Any]]]]) -> None:
+    base, posted = receiver
+    url = f"{base}/hooks/upgrade"
+    configs = isolated_env / "configs"
+    configs.mkdir()
+    (configs / "317500.json").write_text(json.dumps({
+        "version": "317500",
+        "upgrade_steps": {"pre_business_check": [
+            {"id": "ping", "class_name": "ServiceHealthCheckStep", "databases": ["ft_db"]}]},
+        "notifications": {"on_success": ["ops@example.com"], "on_failure": ["ops@example.com", "dev@example.com"],
+                          "webhook_url": url}}), encoding="utf-8")
+    args = ["run", "pre_business_check", "--from", "3.17.0", "--to", "3.17.5", "--site", "US", "--json",
+            "--configs", str(configs)]
+    failed = CliRunner().invoke(app, [*args, "--db", "ft_db=mysql+pymysql://root:pw@127.0.0.1:1/x"])
+    assert failed.exit_code == 1
+    ok = CliRunner().invoke(app, [*args, "--db", f"ft_db={mariadb_database}"])
+    assert ok.exit_code == 0, ok.output
+    received = [body for _, body in posted]
+    assert [m["event"] for m in received] == ["ft-upgrade.failed", "ft-upgrade.succeeded"]
+    failure = received[0]
+    assert (failure["site_id"], failure["cutpoint"], failure["source_version"], failure["target_version"]) == (
+        "US", "pre_business_check", "3.17.0", "3.17.5")
+    assert failure["failed_step"] == "ping" and failure["failure"] == "0/1 healthy: unhealthy database ft_db"
+    assert any(f"ft-upgrade resume {failure['execution_id']}" in line for line in failure["resume"])
+    assert failure["recipients"] == ["ops@example.com", "dev@example.com"]
+    assert "pw@" not in json.dumps(received)
+    assert received[1]["recipients"] == ["ops@example.com"] and received[1]["resume"] == []
+    report = json.loads([line for line in ok.output.splitlines() if line.startswith("{")][-1])
+    assert report["notification"]["delivered"] is True
+
+
 def test_a_failed_run_tells_the_sites_notification_blocks_where_and_how_to_go_on_in_chinese(
-        isolated_env: Path, mariadb_database: str, dingtalk: tuple[str, list[tuple[str, dict[str, Any]]]]) -> None:
+        isolated_env: Path, mariadb_database: str, receiver: tuple[str, list[tuple[str, dict[str, Any]]]]) -> None:
     from blocks.notifications import DingTalkWebhook
     from blocks.site_profile import SiteProfile
 
-    url, received = dingtalk
-    DingTalkWebhook(token="0123abcdnt", endpoint=url).save("nt-dingtalk", overwrite=True)
+    base, received = receiver
+    DingTalkWebhook(token="0123abcdnt", endpoint=f"{base}/robot/send").save("nt-dingtalk", overwrite=True)
     SiteProfile(site_id="NT", notify_blocks=["nt-dingtalk"]).save(SiteProfile.block_name("NT"), overwrite=True)
     (isolated_env / "sql").mkdir()
     script = "CREATE TABLE t (id INT PRIMARY KEY);\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUES (1);\n"

@@ -33,3 +33,26 @@ def fill(engine: Engine, rows: int) -> None:
 def checksums(engine: Engine, tables: tuple[str, ...] = ("orders", "users")) -> dict[str, int]:
     with engine.connect() as conn:
         return {t: conn.execute(text(f"CHECKSUM TABLE {t}")).one()[1] for t in tables}
+
+
+RELATED = [
+    """CREATE TABLE accounts (id INT PRIMARY KEY, name VARCHAR(32) NOT NULL, balance BIGINT NOT NULL DEFAULT 0)
+       ENGINE=InnoDB""",
+    """CREATE TABLE payments (id INT PRIMARY KEY AUTO_INCREMENT, account_id INT NOT NULL, amount INT NOT NULL,
+       CONSTRAINT fk_payments_account FOREIGN KEY (account_id) REFERENCES accounts (id) ON DELETE CASCADE)
+       ENGINE=InnoDB""",
+    """CREATE TRIGGER payments_add_to_balance AFTER INSERT ON payments FOR EACH ROW
+       UPDATE accounts SET balance = balance + NEW.amount WHERE id = NEW.account_id""",
+    """CREATE VIEW account_totals AS SELECT a.id, a.name, COUNT(p.id) AS payments
+       FROM accounts a LEFT JOIN payments p ON p.account_id = a.id GROUP BY a.id, a.name""",
+]
+
+
+def fill_related(engine: Engine, payments: int) -> None:
+    """A parent, a child with a named foreign key, a trigger on the child and a view over both."""
+    with engine.begin() as conn:
+        for statement in RELATED:
+            conn.execute(text(statement))
+        conn.execute(text("INSERT INTO accounts (id, name) SELECT seq, CONCAT('a', seq) FROM seq_1_to_500"))
+        conn.execute(text("INSERT INTO payments (account_id, amount) SELECT 1 + seq % 500, seq % 97 "
+                          f"FROM seq_1_to_{payments}"))

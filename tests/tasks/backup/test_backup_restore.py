@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import gzip
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import IntegrityError
 
 from tasks.backup.catalog import expired, list_backups
 from tasks.backup.manifest import Manifest
 from tasks.backup.step import BackupParams, BackupStep, RestoreBackupStep, RestoreParams
 from tasks.core.errors import StepFailed
+from tests.conftest import PROJECT
 from tests.helpers import step_context
-from tests.tasks.backup.data import checksums, fill
+from tests.tasks.backup.data import checksums, fill, fill_related
 
 ROWS = 50_000
 
@@ -151,4 +157,100 @@ def test_config_files_are_backed_up_and_restored(tmp_path: Path, mariadb_databas
     result = restore(tmp_path, mariadb_database)
     assert conf.read_text() == "a: 1\n"
     assert str(conf.resolve()) in result.details["restored"][0]["files"]
+    engine.dispose()
+
+
+def related_backup(tmp_path: Path, url: str):
+    params = BackupParams(databases=[{"database": "ft_db", "tables": ["accounts", "payments"]}])
+    with step_context(tmp_path, databases={"ft_db": url}, execution_id="EXEC_R", cutpoint="pre_upgrade_process") as ctx:
+        return BackupStep(params, ctx).run()
+
+
+def schema_objects(engine: Engine) -> dict[str, object]:
+    with engine.connect() as conn:
+        return {
+            "foreign_keys": conn.execute(text(
+                "SELECT CONSTRAINT_NAME, TABLE_NAME, REFERENCED_TABLE_NAME "
+                "FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE()")).all(),
+            "triggers": conn.execute(text("SELECT TRIGGER_NAME, ACTION_STATEMENT FROM information_schema.TRIGGERS "
+                                          "WHERE TRIGGER_SCHEMA = DATABASE()")).all(),
+            "view": conn.execute(text("SHOW CREATE VIEW account_totals")).one()[1],
+            "tables": sorted(conn.execute(text("SHOW FULL TABLES")).all()),
+        }
+
+
+def test_restore_keeps_foreign_keys_constraint_names_triggers_and_views(tmp_path: Path, mariadb_database: str):
+    engine = create_engine(mariadb_database)
+    fill_related(engine, 20_000)
+    before, objects = checksums(engine, ("accounts", "payments")), schema_objects(engine)
+    related_backup(tmp_path, mariadb_database)
+    with engine.begin() as conn:  # what an upgrade does to them
+        conn.execute(text("ALTER TABLE payments ADD COLUMN memo VARCHAR(10) NULL"))
+        conn.execute(text("UPDATE accounts SET balance = 0, name = UPPER(name)"))
+        conn.execute(text("DROP TRIGGER payments_add_to_balance"))
+        conn.execute(text("CREATE TRIGGER payments_audit BEFORE INSERT ON payments FOR EACH ROW SET NEW.amount = 0"))
+        conn.execute(text("CREATE OR REPLACE VIEW account_totals AS SELECT 1 AS id"))
+        conn.execute(text("DELETE FROM payments WHERE id % 2 = 0"))
+
+    done = restore(tmp_path, mariadb_database, execution_id="EXEC_R")
+    assert done.status == "SUCCESS"
+    assert checksums(engine, ("accounts", "payments")) == before
+    assert schema_objects(engine) == objects, "foreign keys, triggers, the view and no staging leftovers"
+    with engine.begin() as conn:
+        balance = conn.execute(text("SELECT balance FROM accounts WHERE id = 7")).scalar()
+        conn.execute(text("INSERT INTO payments (account_id, amount) VALUES (7, 5)"))
+        assert conn.execute(text("SELECT balance FROM accounts WHERE id = 7")).scalar() == balance + 5, "trigger"
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(text("INSERT INTO payments (account_id, amount) VALUES (100000, 1)"))
+    engine.dispose()
+
+
+KILLED_RESTORE = """
+import sys
+from pathlib import Path
+from sqlalchemy import create_engine
+from tasks.backup.catalog import find_backup
+from tasks.backup.restore import restore_backup
+engine = create_engine(sys.argv[2])
+restore_backup(find_backup(Path(sys.argv[1]), sys.argv[3]), lambda name: engine)
+"""
+
+
+def test_a_restore_killed_midway_is_resumed_by_the_next_try(tmp_path: Path, mariadb_database: str):
+    """kill -9 once the first table is back: the next try finishes from the journal, not from scratch."""
+    engine = create_engine(mariadb_database)
+    fill(engine, 100_000)
+    fill_related(engine, 100_000)
+    tables = ("accounts", "orders", "payments", "users")
+    before, objects = checksums(engine, tables), schema_objects(engine)
+    params = BackupParams(databases=[{"database": "ft_db"}])
+    with step_context(tmp_path, databases={"ft_db": mariadb_database}, execution_id="EXEC_K",
+                      cutpoint="pre_upgrade_process") as ctx:
+        made = BackupStep(params, ctx).run()
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE orders SET status = 9"))
+        conn.execute(text("DELETE FROM payments WHERE id % 3 = 0"))
+        conn.execute(text("UPDATE accounts SET balance = -1"))
+    root = tmp_path / "home" / "backup_dir"
+    journal = Path(made.details["path"]) / "restore-journal.json"
+    child = subprocess.Popen([sys.executable, "-c", KILLED_RESTORE, str(root), mariadb_database,
+                              made.details["backup_id"]], cwd=PROJECT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and child.poll() is None:
+        if journal.exists() and '"done"' in journal.read_text(encoding="utf-8"):
+            break
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    first = json.loads(journal.read_text(encoding="utf-8"))
+    assert first["finished"] is False and "done" in first["tables"].values(), first
+    assert checksums(engine, tables) != before, "killed midway: not everything was restored"
+
+    with step_context(tmp_path, databases={"ft_db": mariadb_database}, execution_id="EXEC_K") as ctx:
+        done = RestoreBackupStep(RestoreParams(), ctx).run()
+    restored = done.details["restored"][0]
+    assert restored["resumed"] == sorted(k for k, v in first["tables"].items() if v == "done")
+    assert checksums(engine, tables) == before
+    assert schema_objects(engine) == objects
+    assert json.loads(journal.read_text(encoding="utf-8"))["finished"] is True
     engine.dispose()
