@@ -104,6 +104,19 @@ def _parameter_schema(cutpoint: Cutpoint) -> dict[str, Any]:
     return parameter_schema(CUTPOINT_FLOWS[cutpoint].fn).model_dump_for_openapi()
 
 
+def _rollback_schema() -> dict[str, Any]:
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.rollback import rollback
+
+    return parameter_schema(rollback.fn).model_dump_for_openapi()
+
+
+def rollback_name(site_id: str) -> str:
+    """``rollback-cn``: the site's rollback deployment (flow ``rollback``)."""
+    return "rollback" + deployment_suffix(site_id)
+
+
 def deploy(sites: Iterable[str], *, prefix: str = "ft-upgrade", pool_concurrency: int | None = None,
            alerts: dict[str, Any] | None = None, echo: Any = print) -> list[SiteDeployment]:
     """Create/update each site's work pool and deployments (and its alert automations) on the Prefect API."""
@@ -114,9 +127,11 @@ def deploy(sites: Iterable[str], *, prefix: str = "ft-upgrade", pool_concurrency
 
     template = ProcessWorker.get_default_base_job_template()
     schemas = {cp: _parameter_schema(cp) for cp in Cutpoint}
+    rollback_schema = _rollback_schema()
     done: list[SiteDeployment] = []
     with get_client(sync_client=True) as client:
         flow_ids = {cp: client.create_flow_from_name(cp.value) for cp in Cutpoint}
+        rollback_flow = client.create_flow_from_name("rollback")
         for site in sites:
             planned = plan_site(site, prefix)
             pool = planned[0].pool
@@ -134,7 +149,13 @@ def deploy(sites: Iterable[str], *, prefix: str = "ft-upgrade", pool_concurrency
                     parameter_openapi_schema=schemas[d.cutpoint], tags=[*TAGS, f"site:{site}"],
                     description=f"{d.cutpoint.value} of site {site} (pool {d.pool})", enforce_parameter_schema=True)
                 done.append(d)
-            echo(f"site {site}: pool {pool}, deployments {', '.join(d.name for d in planned)}")
+            client.create_deployment(  # the operator's rollback: never scheduled, started from the UI
+                flow_id=rollback_flow, name=rollback_name(site), work_pool_name=pool, work_queue_name="default",
+                entrypoint="flows/rollback.py:rollback", pull_steps=PULL_STEPS, parameters={"site_id": site},
+                job_variables=job_variables((alerts or {}).get(site)), parameter_openapi_schema=rollback_schema,
+                tags=[*TAGS, f"site:{site}", "rollback"], enforce_parameter_schema=True,
+                description=f"Rollback of an upgrade execution of site {site}: the configs' rollback_steps")
+            echo(f"site {site}: pool {pool}, deployments {', '.join(d.name for d in planned)}, {rollback_name(site)}")
             if (alerts or {}).get(site):
                 names = apply_site_alerts(client, site, pool, alerts[site])  # type: ignore[index]
                 echo(f"site {site}: automations {', '.join(names)}")

@@ -40,6 +40,7 @@ DbOpt = Annotated[list[str] | None, typer.Option("--db", help="Override a logica
 SiteOpt = Annotated[str | None, typer.Option("--site", help="The site whose metadata store holds the execution "
                                                           "(default: found in the shared store or the site blocks).")]
 ByOpt = Annotated[str, typer.Option("--by", help="Who asks (recorded); default: the local user.")]
+YesOpt = Annotated[bool, typer.Option("--yes", help="Confirm without asking (needed when not on a terminal).")]
 
 
 @dataclass(frozen=True)
@@ -724,14 +725,22 @@ def backup_restore(
     tables: Annotated[str | None, typer.Option("--tables", help="Comma-separated tables (default: all).")] = None,
     files: Annotated[bool, typer.Option("--files", help="Also restore the backed-up config files.")] = False,
     db: Annotated[list[str] | None, typer.Option("--db", help="Override a logical database: NAME=URL.")] = None,
+    yes: YesOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Verify the backup's checksums, restore it, and compare CHECKSUM TABLE with the manifest."""
+    """Verify the backup's checksums, restore it, and compare CHECKSUM TABLE with the manifest; holds the site's
+    lock and asks for confirmation on a terminal (--yes for scripts)."""
     from tasks.backup.commands import restore_backup
     from tasks.core.errors import UpgradeError
+    from tasks.store.site_lock import site_lock
 
+    _confirm(yes, f"restore backup {backup_id} over the live tables of site {site}"
+                  f"{' (' + tables + ')' if tables else ''}?")
+    where = _where(db=db)
     try:
-        with _site_resources(site, _where(db=db)) as resources, _terminal_progress(not json_out):
+        with _site_resources(site, where) as resources, _terminal_progress(not json_out), \
+                site_lock(resources.metadata_store().engine, site, holder=f"ft-upgrade backup restore {backup_id}",
+                          wait_seconds=where.settings.site_lock_wait_seconds):
             report = restore_backup(backup_id, resources.path("backup_dir"), resources.engine,
                                     tables=[t.strip() for t in tables.split(",")] if tables else None,
                                     include_files=files)
@@ -750,26 +759,52 @@ def backup_restore(
 @_guard
 def rollback(
     execution_id: Annotated[str, typer.Argument(help="The upgrade execution to roll back.")],
+    site: Annotated[str | None, typer.Option("--site", help="Site id (default: the execution's).")] = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the report).")] = "",
+    by: ByOpt = "",
+    yes: YesOpt = False,
     db: Annotated[list[str] | None, typer.Option("--db", help="Override a logical database: NAME=URL.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Run the configs' rollback_steps for an execution (e.g. RestoreBackupStep); only when an operator asks."""
-    from tasks.core.errors import UpgradeError
-    from tasks.execution.rollback import run_rollback
+    """Run the configs' rollback_steps for an execution (e.g. RestoreBackupStep) as the rollback flow, holding
+    the site's lock; asks for confirmation on a terminal (--yes for scripts)."""
+    import getpass
+
+    from flows.rollback import rollback as rollback_flow
+    from tasks.core.errors import InputError
+    from tasks.execution.service import ExecutionService
 
     where = _where(db=db)
-    try:
-        results = run_rollback(execution_id, settings=where.settings, overrides=where.overrides)
-    except UpgradeError as exc:
-        if exc.exit_code == 2:
-            raise
-        err.print(f"[bold red]rollback failed:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+    with ExecutionService.locate(execution_id, site, metadata_url=where.metadata_url) as service:
+        execution = service.execution(execution_id)
+    _confirm(yes, f"roll back {execution['step_type']} {execution['source_version']} → "
+                  f"{execution['target_version']} at site {execution['site_id']} ({execution_id})?")
+    with _terminal_progress(not json_out), _ephemeral_api_patience():
+        state = rollback_flow(execution_id=execution_id, site_id=execution["site_id"], reason=reason,
+                              requested_by=by or getpass.getuser(), configs_dir=str(where.settings.configs),
+                              databases=where.flow_parameters()["databases"], return_state=True)
+    if not state.is_completed():
+        failure = state.result(raise_on_failure=False)
+        if isinstance(failure, InputError):
+            _fail_input(str(failure))
+        err.print(f"[bold red]rollback failed:[/] {failure}", highlight=False)
+        raise typer.Exit(1)
+    results = state.result()
     if json_out:
-        print(json.dumps({"execution_id": execution_id, "steps": results}, ensure_ascii=False, default=str))
+        print(json.dumps(results, ensure_ascii=False, default=str))
         return
-    for r in results:
+    for r in results["steps"]:
         out.print(f"[green]{r['status']}[/] {r['step_id']}: {r['summary']}", highlight=False)
+
+
+def _confirm(yes: bool, question: str) -> None:
+    """A destructive command asks on a terminal; elsewhere it needs --yes (nothing is done without it)."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise _BadInput(f"{question} Not on a terminal: add --yes to confirm.")
+    if not typer.confirm(question, default=False):
+        raise _BadInput("not confirmed; nothing was done")
 
 
 #: Commands that only read (configs, scripts, the site's store): the process ends as soon as they have

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -175,6 +176,7 @@ def schema_objects(engine: Engine) -> dict[str, object]:
             "triggers": conn.execute(text("SELECT TRIGGER_NAME, ACTION_STATEMENT FROM information_schema.TRIGGERS "
                                           "WHERE TRIGGER_SCHEMA = DATABASE()")).all(),
             "view": conn.execute(text("SHOW CREATE VIEW account_totals")).one()[1],
+            "payments": re.sub(r" AUTO_INCREMENT=\d+", "", conn.execute(text("SHOW CREATE TABLE payments")).one()[1]),
             "tables": sorted(conn.execute(text("SHOW FULL TABLES")).all()),
         }
 

@@ -92,24 +92,28 @@ def test_backup_list_restore_and_rollback_commands(isolated_env: Path, mariadb_d
     try:
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM orders"))
-        rolled = CliRunner().invoke(app, ["rollback", execution, *db, "--json"])
+        unconfirmed = CliRunner().invoke(app, ["rollback", execution, *db, "--json"])
+        assert unconfirmed.exit_code == 2 and "--yes" in unconfirmed.output, unconfirmed.output
+        rolled = CliRunner().invoke(app, ["rollback", execution, *db, "--json", "--yes"])
         assert rolled.exit_code == 0, rolled.output
-        assert json.loads(rolled.output)["steps"][0]["status"] == "SUCCESS"
+        report = json.loads([x for x in rolled.output.splitlines() if x.startswith("{")][-1])
+        assert report["steps"][0]["status"] == "SUCCESS"
         assert checksums(engine) == before
 
         with engine.begin() as conn:
             conn.execute(text("UPDATE users SET name = 'changed'"))
         restored = CliRunner().invoke(app, ["backup", "restore", backups[0]["backup_id"], "--site", "CN",
-                                            "--tables", "users", *db])
+                                            "--tables", "users", *db, "--yes"])
         assert restored.exit_code == 0, restored.output
         assert checksums(engine) == before
 
         data_file = next((Path(backups[0]["path"]) / "db").glob("*users*"))
         data_file.write_bytes(data_file.read_bytes()[:-10])
-        corrupted = CliRunner().invoke(app, ["backup", "restore", backups[0]["backup_id"], "--site", "CN", *db])
+        corrupted = CliRunner().invoke(app, ["backup", "restore", backups[0]["backup_id"], "--site", "CN", *db,
+                                             "--yes"])
         assert corrupted.exit_code == 1
         assert "sha256" in corrupted.output.lower() or "corrupt" in corrupted.output.lower()
-        missing = CliRunner().invoke(app, ["backup", "restore", "NO-SUCH-BACKUP", "--site", "CN", *db])
+        missing = CliRunner().invoke(app, ["backup", "restore", "NO-SUCH-BACKUP", "--site", "CN", *db, "--yes"])
         assert missing.exit_code == 2
     finally:
         engine.dispose()
