@@ -1,4 +1,4 @@
-"""Notification blocks for the chat tools FT teams use: DingTalk (钉钉), WeCom (企业微信), Feishu (飞书).
+"""Notification blocks for the tools FT teams use: DingTalk (钉钉), WeCom (企业微信), Feishu (飞书), e-mail.
 
 Prefect's automations send through notification blocks, and Prefect has none for these. They are
 built like Prefect's own, on apprise (whose plugins format each tool's message and sign DingTalk's),
@@ -89,9 +89,32 @@ class FeishuWebhook(ChatWebhook):
         return plugin
 
 
+class SmtpEmail(ChatWebhook):
+    """E-mail through the site's own SMTP server (sites often have no other way out)."""
+
+    _block_type_name = "FT SMTP Email"
+    _description = "E-mail through an SMTP server for ft-auto-upgrade alerts."
+
+    host: str = Field(description="SMTP server host.")
+    port: int = Field(default=25, ge=1, le=65535)
+    security: Literal["none", "starttls", "ssl"] = Field(default="starttls", description="Transport security.")
+    username: str | None = Field(default=None, description="Login, if the server asks for one.")
+    password: SecretStr | None = Field(default=None)
+    from_addr: str = Field(description="Sender address.")
+    to: list[str] = Field(min_length=1, description="Recipients.")
+
+    def _plugin(self) -> Any:
+        from apprise.plugins.email import NotifyEmail
+
+        return NotifyEmail(host=self.host, port=self.port, smtp_host=self.host, user=self.username,
+                           password=self.password.get_secret_value() if self.password else None,
+                           from_addr=self.from_addr, targets=list(self.to), secure=self.security != "none",
+                           secure_mode={"none": "insecure", "starttls": "starttls", "ssl": "ssl"}[self.security])
+
+
 #: Site-file notification ``type`` → block class.
 NOTIFICATION_TYPES: dict[str, type[ChatWebhook]] = {"dingtalk": DingTalkWebhook, "wecom": WeComWebhook,
-                                                   "feishu": FeishuWebhook}
+                                                   "feishu": FeishuWebhook, "email": SmtpEmail}
 
 
 class AlertSettings(BaseModel):

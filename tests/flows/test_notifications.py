@@ -99,3 +99,46 @@ def test_a_failed_run_tells_the_sites_notification_blocks_where_and_how_to_go_on
     text = message["markdown"]["text"]
     assert "`f.sql:3`" in text and "Duplicate entry" in text and "点击 **Retry**" in text, text
     assert "ft-upgrade resume EXEC" in text, text
+
+
+def test_each_notification_block_type_renders_what_its_receiver_expects(
+        receiver: tuple[str, list[tuple[str, dict[str, Any]]]]) -> None:
+    """DingTalk (signed markdown), WeCom, Feishu to a local receiver; e-mail to a local SMTP server."""
+    import asyncore
+    import smtpd
+
+    from blocks.notifications import DingTalkWebhook, FeishuWebhook, SmtpEmail, WeComWebhook
+
+    base, received = receiver
+    blocks = [DingTalkWebhook(token="0123abcd", secret="SEC0123abcd", endpoint=f"{base}/robot/send"),
+              WeComWebhook(key="k0123", endpoint=f"{base}/cgi-bin/webhook/send"),
+              FeishuWebhook(token="t0123", endpoint=f"{base}/open-apis/bot/v2/hook/")]
+    for block in blocks:
+        with block.raise_on_failure():
+            block.notify("**失败** `a.sql:3`", "【FT 升级】站点 CN：失败")
+    (ding_path, ding), (wecom_path, wecom), (feishu_path, feishu) = received
+    assert ding_path.startswith("/robot/send?access_token=0123abcd&timestamp=") and "&sign=" in ding_path
+    title = "【FT 升级】站点 CN：失败"
+    assert ding == {"msgtype": "markdown", "at": {"atMobiles": [], "isAtAll": False},
+                    "markdown": {"title": title, "text": f"# {title}\n**失败** `a.sql:3`"}}
+    assert wecom_path == "/cgi-bin/webhook/send?key=k0123" and "`a.sql:3`" in json.dumps(wecom, ensure_ascii=False)
+    assert feishu_path == "/open-apis/bot/v2/hook/t0123/" and feishu["msg_type"] == "text"
+
+    mails: list[tuple[str, list[str], bytes]] = []
+
+    class Sink(smtpd.SMTPServer):
+        def process_message(self, peer: Any, mailfrom: str, rcpttos: list[str], data: bytes, **kw: Any) -> None:
+            mails.append((mailfrom, rcpttos, data))
+
+    server = Sink(("127.0.0.1", 0), None, decode_data=False)
+    threading.Thread(target=asyncore.loop, kwargs={"timeout": 0.1}, daemon=True).start()
+    try:
+        mail = SmtpEmail(host="127.0.0.1", port=server.socket.getsockname()[1], security="none",
+                         from_addr="ft-upgrade@example.com", to=["ops@example.com"])
+        with mail.raise_on_failure():
+            mail.notify("正文", "【FT 升级】站点 CN：失败")
+    finally:
+        server.close()
+    [(sender, recipients, data)] = mails
+    assert (sender, recipients) == ("ft-upgrade@example.com", ["ops@example.com"])
+    assert b"Subject: =?utf-8?" in data
