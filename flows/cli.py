@@ -13,24 +13,49 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from tasks.core.cutpoints import Cutpoint
+from tasks.core.parameters import InflightDecision
 from tasks.core.statuses import ExecutionStatus
 
+EXIT_CODES = ("Exit codes: 0 done, or nothing to do (already completed); 1 failed: the output names the "
+              "execution and how to resume it; 2 bad input, or refused (busy site, missing precondition, a --from "
+              "that differs from the site's version): nothing ran.")
 app = typer.Typer(help="FT system upgrades: plan, run and resume the five CICD cutpoints.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+                  add_completion=False, pretty_exceptions_enable=False, epilog=EXIT_CODES)
 blocks_app = typer.Typer(help="Create or update the Prefect blocks of a site.", no_args_is_help=True)
 app.add_typer(blocks_app, name="blocks")
 backup_app = typer.Typer(help="List and restore the backups taken by pre_upgrade_process.", no_args_is_help=True)
 app.add_typer(backup_app, name="backup")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+def _console(stderr: bool = False) -> Console:
+    """Piped (a CI log, a file), tables keep their full width instead of a terminal's 80 columns."""
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, soft_wrap=True, width=240 if piped else None)
+
+
+out = _console()
+err = _console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"ft-auto-upgrade {version('ft-auto-upgrade')} (prefect {version('prefect')})")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                   help="Print the version and exit.")] = False) -> None:
+    """FT system upgrades: plan, run and resume the five CICD cutpoints."""
 
 ConfigsOpt = Annotated[Path | None, typer.Option("--configs", help="Folder of version configs.")]
 SqlRootOpt = Annotated[Path | None, typer.Option("--sql-root", help="Root folder of SQL scripts.")]
@@ -354,7 +379,7 @@ def _print_report(data: dict[str, Any], json_out: bool) -> None:
 @_guard
 def resume(
     execution_id: Annotated[str, typer.Argument(help="Execution to continue.")],
-    inflight: Annotated[str | None, typer.Option(
+    inflight: Annotated[InflightDecision | None, typer.Option(
         "--inflight", help="For the breakpoint's statement only: 'applied' (it took effect; in doubt only), 'retry' "
                            "(run it again) or 'skip' (you applied it by hand; needs --notes).")] = None,
     by: Annotated[str, typer.Option("--by", help="Who resolved the cause (recorded on the breakpoint).")] = "",
@@ -490,7 +515,7 @@ def status(execution_id: Annotated[str, typer.Argument()], site: SiteOpt = None,
 @app.command()
 @_guard
 def report(execution_id: Annotated[str, typer.Argument()],
-           fmt: Annotated[str, typer.Option("--format", help="md or json.")] = "md",
+           fmt: Annotated[Literal["md", "json"], typer.Option("--format", help="Markdown or JSON.")] = "md",
            site: SiteOpt = None, db: DbOpt = None) -> None:
     """Print the latest report of an execution (markdown, as in the Prefect UI, or JSON)."""
     from tasks.core.errors import InputError
