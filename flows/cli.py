@@ -7,13 +7,14 @@ executed). Only this module prints or exits; everything else returns values or r
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.console import Console
@@ -132,9 +133,20 @@ def _read_json(file: Path) -> Any:
         raise _BadInput(f"{file}:{exc.lineno}:{exc.colno}: {exc.msg}") from None
 
 
-def _fail_input(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(2)
+#: Whether the running command was given --json: its failures are a JSON object on stdout too.
+_JSON_FAILURES: contextvars.ContextVar[bool] = contextvars.ContextVar("ft_upgrade_json_failures", default=False)
+
+
+def _fail(message: str, code: int, prefix: str = "error") -> NoReturn:
+    """The failure on stderr; under --json also ``{"status": "error", "exit_code": …, "error": …}`` on stdout."""
+    err.print(f"[bold red]{prefix}:[/] {message}", highlight=False)
+    if _JSON_FAILURES.get():
+        print(json.dumps({"status": "error", "exit_code": code, "error": message}, ensure_ascii=False))
+    raise typer.Exit(code)
+
+
+def _fail_input(message: str) -> NoReturn:
+    _fail(message, 2)
 
 
 def _guard(fn: Any) -> Any:
@@ -145,10 +157,13 @@ def _guard(fn: Any) -> Any:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        token = _JSON_FAILURES.set(bool(kwargs.get("json_out")))
         try:
             return fn(*args, **kwargs)
         except (InputError, _BadInput) as exc:
             _fail_input(str(exc))
+        finally:
+            _JSON_FAILURES.reset(token)
 
     return wrapper
 
@@ -340,9 +355,7 @@ def _finish_run(state: Any, json_out: bool, site: str, where: _Where) -> None:
         _fail_input(str(exc))
     execution_id = exc.execution_id if isinstance(exc, UpgradeFailed) else None
     if execution_id is None:
-        err.print(f"[bold red]error:[/] flow run {state.state_details.flow_run_id} ended {state.name}: "
-                  f"{state.message}", highlight=False)
-        raise typer.Exit(1)
+        _fail(f"flow run {state.state_details.flow_run_id} ended {state.name}: {state.message}", 1)
     with ExecutionService.open(site, metadata_url=where.metadata_url) as service:
         data = service.build_report(execution_id).to_json()
         stored = service.latest_report(execution_id)
@@ -770,8 +783,7 @@ def backup_restore(
                                     tables=[t.strip() for t in tables.split(",")] if tables else None,
                                     include_files=files)
     except UpgradeError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(exc.exit_code) from None
+        _fail(str(exc), exc.exit_code)
     if json_out:
         print(json.dumps({"backup_id": report.backup_id, "tables": report.tables, "files": report.files},
                          ensure_ascii=False, default=str))
@@ -812,8 +824,7 @@ def rollback(
         failure = state.result(raise_on_failure=False)
         if isinstance(failure, InputError):
             _fail_input(str(failure))
-        err.print(f"[bold red]rollback failed:[/] {failure}", highlight=False)
-        raise typer.Exit(1)
+        _fail(str(failure), 1, prefix="rollback failed")
     results = state.result()
     if json_out:
         print(json.dumps(results, ensure_ascii=False, default=str))

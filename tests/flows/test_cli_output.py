@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -32,3 +33,17 @@ def test_version_exit_codes_and_choices_are_in_the_help(tmp_path: Path) -> None:
     assert "<applied|retry|skip>" in piped("resume", "--help", home=tmp_path).stdout
     bad = piped("resume", "EXEC_X", "--inflight", "maybe", home=tmp_path)
     assert bad.returncode == 2 and "'applied', 'retry', 'skip'" in " ".join(bad.stderr.replace("│", " ").split())
+
+
+def test_under_json_a_failure_is_a_json_object_on_stdout(tmp_path: Path) -> None:
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "317500.json").write_text('{"version": "317500", "upgrade_steps": {', encoding="utf-8")
+    for args in (["validate", "--configs", str(configs), "--json"],
+                 ["plan", "--from", "3.17.0", "--to", "3.17.10", "--site", "CN", "--json"]):
+        result = piped(*args, home=tmp_path)
+        assert result.returncode == 2, result
+        failure = json.loads(result.stdout)
+        assert failure["status"] == "error" and failure["exit_code"] == 2 and failure["error"], failure
+    assert "317500.json:1:" in json.loads(piped("validate", "--configs", str(configs), "--json", home=tmp_path)
+                                          .stdout)["error"]
