@@ -60,7 +60,6 @@ class SiteSpec(BaseModel):
                                   field=f"environment.{key}")
         return spec
 
-
     def notification_blocks(self, source: str = "site file") -> dict[str, ChatWebhook]:
         """Block name → notification block, each checked (its type, its fields, its name)."""
         blocks: dict[str, ChatWebhook] = {}

@@ -26,7 +26,6 @@ from pydantic import SecretStr
 
 from blocks.database import url_from_environment
 from blocks.notifications import send_to_blocks
-from blocks.secrets import resolve_secret_environment
 from blocks.site_profile import load_site_profile
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.environment import check_environment, is_secret_key, secret_reference
@@ -83,7 +82,7 @@ def run_step(step: PlannedStep, execution_id: str, order: int, run: dict[str, An
         execution_id=execution_id, cutpoint=step.cutpoint.value, step_id=step.step_id, step_key=step.key,
         step_name=step.name, version=step.version, source_version=run["source_version"],
         target_version=run["target_version"], site_id=run["site_id"],
-        environment={**run["environment"], **resources.environment_secrets}, resources=resources, logger=logger)
+        environment=resources.step_environment(run["environment"]), resources=resources, logger=logger)
     logger.info("step %s (%s) started", step.step_id, step.class_name)
     try:
         result = cls(cls.Params.model_validate(step.params), context).run()
@@ -168,8 +167,7 @@ def _run_locked(service: ExecutionService, request: Request, admission: Admissio
     cutpoint, site_id, store = request.cutpoint, plan.site_id, service.store
     overridden = tuple(sorted(n for n in ("ft_db", "middle_db", "metadata")
                               if n in resources.overrides.databases or url_from_environment(n)))
-    resources.environment_secrets = resolve_secret_environment(environment)  # a missing block: nothing started
-    resources.secrets.update(v for v in resources.environment_secrets.values() if v)
+    resources.resolve_environment(environment)  # a missing Secret block: nothing started
     if any(_writes_events(step, settings) for step in steps):
         resources.event_writer()  # the event log boots beside the run's start, not beside the statements
     execution_id = service.start(request, admission, StartTerms(

@@ -52,6 +52,8 @@ def _rollback_steps(execution_id: str, execution: dict[str, Any], settings: Sett
     results: list[dict[str, Any]] = []
     with open_site_resources(execution["site_id"], settings=settings, overrides=overrides,
                              profile=load_site_profile(execution["site_id"])) as resources:
+        recorded = json.loads(execution["environment"] or "{}")
+        resources.resolve_environment(recorded)  # Secret block references, as the run resolved them
         for loaded, group, position, step in steps:
             resolution = resolve_step_class(step.class_name, settings.allowed_step_modules)
             if resolution.step_class is None:
@@ -64,7 +66,7 @@ def _rollback_steps(execution_id: str, execution: dict[str, Any], settings: Sett
                 execution_id=execution_id, cutpoint=execution["step_type"], step_id=step.id,
                 step_key=f"{loaded.version.code}:{step.id}", step_name=step.name or step.id,
                 version=str(loaded.version), source_version=str(source), target_version=str(target),
-                site_id=execution["site_id"], environment=json.loads(execution["environment"] or "{}"),
+                site_id=execution["site_id"], environment=resources.step_environment(recorded),
                 resources=resources, logger=logger)
             cls = resolution.step_class
             result = cls(cls.Params.model_validate(params), context).run()  # StepFailed stops the rollback

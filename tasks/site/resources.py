@@ -77,6 +77,17 @@ class SiteResources:
         self._event_log: ClickHouseEventLog | None = None
         self._event_writer: BatchingWriter | None = None
 
+    def resolve_environment(self, environment: Mapping[str, Any] | None) -> None:
+        """Read the Secret blocks a run's environment names (a missing one is bad input) and mask their values."""
+        from blocks.secrets import resolve_secret_environment
+
+        self.environment_secrets = resolve_secret_environment(environment)
+        self.secrets.update(v for v in self.environment_secrets.values() if v)
+
+    def step_environment(self, environment: Mapping[str, Any]) -> dict[str, Any]:
+        """What a step sees: the run's environment with each Secret block reference replaced by its value."""
+        return {**environment, **self.environment_secrets}
+
     def database_url(self, name: str) -> URL:
         url = self.overrides.database(name) or load_database_url(name, self.site_id)
         if url is None and name == "metadata":

@@ -12,19 +12,20 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, get_args
 
 from sqlalchemy import Engine, select, update
 
 from tasks.core.clock import utcnow
+from tasks.core.parameters import InflightDecision
 from tasks.core.statuses import BreakpointStatus
 from tasks.store import schema
 
 BREAKPOINT_TTL = timedelta(days=7)
 _bp = schema.upgrade_breakpoint
 
-Inflight = Literal["applied", "retry", "skip"]
-INFLIGHT_CHOICES: tuple[str, ...] = ("applied", "retry", "skip")
+Inflight = InflightDecision
+INFLIGHT_CHOICES: tuple[str, ...] = get_args(InflightDecision)
 
 
 @dataclass(frozen=True)
