@@ -18,6 +18,7 @@ from tasks.backup.catalog import list_backups as _stored
 from tasks.backup.restore import RestoreReport
 from tasks.backup.restore import restore_backup as _restore
 from tasks.core.progress import Progress
+from tasks.core.settings import get_settings
 
 
 def list_backups(backup_dir: Path, site_id: str | None = None) -> list[dict[str, Any]]:
@@ -36,6 +37,6 @@ def restore_backup(backup_id: str, backup_dir: Path, engine_for: Callable[[str],
     backup = find_backup(backup_dir, backup_id)
     progress = Progress(backup.manifest.total_rows, f"restore {backup_id}")
     report = _restore(backup, engine_for, tables=tables, include_files=include_files,
-                      on_progress=progress.advance)
+                      on_progress=progress.advance, group=get_settings().backup_group)
     progress.finish()
     return report

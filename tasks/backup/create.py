@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from tasks.backup.catalog import site_folder
 from tasks.backup.dump import ProgressFn, SnapshotPlan, dump_database
 from tasks.backup.manifest import FileEntry, Manifest, TableEntry, ViewEntry, sha256_file
+from tasks.core.files import Private
 
 
 def new_backup_id(site_id: str, now: datetime | None = None) -> str:
@@ -25,36 +26,44 @@ def new_backup_id(site_id: str, now: datetime | None = None) -> str:
 def create_backup(backup_root: Path, *, site_id: str, execution_id: str, source_version: str,
                   target_version: str, plans: Sequence[SnapshotPlan], engine_for: Callable[[str], Engine],
                   config_files: Sequence[Path] = (), on_progress: ProgressFn | None = None,
-                  batch_rows: int = 2000) -> tuple[Path, Manifest]:
-    """Write a complete backup folder; on any error the partial folder is removed and the error raised."""
+                  batch_rows: int = 2000, group: str | None = None) -> tuple[Path, Manifest]:
+    """Write a complete backup folder; on any error the partial folder is removed and the error raised.
+
+    Customer data: every folder it creates is ``0700`` and every file ``0600`` whatever the umask
+    (``0750``/``0640`` owned by ``group`` when given).
+    """
+    private = Private(group)
     started = time.perf_counter()
     created = datetime.now(UTC)
     backup_id = new_backup_id(site_id, created)
     folder = site_folder(backup_root, site_id) / backup_id
-    folder.mkdir(parents=True)
+    if folder.exists():
+        raise FileExistsError(folder)
+    private.mkdir(folder)
     try:
         tables: list[TableEntry] = []
         views: list[ViewEntry] = []
         for plan in plans:
             tables += dump_database(engine_for(plan.database), plan, folder / "db", batch_rows=batch_rows,
-                                    on_progress=on_progress, views=views)
-        files = [_copy_file(path, folder / "files", index) for index, path in enumerate(config_files)]
+                                    on_progress=on_progress, views=views, private=private)
+        files = [_copy_file(path, folder / "files", index, private) for index, path in enumerate(config_files)]
         manifest = Manifest(
             backup_id=backup_id, site_id=site_id, execution_id=execution_id, source_version=source_version,
             target_version=target_version, created_at=created.isoformat(timespec="microseconds"),
             tables=tuple(tables), files=tuple(files), views=tuple(views),
             duration_seconds=round(time.perf_counter() - started, 3))
-        manifest.save(folder)
+        manifest.save(folder, private)
         return folder, manifest
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
 
 
-def _copy_file(source: Path, folder: Path, index: int) -> FileEntry:
-    folder.mkdir(parents=True, exist_ok=True)
+def _copy_file(source: Path, folder: Path, index: int, private: Private) -> FileEntry:
+    """A gzip copy; the source's permission bits are recorded so a restore gives them back."""
+    private.mkdir(folder)
     stored = folder / f"{index:03d}_{source.name}.gz"
-    with source.open("rb") as src, gzip.open(stored, "wb", compresslevel=6) as dst:
+    with source.open("rb") as src, private.open(stored) as raw, gzip.open(raw, "wb", compresslevel=6) as dst:
         shutil.copyfileobj(src, dst)
     return FileEntry(source=str(source.resolve()), file=stored.name, sha256=sha256_file(stored),
-                     bytes=stored.stat().st_size)
+                     bytes=stored.stat().st_size, mode=source.stat().st_mode & 0o777)

@@ -18,6 +18,7 @@ import pymysql.cursors
 from sqlalchemy import Engine
 
 from tasks.backup.manifest import TableEntry, ViewEntry, sha256_file
+from tasks.core.files import Private
 
 BATCH_ROWS = 2000
 ProgressFn = Callable[[int, int], None]  # (rows, bytes) just written
@@ -37,13 +38,13 @@ def quote_ident(name: str) -> str:
 
 def dump_database(engine: Engine, plan: SnapshotPlan, folder: Path, *, batch_rows: int = BATCH_ROWS,
                   compress_level: int = 1, on_progress: ProgressFn | None = None,
-                  views: list[ViewEntry] | None = None) -> list[TableEntry]:
+                  views: list[ViewEntry] | None = None, private: Private = Private()) -> list[TableEntry]:
     """Stream the planned tables of one database into ``folder``; returns their manifest entries.
 
     Each table's triggers go with it; the database's views are appended to ``views`` (a restore puts
-    them back after the tables, as they were).
+    them back after the tables, as they were). Folder and files are private (see :class:`Private`).
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    private.mkdir(folder)
     raw = engine.raw_connection()
     try:
         conn: pymysql.Connection = raw.driver_connection  # type: ignore[assignment]
@@ -53,8 +54,8 @@ def dump_database(engine: Engine, plan: SnapshotPlan, folder: Path, *, batch_row
             cur.execute("SELECT DATABASE()")
             schema = cur.fetchone()[0]
             tables = list(plan.tables) or _base_tables(cur)
-        entries = [_dump_table(conn, plan.database, schema, table, folder, batch_rows, compress_level, on_progress)
-                   for table in tables]
+        entries = [_dump_table(conn, plan.database, schema, table, folder, batch_rows, compress_level, on_progress,
+                               private) for table in tables]
         if views is not None:
             views += _views(conn, plan.database)
         conn.rollback()
@@ -83,7 +84,7 @@ def _base_tables(cur: pymysql.cursors.Cursor) -> list[str]:
 
 
 def _dump_table(conn: pymysql.Connection, database: str, schema: str, table: str, folder: Path,
-                batch_rows: int, level: int, on_progress: ProgressFn | None) -> TableEntry:
+                batch_rows: int, level: int, on_progress: ProgressFn | None, private: Private) -> TableEntry:
     with conn.cursor() as cur:
         cur.execute(f"SHOW CREATE TABLE {quote_ident(table)}")
         create_sql = cur.fetchone()[1]
@@ -98,7 +99,7 @@ def _dump_table(conn: pymysql.Connection, database: str, schema: str, table: str
     path = folder / f"{database}.{table}.sql.gz"
     rows = 0
     escape = conn.escape
-    with gzip.open(path, "wt", encoding="utf-8", compresslevel=level) as out, \
+    with private.open(path) as raw, gzip.open(raw, "wt", encoding="utf-8", compresslevel=level) as out, \
             conn.cursor(pymysql.cursors.SSCursor) as stream:
         stream.execute(f"SELECT * FROM {quote_ident(table)}")
         while batch := stream.fetchmany(batch_rows):

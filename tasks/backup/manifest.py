@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tasks.core.files import Private
+
 MANIFEST = "manifest.json"
 FORMAT = 1
 
@@ -46,12 +48,13 @@ class ViewEntry:
 
 @dataclass(frozen=True)
 class FileEntry:
-    """One configuration file: where it lived and the SHA-256 of its content."""
+    """One configuration file: where it lived, the SHA-256 of its content, its permission bits (None: older backup)."""
 
     source: str
     file: str
     sha256: str
     bytes: int
+    mode: int | None = None
 
 
 @dataclass(frozen=True)
@@ -90,11 +93,11 @@ class Manifest:
         data["views"] = tuple(ViewEntry(**v) for v in data.get("views", ()))
         return cls(**data)
 
-    def save(self, folder: Path) -> Path:
-        """Atomic: a reader sees either no manifest or the complete one."""
+    def save(self, folder: Path, private: Private = Private()) -> Path:
+        """Atomic: a reader sees either no manifest or the complete one; private like the backup it describes."""
         path = folder / MANIFEST
         tmp = folder / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), ensure_ascii=False, indent=2), encoding="utf-8")
+        private.write_text(tmp, json.dumps(self.to_json(), ensure_ascii=False, indent=2))
         tmp.replace(path)
         return path
 

@@ -23,6 +23,7 @@ from tasks.backup.catalog import StoredBackup
 from tasks.backup.dump import quote_ident
 from tasks.backup.manifest import FileEntry, TableEntry, ViewEntry, sha256_file
 from tasks.core.errors import BackupChecksumMismatch, BackupCorrupted, BackupNotFound
+from tasks.core.files import Private
 
 STAGE_PREFIX = "__ftr_"
 ProgressFn = Callable[[int], None]
@@ -63,14 +64,15 @@ def verify_files(backup: StoredBackup, tables: Sequence[TableEntry], files: Sequ
 
 
 def restore_backup(backup: StoredBackup, engine_for: Callable[[str], Engine], *, tables: Sequence[str] | None = None,
-                   include_files: bool = False, on_progress: ProgressFn | None = None) -> RestoreReport:
+                   include_files: bool = False, on_progress: ProgressFn | None = None,
+                   group: str | None = None) -> RestoreReport:
     """Verify, then restore the chosen tables (all by default, then the databases' views) and, if asked,
     the config files. An attempt that was killed is resumed from its journal: tables it finished are
-    not loaded again."""
+    not loaded again. The journal is private like the backup (``group`` as when it was made)."""
     entries = select_tables(backup.manifest.tables, tables)
     files = list(backup.manifest.files) if include_files else []
     verify_files(backup, entries, files)
-    journal = RestoreJournal.open(backup.folder)
+    journal = RestoreJournal.open(backup.folder, Private(group))
     report = RestoreReport(backup.manifest.backup_id, resumed=sorted(journal.done))
     for entry in entries:
         if entry.key not in journal.done:
@@ -83,7 +85,7 @@ def restore_backup(backup: StoredBackup, engine_for: Callable[[str], Engine], *,
             _restore_view(view, engine_for(view.database))
             report.views.append(f"{view.database}.{view.view}")
     for item in files:
-        _restore_file(backup.folder / "files" / item.file, Path(item.source))
+        _restore_file(backup.folder / "files" / item.file, Path(item.source), item.mode)
         report.files.append(item.source)
     journal.finish()
     return report
@@ -98,16 +100,17 @@ class RestoreJournal:
 
     NAME = "restore-journal.json"
 
-    def __init__(self, path: Path, states: dict[str, str]) -> None:
+    def __init__(self, path: Path, states: dict[str, str], private: Private = Private()) -> None:
         self.path = path
         self.states = states
+        self.private = private
 
     @classmethod
-    def open(cls, folder: Path) -> RestoreJournal:
+    def open(cls, folder: Path, private: Private = Private()) -> RestoreJournal:
         path = folder / cls.NAME
         data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         states = {} if data.get("finished") else dict(data.get("tables", {}))
-        journal = cls(path, states)
+        journal = cls(path, states, private)
         journal._write(finished=False)
         return journal
 
@@ -124,7 +127,7 @@ class RestoreJournal:
 
     def _write(self, *, finished: bool) -> None:
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"tables": self.states, "finished": finished}, indent=1), encoding="utf-8")
+        self.private.write_text(tmp, json.dumps({"tables": self.states, "finished": finished}, indent=1))
         os.replace(tmp, self.path)
 
 
@@ -245,11 +248,14 @@ def _renamed_create(create_sql: str, table: str, new_name: str) -> str:
     return re.sub(r"\bAUTO_INCREMENT=\d+\s*", "", f"CREATE TABLE {quote_ident(new_name)}" + create_sql[len(head):])
 
 
-def _restore_file(stored: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
+def _restore_file(stored: Path, target: Path, mode: int | None) -> None:
+    """Put a config file back with the permission bits it had when backed up (``0600`` if the backup is
+    older than that record), whatever the umask; the temp file is ``0600`` until it takes its place."""
+    Private().mkdir(target.parent)
     tmp = target.with_name(f".{target.name}.restore.tmp")
-    with gzip.open(stored, "rb") as src, tmp.open("wb") as dst:
+    with gzip.open(stored, "rb") as src, Private().open(tmp) as dst:
         dst.write(src.read())
         dst.flush()
         os.fsync(dst.fileno())
+    os.chmod(tmp, 0o600 if mode is None else mode & 0o777)
     tmp.replace(target)

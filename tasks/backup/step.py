@@ -16,6 +16,7 @@ from pydantic import Field, field_validator
 from tasks.backup.catalog import KEEP_UPGRADES, apply_retention, backups_of_execution, find_backup
 from tasks.core.errors import BackupError, BackupNotFound, StepFailed
 from tasks.core.progress import Progress
+from tasks.core.settings import get_settings
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.steps.base import UpgradeStep
@@ -99,7 +100,7 @@ class BackupStep(UpgradeStep):
                         root, site_id=ctx.site_id, execution_id=ctx.execution_id,
                         source_version=ctx.source_version, target_version=ctx.target_version, plans=plans,
                         engine_for=res.engine, config_files=files, on_progress=tick,
-                        batch_rows=self.params.batch_rows)
+                        batch_rows=self.params.batch_rows, group=get_settings().backup_group)
                 except Exception as exc:
                     last = exc
                     raise
@@ -162,7 +163,8 @@ class RestoreBackupStep(UpgradeStep):
             progress = Progress(backup.manifest.total_rows, f"restore {backup.manifest.backup_id}")
             try:
                 report = restore_backup(backup, res.engine, tables=self.params.tables or None,
-                                        include_files=self.params.include_files, on_progress=progress.advance)
+                                        include_files=self.params.include_files, on_progress=progress.advance,
+                                        group=get_settings().backup_group)
             except BackupError as exc:
                 raise StepFailed(str(exc), StepResult(StepStatus.FAILED, str(exc))) from exc
             progress.finish()

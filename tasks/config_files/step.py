@@ -1,10 +1,13 @@
 """ConfigPreprocessStep: fill ``${NAME}`` placeholders in the site's config files, safely.
 
 Values come from the site profile's environment, overridden by the run's environment, plus
-``SITE_ID``, ``SOURCE_VERSION`` and ``TARGET_VERSION``. Every result is validated in its format (JSON, YAML,
-properties, XML) and written atomically; the previous version goes to
-``<config_history>/<execution>/<step>/``. A missing value or an invalid result fails the step and every
-file this step already changed is restored, so the running service never sees a half-done set.
+``SITE_ID``, ``SOURCE_VERSION`` and ``TARGET_VERSION``. Each value is encoded for its place in the file (a JSON
+string, a YAML scalar, a properties value, an XML attribute…), so it cannot change the file's structure; a
+value the execution recorded masked (``***``) is refused. Every result is validated in its format (JSON,
+YAML, properties, XML; secrets masked in the error) and written atomically; the previous version goes to
+``<config_history>/<execution>/<step>/`` (private: ``0600``/``0700``, or with the ``backup_group``). A problem
+with any file fails the step before any file is written; a failure while writing restores every file this
+step already changed, so the running service never sees a half-done set.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from pydantic import Field, field_validator
 
 from tasks.config_files.preprocess import FileChange, apply_changes, format_of
 from tasks.core.errors import PreprocessError, StepFailed
+from tasks.core.files import Private
+from tasks.core.settings import get_settings
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.steps.base import UpgradeStep
@@ -67,7 +72,8 @@ class ConfigPreprocessStep(UpgradeStep):
             raise StepFailed(f"config files not found: {', '.join(absent)}; no file was changed")
         history = res.path("config_history") / ctx.execution_id / ctx.step_id
         try:
-            report = apply_changes(changes, self.values(), history)
+            report = apply_changes(changes, self.values(), history, secrets=res.secrets,
+                                   private=Private(get_settings().backup_group))
         except PreprocessError as exc:
             result = StepResult(StepStatus.FAILED, str(exc),
                                 details={"missing": exc.missing, "restored": exc.restored})

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
                                description="Schema of the tool's own on each target server for DML markers.")
     marker_retention_days: int = Field(default=30, ge=8, description="Days marker rows are kept (longer than a "
                                        "breakpoint's 7 days).")
+    backup_group: str | None = Field(default=None, description="Group (name or id) that may read backups and "
+                                     "config copies: files 0640, folders 0750; unset: 0600/0700, owner only.")
 
     @cached_property
     def allowed_step_modules(self) -> tuple[str, ...]:

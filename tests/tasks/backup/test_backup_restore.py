@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from tasks.backup.catalog import expired, list_backups
 from tasks.backup.manifest import Manifest
 from tasks.backup.step import BackupParams, BackupStep, RestoreBackupStep, RestoreParams
 from tasks.core.errors import StepFailed
+from tasks.core.files import Private
 from tests.conftest import PROJECT
 from tests.helpers import step_context
 from tests.tasks.backup.data import checksums, fill, fill_related
@@ -159,6 +163,58 @@ def test_config_files_are_backed_up_and_restored(tmp_path: Path, mariadb_databas
     assert conf.read_text() == "a: 1\n"
     assert str(conf.resolve()) in result.details["restored"][0]["files"]
     engine.dispose()
+
+
+@pytest.fixture
+def umask_000() -> Iterator[None]:
+    """Whatever the umask lets through: only explicit modes keep a backup private."""
+    old = os.umask(0)
+    yield
+    os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_backup_files_are_private_and_a_restored_config_file_gets_its_mode_back(
+        tmp_path: Path, mariadb_database: str, umask_000: None):
+    engine = create_engine(mariadb_database)
+    fill(engine, 10)
+    conf = tmp_path / "home" / "config_dir" / "application.yml"
+    conf.parent.mkdir(parents=True)
+    conf.write_text("a: 1\n")
+    conf.chmod(0o640)
+    folder = Path(backup(tmp_path, mariadb_database, config_files=["application.yml"]).details["path"])
+    conf.write_text("a: 2\n")
+    conf.chmod(0o666)
+    restore(tmp_path, mariadb_database)
+    assert (conf.read_text(), mode(conf)) == ("a: 1\n", 0o640), "the mode it had when backed up"
+    inside = [folder.parent, folder, *folder.rglob("*")]
+    assert {p.name: mode(p) for p in inside if p.is_dir()} == dict.fromkeys(["CN", folder.name, "db", "files"], 0o700)
+    files = {p.name: mode(p) for p in inside if p.is_file()}
+    assert {"manifest.json", "restore-journal.json", "ft_db.orders.sql.gz", "000_application.yml.gz"} <= set(files)
+    assert set(files.values()) == {0o600}, files
+
+    manifest = Manifest.load(folder)  # a backup made before modes were recorded
+    Manifest.from_json({**manifest.to_json(), "files": [{**f.__dict__, "mode": None} for f in manifest.files]}).save(
+        folder)
+    restore(tmp_path, mariadb_database)
+    assert mode(conf) == 0o600, "owner only when the backup does not say"
+    engine.dispose()
+
+
+def test_with_a_group_files_are_0640_and_folders_0750_owned_by_it(tmp_path: Path, umask_000: None):
+    group = str(os.getgid())
+    private = Private(group)
+    folder = private.mkdir(tmp_path / "a" / "b")
+    with private.open(folder / "f.gz") as handle:
+        handle.write(b"x")
+    assert [mode(tmp_path / "a"), mode(folder), mode(folder / "f.gz")] == [0o750, 0o750, 0o640]
+    assert (folder / "f.gz").stat().st_gid == int(group)
+    with pytest.raises(ValueError, match="unknown group 'no-such-group-ft'"):
+        Private("no-such-group-ft").mkdir(tmp_path / "c")
+    assert not (tmp_path / "c").exists(), "refused before anything is made"
 
 
 def related_backup(tmp_path: Path, url: str):

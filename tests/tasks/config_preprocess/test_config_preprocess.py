@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
+import stat
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 
+import javaproperties
 import pytest
+import yaml
 
+from tasks.config_files import preprocess
+from tasks.config_files.encoding import PlaceholderProblem
 from tasks.config_files.preprocess import missing, placeholders, substitute, validate_format
 from tasks.config_files.step import ConfigPreprocessParams, ConfigPreprocessStep
 from tasks.core.errors import StepFailed
@@ -18,6 +27,18 @@ FILES = {
     "logback.xml": '<configuration><appender name="${APPENDER}"/></configuration>\n',
 }
 ENV = {"DB_HOST": "10.0.0.5", "DB_PORT": "3306", "APPENDER": "FILE"}
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def umask_000() -> Iterator[None]:
+    """Whatever the umask lets through: only explicit modes keep files private."""
+    old = os.umask(0)
+    yield
+    os.umask(old)
 
 
 def write_files(folder: Path, files: dict[str, str]) -> dict[str, bytes]:
@@ -61,21 +82,44 @@ def test_every_missing_placeholder_is_listed_and_no_file_changes(tmp_path: Path)
 
 
 @pytest.mark.parametrize("bad_name, bad_body, message", [
-    ("z.json", '{"a": ${V}}', "invalid JSON at line 1 column 7"),
-    ("z.yml", "a: ${V}\n", "invalid YAML"),
-    ("z.xml", "<a>${V}</a>", "invalid XML at line 1"),
-    ("z.properties", "${V}\n", "invalid properties at line 1"),
+    ("z.json", '{"a": "${V}"', "invalid JSON at line 1 column 10"),
+    ("z.yml", "a: [${V}\n", "invalid YAML at line 2"),
+    ("z.xml", "<a>${V}</b>", "invalid XML at line 1"),
+    ("z.properties", "k=\\u12G4${V}\n", "invalid properties at line 1"),
 ])
-def test_an_invalid_result_restores_every_file_already_changed(
+def test_an_invalid_result_fails_before_any_file_is_written(
         tmp_path: Path, bad_name: str, bad_body: str, message: str) -> None:
     folder = tmp_path / "home" / "config_dir"
     originals = write_files(folder, {**FILES, bad_name: bad_body})
-    env = {**ENV, "V": {"z.json": "oops", "z.yml": "[unclosed", "z.xml": "<b>", "z.properties": "=x"}[bad_name]}
     with pytest.raises(StepFailed, match=message) as info:
-        run_step(tmp_path, [*FILES, bad_name], env)
-    assert "restored 4 changed file(s)" in str(info.value)
-    assert len(info.value.result.details["restored"]) == 4
+        run_step(tmp_path, [*FILES, bad_name], {**ENV, "V": "v"})
+    assert "no file was changed" in str(info.value)
     assert {n: (folder / n).read_bytes() for n in originals} == originals
+    assert not (tmp_path / "home" / "config_history" / "EXEC_TEST").exists()
+
+
+def test_a_failure_while_writing_restores_every_file_already_changed_with_its_mode(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, umask_000: None) -> None:
+    folder = tmp_path / "home" / "config_dir"
+    originals = write_files(folder, FILES)
+    (folder / "app.yml").chmod(0o640)
+    real_write = preprocess.atomic_write
+
+    def write(path: Path, data: str) -> None:
+        if path.name == "logback.xml":
+            raise OSError("disk full")
+        real_write(path, data)
+
+    monkeypatch.setattr(preprocess, "atomic_write", write)
+    with pytest.raises(StepFailed, match="disk full; restored 4 changed file") as info:
+        run_step(tmp_path, list(FILES), ENV)
+    assert len(info.value.result.details["restored"]) == 4, "the file that failed is put back too"
+    assert {n: (folder / n).read_bytes() for n in FILES} == originals
+    assert mode(folder / "app.yml") == 0o640, "the restored file has its own mode back"
+    assert mode(folder / "app.json") == 0o666, "as it was (made under umask 000)"
+    history = tmp_path / "home" / "config_history" / "EXEC_TEST" / "cfg"
+    assert [mode(history.parent), mode(history)] == [0o700, 0o700]
+    assert {mode(p) for p in history.iterdir()} == {0o600}, "history copies are private whatever the umask"
 
 
 def test_a_template_is_rendered_onto_its_target(tmp_path: Path) -> None:
@@ -112,3 +156,82 @@ def test_placeholder_helpers_are_pure() -> None:
 def test_duplicate_files_are_refused_at_plan_time() -> None:
     with pytest.raises(ValueError, match="listed twice: a.json"):
         ConfigPreprocessParams(config_files=["a.json", {"path": "a.json"}])
+
+
+SPECIAL = ['a"b', "line1\nline2", "pw #x", "a<b", "a&b;", "c:\\d\\", "*S3cret", "- a: b", "' x"]
+
+# Each template puts ${V} where a format holds values; each reader returns those values as read back.
+PLACES = {
+    "json": ('{"s": "${V}", "in": "x-${V}-y", "${V}": 1}',
+             lambda d, v: [d["s"], d["in"][2:-2], *(k for k in d if k not in ("s", "in"))]),
+    "yaml": ("bare: ${V}\ndq: \"${V}\"\nlist:\n  - ${V}\nflow: [${V}, z]\n${V}: key\n"
+             "block: |\n  ${V}\n",
+             lambda d, v: [d["bare"], d["dq"], d["list"][0], d["flow"][0], d["block"][:-1],
+                           *(k for k in d if d[k] == "key")]),
+    "properties": ("a=${V}\nb = x${V}\n${V}=key\nc ${V}\n",
+                   lambda d, v: [d["a"], d["b"][1:], d["c"], *(k for k in d if d[k] == "key")]),
+    "xml": ("<r a=\"${V}\" b='${V}'><t>${V}</t><u>x ${V} y</u></r>",
+            lambda r, v: [r.get("a"), r.get("b"), r.find("t").text, r.find("u").text[2:-2]]),
+}
+READERS = {"json": json.loads, "yaml": yaml.safe_load, "properties": javaproperties.loads, "xml": ET.fromstring}
+
+
+@pytest.mark.parametrize("value", SPECIAL)
+@pytest.mark.parametrize("fmt", list(PLACES))
+def test_every_special_character_reads_back_as_exactly_the_value(fmt: str, value: str) -> None:
+    template, read_back = PLACES[fmt]
+    if fmt == "yaml" and value.startswith(("\n", " ")):
+        pytest.skip("a block scalar line cannot begin with a space")
+    result = substitute(template, {"V": value}, fmt)
+    assert validate_format(result, fmt) is None, result
+    parsed = READERS[fmt](result)
+    found = read_back(parsed, value)
+    assert found == [value] * len(found) and len(found) >= 3, result
+    assert len(parsed if fmt != "xml" else parsed.attrib) == (3 if fmt == "json" else 6 if fmt == "yaml" else
+                                                              4 if fmt == "properties" else 2), "no key added"
+
+
+@pytest.mark.parametrize("fmt, template, value, reason", [
+    ("json", '{"port": ${V}}', "80; rm", "stands unquoted in JSON, so its value must be a JSON number"),
+    ("yaml", "a: '${V}'\n", "x\ny", "single-quoted YAML scalar, which cannot hold a line break"),
+    ("yaml", "a: x-${V}\n", "y #z", "part of an unquoted YAML value"),
+    ("yaml", "# note ${V}\n", "x\ny: 1", "stands in a YAML comment and its value has a line break"),
+    ("properties", "# ${V}\n", "x\ny=1", "properties comment and its value has a line break"),
+    ("xml", "<a><![CDATA[${V}]]></a>", "x]]><b/>", "CDATA section"),
+    ("xml", "<a><!-- ${V} --></a>", "x -- y", "XML comment"),
+    ("xml", "<${V}/>", "a b", "not an XML name"),
+])
+def test_a_value_that_cannot_stand_where_it_is_is_refused(fmt: str, template: str, value: str, reason: str) -> None:
+    with pytest.raises(PlaceholderProblem, match=reason) as info:
+        substitute(template, {"V": value}, fmt)
+    assert (info.value.line, info.value.name) == (1, "V")
+
+
+def test_a_refused_value_names_file_line_and_placeholder_and_nothing_is_written(tmp_path: Path) -> None:
+    folder = tmp_path / "home" / "config_dir"
+    originals = write_files(folder, {**FILES, "z.json": '{\n  "port": ${PORT}\n}\n'})
+    with pytest.raises(StepFailed, match=r"z\.json:2: \$\{PORT\} stands unquoted in JSON") as info:
+        run_step(tmp_path, [*FILES, "z.json"], {**ENV, "PORT": "web"})
+    assert "no file was changed" in str(info.value)
+    assert {n: (folder / n).read_bytes() for n in originals} == originals
+
+
+def test_a_value_stored_masked_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    folder = tmp_path / "home" / "config_dir"
+    originals = write_files(folder, {**FILES, "db.properties": "password=${DB_PASSWORD}\n"})
+    with pytest.raises(StepFailed) as info:
+        run_step(tmp_path, [*FILES, "db.properties"], {**ENV, "DB_PASSWORD": "***"})
+    assert "DB_PASSWORD only known masked" in str(info.value)
+    assert "ft-upgrade resume EXECUTION_ID --env DB_PASSWORD=secret:<Secret block name>" in str(info.value)
+    assert {n: (folder / n).read_bytes() for n in originals} == originals
+
+
+def test_secrets_are_masked_in_a_format_error(tmp_path: Path) -> None:
+    folder = tmp_path / "home" / "config_dir"
+    write_files(folder, {"app.yml": "pw: *${DB_PASSWORD}\n", "b.yml": "host: *${HOST}\n"})
+    with step_context(tmp_path, environment={"DB_PASSWORD": "S3cret", "HOST": "h0st"}) as ctx:
+        ctx.resources.secrets.add("h0st")  # known as a secret although its name does not look secret
+        with pytest.raises(StepFailed) as info:
+            ConfigPreprocessStep(ConfigPreprocessParams(config_files=["app.yml", "b.yml"]), ctx).run()
+    assert str(info.value).count("found undefined alias '***'") == 2, "the issue's example, masked"
+    assert "S3cret" not in str(info.value) and "h0st" not in str(info.value)
