@@ -568,7 +568,8 @@ def baseline(
     who = by or getpass.getuser()
     with ExecutionService.open(site, metadata_url=where.metadata_url) as service, site_lock(
             service.store.engine, site, holder=f"baseline {parsed} by {who}",
-            wait_seconds=where.settings.site_lock_wait_seconds):
+            wait_seconds=where.settings.site_lock_wait_seconds,
+            check_seconds=where.settings.site_lock_check_seconds):
         before = service.sites.get(site)
         service.baseline(site, parsed, by=who, notes=notes)
     was = f" (was {before.current_version or 'unknown'})" if before else ""
@@ -774,7 +775,8 @@ def backup_restore(
     try:
         with _site_resources(site, where) as resources, _terminal_progress(not json_out), \
                 site_lock(resources.metadata_store().engine, site, holder=f"ft-upgrade backup restore {backup_id}",
-                          wait_seconds=where.settings.site_lock_wait_seconds):
+                          wait_seconds=where.settings.site_lock_wait_seconds,
+                          check_seconds=where.settings.site_lock_check_seconds):
             report = restore_backup(backup_id, resources.path("backup_dir"), resources.engine,
                                     tables=[t.strip() for t in tables.split(",")] if tables else None,
                                     include_files=files)

@@ -70,6 +70,8 @@ def run_step(step: PlannedStep, execution_id: str, order: int, run: dict[str, An
     row = store.step_row(execution_id, step.key)
     if row and row["status"] in STEP_DONE:
         return {"status": row["status"], "summary": "already done in this execution", "reused": True}
+    if store.lock is not None:
+        store.lock.ensure_held()  # lost between steps: this step does not start
     logger = get_run_logger()
     store.start_step(execution_id=execution_id, step_key=step.key, step_id=step.step_id, step_name=step.name,
                      cutpoint=step.cutpoint.value, class_name=step.class_name, order=order,
@@ -127,7 +129,8 @@ def run_cutpoint(cutpoint: Cutpoint, source_version: str, target_version: str, s
     holder = f"{cutpoint.value} {plan.source_version}→{plan.target_version} (flow run {run_id})"
     try:
         with site_lock(service.store.engine, plan.site_id, holder=holder,
-                       wait_seconds=settings.site_lock_wait_seconds):
+                       wait_seconds=settings.site_lock_wait_seconds, check_seconds=settings.site_lock_check_seconds,
+                       on_lost=get_run_logger().error) as held, service.store.fenced_by(held):
             profile = load_site_profile(plan.site_id)
             try:
                 admission = service.admit(request, sql_root=settings.sql_root, flow_run_id=run_id,
@@ -241,7 +244,7 @@ def _run_locked(service: ExecutionService, request: Request, admission: Admissio
         if active_breakpoint(store.engine, execution_id) is None:
             open_breakpoint(store.engine, execution_id=execution_id, step_id=failed.step_id, kind="STEP_LEVEL",
                             message=error, instructions="\n".join(_build_report(service, execution_id).resume_hint),
-                            context={"step_key": failed.key})
+                            context={"step_key": failed.key}, fence=store.lock)
     service.finish(execution_id, status, error)
     final = _build_report(service, execution_id).to_json()
     notified = notify(plan.notifications, final, logger=logger)

@@ -236,6 +236,10 @@ class SiteBusy(UpgradeError):
     exit_code = 1
 
 
+class SiteLockLost(UpgradeFailed):
+    """This run no longer holds its site's lock (connection gone, row taken over): it stopped, or may not write."""
+
+
 class Refused(InputError):
     """A trigger that may not run (precondition missing, wrong version, …): nothing was executed. Exit 2."""
 

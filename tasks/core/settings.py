@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     statement_long_seconds: float = Field(default=1.0, gt=0, description="A statement running longer gets a task "
                                           "run of its own.")
     site_lock_wait_seconds: float = Field(default=0, ge=0, description="How long a second run for a busy site waits.")
+    site_lock_check_seconds: float = Field(default=15, gt=0, le=3600, description="How often the holder checks its "
+                                           "site lock is still its own (a holder on another host silent for ten "
+                                           "times this is taken over).")
     check_max_age_hours: float = Field(default=24, gt=0, description="How old a passed pre_business_check may be "
                                        "when pre_upgrade_process starts.")
     marker_schema: str = Field(default="ft_upgrade", pattern=r"^[A-Za-z0-9_$]{1,64}$",

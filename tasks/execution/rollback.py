@@ -36,7 +36,8 @@ def run_rollback(execution_id: str, *, settings: Settings | None = None, overrid
         if site_id and execution["site_id"] != site_id:
             raise InputError(f"execution {execution_id} belongs to site {execution['site_id']}, not {site_id}")
         with site_lock(service.store.engine, execution["site_id"], holder=holder,
-                       wait_seconds=settings.site_lock_wait_seconds):
+                       wait_seconds=settings.site_lock_wait_seconds,
+                       check_seconds=settings.site_lock_check_seconds) as held, service.store.fenced_by(held):
             return _rollback_steps(execution_id, execution, settings, overrides,
                                    logger or logging.getLogger("ft_upgrade.rollback"))
 

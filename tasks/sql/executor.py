@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks.core.errors import EditedAfterRun, ResourceUnavailable, StepFailed
 from tasks.core.masking import mask_sql, mask_text
@@ -47,6 +47,9 @@ from tasks.sql.splitter import Statement
 from tasks.sql.statement_log import StatementLog
 from tasks.sql.windows import Unit
 
+if TYPE_CHECKING:
+    from tasks.store.site_lock import HeldLock
+
 TIMEOUT_CODES = {"1969", "3024", "1317"}
 
 
@@ -61,6 +64,7 @@ class SqlRunOptions:
     mask_patterns: tuple[str, ...] = ()
     decision: StatementDecision | None = None  # the operator's, for the breakpoint's statement only
     secrets: tuple[str, ...] = ()
+    lock: HeldLock | None = None  # the run's site lock: lost, the run stops before its next statement
 
 
 @dataclass(frozen=True)
@@ -204,6 +208,7 @@ class ScriptRunner:
         rows = self.rows[script.file_id]
         index = start
         while index < end:
+            self._stop_if_lock_lost(script, index)
             unit = script.unit_at(index)
             if unit is not None:
                 shown = self._unit(script, unit[0], unit[1])
@@ -302,6 +307,7 @@ class ScriptRunner:
                 self._replay(stmt, kind, rows[stmt.sequence])
         if not pending:
             return
+        self._stop_if_lock_lost(script, script.statements.index(pending[0][0]))
         touched: list[DatabaseSession] = []
         done: list[tuple[Statement, LedgerRow, int, int | None]] = []
         current: Statement | None = None
@@ -583,6 +589,31 @@ class ScriptRunner:
             f"`ft-upgrade resume {self.options.execution_id} --inflight applied` (it took effect), `--inflight retry` "
             "(run it again) or `--inflight skip --notes WHY` (you applied it by hand)"), 0, in_doubt=True)
         return False  # pragma: no cover - _fail raises
+
+    def _stop_if_lock_lost(self, script: ScriptFile, index: int) -> None:
+        """Before a statement is sent: if the run lost its site lock, stop here with a breakpoint.
+
+        The statement stays PENDING (it was never sent). The breakpoint is written only while the lock
+        row still carries this run's token; if another run took the site, the fence refuses the write
+        and :class:`SiteLockLost` ends the step without writing anything.
+        """
+        lock = self.options.lock
+        if lock is None or not lock.lost.is_set():
+            return
+        stmt = script.statements[index]
+        self.ledger.flush()
+        sql = self.mask(stmt.text)
+        bp = self.ledger.open_breakpoint(
+            file=script.path, file_id=script.file_id, line=stmt.line, sequence=stmt.sequence, sql=sql,
+            error_code=None, message=lock.reason,
+            instructions=("Nothing was sent from this statement on. Make sure no other run is upgrading this site "
+                          "(`ft-upgrade info --site " + self.options.site_id + "`), then retry the flow run or "
+                          f"`ft-upgrade resume {self.options.execution_id}`."),
+            context={"database": stmt.database, "in_doubt": False, "lock_lost": True})
+        self.summary.failure = FailureInfo(script.path, stmt.line, stmt.sequence, stmt.database, sql, None,
+                                           lock.reason, bp)
+        raise StepFailed(f"{script.path}:{stmt.line}: stopped before statement #{stmt.sequence}: {lock.reason} "
+                         f"(breakpoint {bp})", where=f"{script.path}:{stmt.line} #{stmt.sequence}")
 
     def _fail(self, script: ScriptFile, stmt: Statement, row: LedgerRow, exc: BaseException, elapsed: int,
               *, in_doubt: bool = False, partial: bool = False, note: str = "") -> None:

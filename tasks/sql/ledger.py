@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, bindparam, null, select, update
 
@@ -23,6 +23,9 @@ from tasks.sql.script import ScriptFile
 from tasks.store import schema
 from tasks.store.breakpoints import open_breakpoint
 from tasks.store.prepared import BufferedWriter, PreparedWrite
+
+if TYPE_CHECKING:
+    from tasks.store.site_lock import HeldLock
 
 _t = schema.sql_execution_record
 _REGISTER_COLUMNS = [c for c in _t.columns if c.name not in (
@@ -63,10 +66,11 @@ class SqlLedger:
     the call returns and take the buffer along in the same commit: a DDL statement costs two commits.
     """
 
-    def __init__(self, engine: Engine, execution_id: str, step_id: str) -> None:
+    def __init__(self, engine: Engine, execution_id: str, step_id: str, *, fence: HeldLock | None = None) -> None:
         self.engine = engine
         self.execution_id = execution_id
         self.step_id = step_id
+        self.fence = fence  # the run's site lock: a run that lost it writes nothing more
         self._insert = PreparedWrite(_t.insert().values({c.name: bindparam(c.name) for c in _REGISTER_COLUMNS}),
                                      engine)
         self._edit = PreparedWrite(_update(
@@ -82,7 +86,7 @@ class SqlLedger:
             "updated_time"), engine)
         self._failed = PreparedWrite(_update(
             "status", "end_time", "duration", "error_code", "error_message", "updated_time"), engine)
-        self._writer = BufferedWriter(engine, [self._insert, self._edit, self._success])
+        self._writer = BufferedWriter(engine, [self._insert, self._edit, self._success], fence=fence)
 
     def rows(self) -> dict[str, dict[int, LedgerRow]]:
         """Every row of this step, by file id and sequence (one query however many files the step has)."""
@@ -203,4 +207,4 @@ class SqlLedger:
         return open_breakpoint(self.engine, execution_id=self.execution_id, step_id=self.step_id,
                                kind="SQL_LEVEL", message=message, instructions=instructions, context=context,
                                file=file, file_id=file_id, line=line, sequence=sequence, sql=sql,
-                               error_code=error_code)
+                               error_code=error_code, fence=self.fence)

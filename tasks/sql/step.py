@@ -113,19 +113,20 @@ class SqlScriptStep(UpgradeStep):
                            | {c.compare_to.database for c in self.params.verify if c.compare_to})
         for name in databases:  # every database named must be configured and reachable before anything runs
             resources.engine(name)
-        store_engine = resources.metadata_store().engine
+        store = resources.metadata_store()
+        store_engine = store.engine
         bp = active_breakpoint(store_engine, ctx.execution_id)
         decision = OperatorDecision.of(bp)
         for script in scripts:  # values a server error may echo where no keyword is left to mask them by
             for stmt in script.statements:
                 resources.secrets.update(secret_literals(stmt.text, self.params.mask_patterns))
-        ledger = SqlLedger(store_engine, ctx.execution_id, ctx.step_id)
+        ledger = SqlLedger(store_engine, ctx.execution_id, ctx.step_id, fence=store.lock)
         options = SqlRunOptions(execution_id=ctx.execution_id, step_id=ctx.step_id, site_id=ctx.site_id,
                                 cutpoint=ctx.cutpoint, statement_timeout=self.params.statement_timeout,
                                 per_file_transaction=self.params.transaction == "per_file",
                                 mask_patterns=tuple(self.params.mask_patterns),
                                 decision=_statement_decision(bp, decision, ctx.step_id),
-                                secrets=tuple(resources.secrets))
+                                secrets=tuple(resources.secrets), lock=store.lock)
         total = sum(len(s.statements) for s in scripts)
         writer = resources.event_writer()
         settings = get_settings()

@@ -12,7 +12,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from sqlalchemy import Engine, select, update
 
@@ -20,6 +20,9 @@ from tasks.core.clock import utcnow
 from tasks.core.parameters import InflightDecision
 from tasks.core.statuses import BreakpointStatus
 from tasks.store import schema
+
+if TYPE_CHECKING:
+    from tasks.store.site_lock import HeldLock
 
 BREAKPOINT_TTL = timedelta(days=7)
 _bp = schema.upgrade_breakpoint
@@ -53,11 +56,16 @@ class OperatorDecision:
 def open_breakpoint(engine: Engine, *, execution_id: str, step_id: str, kind: str, message: str,
                     instructions: str, context: dict[str, Any], file: str | None = None,
                     file_id: str | None = None, line: int | None = None, sequence: int | None = None,
-                    sql: str | None = None, error_code: str | None = None) -> str:
-    """Record an ACTIVE breakpoint (superseding an older active one of the same execution)."""
+                    sql: str | None = None, error_code: str | None = None, fence: HeldLock | None = None) -> str:
+    """Record an ACTIVE breakpoint (superseding an older active one of the same execution).
+
+    ``fence``: the site lock of the run writing it; nothing is written if the run no longer holds it.
+    """
     now = utcnow()
     bp_id = "BP_" + now.strftime("%Y%m%d_%H%M%S_") + uuid.uuid4().hex[:6]
     with engine.begin() as conn:
+        if fence is not None:
+            fence.verify(conn)
         conn.execute(update(_bp).where(_bp.c.active_execution_id == execution_id).values(
             status=BreakpointStatus.RESOLVED, active_execution_id=None, resolved_by="ft-upgrade", resolved_time=now,
             resolve_notes="superseded by a new failure", updated_time=now))

@@ -6,12 +6,13 @@ production, a SQLite file as the embedded default). All times are naive UTC.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, update
 from sqlalchemy.engine import make_url
 
 from tasks.core.clock import new_id, utcnow
@@ -19,6 +20,9 @@ from tasks.core.masking import mask_url
 from tasks.core.statuses import STEP_FINISHED, ExecutionStatus, StatementStatus, StepStatus
 from tasks.store import schema
 from tasks.store.migrations import migrate
+
+if TYPE_CHECKING:
+    from tasks.store.site_lock import HeldLock
 
 
 def create_store_engine(url: str) -> Engine:
@@ -47,6 +51,8 @@ class MetadataStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        #: The site lock this process holds while it runs (:meth:`fenced_by`): every write checks its token.
+        self.lock: HeldLock | None = None
 
     @classmethod
     def open(cls, url: str) -> MetadataStore:
@@ -60,6 +66,22 @@ class MetadataStore:
     def close(self) -> None:
         self.engine.dispose()
 
+    @contextlib.contextmanager
+    def fenced_by(self, lock: HeldLock) -> Iterator[HeldLock]:
+        """While the block runs, writes go through only if ``lock`` is still this run's (fencing)."""
+        self.lock = lock
+        try:
+            yield lock
+        finally:
+            self.lock = None
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            if self.lock is not None:
+                self.lock.verify(conn)
+            yield conn
+
     # executions ---------------------------------------------------------------------------------
 
     def create_execution(self, *, source_version: str, target_version: str, site_id: str, cutpoint: str,
@@ -68,7 +90,7 @@ class MetadataStore:
         """A new RUNNING execution; ``terms`` are the optional columns (requested_by, rerun_of, waivers, …)."""
         execution_id = "EXEC_" + utcnow().strftime("%Y%m%d_%H%M%S_") + uuid.uuid4().hex[:8]
         now = utcnow()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(schema.upgrade_execution.insert().values(
                 execution_id=execution_id, source_version=source_version, target_version=target_version,
                 site_id=site_id, step_type=cutpoint, environment=json.dumps(dict(environment), ensure_ascii=False),
@@ -101,7 +123,7 @@ class MetadataStore:
     def reopen_execution(self, execution_id: str, *, flow_run_id: str | None, total_steps: int) -> int:
         """Mark a failed execution running again; returns its new resume count."""
         t = schema.upgrade_execution
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(update(t).where(t.c.execution_id == execution_id).values(
                 status=ExecutionStatus.RUNNING, resume_count=t.c.resume_count + 1, end_time=None, error_message=None,
                 flow_run_id=flow_run_id, total_steps=total_steps, updated_time=utcnow()))
@@ -110,7 +132,7 @@ class MetadataStore:
     def update_execution(self, execution_id: str, **values: Any) -> None:
         t = schema.upgrade_execution
         values["updated_time"] = utcnow()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(update(t).where(t.c.execution_id == execution_id).values(**values))
 
     def finish_execution(self, execution_id: str, status: str, error_message: str | None = None) -> None:
@@ -140,7 +162,7 @@ class MetadataStore:
         """Record a step as RUNNING; a retry or resume updates the same row and counts the attempt."""
         t = schema.step_execution
         now = utcnow()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             existing = conn.execute(select(t.c.id, t.c.status).where(
                 t.c.execution_id == execution_id, t.c.step_key == step_key)).first()
             if existing is None:
@@ -160,7 +182,7 @@ class MetadataStore:
                     error_message: str | None = None) -> None:
         t = schema.step_execution
         now = utcnow()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             start = conn.execute(select(t.c.start_time).where(
                 t.c.execution_id == execution_id, t.c.step_key == step_key)).scalar()
             duration = int((now - start).total_seconds() * 1000) if start else None
@@ -203,7 +225,7 @@ class MetadataStore:
                     report_type: str = "SUMMARY") -> str:
         now = utcnow()
         report_id = new_id()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(schema.upgrade_report.insert().values(
                 id=report_id, execution_id=execution["execution_id"], report_type=report_type,
                 source_version=execution["source_version"], target_version=execution["target_version"],

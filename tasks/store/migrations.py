@@ -47,11 +47,16 @@ def _statement_state(conn: Connection) -> None:
     _add_missing_columns(conn, schema.sql_execution_record)
 
 
+def _lock_token(conn: Connection) -> None:
+    _add_missing_columns(conn, schema.site_lock)
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "the five tables of the requirements, with their indexes", _initial),
     (2, "one upgrade per site: the site lock table", _site_lock),
     (3, "site state: version, cutpoints, history, applied scripts; execution terms; typed decisions", _site_state),
     (4, "statements: recorded session values and the server's clock at RUNNING", _statement_state),
+    (5, "site lock: a fencing token per holder", _lock_token),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1][0]

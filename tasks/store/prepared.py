@@ -14,10 +14,16 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.sql import ClauseElement
+
+
+class Fence(Protocol):
+    """Checked inside every write transaction (the site lock's token: :class:`tasks.store.site_lock.HeldLock`)."""
+
+    def verify_cursor(self, cursor: Any) -> None: ...
 
 
 class PreparedWrite:
@@ -47,9 +53,10 @@ class WriteConnection:
     meets a connection the server has closed meanwhile; any error discards it.
     """
 
-    def __init__(self, engine: Engine, *, idle_seconds: float = 30.0) -> None:
+    def __init__(self, engine: Engine, *, idle_seconds: float = 30.0, fence: Fence | None = None) -> None:
         self.engine = engine
         self.idle_seconds = idle_seconds
+        self.fence = fence
         self._connection: Any = None
         self._last_used = 0.0
 
@@ -62,6 +69,8 @@ class WriteConnection:
         connection = self._connection
         try:
             cursor = connection.cursor()
+            if self.fence is not None:
+                self.fence.verify_cursor(cursor)
             for write, rows in writes:
                 if rows:
                     cursor.executemany(write.sql, write.parameters(rows))
@@ -93,11 +102,11 @@ class BufferedWriter:
     """
 
     def __init__(self, engine: Engine, order: Iterable[PreparedWrite], *, flush_rows: int = 200,
-                 flush_seconds: float = 0.2) -> None:
+                 flush_seconds: float = 0.2, fence: Fence | None = None) -> None:
         self.order = list(order)
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
-        self._connection = WriteConnection(engine)
+        self._connection = WriteConnection(engine, fence=fence)
         self._buffer: dict[PreparedWrite, list[Mapping[str, Any]]] = {w: [] for w in self.order}
         self._buffered = 0
         self._buffer_lock = threading.Lock()  # held only to append or swap: callers never wait for a write

@@ -200,6 +200,7 @@ site_lock = Table(
     Column("pid", Integer, nullable=False),
     Column("acquired_time", UtcDateTime, nullable=False),
     Column("heartbeat_time", UtcDateTime, nullable=False),
+    Column("token", String(32)),  # fencing: ledger writes check that the row still carries their run's token
 )
 
 # Where each site stands across executions (Flyway's schema history, per site and cutpoint).
