@@ -51,6 +51,9 @@ class SiteOverrides:
         return make_url(url) if url else None
 
 
+PRIVATE_FOLDERS = frozenset({"backup_dir", "config_history"})
+
+
 class SiteResources:
     """Lazily built, shared by all steps of one flow run; ``close()`` disposes every pool."""
 
@@ -150,6 +153,11 @@ class SiteResources:
         """A named folder from the site profile (backup_dir, staging_dir…), else ``<home>/<name>``."""
         configured = self.profile.paths.get(name) if self.profile else None
         folder = Path(configured) if configured else self.home / name
+        if name in PRIVATE_FOLDERS:  # customer data and credentials: created private whatever the umask
+            from tasks.core.files import Private
+            from tasks.core.settings import get_settings
+
+            Private(get_settings().backup_group).mkdir(folder)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 

@@ -312,3 +312,12 @@ def test_a_restore_killed_midway_is_resumed_by_the_next_try(tmp_path: Path, mari
     assert schema_objects(engine) == objects
     assert json.loads(journal.read_text(encoding="utf-8"))["finished"] is True
     engine.dispose()
+
+
+def test_the_backup_and_config_history_roots_are_created_private(tmp_path: Path, umask_000: None) -> None:
+    from tasks.site.resources import SiteResources
+
+    resources = SiteResources(site_id="CN", sql_root=tmp_path, configs_dir=tmp_path, home=tmp_path / "home")
+    for name in ("backup_dir", "config_history"):
+        assert stat.S_IMODE(resources.path(name).stat().st_mode) == 0o700, name
+    assert stat.S_IMODE(resources.path("staging_dir").stat().st_mode) == 0o777, "others keep the umask's mode"
