@@ -7,11 +7,13 @@ that tests call with literals. ``archive.py`` turns real zip / tar.gz files into
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from fnmatch import fnmatchcase
 from pathlib import PurePosixPath
 
 from tasks.core.errors import VersionError
@@ -27,6 +29,18 @@ DEFAULT_EXTENSIONS: frozenset[str] = frozenset({
     "html", "htm", "ftl", "vm", "xsl", "xslt", "css", "woff", "woff2", "ttf", "otf",
     "txt", "json", "csv", "tsv", "xml", "yaml", "yml", "properties", "md", "pdf",
 })
+
+#: Served by the FT web app, these run in the browser whatever they contain: refused unless allowed per package.
+ACTIVE_EXTENSIONS: frozenset[str] = frozenset({"html", "htm", "xhtml", "shtml", "js", "mjs"})
+#: What makes an SVG active, matched on its lower-cased text.
+SVG_ACTIVE: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"<\s*script"), "SVG with <script>"),
+    (re.compile(r"<\s*foreignobject"), "SVG with <foreignObject>"),
+    (re.compile(r"[\s\"'/]on[a-z]+\s*="), "SVG with an on* event attribute"),
+)
+#: Matched after character references are decoded too (attribute values are decoded before use).
+SVG_ACTIVE_URL = (re.compile(r"javascript\s*:"), "SVG with a javascript: URL")
+_SVG_OVERLAP = 512  # bytes kept between chunks: longer than any obfuscated match above
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
@@ -62,6 +76,10 @@ class PackageLimits:
     max_entries: int = 20_000
     max_ratio: float = 200.0
     allowed_extensions: frozenset[str] = DEFAULT_EXTENSIONS
+    active_allowed: tuple[str, ...] = ()  # entry globs that may hold active content (per package)
+
+    def allows_active(self, name: str) -> bool:
+        return any(fnmatchcase(name, pattern) for pattern in self.active_allowed)
 
 
 @dataclass(frozen=True)
@@ -130,6 +148,47 @@ def extension_problem(name: str, allowed: Iterable[str]) -> str | None:
     return None
 
 
+def active_problem(name: str, reason: str) -> str:
+    """The refusal of active content: names the entry, the reason and the way to accept it."""
+    return (f"{name!r}: active content ({reason}) not allowed in a folder the FT web app may serve; "
+            "list the entry in the package's allow_active_content if it is trusted")
+
+
+def active_extension_problem(name: str) -> str | None:
+    """``.html`` / ``.js`` and the like: active whatever their content."""
+    suffix = PurePosixPath(name).suffix.lower().lstrip(".")
+    return active_problem(name, f".{suffix} file") if suffix in ACTIVE_EXTENSIONS else None
+
+
+def is_svg(name: str) -> bool:
+    return PurePosixPath(name).suffix.lower() == ".svg"
+
+
+class SvgScan:
+    """Scans an SVG chunk by chunk for active content (script, event handlers, javascript: URLs).
+
+    Each window is the previous chunk's tail plus the new chunk, so a match split across chunks is
+    still seen. For URLs, character references are decoded and tabs and newlines dropped first
+    (``jav&#x61;script:`` and ``java&#9;script:`` are what a browser would run).
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name, self._tail, self._first = name, b"", True
+
+    def feed(self, chunk: bytes) -> str | None:
+        """The problem with the content so far, or None."""
+        if self._first and chunk[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            return active_problem(self.name, "UTF-16 SVG, which cannot be scanned")
+        self._first = False
+        window = self._tail + chunk
+        self._tail = window[-_SVG_OVERLAP:]
+        text = " " + window.decode("utf-8", "replace").lower()
+        url_text = re.sub(r"[\t\r\n]", "", html.unescape(text))
+        found = [reason for pattern, reason in SVG_ACTIVE if pattern.search(text)]
+        found += [SVG_ACTIVE_URL[1]] if SVG_ACTIVE_URL[0].search(url_text) else []
+        return active_problem(self.name, found[0]) if found else None
+
+
 def check_entries(entries: Sequence[ArchiveEntry], limits: PackageLimits, archive_bytes: int) -> Verdict:
     """Every check that needs only the entry list: paths, kinds, types, sizes, ratios, duplicates."""
     verdict = Verdict()
@@ -160,6 +219,8 @@ def check_entries(entries: Sequence[ArchiveEntry], limits: PackageLimits, archiv
             bad_type = extension_problem(name, limits.allowed_extensions)
             if bad_type:
                 problems.append(bad_type)
+            elif not limits.allows_active(name):
+                problems.extend(filter(None, [active_extension_problem(name)]))
         if entry.size > limits.max_entry_bytes:
             problems.append(f"{entry.name!r}: {entry.size} bytes, over the per-file limit of "
                             f"{limits.max_entry_bytes}")

@@ -5,12 +5,21 @@ pass, one regular file at a time into a fresh staging folder beside the target (
 opening each file itself (``O_EXCL | O_NOFOLLOW``) rather than trusting ``extractall``. Sizes,
 SHA-256 and a content scan are enforced while streaming. ``swap`` then exchanges staging and target
 in one ``renameat2(RENAME_EXCHANGE)`` call, so readers see the old folder or the new one, never a mix.
+
+An install survives being killed at any point. Each one has an id, which names its staging folder
+and is written into the package marker (``.ft-package.json``) inside that folder, so the marker
+arrives with the files in the same rename, saying ``tables pending``. Only when the table loads are
+committed does ``finish`` rewrite it (atomically) as ``complete``. A rerun first calls ``recover``:
+a staging folder named by the live marker's id is the old folder that a swap moved out but had not
+yet renamed to ``.<name>.previous`` (it is renamed now); any other staging folder is half-made and
+removed. A live marker that is still pending means: the files are in place, finish the rest.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import glob
 import hashlib
 import json
 import os
@@ -27,14 +36,17 @@ from tasks.packages.entries import (
     MANIFEST_NAME,
     Manifest,
     PackageLimits,
+    SvgScan,
     check_entries,
     check_manifest,
     content_problem,
+    is_svg,
     normalised,
     parse_manifest,
 )
 
 MARKER_NAME = ".ft-package.json"
+PENDING, COMPLETE = "tables pending", "complete"  # the marker's ``state`` (a marker without one is complete)
 _CHUNK = 1 << 20
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -47,6 +59,7 @@ class StagedPackage:
     package: str
     archive_sha256: str
     manifest: Manifest
+    install_id: str
     staging: Path
     target: Path
     files: int
@@ -73,8 +86,38 @@ def installed_marker(target: Path) -> dict[str, Any] | None:
         return None
 
 
-def staging_path(target: Path) -> Path:
-    return target.parent / f".{target.name}.staging-{uuid.uuid4().hex[:12]}"
+def marker_state(marker: dict[str, Any]) -> str:
+    return str(marker.get("state", COMPLETE))
+
+
+def new_install_id() -> str:
+    return uuid.uuid4().hex
+
+
+def staging_path(target: Path, install_id: str) -> Path:
+    return target.parent / f".{target.name}.staging-{install_id}"
+
+
+def recover(target: Path) -> list[str]:
+    """Finish or clear what a killed install left beside ``target``; what was done, for the log.
+
+    A staging folder named by the live marker's install id holds the folder that was live before
+    that install's swap: it becomes ``.<name>.previous`` as the swap would have made it. Any other
+    staging folder was never swapped in (killed while extracting, or before the swap) and is removed.
+    """
+    live_id = str((installed_marker(target) or {}).get("install_id", ""))
+    done: list[str] = []
+    for leftover in sorted(target.parent.glob(f".{glob.escape(target.name)}.staging-*")):
+        if live_id and leftover.name == staging_path(target, live_id).name:
+            previous = previous_path(target)
+            if previous.exists():
+                shutil.rmtree(previous)
+            os.rename(leftover, previous)
+            done.append(f"{leftover.name}: the interrupted swap's old folder moved to {previous.name}")
+        else:
+            shutil.rmtree(leftover)
+            done.append(f"{leftover.name}: an interrupted staging folder removed")
+    return done
 
 
 def previous_path(target: Path) -> Path:
@@ -84,6 +127,9 @@ def previous_path(target: Path) -> Path:
 def stage(archive: Path, *, target: Path, target_version: str, limits: PackageLimits,
           keep_existing: bool = False) -> StagedPackage:
     """Validate ``archive`` completely, then extract and verify it into a new staging folder.
+
+    The staging folder is named by a new install id and ends with a marker in state ``tables pending``
+    naming it.
 
     Raises:
         PackageRejected: a safety or integrity check failed (the staging folder is removed).
@@ -104,7 +150,8 @@ def stage(archive: Path, *, target: Path, target_version: str, limits: PackageLi
             problems += check_manifest(manifest, listing.entries, target_version)
         if problems or manifest is None:
             raise PackageRejected(archive.name, problems or [f"{MANIFEST_NAME} missing"])
-        staging = staging_path(target)
+        install_id = new_install_id()
+        staging = staging_path(target, install_id)
         staging.mkdir(mode=0o755)
         try:
             expected = {normalised(f.path): f for f in manifest.files}
@@ -113,8 +160,9 @@ def stage(archive: Path, *, target: Path, target_version: str, limits: PackageLi
                 name = normalised(entry.name)
                 if name == MANIFEST_NAME:
                     continue
+                scan = SvgScan(name) if is_svg(name) and not limits.allows_active(name) else None
                 total += _write_verified(staging, name, stream, expected[name].sha256,
-                                         min(entry.size, limits.max_entry_bytes), archive.name)
+                                         min(entry.size, limits.max_entry_bytes), archive.name, scan)
                 written.add(name)
                 if total > limits.max_total_bytes:
                     raise PackageRejected(archive.name, [f"more than {limits.max_total_bytes} bytes extracted"])
@@ -122,15 +170,17 @@ def stage(archive: Path, *, target: Path, target_version: str, limits: PackageLi
             if missing:
                 raise PackageRejected(archive.name, [f"{m!r} listed but not extracted" for m in missing])
             kept = _copy_missing(target, staging, set(written)) if keep_existing else 0
-            _write_marker(staging, archive.name, archive_sha, manifest, len(written), total)
+            _write_marker(staging, archive.name, archive_sha, manifest, len(written), total, install_id)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-    return StagedPackage(archive.name, archive_sha, manifest, staging, target, len(written), total, kept)
+    return StagedPackage(archive.name, archive_sha, manifest, install_id, staging, target, len(written), total, kept)
 
 
-def _write_verified(staging: Path, name: str, stream: IO[bytes], sha256: str, limit: int, package: str) -> int:
-    """Stream one file below ``staging``: refuse links on the way, more bytes than declared, a bad hash."""
+def _write_verified(staging: Path, name: str, stream: IO[bytes], sha256: str, limit: int, package: str,
+                    scan: SvgScan | None = None) -> int:
+    """Stream one file below ``staging``: refuse links on the way, more bytes than declared, a bad hash,
+    active SVG content (when ``scan`` is given)."""
     dest = staging.joinpath(*name.split("/"))
     if not dest.resolve().is_relative_to(staging.resolve()):  # belt and braces: names were checked already
         raise PackageRejected(package, [f"{name!r} resolves outside the staging folder"])
@@ -148,6 +198,9 @@ def _write_verified(staging: Path, name: str, stream: IO[bytes], sha256: str, li
             size += len(chunk)
             if size > limit:
                 raise PackageRejected(package, [f"{name!r}: more data than its declared size or the limit ({limit})"])
+            problem = scan.feed(chunk) if scan else None
+            if problem:
+                raise PackageRejected(package, [problem])
             digest.update(chunk)
             out.write(chunk)
             chunk = stream.read(_CHUNK)
@@ -164,7 +217,7 @@ def _copy_missing(target: Path, staging: Path, packaged: set[str]) -> int:
     kept = 0
     for path in sorted(target.rglob("*")):
         rel = path.relative_to(target).as_posix()
-        if rel == MARKER_NAME or rel in packaged or path.is_dir() and not path.is_symlink():
+        if rel in (MARKER_NAME, MARKER_NAME + ".tmp") or rel in packaged or path.is_dir() and not path.is_symlink():
             continue
         dest = staging / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -173,11 +226,22 @@ def _copy_missing(target: Path, staging: Path, packaged: set[str]) -> int:
     return kept
 
 
-def _write_marker(staging: Path, package: str, archive_sha: str, manifest: Manifest, files: int, total: int) -> None:
+def _write_marker(staging: Path, package: str, archive_sha: str, manifest: Manifest, files: int, total: int,
+                  install_id: str) -> None:
     marker = {"package": package, "archive_sha256": archive_sha, "version": manifest.version,
-              "name": manifest.name, "files": files, "bytes": total,
-              "installed_at": datetime.now(UTC).isoformat(timespec="seconds")}
+              "name": manifest.name, "files": files, "bytes": total, "install_id": install_id, "state": PENDING}
     (staging / MARKER_NAME).write_text(json.dumps(marker, indent=2), encoding="utf-8")
+
+
+def finish(target: Path) -> None:
+    """Mark the package in ``target`` complete (every table load committed): atomic, so a kill leaves it pending."""
+    marker = installed_marker(target)
+    if marker is None or marker_state(marker) == COMPLETE:
+        return
+    marker.update(state=COMPLETE, installed_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    temporary = target / (MARKER_NAME + ".tmp")
+    temporary.write_text(json.dumps(marker, indent=2), encoding="utf-8")
+    os.replace(temporary, target / MARKER_NAME)
 
 
 def exchange(a: Path, b: Path) -> bool:

@@ -4,23 +4,52 @@ All packages are validated and staged first; only when every one passed are the 
 (atomically) and the data-file table loads committed. A rejected package changes nothing: no folder
 is swapped, no table is touched. I/O errors are retried (3 times by default); then the step fails
 and the run's failure notification tells the administrators.
+
+A run killed part-way is finished by the next one and nothing done is repeated: the package marker
+travels with the swapped folder saying ``tables pending`` until every load has committed, and each
+load commits with its record (see :mod:`tasks.packages.install` and :mod:`tasks.packages.static_data`).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
 from tasks.core.errors import PackageRejected, StepFailed
+from tasks.core.settings import get_settings
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.core.versions import Version
 from tasks.packages.entries import DEFAULT_EXTENSIONS, MiB, PackageLimits, path_problem
-from tasks.packages.install import StagedPackage, discard, file_sha256, installed_marker, stage, swap, unswap
-from tasks.packages.static_data import IDENTIFIER, load_rows, read_rows
+from tasks.packages.install import (
+    COMPLETE,
+    StagedPackage,
+    discard,
+    file_sha256,
+    finish,
+    installed_marker,
+    marker_state,
+    recover,
+    stage,
+    swap,
+    unswap,
+)
+from tasks.packages.static_data import (
+    IDENTIFIER,
+    LOAD_TABLE,
+    LoadRecord,
+    current_schema,
+    ensure_load_table,
+    is_transactional,
+    load_rows,
+    read_rows,
+    record_load,
+    recorded_load,
+)
 from tasks.steps.base import UpgradeStep
 
 if TYPE_CHECKING:  # the runtime is imported by run(): `validate` and `plan` need only the parameters
@@ -46,7 +75,9 @@ class TableLoad(StepParams):
     file: str = Field(description="Path inside the package (.csv with header, or .json list of objects).")
     database: str = Field(description="Logical database.")
     table: str = Field(pattern=IDENTIFIER.pattern)
-    mode: Literal["replace", "append"] = "replace"
+    mode: Literal["replace", "append"] = Field(default="replace", description=(
+        "replace: the table's rows become the file's (again on each new install of the package); append: the "
+        "rows are added exactly once per package version (the table must be transactional, e.g. InnoDB)."))
 
     @field_validator("file")
     @classmethod
@@ -66,6 +97,10 @@ class PackageSpec(StepParams):
     keep_existing: bool = Field(default=False, description="Keep files of the current folder the package lacks.")
     force: bool = Field(default=False, description="Import even if this exact package is already installed.")
     tables: list[TableLoad] = Field(default_factory=list)
+    allow_active_content: list[str] = Field(default_factory=list, description=(
+        "Entry paths (globs, e.g. 'templates/*.html'; '*' for all) that may hold active content: .html/.htm/"
+        ".xhtml/.shtml/.js/.mjs files and SVGs with <script>, on* event attributes, javascript: URLs or "
+        "<foreignObject>. Refused otherwise: the FT web app may serve the folder. Only for trusted packages."))
 
     @field_validator("file")
     @classmethod
@@ -105,6 +140,35 @@ class ResourcePackageParams(StepParams):
     retry_wait_seconds: float = Field(default=1.0, ge=0, le=60)
 
 
+@dataclass
+class _Install:
+    """One package this run installs: freshly staged, or finishing an install a killed run left pending."""
+
+    spec: PackageSpec
+    target: Path
+    archive: str
+    name: str  # the package in load records: its manifest name, else the archive's file name
+    version: str
+    install_id: str
+    staged: StagedPackage | None  # None: an earlier run swapped the files in already
+
+    def data_root(self) -> Path:
+        return self.staged.staging if self.staged and not self.staged.swapped else self.target
+
+
+@dataclass
+class _Session:
+    """One logical database's connection and the transaction all its loads (and their records) share."""
+
+    connection: Connection
+    transaction: RootTransaction
+    record_schema: str
+    table_schema: str
+
+    def commit(self) -> None:
+        self.transaction.commit()
+
+
 class ResourcePackageImportStep(UpgradeStep):
     """Imports resource packages for the target version: validate all, stage all, swap all, commit loads."""
 
@@ -113,40 +177,40 @@ class ResourcePackageImportStep(UpgradeStep):
     params: ResourcePackageParams
 
     def run(self) -> StepResult:
+        """Stage every package, run every table load, swap, commit, then mark each package complete.
+
+        A kill anywhere leaves what the next run finishes: staged folders are cleared by ``recover``,
+        a swapped package's marker says ``tables pending``, and each load commits with its record.
+        """
         limits = self.params.limits.to_limits()
         rows: list[dict[str, Any]] = []
-        staged: list[tuple[PackageSpec, StagedPackage]] = []
-        loads: list[tuple[Connection, RootTransaction]] = []
+        installs: list[_Install] = []
+        sessions: dict[str, _Session] = {}
+        committed = 0
         try:
             for spec in self.params.packages:
-                archive, target = self._archive(spec), self._target(spec)
-                package, attempts = self._stage(spec, archive, target, limits)
-                if package is None:
-                    marker = installed_marker(target) or {}
-                    rows.append(self._row(spec, archive.name, "already installed", files=marker.get("files", 0),
-                                          version=marker.get("version", "")))
-                    continue
-                staged.append((spec, package))
-                rows.append(self._row(spec, archive.name, "staged", files=package.files, size=package.bytes,
-                                      version=package.manifest.version, attempts=attempts, kept=package.kept_files))
-            for spec, package in staged:
-                loads += self._load_tables(spec, package, rows)
-            for _, package in staged:
-                swap(package)
-            for _, transaction in loads:
-                transaction.commit()
+                install = self._prepare(spec, limits, rows)
+                if install is not None:
+                    installs.append(install)
+            for install in installs:
+                self._load_tables(install, sessions, rows)
+            for install in installs:
+                if install.staged is not None:
+                    swap(install.staged)
+            for session in sessions.values():
+                session.commit()
+                committed += 1
+            for install in installs:
+                finish(install.target)
         except Exception as exc:
-            for _, package in reversed(staged):
-                unswap(package)
-            for _, transaction in loads:
-                if transaction.is_active:
-                    transaction.rollback()
-            raise self._failure(exc, rows) from exc
+            self._undo(installs, sessions, committed)
+            raise self._failure(exc, rows, committed) from exc
         finally:
-            for _, package in staged:
-                discard(package)
-            for connection, _ in loads:
-                connection.close()
+            for install in installs:
+                if install.staged is not None:
+                    discard(install.staged)
+            for session in sessions.values():
+                session.connection.close()
         for row in rows:
             if row["result"] == "staged":
                 row["result"] = "imported"
@@ -164,9 +228,36 @@ class ResourcePackageImportStep(UpgradeStep):
         (base / spec.subdir).parent.mkdir(parents=True, exist_ok=True)  # staging is created beside the target
         return base / spec.subdir
 
+    def _prepare(self, spec: PackageSpec, limits: PackageLimits, rows: list[dict[str, Any]]) -> _Install | None:
+        """Clear what a killed run left, then stage the package, or resume it, or None: installed already."""
+        archive, target = self._archive(spec), self._target(spec)
+        for note in recover(target):
+            self.context.logger.warning("package %s: %s", archive.name, note)
+        limits = replace(limits, active_allowed=tuple(spec.allow_active_content))
+        marker, package, attempts = self._stage(spec, archive, target, limits)
+        if package is not None:
+            rows.append(self._row(spec, archive.name, "staged", files=package.files, size=package.bytes,
+                                  version=package.manifest.version, attempts=attempts, kept=package.kept_files))
+            return _Install(spec, target, archive.name, package.manifest.name or archive.name,
+                            package.manifest.version, package.install_id, package)
+        version = str(marker.get("version", ""))
+        if marker_state(marker) == COMPLETE:
+            rows.append(self._row(spec, archive.name, "already installed", files=marker.get("files", 0),
+                                  version=version))
+            return None
+        self.context.logger.warning("package %s: files were swapped in by an interrupted run; finishing its table "
+                                    "loads", archive.name)
+        rows.append(self._row(spec, archive.name, "resumed", files=marker.get("files", 0), version=version))
+        return _Install(spec, target, archive.name, str(marker.get("name") or archive.name), version,
+                        str(marker["install_id"]), None)
+
     def _stage(self, spec: PackageSpec, archive: Path, target: Path,
-               limits: PackageLimits) -> tuple[StagedPackage | None, int]:
-        """Stage with retries on I/O errors only (a rejected package is never retried); None: installed already."""
+               limits: PackageLimits) -> tuple[dict[str, Any], StagedPackage | None, int]:
+        """Stage with retries on I/O errors only (a rejected package is never retried).
+
+        Returns the live marker, the staged package (None: this archive is in place, complete or
+        pending) and the attempts. ``force`` restages a complete install, never a pending one.
+        """
         from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
         retrying = Retrying(stop=stop_after_attempt(self.params.io_retries + 1),
@@ -178,34 +269,83 @@ class ResourcePackageImportStep(UpgradeStep):
         for attempt in retrying:
             with attempt:
                 number = attempt.retry_state.attempt_number
-                marker = installed_marker(target)
-                if not spec.force and marker and marker.get("archive_sha256") == file_sha256(archive):
-                    return None, number
-                return stage(archive, target=target, target_version=self.context.target_version, limits=limits,
-                             keep_existing=spec.keep_existing), number
+                marker = installed_marker(target) or {}
+                if marker.get("archive_sha256") == file_sha256(archive) and (
+                        not spec.force or marker_state(marker) != COMPLETE):
+                    return marker, None, number
+                return marker, stage(archive, target=target, target_version=self.context.target_version,
+                                     limits=limits, keep_existing=spec.keep_existing), number
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _load_tables(self, spec: PackageSpec, package: StagedPackage,
-                     rows: list[dict[str, Any]]) -> list[tuple[Connection, RootTransaction]]:
-        opened: list[tuple[Connection, RootTransaction]] = []
-        try:
-            for load in spec.tables:
-                data_file = package.staging.joinpath(*load.file.split("/"))
-                if not data_file.is_file():
-                    raise PackageRejected(package.package, [f"data file {load.file!r} is not in the package"])
-                columns, data = read_rows(data_file)
-                connection = self.context.resources.engine(load.database).connect()
-                opened.append((connection, connection.begin()))
-                count = load_rows(connection, load.table, columns, data, replace=load.mode == "replace")
-                rows.append({"package": package.package, "target": f"{load.database}.{load.table}",
-                             "result": "staged", "files": 0, "bytes": 0, "rows": count, "version": "",
-                             "attempts": 1, "kept": 0})
-        except Exception:
-            for connection, transaction in opened:
-                transaction.rollback()
+    def _session(self, sessions: dict[str, _Session], database: str) -> _Session:
+        """The database's shared load transaction, opened after the record table exists (DDL commits)."""
+        if database not in sessions:
+            connection = self.context.resources.engine(database).connect()
+            try:
+                table_schema = current_schema(connection)
+                record_schema = ensure_load_table(connection, get_settings().marker_schema)
+                sessions[database] = _Session(connection, connection.begin(), record_schema, table_schema)
+            except Exception:
                 connection.close()
-            raise
-        return opened
+                raise
+        return sessions[database]
+
+    def _load_tables(self, install: _Install, sessions: dict[str, _Session], rows: list[dict[str, Any]]) -> None:
+        """Run the package's table loads not yet recorded, each with its record, uncommitted."""
+        for load in install.spec.tables:
+            data_file = install.data_root().joinpath(*load.file.split("/"))
+            if not data_file.is_file():
+                raise PackageRejected(install.archive, [f"data file {load.file!r} is not in the package"])
+            session = self._session(sessions, load.database)
+            record = LoadRecord(install.name, install.version, session.table_schema, load.table, load.file,
+                                load.mode, install.install_id, file_sha256(data_file))
+            done = recorded_load(session.connection, session.record_schema, record.key)
+            where = f"{load.database}.{load.table}"
+            if done is not None:
+                self._already_loaded(install, load, record, done)
+                rows.append(self._table_row(install.archive, where, "already loaded", 0))
+                continue
+            self._check_engine(session.connection, install, load)
+            columns, data = read_rows(data_file)
+            count = load_rows(session.connection, load.table, columns, data, replace=load.mode == "replace")
+            record_load(session.connection, session.record_schema, record, count)
+            rows.append(self._table_row(install.archive, where, "staged", count))
+
+    def _already_loaded(self, install: _Install, load: TableLoad, record: LoadRecord, data_sha256: str) -> None:
+        if data_sha256 != record.data_sha256:
+            self.context.logger.warning(
+                "package %s: %s was appended into %s.%s for version %s already, from a different file; not "
+                "appended again (delete its row in %s to load it once more)", install.archive, load.file,
+                load.database, load.table, install.version, LOAD_TABLE)
+
+    def _check_engine(self, connection: Connection, install: _Install, load: TableLoad) -> None:
+        """``append`` needs a transactional table: only there do the rows and their record commit together."""
+        if is_transactional(connection, load.table):
+            return
+        if load.mode == "append":
+            raise ValueError(f"package {install.archive}: table {load.database}.{load.table} is not transactional "
+                             "(e.g. MyISAM), so an append into it cannot be made exactly-once; convert it to "
+                             "InnoDB or use mode 'replace'")
+        self.context.logger.warning(
+            "package %s: table %s.%s is not transactional (e.g. MyISAM): its rows change at once, not at the commit; "
+            "a failure or kill before the commit leaves the new rows and a rerun replaces them again",
+            install.archive, load.database, load.table)
+
+    def _undo(self, installs: list[_Install], sessions: dict[str, _Session], committed: int) -> None:
+        """Before any commit, everything is undone; after one, swaps stay (pending) for a rerun to finish."""
+        for session in sessions.values():
+            if session.transaction.is_active:
+                session.transaction.rollback()
+        if committed:
+            return
+        for install in reversed(installs):
+            if install.staged is not None:
+                unswap(install.staged)
+
+    @staticmethod
+    def _table_row(package: str, where: str, result: str, count: int) -> dict[str, Any]:
+        return {"package": package, "target": where, "result": result, "files": 0, "bytes": 0, "rows": count,
+                "version": "", "attempts": 1, "kept": 0}
 
     def _row(self, spec: PackageSpec, package: str, result: str, *, files: int = 0, size: int = 0,
              version: str = "", attempts: int = 1, kept: int = 0) -> dict[str, Any]:
@@ -213,7 +353,7 @@ class ResourcePackageImportStep(UpgradeStep):
         return {"package": package, "target": where, "result": result, "files": files, "bytes": size,
                 "rows": None, "version": version, "attempts": attempts, "kept": kept}
 
-    def _failure(self, exc: Exception, rows: list[dict[str, Any]]) -> StepFailed:
+    def _failure(self, exc: Exception, rows: list[dict[str, Any]], committed: int) -> StepFailed:
         if isinstance(exc, PackageRejected):
             rows.append({"package": exc.package, "target": "", "result": "rejected", "files": 0, "bytes": 0,
                          "rows": None, "version": "", "attempts": 1, "kept": 0, "problems": exc.problems})
@@ -222,9 +362,16 @@ class ResourcePackageImportStep(UpgradeStep):
             message = f"I/O error after {self.params.io_retries} retries: {exc}"
         else:
             message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        outcome = "not imported (rolled back)" if not committed else "incomplete (run again)"
         for row in rows:
             if row["result"] in ("staged", "imported"):
-                row["result"] = "not imported (rolled back)"
+                row["result"] = outcome
+        if committed:
+            message = (f"{message} — after {committed} database(s) committed their loads; the swapped packages stay "
+                       f"marked 'tables pending': run the step again to finish (done parts are not repeated)")
+            self.context.logger.error("resource import failed part-way: %s", message)
+            result = self._result(rows, StepStatus.FAILED, failure=message)
+            return StepFailed(f"resource import failed part-way: {message}", result)
         self.context.logger.error("resource import failed, nothing changed: %s", message)
         result = self._result(rows, StepStatus.FAILED, failure=message)
         return StepFailed(f"resource import failed, nothing was changed: {message}", result)
@@ -239,10 +386,12 @@ class ResourcePackageImportStep(UpgradeStep):
         for r in rows:
             lines += [f"- ❌ `{r['package']}`: {p}" for p in r.get("problems", [])]
         if failure:
-            lines.append(f"\n**Failed, nothing changed:** {failure}")
+            lines.append(f"\n**Failed:** {failure}")
         packages = sum(1 for r in rows if r["result"] == "imported" and r["rows"] is None)
         already = sum(1 for r in rows if r["result"] == "already installed")
-        summary = failure or f"{imported} files imported from {packages} package(s), {already} already installed"
+        resumed = sum(1 for r in rows if r["result"] == "resumed")
+        summary = failure or (f"{imported} files imported from {packages} package(s), {already} already installed"
+                              + (f", {resumed} interrupted install(s) finished" if resumed else ""))
         return StepResult(status=status, summary=summary,
                           details={"packages": rows, "files_imported": imported, "packages_failed": failed},
                           markdown="\n".join(lines))

@@ -96,6 +96,19 @@ def tree(root: Path) -> dict[str, str]:
     return out
 
 
+VOLATILE_MARKER_KEYS = ("install_id", "installed_at")
+
+
+def site_files(root: Path) -> dict[str, Any]:
+    """:func:`tree`, with each package marker read as JSON minus what differs between two installs."""
+    out: dict[str, Any] = tree(root)
+    for rel in out:
+        if rel.endswith(".ft-package.json"):
+            marker = json.loads((root / rel).read_text())
+            out[rel] = {k: v for k, v in marker.items() if k not in VOLATILE_MARKER_KEYS}
+    return out
+
+
 @dataclass
 class Route:
     """A canned response; ``status`` and ``body`` may be callables (status(), body(request_body))."""

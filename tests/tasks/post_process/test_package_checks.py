@@ -13,6 +13,7 @@ from tasks.packages.entries import (
     Manifest,
     ManifestFile,
     PackageLimits,
+    SvgScan,
     check_entries,
     check_manifest,
     content_problem,
@@ -55,9 +56,9 @@ def test_anything_but_regular_files_and_folders_is_refused(kind: EntryKind) -> N
 
 def test_a_clean_listing_passes_and_names_the_files_to_extract() -> None:
     verdict = check_entries([MANIFEST, ArchiveEntry("images/", EntryKind.DIRECTORY, 0), file("images/a.png"),
-                             file("./t/mail.html")], LIMITS, 1000)
+                             file("./t/mail.ftl")], LIMITS, 1000)
     assert verdict.ok, verdict.problems
-    assert verdict.files == ["images/a.png", "t/mail.html"]
+    assert verdict.files == ["images/a.png", "t/mail.ftl"]
 
 
 def test_sizes_ratios_counts_types_and_duplicates_are_limited() -> None:
@@ -117,3 +118,38 @@ def test_content_scan_refuses_executables_and_scripts_but_not_text_that_starts_a
     assert "Windows executable" in (content_problem("a.png", pe) or "")
     assert content_problem("countries.csv", b"MZ,Mozambique\nMW,Malawi\n" * 5) is None
     assert content_problem("logo.png", b"\x89PNG\r\n\x1a\n") is None
+
+
+def test_html_and_js_are_active_content_refused_unless_a_pattern_of_the_package_allows_them() -> None:
+    limits = PackageLimits(allowed_extensions=frozenset({"html", "js", "png"}))
+    entries = [MANIFEST, file("t/mail.html"), file("t/app.js"), file("a.png")]
+    assert check_entries(entries, limits, 1000).problems == [
+        "'t/mail.html': active content (.html file) not allowed in a folder the FT web app may serve; list the entry "
+        "in the package's allow_active_content if it is trusted",
+        "'t/app.js': active content (.js file) not allowed in a folder the FT web app may serve; list the entry in "
+        "the package's allow_active_content if it is trusted",
+    ]
+    trusted = PackageLimits(allowed_extensions=limits.allowed_extensions, active_allowed=("t/*.html", "t/app.js"))
+    assert check_entries(entries, trusted, 1000).ok
+
+
+def scan(*chunks: bytes) -> str | None:
+    svg = SvgScan("icon.svg")
+    return next((p for p in map(svg.feed, chunks) if p), None)
+
+
+@pytest.mark.parametrize(("chunks", "reason"), [
+    ((b"<svg><scr", b"ipt>x</script></svg>"), "<script>"),
+    ((b"<svg/onload=alert(1)>",), "on* event attribute"),
+    ((b"<svg>" + b" " * 5000 + b"<a href='java", b"&#x09;script:alert(1)'/>"), "javascript: URL"),
+    ((b"<svg><foreignObject/>",), "<foreignObject>"),
+    ((b"\xff\xfe<\x00s\x00",), "UTF-16 SVG"),
+])
+def test_svg_scan_finds_active_content_even_split_across_chunks_or_obfuscated(
+        chunks: tuple[bytes, ...], reason: str) -> None:
+    assert reason in (scan(*chunks) or "")
+
+
+def test_svg_scan_accepts_an_ordinary_icon_with_words_like_one_and_version() -> None:
+    icon = b'<svg version="1.1" id="one"><text>turn on = off</text><path d="M0 0" stroke="none"/></svg>'
+    assert scan(icon[:20], icon[20:]) is None

@@ -40,7 +40,9 @@ def run_step(ctx: StepContext, packages: list[dict[str, Any]], **params: Any) ->
 
 
 def package(file: str, **extra: Any) -> dict[str, Any]:
-    return {"file": file, "target_dir": "static_dir", "subdir": "ft", **extra}
+    """A package spec into static_dir/ft; GOOD's mail template is active content the spec trusts."""
+    return {"file": file, "target_dir": "static_dir", "subdir": "ft", "allow_active_content": ["templates/*.html"],
+            **extra}
 
 
 @pytest.fixture
@@ -193,3 +195,79 @@ def test_an_io_error_that_clears_up_is_retried_and_the_import_succeeds(site: dic
     assert result.status is StepStatus.SUCCESS
     assert result.details["packages"][0]["attempts"] >= 2
     assert time.monotonic() - start < 5
+
+
+SVG_HEAD = b'<svg xmlns="http://www.w3.org/2000/svg">'
+ACTIVE_SVG = {
+    "script": (SVG_HEAD + b"<script>alert(1)</script></svg>", "SVG with <script>"),
+    "event": (SVG_HEAD.replace(b"<svg", b"<svg\nonload='alert(1)'") + b"</svg>", "SVG with an on* event attribute"),
+    "url": (SVG_HEAD + b'<a href="jav&#x61;script:alert(1)"><text>x</text></a></svg>', "SVG with a javascript: URL"),
+    "foreign": (SVG_HEAD + b"<foreignObject><div>x</div></foreignObject></svg>", "SVG with <foreignObject>"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ACTIVE_SVG))
+def test_an_active_svg_is_refused_naming_the_entry_and_the_reason_unless_the_package_allows_it(
+        kind: str, site: dict[str, Path]) -> None:
+    body, reason = ACTIVE_SVG[kind]
+    write_zip(site["packages"] / "p.zip", {**GOOD, "images/icon.svg": body})
+    before = tree(site["root"])
+    with step_context(site["root"]) as ctx, pytest.raises(StepFailed) as failed:
+        run_step(ctx, [package("p.zip")])
+    assert f"package p.zip rejected: 'images/icon.svg': active content ({reason}) not allowed" in str(failed.value)
+    assert "allow_active_content" in str(failed.value)
+    assert tree(site["root"]) == before
+    with step_context(site["root"]) as ctx:
+        run_step(ctx, [package("p.zip", allow_active_content=["templates/*.html", "images/icon.svg"])])
+    assert (site["live"] / "images" / "icon.svg").read_bytes() == body
+
+
+def test_html_is_refused_unless_the_package_allows_it_but_a_plain_svg_is_accepted(site: dict[str, Path]) -> None:
+    write_zip(site["packages"] / "p.zip", {**GOOD, "images/icon.svg": SVG_HEAD + b'<path d="M0 0"/></svg>'})
+    with step_context(site["root"]) as ctx, pytest.raises(StepFailed) as failed:
+        run_step(ctx, [package("p.zip", allow_active_content=[])])
+    assert "'templates/mail.html': active content (.html file) not allowed" in str(failed.value)
+    with step_context(site["root"]) as ctx:
+        assert run_step(ctx, [package("p.zip")]).status is StepStatus.SUCCESS
+
+
+NOTES = b'[{"text": "welcome"}, {"text": "maintenance at 2:00"}]'
+
+
+def notes_spec(archive: str, **extra: Any) -> dict[str, Any]:
+    return package(archive, tables=[{"file": "data/regions.csv", "database": "ft_db", "table": "region"},
+                                    {"file": "data/notes.json", "database": "ft_db", "table": "note",
+                                     "mode": "append"}], **extra)
+
+
+def test_append_loads_exactly_once_per_package_version_even_when_forced_or_rebuilt(
+        site: dict[str, Path], new_database: Callable[..., str]) -> None:
+    db = new_database("CREATE TABLE region (id INT PRIMARY KEY, name VARCHAR(20) NULL)",
+                      "CREATE TABLE note (text VARCHAR(40)) ENGINE=InnoDB")
+    write_zip(site["packages"] / "p.zip", {**GOOD, "data/notes.json": NOTES})
+    with step_context(site["root"], databases={"ft_db": db}) as ctx:
+        first = run_step(ctx, [notes_spec("p.zip")])
+        forced = run_step(ctx, [notes_spec("p.zip", force=True)])
+    assert [r["result"] for r in first.details["packages"]] == ["imported", "imported", "imported"]
+    assert [r["result"] for r in forced.details["packages"]] == ["imported", "imported", "already loaded"]
+    write_zip(site["packages"] / "p.zip", {**GOOD, "data/notes.json": NOTES, "images/new.png": PNG})
+    with step_context(site["root"], databases={"ft_db": db}) as ctx:
+        rebuilt = run_step(ctx, [notes_spec("p.zip")])
+    assert rebuilt.details["packages"][2]["result"] == "already loaded", "same version: not appended again"
+    assert run_sql(db, "SELECT text FROM note ORDER BY text") == [("maintenance at 2:00",), ("welcome",)]
+    assert regions(db) == [(1, "East"), (2, "West"), (3, None)]
+
+
+def test_append_into_a_non_transactional_table_is_refused_and_nothing_changes(
+        site: dict[str, Path], new_database: Callable[..., str]) -> None:
+    db = new_database("CREATE TABLE region (id INT PRIMARY KEY, name VARCHAR(20) NULL)",
+                      "CREATE TABLE note (text VARCHAR(40)) ENGINE=MyISAM")
+    write_zip(site["packages"] / "p.zip", {**GOOD, "data/notes.json": NOTES})
+    before = tree(site["root"])
+    with step_context(site["root"], databases={"ft_db": db}) as ctx, pytest.raises(StepFailed) as failed:
+        run_step(ctx, [notes_spec("p.zip")])
+    assert "table ft_db.note is not transactional (e.g. MyISAM)" in str(failed.value)
+    assert "nothing was changed" in str(failed.value)
+    assert tree(site["root"]) == before
+    assert run_sql(db, "SELECT COUNT(*) FROM note") == [(0,)]
+    assert regions(db) == []
