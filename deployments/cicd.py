@@ -42,9 +42,9 @@ from tasks.core.versions import Version  # noqa: E402
 from tasks.execution.reporting import artifact_key  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INFRA = 0, 1, 2, 3
-REFUSED_MARK = "REFUSED**"  # in the markdown report of a refused trigger (tasks.reporting.render_refusal)
+REFUSED_MARK = "⛔"  # in the markdown report of a refused trigger, either language (tasks.execution.reporting)
 _SITE = re.compile(SITE_ID_PATTERN)
-_EXECUTION_ID = re.compile(r"\| execution id \| `([^`]+)` \|")
+_EXECUTION_ID = re.compile(r"\| (?:execution id|执行ID) \| `([^`]+)` \|")
 T = TypeVar("T")
 
 

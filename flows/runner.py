@@ -132,6 +132,7 @@ def run_cutpoint(cutpoint: Cutpoint, source_version: str, target_version: str, s
                        wait_seconds=settings.site_lock_wait_seconds, check_seconds=settings.site_lock_check_seconds,
                        on_lost=get_run_logger().error) as held, service.store.fenced_by(held):
             profile = load_site_profile(plan.site_id)
+            service.language = profile.language if profile else service.language  # one language per report
             try:
                 admission = service.admit(request, sql_root=settings.sql_root, flow_run_id=run_id,
                                           services=profile.services if profile else None)
@@ -306,7 +307,7 @@ def _publish_refusal(service: ExecutionService, request: Request, message: str) 
     """A refused trigger leaves its reasons where operators look: the run's artifact (no execution exists)."""
     create_markdown_artifact(
         markdown=render_refusal(request.cutpoint, request.site_id, request.source_version, request.target_version,
-                                message),
+                                message, service.language),
         key=artifact_key(request.site_id, request.cutpoint.value),
         description=f"{request.cutpoint.value} at {request.site_id}: REFUSED")
     _publish_site_overview(service)

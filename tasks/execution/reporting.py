@@ -14,6 +14,7 @@ from typing import Any
 
 from tasks.core.cutpoints import CUTPOINT_TITLES, Cutpoint
 from tasks.core.statuses import STEP_FINISHED, ExecutionStatus, StepStatus
+from tasks.execution.report_text import DEFAULT_LANGUAGE, report_text
 
 DONE_STATUSES = STEP_FINISHED
 
@@ -28,6 +29,7 @@ class RunReport:
     resume_hint: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     sql_counts: dict[str, int] = field(default_factory=lambda: {"total": 0, "success": 0, "failed": 0})
+    language: str = DEFAULT_LANGUAGE  # of the markdown and the resume hints: the site's (zh unless it says en)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -107,73 +109,62 @@ def _seconds(ms: object) -> str:
     return f"{int(ms) / 1000:.1f}s" if isinstance(ms, (int, float)) else "-"
 
 
+def _title(cutpoint: Cutpoint, language: str) -> str:
+    chinese, english = CUTPOINT_TITLES[cutpoint].split(" ", 1)
+    return f"[FT升级报告] {chinese}" if language != "en" else f"[FT upgrade report] {english}"
+
+
 def render_markdown(report: RunReport) -> str:
-    """The markdown report: header, steps table, failures, what to do next, step sections."""
+    """The markdown report in the report's language: header, steps table, failures, what to do next, steps."""
+    t = report_text(report.language)
     e = report.execution
     cutpoint = Cutpoint(e["step_type"])
     c, sql = report.counts, report.sql_counts
     notice = report.extra.get("notice")
     lines = [
-        f"# [FT升级报告] {CUTPOINT_TITLES[cutpoint]}",
+        f"# {_title(cutpoint, report.language)}",
         "",
         *([f"> **{notice}**", ""] if notice else []),
-        f"**Status: {_ICONS.get(report.status, '')} {report.status}** — site `{e['site_id']}`, "
+        f"**{t['status']}: {_ICONS.get(report.status, '')} {report.status}** — {t['site']} `{e['site_id']}`, "
         f"{e['source_version']} → {e['target_version']}",
         "",
-        "| field | value |",
+        f"| {t['field']} | {t['value']} |",
         "|---|---|",
-        f"| execution id | `{e['execution_id']}` |",
-        f"| cutpoint | `{cutpoint.value}` |",
-        f"| flow run | `{e.get('flow_run_id') or '-'}` |",
-        f"| started (UTC) | {e.get('start_time') or '-'} |",
-        f"| ended (UTC) | {e.get('end_time') or '-'} |",
-        f"| duration | {_seconds(report.duration_ms)} |",
-        f"| resumes | {e.get('resume_count', 0)} |",
-        f"| steps | {c['total']} total, {c['success']} success, {c['warning']} warning, "
-        f"{c['failed']} failed, {c['skipped']} skipped |",
-        f"| SQL statements | {sql['total']} total, {sql['success']} success, {sql['failed']} failed |",
-        f"| requested by | {_cell(e.get('requested_by') or '-')} |",
+        f"| {t['execution_id']} | `{e['execution_id']}` |",
+        f"| {t['cutpoint']} | `{cutpoint.value}` |",
+        f"| {t['flow_run']} | `{e.get('flow_run_id') or '-'}` |",
+        f"| {t['started']} | {e.get('start_time') or '-'} |",
+        f"| {t['ended']} | {e.get('end_time') or '-'} |",
+        f"| {t['duration']} | {_seconds(report.duration_ms)} |",
+        f"| {t['resumes']} | {e.get('resume_count', 0)} |",
+        f"| {t['steps_row']} | {t['steps_counts'].format(**c)} |",
+        f"| {t['sql_row']} | {t['sql_counts'].format(**sql)} |",
+        f"| {t['requested_by']} | {_cell(e.get('requested_by') or '-')} |",
     ]
     if e.get("rerun_of"):
-        lines.append(f"| re-run of | `{e['rerun_of']}` (deliberate) |")
-    lines += [
-        "",
-        "## Steps",
-        "",
-        "| # | step | version | status | duration | summary |",
-        "|---|---|---|---|---|---|",
-    ]
+        lines.append(f"| {t['rerun_of']} | {t['rerun_value'].format(of=e['rerun_of'])} |")
+    lines += ["", f"## {t['steps']}", "", t["step_header"], "|---|---|---|---|---|---|"]
     for i, s in enumerate(report.steps, 1):
         version = s["step_key"].split(":", 1)[0]
         lines.append(f"| {i} | `{s['step_id']}` {_cell(s.get('step_name'))} | {version} | "
                      f"{_ICONS.get(s['status'], '')} {s['status']} | {_seconds(s.get('duration'))} | "
                      f"{_cell(_result(s).get('summary') or s.get('error_message'))} |")
-    waivers = e.get("waivers") or []
-    if waivers:
-        lines += ["", "## Waived preconditions", ""]
-        lines += [f"- **{w['precondition']}** waived by {_cell(w['by'])}: {_cell(w['reason'])} "
-                  f"(missing: {_cell(w['missing'])})" for w in waivers]
-    rerun = report.extra.get("rerun")
-    if rerun:
-        lines += ["", "## Deliberate re-run", "",
-                  f"Re-run of `{rerun['of']}` asked by {_cell(rerun['by'])}: {_cell(rerun['reason'])}. "
-                  "Scripts already applied at this site before it ran:", ""]
-        lines += [f"- {_cell(line)}" for line in rerun["scripts_applied_at_site"]] or ["- (none)"]
+    lines += _waivers_and_rerun(report, t)
     if report.failures:
-        lines += ["", "## Failures", ""]
+        lines += ["", f"## {t['failures']}", ""]
         for s in report.failures:
             lines.append(f"- **{s['step_id']}** ({s['status']}): {_cell(s.get('error_message'))}")
     notification = report.extra.get("notification")
     if notification:
-        state = "delivered" if notification["delivered"] else f"NOT delivered ({notification.get('error')})"
-        lines += ["", f"Notification to {notification['webhook']}: {state}; recipients: "
-                      f"{', '.join(notification['recipients']) or '-'}"]
-    lines += ["", "## What to do next", ""]
+        state = t["delivered"] if notification["delivered"] else t["not_delivered"].format(
+            error=notification.get("error"))
+        lines += ["", t["notification"].format(webhook=notification["webhook"], state=state,
+                                               recipients=", ".join(notification["recipients"]) or "-")]
+    lines += ["", f"## {t['next']}", ""]
     if report.status == ExecutionStatus.SUCCESS and cutpoint == Cutpoint.PRE_UPGRADE_PROCESS:
-        lines.append("**准备停服 Ready to stop**: backups, changed configuration files and the services with "
-                     "their versions are listed below. CICD may stop the services and call startup_pre_process.")
+        lines.append(t["ready_to_stop"])
     elif report.status == ExecutionStatus.SUCCESS:
-        lines.append("Nothing: this cutpoint is complete. CICD may call the next one.")
+        lines.append(t["complete"])
     else:
         lines += [f"- {hint}" for hint in report.resume_hint]
     for s in report.steps:
@@ -183,25 +174,39 @@ def render_markdown(report: RunReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_refusal(cutpoint: Cutpoint, site_id: str, source: str, target: str, message: str) -> str:
+def _waivers_and_rerun(report: RunReport, t: Mapping[str, str]) -> list[str]:
+    lines: list[str] = []
+    waivers = report.execution.get("waivers") or []
+    if waivers:
+        lines += ["", f"## {t['waived']}", ""]
+        lines += [t["waived_line"].format(precondition=w["precondition"], by=_cell(w["by"]), reason=_cell(w["reason"]),
+                                          missing=_cell(w["missing"])) for w in waivers]
+    rerun = report.extra.get("rerun")
+    if rerun:
+        lines += ["", f"## {t['rerun']}", "",
+                  t["rerun_text"].format(of=rerun["of"], by=_cell(rerun["by"]), reason=_cell(rerun["reason"])), ""]
+        lines += [f"- {_cell(line)}" for line in rerun["scripts_applied_at_site"]] or [f"- {t['none']}"]
+    return lines
+
+
+def render_refusal(cutpoint: Cutpoint, site_id: str, source: str, target: str, message: str,
+                   language: str | None = None) -> str:
     """The report of a refused trigger: nothing ran, and why (each reason says how to satisfy it)."""
+    t = report_text(language)
     return "\n".join([
-        f"# [FT升级报告] {CUTPOINT_TITLES[cutpoint]}", "",
-        f"**Status: ⛔ REFUSED** — site `{site_id}`, {source} → {target}: nothing was executed.", "",
+        f"# {_title(cutpoint, language or 'zh')}", "",
+        t["refused"].format(site=site_id, source=source, target=target), "",
         "```", message, "```", ""])
 
 
 def resume_instructions(*, execution_id: str, cutpoint: str, source: str, target: str, site: str,
-                        deployment_name: str | None = None) -> list[str]:
+                        deployment_name: str | None = None, language: str | None = None) -> list[str]:
     """The exact ways to continue a failed cutpoint after fixing the cause (per-site deployment if known)."""
+    t = report_text(language)
     deployment = f"{cutpoint}/{deployment_name or cutpoint.replace('_', '-')}"
-    return [
-        "Fix the cause shown above; steps that succeeded are not run again.",
-        "Prefect UI: open the failed flow run and press **Retry**.",
-        f"CICD: `prefect deployment run '{deployment}' -p source_version={source} "
-        f"-p target_version={target} -p site_id={site} --watch` (same parameters).",
-        f"CLI: `ft-upgrade resume {execution_id}`.",
-    ]
+    return [t["fix"], t["ui"],
+            t["cicd"].format(deployment=deployment, source=source, target=target, site=site),
+            t["cli"].format(execution_id=execution_id)]
 
 
 def steps_table(steps: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

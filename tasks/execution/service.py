@@ -23,6 +23,7 @@ from tasks.core.errors import InputError, Refused
 from tasks.core.settings import get_settings
 from tasks.core.statuses import ExecutionStatus
 from tasks.execution.admission import Admission, Request, ScriptDrift, SiteView, admit
+from tasks.execution.report_text import DEFAULT_LANGUAGE
 from tasks.execution.reporting import RunReport, resume_instructions
 from tasks.store.breakpoints import (
     OperatorDecision,
@@ -76,6 +77,8 @@ class ExecutionService:
     def __init__(self, store: MetadataStore) -> None:
         self.store = store
         self.sites = SiteStates(store.engine)
+        #: Language of the reports this service builds: the site profile's (``zh`` unless it says ``en``).
+        self.language: str = DEFAULT_LANGUAGE
 
     @classmethod
     def open(cls, site_id: str | None, *, metadata_url: str | None = None) -> ExecutionService:
@@ -262,15 +265,19 @@ class ExecutionService:
 
     # reports ------------------------------------------------------------------------------------
 
-    def build_report(self, execution_id: str, *, deployment_name: str | None = None) -> RunReport:
+    def build_report(self, execution_id: str, *, deployment_name: str | None = None,
+                     language: str | None = None) -> RunReport:
+        """The execution's report; ``language`` (zh/en) is the site's, Chinese when unset."""
         execution = self._execution(execution_id)
         if execution is None:
             raise InputError(f"no execution {execution_id!r} in {self.store.describe()}")
         hint = resume_instructions(execution_id=execution_id, cutpoint=execution["step_type"],
                                    deployment_name=deployment_name, source=execution["source_version"],
-                                   target=execution["target_version"], site=execution["site_id"])
+                                   target=execution["target_version"], site=execution["site_id"],
+                                   language=language or self.language)
         return RunReport(execution=execution, steps=self.store.step_rows(execution_id), status=execution["status"],
-                         resume_hint=hint, sql_counts=self.store.sql_counts(execution_id))
+                         resume_hint=hint, sql_counts=self.store.sql_counts(execution_id),
+                         language=language or self.language)
 
     def save_report(self, report: RunReport, markdown: str, *, report_type: str = "SUMMARY") -> None:
         """The ``upgrade_report`` row: counts of steps and SQL statements, JSON and markdown."""

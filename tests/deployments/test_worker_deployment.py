@@ -46,7 +46,7 @@ def test_deployment_run_watch_exits_0_on_success_and_non_zero_on_failure_and_the
             assert "Completed" in ok.stdout + ok.stderr
 
             artifact = server.cli("artifact", "inspect", "ft-cn-pre-business-check")
-            assert "[FT升级报告] 前置业务检查 pre-business check" in artifact.stdout
+            assert "[FT升级报告] 前置业务检查" in artifact.stdout
             assert "SUCCESS" in artifact.stdout
 
             bad = server.cli("deployment", "run", "pre_business_check/pre-business-check",

@@ -89,7 +89,7 @@ def test_failed_run_exits_1_and_a_rerun_resumes_without_repeating_done_steps(
     assert status.exit_code == 0 and json.loads(status.output)["status"] == "SUCCESS"
     md = CliRunner().invoke(app, ["report", failed["execution_id"], "--format", "md"])
     assert md.exit_code == 0
-    assert "# [FT升级报告] 前置业务检查 pre-business check" in md.output
+    assert "# [FT升级报告] 前置业务检查\n" in md.output
     assert "| 3 | `ping_again`" in md.output
 
 

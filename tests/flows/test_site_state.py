@@ -150,7 +150,7 @@ def test_a_deliberate_rerun_runs_again_lists_what_was_applied_and_records_who_an
     assert [line.split(" ")[0] for line in report["rerun"]["scripts_applied_at_site"]] == ["s.sql"]
     assert site.rows() == [1, 1, 2, 2]
     code, out = site.cli("report", report["execution_id"])
-    assert "## Deliberate re-run" in out and f"Re-run of `{first}` asked by ann: vendor asked for it" in out
+    assert "## 有意重新执行" in out and f"重新执行 `{first}`，由 ann 发起：vendor asked for it" in out
 
 
 def test_a_wrong_from_and_another_upgrade_in_progress_are_refused(site: Site) -> None:
@@ -233,7 +233,7 @@ def test_each_missing_precondition_is_refused_with_its_message_and_a_waiver_is_r
         store.close()
         assert json.loads(recorded)[0]["precondition"] == "services_stopped"
         code, out = site.cli("report", report_of(site.run("startup_pre_process", "--json")[1])["execution_id"])
-        assert "## Waived preconditions" in out and "**services_stopped** waived by" in out
+        assert "## 豁免的前置条件" in out and "**services_stopped** 由" in out
     finally:
         SiteProfile.delete("site-svc")
 
