@@ -138,10 +138,12 @@ _JSON_FAILURES: contextvars.ContextVar[bool] = contextvars.ContextVar("ft_upgrad
 
 
 def _fail(message: str, code: int, prefix: str = "error") -> NoReturn:
-    """The failure on stderr; under --json also ``{"status": "error", "exit_code": …, "error": …}`` on stdout."""
+    """The failure on stderr; under --json also ``{"status": "error"|"refused", "exit_code": …, "error": …}`` on
+    stdout (``refused``: a busy site or a trigger that may not run; nothing ran)."""
     err.print(f"[bold red]{prefix}:[/] {message}", highlight=False)
     if _JSON_FAILURES.get():
-        print(json.dumps({"status": "error", "exit_code": code, "error": message}, ensure_ascii=False))
+        status = "refused" if prefix == "refused" else "error"
+        print(json.dumps({"status": status, "exit_code": code, "error": message}, ensure_ascii=False))
     raise typer.Exit(code)
 
 
@@ -343,7 +345,7 @@ def _terminal_progress(enabled: bool) -> Iterator[None]:
 
 def _finish_run(state: Any, json_out: bool, site: str, where: _Where) -> None:
     """Print what the flow run returned (its report) and exit with the report's code; refusals exit 2."""
-    from tasks.core.errors import InputError, UpgradeFailed
+    from tasks.core.errors import InputError, Refused, SiteBusy, UpgradeFailed
     from tasks.execution.service import ExecutionService
 
     if state.is_completed():
@@ -351,6 +353,8 @@ def _finish_run(state: Any, json_out: bool, site: str, where: _Where) -> None:
         _print_report(data, json_out)
         raise typer.Exit(0 if data["status"] == ExecutionStatus.SUCCESS else 1)
     exc = state.result(raise_on_failure=False)
+    if isinstance(exc, (Refused, SiteBusy)):
+        _fail(str(exc), exc.exit_code, "refused")
     if isinstance(exc, InputError):
         _fail_input(str(exc))
     execution_id = exc.execution_id if isinstance(exc, UpgradeFailed) else None
@@ -766,7 +770,7 @@ def backup_restore(
     """Verify the backup's checksums, restore it, and compare CHECKSUM TABLE with the manifest; holds the site's
     lock and asks for confirmation on a terminal (--yes for scripts)."""
     from tasks.backup.commands import restore_backup
-    from tasks.core.errors import UpgradeError
+    from tasks.core.errors import SiteBusy, UpgradeError
     from tasks.store.site_lock import site_lock
 
     _confirm(yes, f"restore backup {backup_id} over the live tables of site {site}"
@@ -781,7 +785,7 @@ def backup_restore(
                                     tables=[t.strip() for t in tables.split(",")] if tables else None,
                                     include_files=files)
     except UpgradeError as exc:
-        _fail(str(exc), exc.exit_code)
+        _fail(str(exc), exc.exit_code, "refused" if isinstance(exc, SiteBusy) else "error")
     if json_out:
         print(json.dumps({"backup_id": report.backup_id, "tables": report.tables, "files": report.files},
                          ensure_ascii=False, default=str))
@@ -806,7 +810,7 @@ def rollback(
     import getpass
 
     from flows.rollback import rollback as rollback_flow
-    from tasks.core.errors import InputError
+    from tasks.core.errors import InputError, SiteBusy
     from tasks.execution.service import ExecutionService
 
     where = _where(db=db)
@@ -820,6 +824,8 @@ def rollback(
                               databases=where.flow_parameters()["databases"], return_state=True)
     if not state.is_completed():
         failure = state.result(raise_on_failure=False)
+        if isinstance(failure, SiteBusy):
+            _fail(str(failure), failure.exit_code, "refused")
         if isinstance(failure, InputError):
             _fail_input(str(failure))
         _fail(str(failure), 1, prefix="rollback failed")

@@ -29,7 +29,7 @@ from blocks.notifications import send_to_blocks
 from blocks.site_profile import load_site_profile
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.environment import check_environment, is_secret_key, secret_reference
-from tasks.core.errors import Refused, StepFailed, UpgradeFailed
+from tasks.core.errors import Refused, SiteBusy, StepFailed, UpgradeFailed
 from tasks.core.masking import mask_text
 from tasks.core.parameters import SiteId, VersionText, Waivable
 from tasks.core.settings import Settings, get_settings
@@ -145,6 +145,9 @@ def run_cutpoint(cutpoint: Cutpoint, source_version: str, target_version: str, s
                                      store=service.store) as resources:
                 return _run_locked(service, request, admission, plan, steps, run_id, environment, settings,
                                    resources)
+    except SiteBusy as exc:  # refused like a missing precondition: nothing ran (exit 2, CICD reads the artifact)
+        _publish_refusal(service, request, str(exc))
+        raise
     finally:
         service.close()
 

@@ -231,9 +231,9 @@ class PreprocessError(UpgradeFailed):
 
 
 class SiteBusy(UpgradeError):
-    """Another upgrade of the same site is running; nothing was done."""
+    """Another upgrade of the same site is running: refused, nothing was done (exit 2, as any refusal)."""
 
-    exit_code = 1
+    exit_code = 2
 
 
 class SiteLockLost(UpgradeFailed):

@@ -43,7 +43,7 @@ def test_a_second_run_for_a_busy_site_is_refused_naming_the_holder(isolated_env:
     try:
         with site_lock(store.engine, "CN", holder="startup_pre_process 3.17.0→3.17.5 (flow run X)"):
             code, output = run(isolated_env, "CN", mariadb_database)
-            assert code == 1
+            assert code == 2, "refused: nothing ran"
             assert "site CN is being upgraded by startup_pre_process 3.17.0→3.17.5 (flow run X)" in output
             other, _ = run(isolated_env, "US", mariadb_database)
             assert other == 0, "a different site is not held up"
@@ -254,7 +254,7 @@ def test_restore_and_rollback_are_refused_while_a_run_holds_the_site(isolated_en
                             ["rollback", execution, "--yes", "--reason", "test"]):
                 result = CliRunner().invoke(app, command)
                 output = " ".join(result.output.split())
-                assert result.exit_code == 1, (command, output)
+                assert result.exit_code == 2, (command, output)
                 assert "site HELD is being upgraded by startup_pre_process 3.17.0→3.17.5 (flow run R)" in output
     finally:
         store.close()
