@@ -176,13 +176,16 @@ def validate(configs: ConfigsOpt = None, sql_root: SqlRootOpt = None,
              site: Annotated[str | None, typer.Option(
                  "--site", help="Also check that the scripts applied at this site are unchanged on disk.")] = None,
              db: DbOpt = None, json_out: JsonOpt = False) -> None:
-    """Check every config, step class, step parameter and SQL file; exit 2 listing every problem."""
+    """Check every config, step class, step parameter and SQL file, and plan every range at every site known;
+    exit 2 listing every problem."""
     from tasks.core.errors import InputError
     from tasks.planning.validation import validate_tree
 
     where = _where(configs, sql_root, db)
     settings = where.settings
-    loaded = validate_tree(settings.configs, settings.sql_root, settings.allowed_step_modules)
+    sites, databases = _known_sites(where, site)
+    loaded = validate_tree(settings.configs, settings.sql_root, settings.allowed_step_modules, sites=sites,
+                           known_databases=databases)
     drift = _script_drift(site, where) if site else []
     if drift:
         raise InputError(f"scripts applied at site {site} have changed on disk:\n" +
@@ -195,6 +198,20 @@ def validate(configs: ConfigsOpt = None, sql_root: SqlRootOpt = None,
             err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     checked = f"; scripts applied at site {site} unchanged" if site else ""
     out.print(f"[green]ok[/]: {len(loaded)} configs valid in {settings.configs}{checked}", highlight=False)
+
+
+def _known_sites(where: _Where, site: str | None) -> tuple[set[str], set[str]]:
+    """Sites ``validate`` plans for (the site files', ``--site``) and the logical databases they can reach:
+    the standard ones, the site files', ``FT_UPGRADE_DB_<NAME>`` and ``--db``."""
+    from blocks.database import LOGICAL_DATABASES
+    from tasks.core.settings import PROJECT_ROOT
+    from tasks.planning.validation import site_files
+
+    files = site_files(PROJECT_ROOT / "deployments" / "sites")
+    sites = set(files) | ({site} if site else set())
+    from_env = {k.removeprefix("FT_UPGRADE_DB_").lower() for k in os.environ if k.startswith("FT_UPGRADE_DB_")}
+    databases = set(LOGICAL_DATABASES).union(*files.values(), from_env, where.databases)
+    return sites, databases
 
 
 def _script_drift(site: str, where: _Where) -> list[Any]:

@@ -98,6 +98,15 @@ class StepConfig(BaseModel):
     dependencies: list[str] = Field(default_factory=list, description="Step ids that must run first.")
     rollback_supported: bool = False
 
+    @model_validator(mode="after")
+    def _runs_somewhere(self) -> StepConfig:
+        """A site-specific step naming no site would be left out of every plan without a word."""
+        if not self.applies_to_all_sites and not self.site_ids:
+            flag = "site_specific is true" if self.site_specific else "is_common is false"
+            raise ValueError(f"step {self.id!r}: {flag} but site_ids is empty: it would run at no site; "
+                             "name its sites in site_ids")
+        return self
+
     @property
     def params(self) -> dict[str, Any]:
         """The step's own fields, for its parameter model."""

@@ -19,6 +19,7 @@ import hashlib
 import heapq
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -124,8 +125,9 @@ def build_plan(
         raise PlanError(f"target {tgt} is not newer than source {src}")
     chain = _chain(configs, src, tgt)
     warnings = [w for c in chain for w in c.warnings]
-    candidates = _select_steps(chain, site)
-    ordered = _order(candidates)
+    ordered, problems = order_steps(select_steps(chain, site))
+    if problems:
+        raise PlanError("\n".join(str(p) for p in problems))
     prefixes = tuple(allowed_step_modules)
     fingerprints = {id(c): c.config.fingerprint() for c in chain}
     resolutions: dict[str, Resolution] = {}
@@ -190,7 +192,7 @@ def _chain(configs: Sequence[LoadedConfig], src: Version, tgt: Version) -> list[
                         f"(configs exist for: {names})")
     in_effect = src
     for loaded in chain:
-        problem = _dependency_problem(loaded, in_effect)
+        problem = dependency_problem(loaded, in_effect)
         if problem:
             raise PlanError(f"no config covers {src} → {tgt}: {loaded.path}: {problem} "
                             f"(configs exist for: {names})")
@@ -198,7 +200,8 @@ def _chain(configs: Sequence[LoadedConfig], src: Version, tgt: Version) -> list[
     return chain
 
 
-def _dependency_problem(loaded: LoadedConfig, in_effect: Version) -> str:
+def dependency_problem(loaded: LoadedConfig, in_effect: Version) -> str:
+    """Why ``loaded`` cannot follow ``in_effect`` (its ``dependencies``), or "" when it can."""
     deps = loaded.config.dependencies
     v = loaded.version
     if deps.min_source_version is not None and in_effect < deps.min_source_version:
@@ -209,6 +212,45 @@ def _dependency_problem(loaded: LoadedConfig, in_effect: Version) -> str:
         return (f"{v} requires base version {deps.required_base_version}, "
                 f"but {in_effect} (base {in_effect.baseline}) is in effect at that point")
     return ""
+
+
+@dataclass(frozen=True)
+class PlanProblem:
+    """A reason the configs cannot be planned: ``plan`` raises it, ``validate`` collects it for every range."""
+
+    file: str
+    field: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        return str(self.as_config_error())
+
+    def as_config_error(self) -> ConfigError:
+        return ConfigError(self.file, self.reason, field=self.field)
+
+
+def range_problems(configs: Sequence[LoadedConfig], sites: Iterable[str] = ()) -> list[PlanProblem]:
+    """What :func:`build_plan` would refuse for some range at some site, for ``validate``.
+
+    A config is checked against the one before it (every longer range passes there); the steps of
+    the range from each config to the newest are ordered at each site named, and at any other site
+    (common steps only). Each problem is reported once.
+    """
+    available = sorted(configs, key=lambda c: c.version.code)
+    codes = {c.version.code for c in available}
+    found: dict[str, PlanProblem] = {}
+    for before, loaded in zip(available, available[1:], strict=False):
+        reason = dependency_problem(loaded, before.version)
+        base = loaded.config.dependencies.required_base_version
+        if reason and base is not None and base.code not in codes:
+            reason += f"; there is no config for its base {base} in the folder"
+        if reason:
+            found.setdefault(reason, PlanProblem(loaded.path, "dependencies", reason))
+    for site in ["", *sorted(set(sites))]:  # "": a site no site-specific step names
+        for start in range(len(available)):
+            for problem in order_steps(select_steps(available[start:], site))[1]:
+                found.setdefault(str(problem), problem)
+    return list(found.values())
 
 
 class _Candidate:
@@ -224,8 +266,13 @@ class _Candidate:
         self.rank = (cutpoint.position, loaded.version.code, declared if declared is not None else position, position)
         self.depends_on: list[str] = []
 
+    @property
+    def field(self) -> str:
+        return f"upgrade_steps.{self.cutpoint.value}[{self.position}]"
 
-def _select_steps(chain: list[LoadedConfig], site: str) -> list[_Candidate]:
+
+def select_steps(chain: Sequence[LoadedConfig], site: str) -> list[_Candidate]:
+    """Every step of the chain that runs at ``site`` (site-specific ones only where ``site_ids`` holds it)."""
     out: list[_Candidate] = []
     for loaded in chain:
         for cutpoint in Cutpoint:
@@ -236,31 +283,56 @@ def _select_steps(chain: list[LoadedConfig], site: str) -> list[_Candidate]:
     return out
 
 
-def _order(candidates: list[_Candidate]) -> list[_Candidate]:
-    """Stable topological order: by rank, moving a step after the steps it depends on."""
+def order_steps(candidates: list[_Candidate]) -> tuple[list[_Candidate], list[PlanProblem]]:
+    """Stable topological order: by rank, moving a step after the steps it depends on.
+
+    Every bad dependency is returned as a problem (and its edge left out), so that ``validate`` can
+    report them all; ``plan`` refuses when there is any.
+    """
     by_key = {c.key: c for c in candidates}
     all_ids: dict[str, list[_Candidate]] = {}
     for c in candidates:
         all_ids.setdefault(c.step.id, []).append(c)
     declared_ids = {s.id for c in candidates for steps in c.loaded.config.upgrade_steps.values() for s in steps}
     edges: dict[str, set[str]] = {c.key: set() for c in candidates}
+    problems: list[PlanProblem] = []
     for c in candidates:
         for dep in c.step.dependencies:
             target = _dependency_target(c, dep, all_ids)
-            if target is None:
-                if dep in all_ids:
-                    raise PlanError(f"{c.loaded.path}: step {c.step.id!r} depends on {dep!r}, "
-                                    "which only a later version defines")
-                if dep in declared_ids:
-                    continue  # a site-specific step that does not run at this site
-                raise PlanError(f"{c.loaded.path}: step {c.step.id!r} depends on unknown step id {dep!r}")
-            if target.cutpoint.position > c.cutpoint.position:
-                raise PlanError(f"{c.loaded.path}: step {c.step.id!r} ({c.cutpoint.value}) depends on "
-                                f"{dep!r}, which runs later ({target.cutpoint.value})")
-            if target is c:
-                raise PlanError(f"{c.loaded.path}: step {c.step.id!r} depends on itself")
-            c.depends_on.append(target.key)
-            edges[c.key].add(target.key)
+            reason = _edge_problem(c, dep, target, all_ids, declared_ids)
+            if reason:
+                problems.append(PlanProblem(c.loaded.path, c.field, reason))
+            elif target is not None:
+                c.depends_on.append(target.key)
+                edges[c.key].add(target.key)
+    ordered = _topological(by_key, edges)
+    if len(ordered) != len(candidates):
+        done = {c.key for c in ordered}
+        stuck = sorted((by_key[k] for k in edges if k not in done), key=lambda c: c.rank)
+        problems.append(PlanProblem(stuck[0].loaded.path, None, "step dependencies form a cycle among: "
+                                    + ", ".join(sorted(c.key for c in stuck))))
+    return ordered, problems
+
+
+def _edge_problem(c: _Candidate, dep: str, target: _Candidate | None, all_ids: dict[str, list[_Candidate]],
+                  declared_ids: set[str]) -> str:
+    """Why ``c`` cannot depend on ``dep`` (resolved to ``target``); "" when it can or the step is not here."""
+    if target is None:
+        if dep in all_ids:
+            return f"step {c.step.id!r} depends on {dep!r}, which only a later version defines"
+        if dep in declared_ids:
+            return ""  # a site-specific step that does not run at this site
+        return f"step {c.step.id!r} depends on unknown step id {dep!r}"
+    if target.cutpoint.position > c.cutpoint.position:
+        return (f"step {c.step.id!r} ({c.cutpoint.value}) depends on {dep!r}, which runs later "
+                f"({target.cutpoint.value})")
+    if target is c:
+        return f"step {c.step.id!r} depends on itself"
+    return ""
+
+
+def _topological(by_key: dict[str, _Candidate], edges: dict[str, set[str]]) -> list[_Candidate]:
+    """Kahn's algorithm with the rank as tie-break; steps on a cycle are left out."""
     indegree = {k: len(v) for k, v in edges.items()}
     dependents: dict[str, list[str]] = {k: [] for k in edges}
     for k, deps in edges.items():
@@ -276,9 +348,6 @@ def _order(candidates: list[_Candidate]) -> list[_Candidate]:
             indegree[nxt] -= 1
             if indegree[nxt] == 0:
                 heapq.heappush(heap, (by_key[nxt].rank, nxt))
-    if len(ordered) != len(candidates):
-        stuck = sorted(k for k, n in indegree.items() if n > 0)
-        raise PlanError("step dependencies form a cycle among: " + ", ".join(stuck))
     return ordered
 
 

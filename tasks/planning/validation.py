@@ -1,43 +1,104 @@
 """``ft-upgrade validate``: every config, every step class, every parameter, every file they name.
 
 Meant for the config repository's own CI: it reports all problems at once, for all sites and
-cutpoints (not only those one plan would select), and never executes anything.
+cutpoints (not only those one plan would select), and never executes anything. It checks what
+``plan`` checks (:func:`tasks.planning.plan.range_problems`, the same functions) for every range of
+versions in the folder and every site it knows, so that nothing it passes fails later in ``plan``
+or ``run``.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from tasks.core.errors import ConfigError, ConfigErrors, InputError
+from tasks.core.errors import ConfigError, ConfigErrors, InputError, SqlScriptError
 from tasks.planning.config_loader import LoadedConfig, load_configs
-from tasks.planning.plan import check_step_params
+from tasks.planning.config_models import StepConfig
+from tasks.planning.plan import check_step_params, range_problems
 from tasks.steps.base import static_problems
 from tasks.steps.registry import resolve_step_class
 
 
-def validate_tree(configs_dir: Path, sql_root: Path, allowed_step_modules: tuple[str, ...] = ()) -> list[LoadedConfig]:
-    """Load and check everything; raises :class:`ConfigErrors` listing every problem."""
+def validate_tree(configs_dir: Path, sql_root: Path, allowed_step_modules: tuple[str, ...] = (), *,
+                  sites: Iterable[str] = (), known_databases: Iterable[str] | None = None) -> list[LoadedConfig]:
+    """Load and check everything; raises :class:`ConfigErrors` listing every problem.
+
+    Args:
+        sites: Site ids to plan for besides those the configs' site-specific steps name.
+        known_databases: Logical databases a site can reach; a SQL script routing a statement
+            elsewhere is refused (None: not checked).
+    """
     loaded = load_configs(configs_dir)
+    known = frozenset(known_databases) if known_databases is not None else None
     errors: list[InputError] = []
     roots = {"sql_root": sql_root, "configs_dir": configs_dir}
     for item in loaded:
-        sections = [(f"upgrade_steps.{cp.value}", steps) for cp, steps in item.config.upgrade_steps.items()]
-        sections += [(f"rollback_steps.{name}", steps) for name, steps in item.config.rollback_steps.items()]
-        for section, steps in sections:
-            for position, step in enumerate(steps):
-                field = f"{section}[{position}]"
-                resolution = resolve_step_class(step.class_name, allowed_step_modules)
-                if resolution.step_class is None:
-                    errors.append(ConfigError(item.path, resolution.reason, field=f"{field}.class_name"))
-                    continue
-                _, problems = check_step_params(item.path, field, step, resolution.step_class, item.folder)
-                errors.extend(problems)
-                if problems:
-                    continue
-                params = resolution.step_class.Params.model_validate(step.params,
-                                                                     context={"configs_dir": item.folder})
-                for problem in static_problems(resolution.step_class, params, roots):
-                    errors.append(ConfigError(item.path, problem, field=field))
+        for field, step in _steps(item):
+            errors.extend(_step_problems(item, field, step, allowed_step_modules, roots, known))
+    named_sites = {site for item in loaded for _, step in _steps(item) for site in step.site_ids}
+    errors.extend(p.as_config_error() for p in range_problems(loaded, named_sites | set(sites)))
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
     return loaded
+
+
+def _steps(item: LoadedConfig) -> list[tuple[str, StepConfig]]:
+    """Every step of a config with its field path, rollback steps included."""
+    sections = [(f"upgrade_steps.{cp.value}", steps) for cp, steps in item.config.upgrade_steps.items()]
+    sections += [(f"rollback_steps.{name}", steps) for name, steps in item.config.rollback_steps.items()]
+    return [(f"{section}[{position}]", step) for section, steps in sections for position, step in enumerate(steps)]
+
+
+def _step_problems(item: LoadedConfig, field: str, step: StepConfig, allowed_step_modules: tuple[str, ...],
+                   roots: dict[str, Any], known: frozenset[str] | None) -> list[InputError]:
+    """One step: its class resolves, its fields fit the class, the files it names can be used."""
+    resolution = resolve_step_class(step.class_name, allowed_step_modules)
+    if resolution.step_class is None:
+        return [ConfigError(item.path, resolution.reason, field=f"{field}.class_name")]
+    _, problems = check_step_params(item.path, field, step, resolution.step_class, item.folder)
+    if problems:
+        return list(problems)
+    params = resolution.step_class.Params.model_validate(step.params, context={"configs_dir": item.folder})
+    errors: list[InputError] = [ConfigError(item.path, p, field=field)
+                                for p in static_problems(resolution.step_class, params, roots)]
+    if not errors and known is not None:
+        errors += [ConfigError(item.path, p, field=field) for p in database_problems(params, roots["sql_root"], known)]
+    return errors
+
+
+def database_problems(params: Any, sql_root: Path, known: frozenset[str]) -> list[str]:
+    """A SQL step's statements go only to logical databases a site can reach (else it fails only at run)."""
+    scripts = getattr(params, "sql_scripts", None)
+    default = getattr(params, "database", None)
+    if not scripts or not isinstance(default, str):
+        return []
+    from tasks.sql.script import load_script
+
+    listed = ", ".join(sorted(known))
+    problems = [] if default in known else [f"database: {default!r} is not a known logical database (known: {listed})"]
+    for relative in scripts:
+        try:
+            load_script(sql_root, relative, version="0", default_database=default, known_databases=known)
+        except SqlScriptError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def site_files(folder: Path) -> dict[str, frozenset[str]]:
+    """Site id → the logical databases its site file names (``deployments/sites/*.json``); unreadable ones skipped.
+
+    ``blocks apply`` refuses a bad site file; here they only widen what ``validate`` knows.
+    """
+    found: dict[str, frozenset[str]] = {}
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("site_id"), str):
+            databases = data.get("databases")
+            found[data["site_id"]] = frozenset(databases) if isinstance(databases, dict) else frozenset()
+    return found
