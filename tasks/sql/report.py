@@ -39,36 +39,65 @@ def summary_details(summary: SqlRunSummary, files: list[str]) -> dict[str, Any]:
     }
 
 
-def render(details: dict[str, Any], execution_id: str) -> str:
-    lines = [
-        f"**SQL**: {details['total_statements']} statements in {len(details['files'])} files — "
-        f"{details['success']} executed, {details['skipped']} skipped (already done), {details['failed']} failed, "
-        f"{details['not_run']} not run; {details['duration_ms'] / 1000:.2f}s in the database, "
-        f"{details['affected_rows']} rows affected.",
-    ]
+TEXT = {
+    "zh": {
+        "totals": "**SQL**：{files} 个文件共 {total} 条语句 — 已执行 {success}，跳过 {skipped}（此前已完成），"
+                  "失败 {failed}，未执行 {not_run}；数据库内耗时 {seconds:.2f} 秒，影响 {rows} 行。",
+        "failed_at": "**失败位置 `{file}:{line}`**（第 {sequence} 条语句，数据库 `{database}`，断点 `{bp}`）",
+        "error": "错误信息 {code}：{message}",
+        "resume": ["修复原因后续执行（已成功的语句不会重复执行）：",
+                   "- Prefect UI：对失败的流程运行点击 **Retry**；",
+                   "- CICD：以相同参数再次 `prefect deployment run`；",
+                   "- 命令行：`ft-upgrade resume {execution_id}`。"],
+        "decisions": "操作员决定：", "slowest": "耗时最长的语句：", "slowest_header": "| 文件:行号 | 毫秒 | SQL |",
+        "checks": "数据完整性验证：",
+    },
+    "en": {
+        "totals": "**SQL**: {total} statements in {files} files — {success} executed, {skipped} skipped (already "
+                  "done), {failed} failed, {not_run} not run; {seconds:.2f}s in the database, {rows} rows affected.",
+        "failed_at": "**Failed at `{file}:{line}`** (statement #{sequence} on `{database}`, breakpoint `{bp}`)",
+        "error": "Error {code}: {message}",
+        "resume": ["Resume after fixing the cause (statements that succeeded are never run again):",
+                   "- Prefect UI: **Retry** the failed flow run;", "- CICD: the same `prefect deployment run` again;",
+                   "- CLI: `ft-upgrade resume {execution_id}`."],
+        "decisions": "Operator decisions:", "slowest": "Slowest statements:",
+        "slowest_header": "| file:line | ms | SQL |", "checks": "Integrity checks:",
+    },
+}
+
+
+def words(language: str | None) -> dict[str, Any]:
+    """The SQL report's words in ``language`` (Chinese unless ``en``)."""
+    return TEXT["en" if language == "en" else "zh"]
+
+
+def render(details: dict[str, Any], execution_id: str, language: str | None = None) -> str:
+    """The SQL section of the report, in the site's language (one language per report)."""
+    t = words(language)
+    lines = [t["totals"].format(total=details["total_statements"], files=len(details["files"]),
+                                success=details["success"], skipped=details["skipped"], failed=details["failed"],
+                                not_run=details["not_run"], seconds=details["duration_ms"] / 1000,
+                                rows=details["affected_rows"])]
     failure = details.get("failure")
     if failure:
         lines += [
             "",
-            f"**Failed at `{failure['file']}:{failure['line']}`** (statement #{failure['sequence']} on "
-            f"`{failure['database']}`, breakpoint `{failure['breakpoint_id']}`)",
+            t["failed_at"].format(file=failure["file"], line=failure["line"], sequence=failure["sequence"],
+                                  database=failure["database"], bp=failure["breakpoint_id"]),
             "",
             "```sql",
             failure["sql"],
             "```",
             "",
-            f"Error {failure['error_code'] or ''}: {failure['message']}",
+            t["error"].format(code=failure["error_code"] or "", message=failure["message"]),
             "",
-            "Resume after fixing the cause (statements that succeeded are never run again):",
-            "- Prefect UI: **Retry** the failed flow run;",
-            "- CICD: the same `prefect deployment run` again;",
-            f"- CLI: `ft-upgrade resume {execution_id}`.",
+            *(line.format(execution_id=execution_id) for line in t["resume"]),
         ]
     if details.get("decisions"):
-        lines += ["", "Operator decisions:", ""]
+        lines += ["", t["decisions"], ""]
         lines += [f"- `{d['file']}:{d['line']}` {d['status']}: {_cell(d['note'], 300)} — `{_cell(d['sql'])}`"
                   for d in details["decisions"]]
     if details["slowest"]:
-        lines += ["", "Slowest statements:", "", "| file:line | ms | SQL |", "|---|---|---|"]
+        lines += ["", t["slowest"], "", t["slowest_header"], "|---|---|---|"]
         lines += [f"| {s['file']}:{s['line']} | {s['ms']} | `{_cell(s['sql'])}` |" for s in details["slowest"]]
     return "\n".join(lines)

@@ -167,9 +167,9 @@ class SqlScriptStep(UpgradeStep):
             if bad:
                 failed = StepFailed("integrity check failed: " + "; ".join(v.describe() for v in bad))
         _publish_statement_table(ctx.step_id, runner)
-        markdown = report.render(details, ctx.execution_id)
+        markdown = report.render(details, ctx.execution_id, ctx.language)
         if details.get("verify"):
-            markdown += "\n\nIntegrity checks:\n\n" + "\n".join(
+            markdown += f"\n\n{report.words(ctx.language)['checks']}\n\n" + "\n".join(
                 f"- {'✅' if v['passed'] else '❌'} {v['name']}: {v['detail']}" for v in details["verify"])
         result = StepResult(status=StepStatus.FAILED if failed else StepStatus.SUCCESS,
                             summary=(str(failed) if failed else

@@ -26,3 +26,9 @@ class StepContext:
     environment: dict[str, Any]
     resources: SiteResources
     logger: logging.Logger | logging.LoggerAdapter = field(default_factory=lambda: logging.getLogger("ft_upgrade"))
+
+    @property
+    def language(self) -> str:
+        """Of the markdown a step writes into the report: the site profile's (``zh`` unless it says ``en``)."""
+        profile = self.resources.profile
+        return getattr(profile, "language", None) or "zh"

@@ -65,3 +65,25 @@ def test_a_refusal_is_recognised_by_cicd_in_either_language(language: str) -> No
     markdown = render_refusal(Cutpoint.PRE_UPGRADE_PROCESS, "CN", "3.17.0", "3.17.5", "pre_business_check has not "
                               "passed", language)
     assert REFUSED_MARK in markdown and ("已拒绝" in markdown) == (language == "zh")
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_the_sql_section_follows_the_report_language(language: str) -> None:
+    from tasks.sql.report import render
+
+    details = {"files": ["a.sql"], "total_statements": 3, "success": 1, "skipped": 0, "failed": 1, "not_run": 1,
+               "duration_ms": 1500, "affected_rows": 2,
+               "slowest": [{"file": "a.sql", "line": 1, "ms": 1200, "sql": "UPDATE t SET a = 1"}],
+               "decisions": [{"file": "a.sql", "line": 2, "status": "SKIPPED", "note": "skipped by ann: by hand",
+                              "sql": "INSERT INTO t VALUES (2)"}],
+               "failure": {"file": "a.sql", "line": 3, "sequence": 3, "database": "ft_db", "sql": "DROP TABLE x",
+                           "error_code": "1051", "message": "Unknown table 'x'", "breakpoint_id": "BP_1"}}
+    markdown = render(details, "EXEC_1", language)
+    chinese = ("1 个文件共 3 条语句", "**失败位置 `a.sql:3`**", "错误信息 1051：Unknown table 'x'", "操作员决定：",
+               "耗时最长的语句：", "命令行：`ft-upgrade resume EXEC_1`")
+    english = ("3 statements in 1 files", "**Failed at `a.sql:3`**", "Error 1051: Unknown table 'x'",
+               "Operator decisions:", "Slowest statements:", "CLI: `ft-upgrade resume EXEC_1`")
+    for label in chinese if language == "zh" else english:
+        assert label in markdown, label
+    if language == "en":
+        assert not re.search(r"[\u4e00-\u9fff]", markdown)
