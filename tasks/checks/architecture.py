@@ -1,4 +1,5 @@
-"""Deployment-architecture probes: ZooKeeper's data disk, free disk space, Kafka brokers and topics.
+"""Deployment-architecture probes: ZooKeeper's data disk, free disk space, Kafka brokers and topics
+(from ZooKeeper, or from the brokers' admin API for KRaft clusters).
 
 Disk probes run ``stat`` / ``df`` where the data lives: on the worker, or over SSH when the rule
 names a ``host`` (or when ZooKeeper reported its ``dataDir`` from another machine).
@@ -7,7 +8,8 @@ names a ``host`` (or when ZooKeeper reported its ``dataDir`` from another machin
 from __future__ import annotations
 
 from tasks.checks.hosts import devices, disk_usage, is_loopback
-from tasks.checks.kafka_zk import cluster_problems, read_cluster
+from tasks.checks.kafka_admin import Bootstrap, KafkaUnreachable, read_cluster_admin
+from tasks.checks.kafka_zk import ClusterView, cluster_problems, read_cluster
 from tasks.checks.middleware_versions import zookeeper_data_dir_from_conf
 from tasks.checks.outcome import Measurement, Problem
 from tasks.checks.rules import DiskFreeRule, KafkaTopicsRule, ZookeeperDataDiskRule
@@ -68,7 +70,7 @@ def measure_disk_free(rule: DiskFreeRule, env: CheckEnv) -> Measurement:
     )
 
 
-def measure_kafka(rule: KafkaTopicsRule, env: CheckEnv) -> Measurement:
+def _kafka_via_zookeeper(rule: KafkaTopicsRule, env: CheckEnv) -> tuple[ClusterView, str]:
     """Brokers and topics as registered in ZooKeeper (ZooKeeper-mode Kafka)."""
     assert rule.target
     address = env.zookeeper(rule.target)
@@ -80,6 +82,28 @@ def measure_kafka(rule: KafkaTopicsRule, env: CheckEnv) -> Measurement:
     finally:
         zk.stop()
         zk.close()
+    return view, str(address)
+
+
+def _kafka_via_admin_api(rule: KafkaTopicsRule, env: CheckEnv) -> tuple[ClusterView, str]:
+    """Brokers and topics as the brokers describe them (KRaft; the admin API)."""
+    assert rule.target
+    try:
+        bootstrap = Bootstrap.parse(env.address(rule.target))
+    except ValueError as exc:
+        raise CheckError(str(exc)) from None
+    try:
+        view = env.retry(lambda: read_cluster_admin(bootstrap, [t.name for t in rule.topics],
+                                                    with_state=rule.check_isr, timeout=rule.timeout_seconds),
+                         f"Kafka {bootstrap}", transient=(KafkaUnreachable,))
+    except ValueError as exc:
+        raise CheckError(f"Kafka {bootstrap}: {exc}") from None
+    return view, str(bootstrap)
+
+
+def measure_kafka(rule: KafkaTopicsRule, env: CheckEnv) -> Measurement:
+    """Brokers and topics (from ZooKeeper, or from the brokers in KRaft mode) against the configured ones."""
+    view, address = (_kafka_via_admin_api if rule.mode == "kraft" else _kafka_via_zookeeper)(rule, env)
     found = cluster_problems(view, rule.topics, rule.min_brokers, check_isr=rule.check_isr)
     names = ", ".join(t.name for t in rule.topics)
     shown = "；".join(p for _, p in found[:5]) + ("…" if len(found) > 5 else "")
@@ -89,5 +113,5 @@ def measure_kafka(rule: KafkaTopicsRule, env: CheckEnv) -> Measurement:
         pass_text=f"{len(view.brokers)}个broker在线" + (f"，主题{names}的分区数和副本数符合配置" if names else ""),
         problems=tuple(Problem(obj, text) for obj, text in found),
         facts={"topics": names or "-", "brokers": ", ".join(str(b.id) for b in view.brokers),
-               "address": str(address)},
+               "address": address, "mode": rule.mode, "cluster_id": view.cluster_id or "-"},
     )

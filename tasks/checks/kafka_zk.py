@@ -8,7 +8,8 @@ Znodes (Kafka's JSON formats):
 * ``/brokers/topics/<name>/partitions/<p>/state``: ``{"leader": 1, "isr": [1, 2], …}``.
 
 Parsing and the comparison with the configured topics are pure; :func:`read_cluster` is the only
-I/O (kazoo). KRaft clusters keep no such znodes: they need the Kafka admin API, not implemented here.
+I/O (kazoo). KRaft clusters keep no such znodes: ``kafka_admin`` asks their brokers through the admin API
+and builds the same :class:`ClusterView`, compared by the same :func:`cluster_problems`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Topic:
 class ClusterView:
     brokers: tuple[Broker, ...]
     topics: dict[str, Topic | None]
+    cluster_id: str | None = None  # known from the admin API only
 
     @property
     def broker_ids(self) -> set[int]:

@@ -252,7 +252,12 @@ class TopicSpec(BaseModel):
 
 
 class KafkaTopicsRule(_Rule):
-    """Kafka brokers and topics read from ZooKeeper (ZooKeeper-mode clusters): partitions, replicas, ISR."""
+    """Kafka brokers and topics: partitions, replicas, ISR.
+
+    ``mode: zookeeper`` (the default) reads them from ZooKeeper's znodes (``target``: the ZooKeeper
+    address, ZooKeeper-mode clusters); ``mode: kraft`` asks the brokers through the admin API
+    (``target``: the bootstrap servers; KRaft clusters, the only mode of Kafka 4).
+    """
 
     PLACEHOLDERS = frozenset({"topics", "brokers"})
     DEFAULT_SUGGESTION = "按配置调整Kafka主题{topics}的分区数和副本数，并确认所有broker在线"
@@ -261,6 +266,9 @@ class KafkaTopicsRule(_Rule):
     min_brokers: int | None = Field(default=None, ge=1)
     topics: list[TopicSpec] = Field(default_factory=list)
     check_isr: bool = Field(default=True, description="An in-sync replica set smaller than the replicas is a problem.")
+    mode: Literal["zookeeper", "kraft"] = Field(
+        default="zookeeper", description="zookeeper: read ZooKeeper's znodes; kraft: the brokers' admin API.")
+    timeout_seconds: float = Field(default=5.0, gt=0, le=120, description="kraft: each admin request's timeout.")
 
     @model_validator(mode="after")
     def _something(self) -> KafkaTopicsRule:
