@@ -220,15 +220,57 @@ def _script_drift(site: str, where: _Where) -> list[Any]:
     Without any store (no URL, no block to ask, no local file) nothing was applied here yet: answered
     without opening, hence creating, one.
     """
-    from blocks.database import can_load_blocks, url_from_environment
-
-    if not (where.metadata_url or url_from_environment("metadata") or can_load_blocks()
-            or (where.settings.home / "metadata.db").exists()):
+    if not _has_store(where):
         return []
     from tasks.execution.service import ExecutionService
 
     with ExecutionService.open(site, metadata_url=where.metadata_url) as service:
         return service.script_drift(site, where.settings.sql_root)
+
+
+def _has_store(where: _Where) -> bool:
+    """Whether a metadata store may exist (a URL, blocks to ask, the local file): else nothing was applied yet."""
+    from blocks.database import can_load_blocks, url_from_environment
+
+    return bool(where.metadata_url or url_from_environment("metadata") or can_load_blocks()
+                or (where.settings.home / "metadata.db").exists())
+
+
+def _sql_preview(result: Any, where: _Where) -> Any:
+    """The plan's statements per database, marked by what the site's store recorded as applied."""
+    from tasks.planning.sql_preview import preview_sql
+
+    applied: dict[str, Any] = {}
+    if _has_store(where):
+        from tasks.execution.service import ExecutionService
+
+        with ExecutionService.open(result.site_id, metadata_url=where.metadata_url) as service:
+            applied = {a.path: a for a in service.applied_scripts(result.site_id)}
+    return preview_sql(result, where.settings.sql_root, applied)
+
+
+_STATUS_STYLE = {"applied": "green", "pending": "yellow", "changed since applied": "red"}
+
+
+def _print_sql_preview(preview: Any) -> None:
+    """One table per logical database: each statement with file:line, kind, guarantee and status at the site."""
+    from rich.text import Text  # SQL may hold [brackets] that rich would read as markup
+
+    for database, rows in preview.by_database().items():
+        counts = ", ".join(f"{sum(r.status == s for r in rows)} {s}" for s in _STATUS_STYLE
+                           if any(r.status == s for r in rows))
+        table = Table(title=f"{database}: {len(rows)} statements ({counts})")
+        for col in ("#", "file:line", "kind", "guarantee", "status", "statement"):
+            table.add_column(col, overflow="fold")
+        for i, row in enumerate(rows, 1):
+            first = row.sql.strip().splitlines()[0] if row.sql.strip() else ""
+            text = first[:80] + ("…" if len(first) > 80 or "\n" in row.sql.strip() else "")
+            style = _STATUS_STYLE.get(row.status, "")
+            table.add_row(str(i), Text(row.where), f"{row.kind} {row.verb}".strip(), row.guarantee,
+                          f"[{style}]{row.status}[/]", Text(text))
+        out.print(table)
+    if not preview.statements:
+        out.print("no SQL statements in this plan", highlight=False)
 
 
 @app.command()
@@ -242,6 +284,8 @@ def plan(
     sql_root: SqlRootOpt = None,
     db: DbOpt = None,
     json_out: JsonOpt = False,
+    sql: Annotated[bool, typer.Option("--sql", help="Also list every statement per database: file:line, kind, "
+                                                    "the guarantee it gets, applied at the site or not.")] = False,
 ) -> None:
     """Show which steps would run, in order; unresolved step classes and changed applied scripts are marked."""
     from tasks.planning.config_loader import load_configs
@@ -251,6 +295,10 @@ def plan(
     settings = where.settings
     result = build_plan(load_configs(settings.configs), source, target, site, cutpoint,
                         allowed_step_modules=settings.allowed_step_modules)
+    preview = _sql_preview(result, where) if sql else None
+    if json_out and preview is not None:
+        print(json.dumps({**result.model_dump(mode="json"), "sql": preview.to_json()}, indent=2, ensure_ascii=False))
+        return
     if json_out:
         print(result.model_dump_json(indent=2))
         return
@@ -268,6 +316,8 @@ def plan(
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
     for step in result.unresolved:
         err.print(f"[red]unresolved:[/] {step.config_file}: {step.step_id}: {step.unresolved_reason}", highlight=False)
+    if preview is not None:
+        _print_sql_preview(preview)
     for drift in _script_drift(result.site_id, where):
         err.print(f"[red]changed since applied:[/] {drift.describe()}", highlight=False)
 

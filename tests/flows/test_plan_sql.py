@@ -1,0 +1,74 @@
+"""``plan --sql``: every statement per database, with file:line, kind, guarantee and whether it ran at the site.
+
+Against the real MariaDB: a site runs startup_pre_process through the CLI, then ``plan --sql`` marks that
+script's statements applied and a new script's pending; the general log shows that it sent the business
+database nothing but catalog reads.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.flows.test_site_state import Site
+from tests.general_log import GeneralLog, general_log
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+NEW_SCRIPT = "-- @database: middle_db\nSET NAMES utf8mb4;\nCREATE INDEX ix_side ON side (n);\n"
+
+
+def sent_to(log: GeneralLog, database: str) -> list[str]:
+    """Statements of the connections opened on ``database`` since the log's mark, and any naming it."""
+    with log.conn.cursor() as cur:
+        cur.execute("SELECT DISTINCT thread_id FROM mysql.general_log WHERE event_time >= %s AND "
+                    "command_type IN ('Connect', 'Init DB') AND CONVERT(argument USING utf8mb4) LIKE %s",
+                    (log.since, f"%{database}%"))
+        threads = [row[0] for row in cur.fetchall()] or [-1]
+        cur.execute("SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log WHERE event_time >= %s AND "
+                    "command_type IN ('Query', 'Execute') AND (thread_id IN %s OR CONVERT(argument USING utf8mb4) "
+                    "LIKE %s) AND thread_id <> CONNECTION_ID()", (log.since, threads, f"%{database}%"))
+        return [row[0] for row in cur.fetchall()]
+
+
+def test_plan_sql_lists_each_statement_applied_or_pending_and_only_reads_the_business_database(
+        isolated_env: Path, mariadb_database: str) -> None:
+    site = Site(isolated_env, mariadb_database)
+    code, out = site.run("startup_pre_process", "--waive", "pre_upgrade_process", "--reason", "test: alone")
+    assert code == 0, out
+    config = site.root / "configs" / "317500.json"
+    data = json.loads(config.read_text(encoding="utf-8"))
+    data["upgrade_steps"]["startup_pre_process"][0]["sql_scripts"].append("t.sql")
+    config.write_text(json.dumps(data), encoding="utf-8")
+    (site.root / "sql" / "t.sql").write_text(NEW_SCRIPT, encoding="utf-8")
+    plan = ("plan", "--from", "3.17.0", "--to", "3.17.5", "--site", "CN", "--cutpoint", "startup_pre_process",
+            "--sql", "--configs", str(site.root / "configs"), "--sql-root", str(site.root / "sql"),
+            "--db", f"ft_db={mariadb_database}")
+
+    with general_log() as log:
+        code, out = site.cli(*plan, "--json")
+        assert code == 0, out
+        code, table = site.cli(*plan)
+        assert code == 0, table
+        assert [q for q in sent_to(log, make_url(mariadb_database).database or "")
+                if not q.lstrip().upper().startswith(("SELECT", "SHOW", "SET"))] == []
+
+    databases = json.loads(out)["sql"]["databases"]
+    assert [(s["file"], s["line"], s["kind"], s["verb"], s["status"]) for s in databases["ft_db"]] == [
+        ("s.sql", 1, "DDL", "CREATE", "applied"), ("s.sql", 2, "DML", "INSERT", "applied"),
+        ("s.sql", 3, "DML", "INSERT", "applied")]
+    assert [(s["file"], s["line"], s["kind"], s["status"], s["guarantee"]) for s in databases["middle_db"]] == [
+        ("t.sql", 2, "SESSION", "pending", "replayed on resume and reconnect"),
+        ("t.sql", 3, "DDL", "pending", "decided from the catalog")]
+    assert databases["ft_db"][1]["guarantee"].startswith("exactly once")
+    assert "ft_db: 3 statements (3 applied)" in table and "middle_db: 2 statements (2 pending)" in table
+    assert "s.sql:2 │ DML INSERT" in table and "t.sql:3 │ DDL CREATE" in table
+
+    site.script.write_text(site.script.read_text(encoding="utf-8") + "INSERT INTO side VALUES (3);\n",
+                           encoding="utf-8")
+    code, out = site.cli(*plan, "--json")
+    assert code == 0, out
+    assert {s["status"] for s in json.loads(out)["sql"]["databases"]["ft_db"]} == {"changed since applied"}
