@@ -25,6 +25,7 @@ without a ClickHouse server still gets the full log store. What clickhouse-conne
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 from pathlib import Path
@@ -38,6 +39,26 @@ if TYPE_CHECKING:
 
 HOME_ENV = "FT_UPGRADE_HOME"
 DSN_ENV = "FT_UPGRADE_CLICKHOUSE_DSN"
+EMBEDDED_EXTRA = "embedded-clickhouse"
+
+
+class EmbeddedClickHouseMissing(ImportError):
+    """A ``chdb://`` store without chdb installed (the optional extra ``embedded-clickhouse``)."""
+
+
+def require_embedded_engine(dsn: str) -> None:
+    """Raise :class:`EmbeddedClickHouseMissing`, saying both ways out, when chdb is not installed.
+
+    Only checks that the package is there (``find_spec``), so it costs nothing: importing chdb loads
+    more than 500 MB and is left to where the engine starts.
+    """
+    if importlib.util.find_spec("chdb") is None:
+        raise EmbeddedClickHouseMissing(
+            f"{dsn.split('?')[0]!r} is the embedded ClickHouse engine (chdb), which is not installed: "
+            f"install ft-auto-upgrade[{EMBEDDED_EXTRA}] (pip install -e '.[{EMBEDDED_EXTRA}]', or a wheelhouse "
+            f"built with --extras {EMBEDDED_EXTRA}) or configure a ClickHouse server: "
+            f"FT_UPGRADE_CLICKHOUSE_DSN=clickhouse://user:password@host:8123 / block <site>-clickhouse "
+            "(ft-upgrade blocks apply)", name="chdb")
 
 
 def default_home() -> Path:
@@ -120,6 +141,8 @@ class ClickHouseLogStore(Block):
         """The shared clickhouse-connect client, created on first call; the only place the DSN is read."""
         with self._lock:
             if self._client is None:
+                if self.is_embedded:
+                    require_embedded_engine(self.dsn.get_secret_value())
                 if self._engine_apart and self.is_embedded:
                     from blocks.clickhouse_process import EngineProcess
 

@@ -174,6 +174,13 @@ class CheckEnv:
         dsn = url.render_as_string(hide_password=False)
         if url.drivername == "clickhousedb":
             dsn = "clickhouse" + dsn[len("clickhousedb"):]
+        if dsn.startswith("chdb:"):
+            from blocks.clickhouse import EmbeddedClickHouseMissing, require_embedded_engine
+
+            try:
+                require_embedded_engine(dsn)
+            except EmbeddedClickHouseMissing as exc:
+                raise CheckError(f"target {name!r}: {exc}") from None
 
         def connect() -> Client:
             client = clickhouse_connect.get_client(dsn=dsn)
