@@ -29,6 +29,7 @@ from tasks.steps.base import UpgradeStep
 if TYPE_CHECKING:  # the runtime (executor, sessions, ledger) is imported by run(): `validate` and `plan` need
     # only the parameters, and the runtime brings SQLAlchemy along (a third of a second)
     from tasks.sql.executor import ScriptRunner, StatementDecision
+    from tasks.sql.schema_diff import Snapshot
     from tasks.sql.windows import Unit
     from tasks.store.breakpoints import OperatorDecision
 
@@ -41,6 +42,8 @@ class SqlScriptParams(StepParams):
         default=None, description="per_file: a DML-only file commits all or nothing on every database it touches.")
     statement_timeout: float = Field(default=300, gt=0, le=86400, description="Seconds per statement.")
     parallel: bool = Field(default=False, description="Run files of different databases concurrently.")
+    schema_diff: bool = Field(default=True, description="Report the schema objects the step changed in each "
+                              "MySQL/MariaDB database (catalog before and after).")
     verify: list[VerifyCheck] = Field(default_factory=list, description="Integrity checks after the scripts.")
     mask_patterns: list[str] = Field(default_factory=list, description="Extra regexes whose match is masked.")
 
@@ -147,6 +150,7 @@ class SqlScriptStep(UpgradeStep):
         runner = ScriptRunner(scripts=scripts, ledger=ledger, options=options, logger=ctx.logger, events=writer,
                               progress=Progress(total, f"{ctx.step_id}: SQL statements"),
                               session_factory=open_session, statement_logger=statement_logger)
+        before = self._schema_before(sorted({db for s in scripts for db in s.databases}))
         failed: StepFailed | None = None
         try:
             runner.prepare()
@@ -171,6 +175,8 @@ class SqlScriptStep(UpgradeStep):
         if details.get("verify"):
             markdown += f"\n\n{report.words(ctx.language)['checks']}\n\n" + "\n".join(
                 f"- {'✅' if v['passed'] else '❌'} {v['name']}: {v['detail']}" for v in details["verify"])
+        if before:
+            markdown += "\n\n" + self._schema_changes(before, details)
         result = StepResult(status=StepStatus.FAILED if failed else StepStatus.SUCCESS,
                             summary=(str(failed) if failed else
                                      f"{details['success']} statements executed, {details['skipped']} already done"),
@@ -178,6 +184,53 @@ class SqlScriptStep(UpgradeStep):
         if failed is not None:
             raise StepFailed(str(failed), result) from failed
         return result
+
+    def _schema_before(self, databases: list[str]) -> dict[str, Snapshot]:
+        """Each MySQL/MariaDB database's catalog as it was when this step first started (kept across resumes)."""
+        import json
+
+        from tasks.core.files import Private
+        from tasks.sql.schema_diff import snapshot
+
+        if not self.params.schema_diff:
+            return {}
+        ctx = self.context
+        folder = ctx.resources.home / "schema-before" / ctx.execution_id
+        found: dict[str, Snapshot] = {}
+        for name in databases:
+            engine = ctx.resources.engine(name)
+            if engine.dialect.name not in ("mysql", "mariadb"):
+                continue
+            kept = folder / f"{ctx.step_id}.{name}.json"
+            try:
+                if kept.exists():
+                    found[name] = json.loads(kept.read_text(encoding="utf-8"))
+                    continue
+                found[name] = snapshot(engine)
+                private = Private(get_settings().backup_group)  # definitions may hold customer secrets
+                private.mkdir(folder)
+                private.write_text(kept, json.dumps(found[name], ensure_ascii=False))
+            except Exception as exc:  # the report loses a section; the upgrade goes on
+                ctx.logger.warning("schema of %s not read before the step (%s): no schema diff for it", name, exc)
+                found.pop(name, None)
+        return found
+
+    def _schema_changes(self, before: dict[str, Snapshot], details: dict[str, Any]) -> str:
+        """The report section of what changed since :meth:`_schema_before` (masked); also in ``details``."""
+        from tasks.core.masking import mask_text
+        from tasks.sql.schema_diff import diff, render, snapshot
+
+        ctx = self.context
+        changes = {}
+        for name, old in before.items():
+            try:
+                changes[name] = diff(old, snapshot(ctx.resources.engine(name)))
+            except Exception as exc:
+                ctx.logger.warning("schema of %s not read after the step (%s): no schema diff for it", name, exc)
+        secrets = ctx.resources.secrets
+        details["schema_changes"] = {db: [{**c.to_json(), "details": [mask_text(d, secrets) for d in c.details]}
+                                          for c in found] for db, found in changes.items()}
+        return mask_text(render(changes, ctx.language), secrets)
 
     def _run_all(self, runner: ScriptRunner, scripts: list[ScriptFile]) -> None:
         lanes = _lanes(scripts) if self.params.parallel else [scripts]
