@@ -17,13 +17,21 @@ def step_context(tmp_path: Path, *, databases: Mapping[str, str] = (), site_id: 
                  sql_root: Path | None = None, environment: Mapping[str, Any] | None = None,
                  step_id: str = "step_under_test", cutpoint: str = "startup_pre_process",
                  source_version: str = "3.17.0", target_version: str = "3.17.5",
-                 execution_id: str = "EXEC_TEST") -> Iterator[StepContext]:
-    """A context whose logical databases point at the given URLs (``FT_UPGRADE_DB_<NAME>``)."""
+                 execution_id: str = "EXEC_TEST", language: str | None = None) -> Iterator[StepContext]:
+    """A context whose logical databases point at the given URLs (``FT_UPGRADE_DB_<NAME>``).
+
+    ``language`` gives the site a profile saying it (no profile: the default, Chinese).
+    """
     saved = dict(os.environ)
     for name, url in dict(databases).items():
         os.environ["FT_UPGRADE_DB_" + name.upper()] = url
+    profile = None
+    if language is not None:
+        from blocks.site_profile import SiteProfile
+
+        profile = SiteProfile(site_id=site_id, language=language)
     resources = SiteResources(site_id=site_id, sql_root=sql_root or tmp_path / "sql", configs_dir=tmp_path / "configs",
-                          home=tmp_path / "home", retry_wait=0.05)
+                              home=tmp_path / "home", retry_wait=0.05, profile=profile)
     try:
         yield StepContext(execution_id=execution_id, cutpoint=cutpoint, step_id=step_id,
                           step_key=f"317500:{step_id}", step_name=step_id, version=target_version,

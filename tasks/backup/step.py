@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 
 from tasks.backup.catalog import KEEP_UPGRADES, apply_retention, backups_of_execution, find_backup
 from tasks.core.errors import BackupError, BackupNotFound, StepFailed
+from tasks.core.language import words
 from tasks.core.progress import Progress
 from tasks.core.settings import get_settings
 from tasks.core.statuses import StepStatus
@@ -25,6 +26,25 @@ if TYPE_CHECKING:  # the runtime is imported by run(): `validate` and `plan` nee
     from tasks.backup.manifest import Manifest
 
 ATTEMPTS = 4  # the first try and 3 retries, as the requirements ask
+
+#: The report sections' words (备份完成状态 and the restore's), in the site's language.
+TEXT = {
+    "zh": {
+        "backup": "**备份完成** `{id}` → `{folder}`（{mb:.2f} MB，{rows:,} 行，耗时 {seconds:.1f} 秒，"
+                  "{rate:,.0f} 行/秒）",
+        "tables": "| 表 | 行数 | CHECKSUM TABLE | 字节数 |",
+        "files": "| 配置文件 | sha256 |",
+        "removed": "按保留策略删除（保留最近 {keep} 次升级）：{ids}",
+        "restored": "| 备份 | 表 | 行数 | CHECKSUM TABLE（已校验） |",
+    },
+    "en": {
+        "backup": "**Backup** `{id}` → `{folder}` ({mb:.2f} MB, {rows:,} rows, {seconds:.1f} s, {rate:,.0f} rows/s)",
+        "tables": "| table | rows | CHECKSUM TABLE | bytes |",
+        "files": "| config file | sha256 |",
+        "removed": "Removed by retention (keep last {keep} upgrades): {ids}",
+        "restored": "| backup | table | rows | CHECKSUM TABLE (verified) |",
+    },
+}
 
 
 class DatabaseBackup(StepParams):
@@ -111,16 +131,17 @@ class BackupStep(UpgradeStep):
     def _result(self, folder: Path, manifest: Manifest, removed: list[Manifest]) -> StepResult:
         mb = manifest.total_bytes / 1e6
         rate = manifest.total_rows / manifest.duration_seconds if manifest.duration_seconds else 0.0
-        lines = [f"**Backup** `{manifest.backup_id}` → `{folder}` ({mb:.2f} MB, {manifest.total_rows:,} rows, "
-                 f"{manifest.duration_seconds:.1f} s, {rate:,.0f} rows/s)", "",
-                 "| table | rows | CHECKSUM TABLE | bytes |", "|---|---|---|---|"]
+        w = words(TEXT, self.context.language)
+        lines = [w["backup"].format(id=manifest.backup_id, folder=folder, mb=mb, rows=manifest.total_rows,
+                                    seconds=manifest.duration_seconds, rate=rate), "",
+                 w["tables"], "|---|---|---|---|"]
         lines += [f"| {t.key} | {t.rows:,} | {t.checksum} | {t.bytes:,} |" for t in manifest.tables]
         if manifest.files:
-            lines += ["", "| config file | sha256 |", "|---|---|"]
+            lines += ["", w["files"], "|---|---|"]
             lines += [f"| {f.source} | `{f.sha256[:16]}…` |" for f in manifest.files]
         if removed:
-            lines += ["", "Removed by retention (keep last "
-                      f"{self.params.keep_upgrades} upgrades): " + ", ".join(f"`{m.backup_id}`" for m in removed)]
+            lines += ["", w["removed"].format(keep=self.params.keep_upgrades,
+                                              ids=", ".join(f"`{m.backup_id}`" for m in removed))]
         return StepResult(
             StepStatus.SUCCESS,
             f"backup {manifest.backup_id}: {len(manifest.tables)} tables, {manifest.total_rows:,} rows, "
@@ -175,4 +196,4 @@ class RestoreBackupStep(UpgradeStep):
             StepStatus.SUCCESS,
             "restored " + ", ".join(r.backup_id for r in restored),
             details={"restored": [r.__dict__ for r in restored]},
-            markdown="| backup | table | rows | CHECKSUM TABLE (verified) |\n|---|---|---|---|\n" + "\n".join(rows))
+            markdown=words(TEXT, ctx.language)["restored"] + "\n|---|---|---|---|\n" + "\n".join(rows))

@@ -28,6 +28,7 @@ from tasks.cache.rebuild import (
     template_fields,
 )
 from tasks.core.errors import CacheBuildFailed, StepFailed
+from tasks.core.language import words
 from tasks.core.progress import Progress
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
@@ -37,6 +38,53 @@ from tasks.steps.base import UpgradeStep
 
 _LOG_EVERY = 5.0
 RATE_CHECK_MIN_KEYS = 10_000  # below this, fixed costs dominate and a keys/s figure means little
+
+#: 缓存重建状态's words. A note is kept as (key, values): English in the JSON and summary, the site's
+#: language in the report.
+TEXT = {
+    "zh": {
+        "header": "| 数据集 | 统计行数 | 读取行数 | 键数 | 重复 | 秒 | 键/秒 |",
+        "leftover": "已删除遗留的代 `{generation}` 的 {keys} 个键",
+        "failed": "缓存 {namespace}：新一代构建失败（{reason}）；已删除 {dropped} 个构建到一半的键，"
+                  "读取方仍使用 {previous}",
+        "no_generation": "（无）", "none": "（无）",
+        "switched": "已将 `{namespace}:current` 从 {old} 切换到 `{generation}`；校验：{counted}，无淘汰，"
+                    "回读 {samples} 个值",
+        "scanned": "SCAN 统计 {keys:,} 个键", "created": "新建 {keys:,} 个键（NX 应答）",
+        "dropped": "已删除旧的代 `{old}`：{keys} 个键，耗时 {seconds:.1f} 秒（先等待 {drain:g} 秒）",
+        "not_dropped": "旧的代 `{old}` 未删除（{reason}）；下次重建时删除",
+        "slow": "重建速度 {rate:,.0f} 键/秒，低于 {minimum:,.0f}",
+        "one_process": "数据集 {name}：在单个进程中构建（分片需要 MySQL/MariaDB）",
+        "parallel": "数据集 {name}：{rows:,} 行，由 {shards} 个进程并行构建",
+        "memory": "Redis maxmemory {limit}，淘汰策略 {policy}：两代并存期间键可能被淘汰（已用 {used}）",
+    },
+    "en": {
+        "header": "| dataset | rows counted | rows read | keys | duplicates | s | keys/s |",
+        "leftover": "removed {keys} keys of leftover generation `{generation}`",
+        "failed": "cache {namespace}: new generation failed ({reason}); {dropped} half-built keys removed, readers "
+                  "still use {previous}",
+        "no_generation": "no generation", "none": "`(none)`",
+        "switched": "switched `{namespace}:current` from {old} to `{generation}`; verified: {counted}, no "
+                    "evictions, {samples} values read back",
+        "scanned": "{keys:,} keys counted by SCAN", "created": "{keys:,} keys created (NX replies)",
+        "dropped": "dropped old generation `{old}`: {keys} keys in {seconds:.1f}s after a {drain:g}s drain",
+        "not_dropped": "old generation `{old}` not dropped ({reason}); the next rebuild removes it",
+        "slow": "rebuild rate {rate:,.0f} keys/s is below {minimum:,.0f}",
+        "one_process": "dataset {name}: built in one process (sharding needs MySQL/MariaDB)",
+        "parallel": "dataset {name}: {rows:,} rows built by {shards} processes in parallel",
+        "memory": "Redis maxmemory {limit} with policy {policy}: keys may be evicted while two generations "
+                  "coexist (used {used})",
+    },
+}
+
+Note = tuple[str, dict[str, Any]]
+
+
+def note_text(note: Note, language: str | None) -> str:
+    """One note in ``language``; a ``(key, values)`` value that is itself a note is rendered first."""
+    key, values = note
+    w = words(TEXT, language)
+    return w[key].format(**{k: note_text(v, language) if isinstance(v, tuple) else v for k, v in values.items()})
 
 
 class Dataset(StepParams):
@@ -113,7 +161,7 @@ class CacheRebuildStep(UpgradeStep):
         cleaned = {old: builder.drop(old) for old in builder.leftovers()}
         expected = {d.name: self._count(d) for d in p.datasets}
         tracker.start(sum(expected.values()))
-        notes = [f"removed {n} keys of leftover generation `{g}`" for g, n in cleaned.items()]
+        notes: list[Note] = [("leftover", {"keys": n, "generation": g}) for g, n in cleaned.items()]
         notes += self._memory_notes(client)
         previous = builder.current()
         builder.begin()
@@ -130,30 +178,31 @@ class CacheRebuildStep(UpgradeStep):
             old = builder.switch()
         except Exception as exc:
             dropped = self._drop_quietly(builder, generation)
-            message = (f"cache {p.namespace}: new generation failed ({_reason(exc)}); {dropped} half-built keys "
-                       f"removed, readers still use {previous or 'no generation'}")
-            result = self._result(StepStatus.FAILED, outcomes, expected, notes + [message], generation, previous)
-            raise StepFailed(message, result) from exc
+            failed: Note = ("failed", {"namespace": p.namespace, "reason": _reason(exc), "dropped": dropped,
+                                       "previous": previous or ("no_generation", {})})
+            result = self._result(StepStatus.FAILED, outcomes, expected, notes + [failed], generation, previous)
+            raise StepFailed(note_text(failed, "en"), result) from exc
         tracker.finish()
         total = sum(o.created for o in outcomes)
         keys_per_second = rate(total, build_seconds)
-        counted = f"{scanned:,} keys counted by SCAN" if scanned is not None else f"{total:,} keys created (NX replies)"
-        notes.append(f"switched `{p.namespace}:current` from `{old or '(none)'}` to `{generation}`; verified: "
-                     f"{counted}, no evictions, {sum(len(o.samples) for o in outcomes)} values read back")
+        counted: Note = ("scanned", {"keys": scanned}) if scanned is not None else ("created", {"keys": total})
+        notes.append(("switched", {"namespace": p.namespace, "old": f"`{old}`" if old else ("none", {}),
+                                   "generation": generation, "counted": counted,
+                                   "samples": sum(len(o.samples) for o in outcomes)}))
         status = StepStatus.SUCCESS
         if old:
             time.sleep(p.drain_seconds)
             try:
                 drop_start = time.perf_counter()
                 removed = builder.drop(old)
-                notes.append(f"dropped old generation `{old}`: {removed} keys in "
-                             f"{time.perf_counter() - drop_start:.1f}s after a {p.drain_seconds:g}s drain")
+                notes.append(("dropped", {"old": old, "keys": removed, "seconds": time.perf_counter() - drop_start,
+                                          "drain": p.drain_seconds}))
             except Exception as exc:  # the new cache is live; the next rebuild drops the leftover
                 status = StepStatus.WARNING
-                notes.append(f"old generation `{old}` not dropped ({_reason(exc)}); the next rebuild removes it")
+                notes.append(("not_dropped", {"old": old, "reason": _reason(exc)}))
         if total >= RATE_CHECK_MIN_KEYS and keys_per_second < p.min_keys_per_second:
             status = StepStatus.WARNING
-            notes.append(f"rebuild rate {keys_per_second:,.0f} keys/s is below {p.min_keys_per_second:,.0f}")
+            notes.append(("slow", {"rate": keys_per_second, "minimum": p.min_keys_per_second}))
         result = self._result(status, outcomes, expected, notes, generation, old)
         result.details.update(keys=total, seconds=round(build_seconds, 3), keys_per_second=round(keys_per_second))
         result.summary = (f"cache {p.namespace}: {total:,} keys in {build_seconds:.1f}s "
@@ -161,7 +210,7 @@ class CacheRebuildStep(UpgradeStep):
         return result
 
     def _build(self, dataset: Dataset, builder: CacheBuilder, rows: int, on_keys: Callable[[int], None],
-               notes: list[str]) -> DatasetOutcome:
+               notes: list[Note]) -> DatasetOutcome:
         """One dataset into the new generation: in this process, or in shard processes when it is big."""
         from tasks.cache.workers import ShardJob, redis_kwargs, run_shards, shard_query, stream_rows
 
@@ -169,7 +218,7 @@ class CacheRebuildStep(UpgradeStep):
         engine = self.context.resources.engine(dataset.database)
         shards = p.workers if p.workers > 1 and rows >= p.parallel_min_rows else 1
         if shards > 1 and engine.dialect.name not in ("mysql", "mariadb"):
-            notes.append(f"dataset {dataset.name}: built in one process (sharding needs MySQL/MariaDB)")
+            notes.append(("one_process", {"name": dataset.name}))
             shards = 1
         if shards == 1:
             with closing(prefetch(stream_rows(engine, dataset.query, p.batch_size))) as batches:
@@ -179,7 +228,7 @@ class CacheRebuildStep(UpgradeStep):
         jobs = [ShardJob(i, url, redis_kwargs(builder.client), p.namespace, builder.generation, dataset.spec(),
                          shard_query(dataset.query, key_columns, shards, i), p.batch_size,
                          max(1, p.sample_size // shards)) for i in range(shards)]
-        notes.append(f"dataset {dataset.name}: {rows:,} rows built by {shards} processes in parallel")
+        notes.append(("parallel", {"name": dataset.name, "rows": rows, "shards": shards}))
         return run_shards(jobs, on_keys)
 
     def _count(self, dataset: Dataset) -> int:
@@ -195,31 +244,31 @@ class CacheRebuildStep(UpgradeStep):
             return 0
 
     @staticmethod
-    def _memory_notes(client: Any) -> list[str]:
+    def _memory_notes(client: Any) -> list[Note]:
         info = client.info("memory")
         limit, policy = int(info.get("maxmemory", 0) or 0), info.get("maxmemory_policy", "noeviction")
         if limit and policy != "noeviction":
-            return [f"Redis maxmemory {limit} with policy {policy}: keys may be evicted while two generations "
-                    f"coexist (used {info.get('used_memory_human')})"]
+            return [("memory", {"limit": limit, "policy": policy, "used": info.get("used_memory_human")})]
         return []
 
     def _result(self, status: StepStatus, outcomes: list[DatasetOutcome], expected: dict[str, int],
-                notes: list[str], generation: str, old: str | None) -> StepResult:
+                notes: list[Note], generation: str, old: str | None) -> StepResult:
         rows = [{"dataset": o.name, "expected_rows": expected.get(o.name), "rows": o.rows, "keys": o.created,
                  "duplicates": o.duplicates, "seconds": round(o.seconds, 3),
                  "keys_per_second": round(o.keys_per_second)} for o in outcomes]
-        lines = ["| dataset | rows counted | rows read | keys | duplicates | s | keys/s |",
-                 "|---|---|---|---|---|---|---|"]
+        language = self.context.language
+        lines = [words(TEXT, language)["header"], "|---|---|---|---|---|---|---|"]
         lines += [f"| {r['dataset']} | {r['expected_rows']} | {r['rows']} | {r['keys']} | {r['duplicates']} | "
                   f"{r['seconds']} | {r['keys_per_second']:,} |" for r in rows]
-        lines += [f"- {n}" for n in notes]
+        lines += [f"- {note_text(n, language)}" for n in notes]
+        english = [note_text(n, "en") for n in notes]
         done = sum(o.created for o in outcomes)
         total = sum(expected.values())
         percent = 100.0 * done / total if total else 100.0
-        return StepResult(status=status, summary=notes[-1] if notes else "",
+        return StepResult(status=status, summary=english[-1] if english else "",
                           details={"namespace": self.params.namespace, "generation": generation,
                                    "previous_generation": old, "datasets": rows, "percent": round(percent, 1),
-                                   "notes": notes},
+                                   "notes": english},
                           markdown="\n".join(lines))
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from tasks.cleanup.file_removal import Freed, remove_file
+from tasks.core.language import words
 
 CORE_LOG_FLOOR_DAYS = 7
 DAY_SECONDS = 86_400
@@ -56,16 +57,19 @@ def floor_days(configured: int, core: bool) -> int:
     return max(configured, CORE_LOG_FLOOR_DAYS) if core else configured
 
 
-def floor_notes(rule: Rule) -> list[str]:
-    """What the 7-day floor changed in a rule, for the report."""
-    notes = []
-    if rule.core and rule.after_days < CORE_LOG_FLOOR_DAYS:
-        notes.append(f"{rule.folder}: after_days {rule.after_days} raised to {CORE_LOG_FLOOR_DAYS} "
-                     "(core business logs)")
-    if rule.core and rule.archive_retention_days is not None and rule.archive_retention_days < CORE_LOG_FLOOR_DAYS:
-        notes.append(f"{rule.folder}: archive_retention_days {rule.archive_retention_days} raised to "
-                     f"{CORE_LOG_FLOOR_DAYS} (core business logs)")
-    return notes
+#: The floor's notes: English for the log and the JSON, else the report's language.
+FLOOR_TEXT = {
+    "zh": "{folder}：{field} {days} 已提高到 {floor}（核心业务日志）",
+    "en": "{folder}: {field} {days} raised to {floor} (core business logs)",
+}
+
+
+def floor_notes(rule: Rule, language: str = "en") -> list[str]:
+    """What the 7-day floor changed in a rule, for the log and the report (in ``language``)."""
+    text = words(FLOOR_TEXT, language)
+    raised = [("after_days", rule.after_days), ("archive_retention_days", rule.archive_retention_days)]
+    return [text.format(folder=rule.folder, field=name, days=days, floor=CORE_LOG_FLOOR_DAYS)
+            for name, days in raised if rule.core and days is not None and days < CORE_LOG_FLOOR_DAYS]
 
 
 def is_compressed(path: Path) -> bool:

@@ -23,6 +23,7 @@ from tasks.cleanup.logs import (
     scan_archives,
     scan_logs,
 )
+from tasks.core.language import words
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.steps.base import UpgradeStep
@@ -105,13 +106,17 @@ class LogCleanupStep(UpgradeStep):
     def run(self) -> StepResult:
         resources = self.context.resources
         now = time.time()
+        language = self.context.language
         reports: list[RuleReport] = []
-        notes: list[str] = []
+        notes: list[str] = []  # English: the log and the JSON
+        shown: list[str] = []  # the same in the report's language
         for rule_params in self.params.rules:
             rule = rule_params.resolve(resources.path)
             notes += floor_notes(rule)
+            shown += floor_notes(rule, language)
             if not rule.folder.is_dir():
-                notes.append(f"{rule.folder}: no such folder, nothing to clean")
+                notes.append(TEXT["en"]["no_folder"].format(folder=rule.folder))
+                shown.append(words(TEXT, language)["no_folder"].format(folder=rule.folder))
             actions = plan_rule(rule, scan_logs(rule), scan_archives(rule), now)
             reports.append(apply_actions(rule, actions))
         partitions: list[str] = []
@@ -122,22 +127,40 @@ class LogCleanupStep(UpgradeStep):
             partitions = event_log.drop_older_than(retention)
         for note in notes:
             self.context.logger.warning("log cleanup: %s", note)
-        return cleanup_result(reports, notes, partitions, retention)
+        return cleanup_result(reports, notes, partitions, retention, language=language, shown_notes=shown)
 
 
-def cleanup_result(reports: list[RuleReport], notes: list[str], partitions: list[str],
-                   retention: int | None) -> StepResult:
+#: 清理结果's words, in the site's language.
+TEXT = {
+    "zh": {
+        "header": "| 目录 | 已归档 | 已移动 | 已删除 | 已删除归档 | 释放字节数 | 跳过 |",
+        "event_log": "ClickHouse 事件日志：已删除 {count} 个早于 {days} 天的日分区{names}。",
+        "names": "：{names}", "no_folder": "{folder}：目录不存在，无需清理",
+        "skipped": "⚠️ 已跳过（请手工处理）：",
+    },
+    "en": {
+        "header": "| folder | archived | moved | deleted | archives deleted | freed bytes | skipped |",
+        "event_log": "ClickHouse event log: {count} daily partition(s) older than {days} days dropped{names}.",
+        "names": ": {names}", "no_folder": "{folder}: no such folder, nothing to clean",
+        "skipped": "⚠️ skipped (handle by hand):",
+    },
+}
+
+
+def cleanup_result(reports: list[RuleReport], notes: list[str], partitions: list[str], retention: int | None, *,
+                   language: str | None = None, shown_notes: list[str] | None = None) -> StepResult:
+    """The step's result: ``notes`` (English) in the JSON, ``shown_notes`` in the markdown, in ``language``."""
+    w = words(TEXT, language)
     skipped = [s for r in reports for s in r.freed.skipped]
-    lines = ["| folder | archived | moved | deleted | archives deleted | freed bytes | skipped |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [w["header"], "|---|---|---|---|---|---|---|"]
     lines += [f"| {r.folder} | {r.archived} | {r.moved} | {r.deleted} | {r.archives_deleted} | {r.bytes_freed:,} "
               f"| {len(r.freed.skipped)} |" for r in reports]
     if retention is not None:
-        lines.append(f"\nClickHouse event log: {len(partitions)} daily partition(s) older than {retention} days "
-                     f"dropped{': ' + ', '.join(partitions) if partitions else ''}.")
-    lines += [f"\nℹ️ {n}" for n in notes]
+        names = w["names"].format(names=", ".join(partitions)) if partitions else ""
+        lines.append("\n" + w["event_log"].format(count=len(partitions), days=retention, names=names))
+    lines += [f"\nℹ️ {n}" for n in (notes if shown_notes is None else shown_notes)]
     if skipped:
-        lines.append("\n⚠️ skipped (handle by hand):")
+        lines.append("\n" + w["skipped"])
         lines += [f"- `{s.path}`: {s.reason}" for s in skipped[:50]]
     freed = sum(r.bytes_freed for r in reports)
     files = sum(r.archived + r.deleted + r.archives_deleted for r in reports)

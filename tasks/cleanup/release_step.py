@@ -25,6 +25,7 @@ from tasks.cleanup.release import (
     release_paths,
     release_redis,
 )
+from tasks.core.language import words
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.steps.base import UpgradeStep
@@ -118,9 +119,10 @@ class ResourceReleaseStep(UpgradeStep):
         for backup in self.params.backups:
             folder = Path(backup.folder) if backup.folder else c.resources.path(str(backup.named_path))
             freed, names = release_backups(folder, backup.pattern, backup.keep)
-            sections.append(Section(f"backups {folder / backup.pattern} (keep {backup.keep})", folder, freed, names))
+            sections.append(Section(f"backups {folder / backup.pattern} (keep {backup.keep})", folder, freed, names,
+                                    keep=backup.keep, pattern=str(folder / backup.pattern)))
         redis_freed = [self._release_redis(expand(t, values, redis_escape)) for t in self.params.redis_patterns]
-        return release_result(sections, redis_freed)
+        return release_result(sections, redis_freed, c.language)
 
     def _release_redis(self, pattern: str) -> RedisFreed:
         if redis_pattern_problem(pattern):
@@ -137,6 +139,8 @@ class Section:
     root: Path
     freed: Freed = field(default_factory=Freed)
     removed: list[str] = field(default_factory=list)
+    keep: int | None = None  # old backups: how many upgrades' backups are kept, and their ``pattern``
+    pattern: str = ""
 
 
 def disk_free(roots: list[Path]) -> dict[str, int]:
@@ -150,14 +154,30 @@ def disk_free(roots: list[Path]) -> dict[str, int]:
     return free
 
 
-def release_result(sections: list[Section], redis_freed: list[RedisFreed]) -> StepResult:
-    lines = ["| what | files | folders | bytes | skipped |", "|---|---|---|---|---|"]
-    lines += [f"| `{s.label}` | {s.freed.files} | {s.freed.dirs} | {s.freed.bytes:,} | {len(s.freed.skipped)} |"
+#: 资源释放报告's words, in the site's language (the JSON's labels stay English).
+TEXT = {
+    "zh": {"header": "| 清理对象 | 文件数 | 目录数 | 字节数 | 跳过 |",
+           "backups": "旧备份 `{pattern}`（保留最新 {keep} 个）",
+           "keys": "{keys} 个键", "skipped": "⚠️ 已跳过（请手工处理）："},
+    "en": {"header": "| what | files | folders | bytes | skipped |", "backups": "`backups {pattern} (keep {keep})`",
+           "keys": "{keys} keys", "skipped": "⚠️ skipped (handle by hand):"},
+}
+
+
+def release_result(sections: list[Section], redis_freed: list[RedisFreed], language: str | None = None) -> StepResult:
+    """The step's result; the markdown in ``language`` (Chinese unless ``en``)."""
+    w = words(TEXT, language)
+
+    def label(s: Section) -> str:
+        return w["backups"].format(pattern=s.pattern, keep=s.keep) if s.keep is not None else f"`{s.label}`"
+
+    lines = [w["header"], "|---|---|---|---|---|"]
+    lines += [f"| {label(s)} | {s.freed.files} | {s.freed.dirs} | {s.freed.bytes:,} | {len(s.freed.skipped)} |"
               for s in sections]
-    lines += [f"| Redis `{r.pattern}` | {r.keys} keys | - | {r.bytes:,} | 0 |" for r in redis_freed]
+    lines += [f"| Redis `{r.pattern}` | {w['keys'].format(keys=r.keys)} | - | {r.bytes:,} | 0 |" for r in redis_freed]
     skipped = [k for s in sections for k in s.freed.skipped]
     if skipped:
-        lines.append("\n⚠️ skipped (handle by hand):")
+        lines.append("\n" + w["skipped"])
         lines += [f"- `{k.path}`: {k.reason}" for k in skipped[:50]]
     files = sum(s.freed.files for s in sections)
     size = sum(s.freed.bytes for s in sections)

@@ -20,11 +20,18 @@ from pydantic import Field, field_validator
 from tasks.config_files.preprocess import FileChange, apply_changes, format_of
 from tasks.core.errors import PreprocessError, StepFailed
 from tasks.core.files import Private
+from tasks.core.language import words
 from tasks.core.settings import get_settings
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.steps.base import UpgradeStep
 
+#: 预处理结果 (the changed configuration files), in the site's language.
+TEXT = {
+    "zh": {"header": "| 文件 | 结果 | 原版本 |", "changed": "已修改", "unchanged": "已是最新", "new": "（新文件）"},
+    "en": {"header": "| file | result | previous version |", "changed": "changed", "unchanged": "already up to date",
+           "new": "(new file)"},
+}
 
 class ConfigFile(StepParams):
     """A file to preprocess; ``template`` (optional) is read instead of the file and written over it."""
@@ -78,12 +85,14 @@ class ConfigPreprocessStep(UpgradeStep):
             result = StepResult(StepStatus.FAILED, str(exc),
                                 details={"missing": exc.missing, "restored": exc.restored})
             raise StepFailed(str(exc), result) from exc
-        rows = [f"| `{c['path']}` | changed | `{c['history'] or '(new file)'}` |" for c in report.changed]
-        rows += [f"| `{p}` | already up to date | |" for p in report.unchanged]
+        w = words(TEXT, ctx.language)
+        rows = [f"| `{c['path']}` | {w['changed']} | {f'`{h}`' if (h := c['history']) else w['new']} |"
+                for c in report.changed]
+        rows += [f"| `{p}` | {w['unchanged']} | |" for p in report.unchanged]
         return StepResult(
             StepStatus.SUCCESS, f"{len(report.changed)} config file(s) changed, {len(report.unchanged)} unchanged",
             details={"changed": report.changed, "unchanged": report.unchanged, "history": str(history)},
-            markdown="| file | result | previous version |\n|---|---|---|\n" + "\n".join(rows))
+            markdown=w["header"] + "\n|---|---|---|\n" + "\n".join(rows))
 
     def values(self) -> dict[str, str]:
         ctx = self.context

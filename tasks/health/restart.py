@@ -29,11 +29,22 @@ from typing import Generic, TypeVar
 
 from pydantic import Field
 
+from tasks.core.language import words
 from tasks.core.masking import mask_text
 from tasks.core.steps import StepParams
 
 T = TypeVar("T")
 OUTPUT_TAIL = 2000
+
+#: What a restart did, for logs (English) and the report (the site's language).
+TEXT = {
+    "zh": {"timed_out": "{seconds:.1f} 秒后超时", "exit": "退出码 {code}，耗时 {seconds:.1f} 秒",
+           "healthy": "已恢复正常", "unhealthy": "仍然异常",
+           "restarted": "已重启 {attempts} 次，{runs}；{checks} 次复查后{state}"},
+    "en": {"timed_out": "timed out after {seconds:.1f}s", "exit": "exit {code} in {seconds:.1f}s",
+           "healthy": "healthy again", "unhealthy": "still unhealthy",
+           "restarted": "restarted {attempts}x ({runs}); {state} after {checks} re-check(s)"},
+}
 
 
 class RestartCommand(StepParams):
@@ -55,10 +66,11 @@ class CommandRun:
     output: str
     timed_out: bool = False
 
-    def describe(self) -> str:
+    def describe(self, language: str = "en") -> str:
+        w = words(TEXT, language)
         if self.timed_out:
-            return f"timed out after {self.seconds:.1f}s"
-        return f"exit {self.returncode} in {self.seconds:.1f}s"
+            return w["timed_out"].format(seconds=self.seconds)
+        return w["exit"].format(code=self.returncode, seconds=self.seconds)
 
 
 @dataclass
@@ -72,10 +84,12 @@ class RestartOutcome(Generic[T]):
     checks: int = 0
     runs: list[CommandRun] = field(default_factory=list)
 
-    def describe(self) -> str:
-        runs = ", ".join(r.describe() for r in self.runs)
-        state = "healthy again" if self.healthy else "still unhealthy"
-        return f"restarted {self.attempts}x ({runs}); {state} after {self.checks} re-check(s)"
+    def describe(self, language: str = "en") -> str:
+        """What happened, in English (logs) unless ``language`` says otherwise (the report)."""
+        w = words(TEXT, language)
+        runs = ("，" if language != "en" else ", ").join(r.describe(language) for r in self.runs)
+        return w["restarted"].format(attempts=self.attempts, runs=runs, checks=self.checks,
+                                     state=w["healthy" if self.healthy else "unhealthy"])
 
 
 def run_command(spec: RestartCommand, *, secrets: Iterable[str] = ()) -> CommandRun:

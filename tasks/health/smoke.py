@@ -11,12 +11,22 @@ import numbers
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from tasks.core.language import words
 
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "<missing>"})()
 OPERATORS = ("$exists", "$gte", "$lte", "$gt", "$lt", "$contains", "$regex", "$in", "$ne")
 _PATH_PART = re.compile(r"[^.\[\]]+|\[(\d+)\]")
+
+#: A failed expectation, in English (the step's JSON) or the report's language.
+TEXT = {
+    "zh": {"field": "{path}：期望 {expected}，实际 {actual}", "rows": "期望 {expected} 行，实际 {actual} 行",
+           "value": "期望 {expected}，实际 {actual}"},
+    "en": {"field": "{path}: expected {expected}, got {actual}", "rows": "expected {expected} row(s), got {actual}",
+           "value": "expected {expected}, got {actual}"},
+}
 
 
 @dataclass
@@ -28,6 +38,10 @@ class SmokeOutcome:
     ok: bool
     detail: str
     millis: int
+    shown: str = field(default="", repr=False)  # the detail in the report's language (JSON keeps English)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "shown"}
 
 
 def json_path(document: Any, path: str) -> Any:
@@ -94,25 +108,28 @@ def matches(expected: Any, actual: Any) -> bool:
             "$lt": number < operand}[op]
 
 
-def json_failures(document: Any, expectations: Mapping[str, Any]) -> list[str]:
-    """Every JSON-field expectation the document does not meet, as readable lines."""
+def json_failures(document: Any, expectations: Mapping[str, Any], language: str = "en") -> list[str]:
+    """Every JSON-field expectation the document does not meet, as readable lines (in ``language``)."""
+    w = words(TEXT, language)
     failures = []
     for path, expected in expectations.items():
         actual = json_path(document, path)
         if not matches(expected, actual):
-            failures.append(f"{path}: expected {_show(expected)}, got {_show(actual)}")
+            failures.append(w["field"].format(path=path, expected=_show(expected), actual=_show(actual)))
     return failures
 
 
-def row_failures(rows: Sequence[Sequence[Any]], expect: Any, has_expect: bool, expect_rows: int | None) -> list[str]:
-    """Expectations on a SQL result: the row count, and the first column of the first row."""
+def row_failures(rows: Sequence[Sequence[Any]], expect: Any, has_expect: bool, expect_rows: int | None,
+                 language: str = "en") -> list[str]:
+    """Expectations on a SQL result: the row count, and the first column of the first row (in ``language``)."""
+    w = words(TEXT, language)
     failures = []
     if expect_rows is not None and len(rows) != expect_rows:
-        failures.append(f"expected {expect_rows} row(s), got {len(rows)}")
+        failures.append(w["rows"].format(expected=expect_rows, actual=len(rows)))
     if has_expect:
         actual = rows[0][0] if rows and len(rows[0]) else MISSING
         if not matches(expect, actual):
-            failures.append(f"expected {_show(expect)}, got {_show(actual)}")
+            failures.append(w["value"].format(expected=_show(expect), actual=_show(actual)))
     return failures
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from tasks.core.errors import StepFailed
+from tasks.core.language import words
 from tasks.core.masking import mask_text
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
@@ -28,6 +29,24 @@ if TYPE_CHECKING:  # the runtime is imported by run(): `validate` and `plan` nee
     import httpx
 
 _DML = re.compile(r"^\s*(insert|update|delete|replace|select|set)\b", re.I)
+
+#: The smoke-test table's words; each check's ``detail`` in the JSON stays English.
+TEXT = {
+    "zh": {
+        "header": "| 类型 | 检查 | 结果 | 详情 | 毫秒 |", "pass": "✅ 通过", "fail": "❌ 失败",
+        "no_service": "局点配置中没有服务 {service!r}", "status": "HTTP {status}，期望 {expected}",
+        "not_json": "响应不是 JSON：{body}", "http_ok": "{method} → HTTP {status}",
+        "json_ok": "，{n} 个 JSON 字段符合预期",
+        "sql_ok": "{rows} 行，首个值 {value}", "no_rows": "无数据", "sep": "；",
+    },
+    "en": {
+        "header": "| kind | check | result | detail | ms |", "pass": "✅ pass", "fail": "❌ fail",
+        "no_service": "service {service!r} is not in the site profile", "status": "HTTP {status}, expected {expected}",
+        "not_json": "response is not JSON: {body}", "http_ok": "{method} → HTTP {status}",
+        "json_ok": ", {n} JSON field(s) as expected", "sql_ok": "{rows} row(s), first value {value}",
+        "no_rows": "no rows", "sep": "; ",
+    },
+}
 
 
 class HttpSmoke(HttpCheck):
@@ -104,15 +123,16 @@ class SmokeTestStep(UpgradeStep):
             outcomes = [self._http(client, check) for check in self.params.http]
         outcomes += [self._sql(check) for check in self.params.sql]
         failed = [o for o in outcomes if not o.ok]
-        rows = "\n".join(f"| {o.kind} | {o.name} | {'✅ pass' if o.ok else '❌ fail'} | {o.detail} | {o.millis} |"
-                         for o in outcomes)
+        w = words(TEXT, self.context.language)
+        rows = "\n".join(f"| {o.kind} | {o.name} | {w['pass' if o.ok else 'fail']} | {o.shown or o.detail} | "
+                         f"{o.millis} |" for o in outcomes)
         result = StepResult(
             status=StepStatus.FAILED if failed else StepStatus.SUCCESS,
             summary=f"{len(outcomes) - len(failed)}/{len(outcomes)} smoke tests passed"
             + (": failed " + ", ".join(o.name for o in failed) if failed else ""),
-            details={"checks": [o.__dict__ for o in outcomes], "passed": len(outcomes) - len(failed),
+            details={"checks": [o.to_json() for o in outcomes], "passed": len(outcomes) - len(failed),
                      "failed": len(failed)},
-            markdown="| kind | check | result | detail | ms |\n|---|---|---|---|---|\n" + rows)
+            markdown=w["header"] + "\n|---|---|---|---|---|\n" + rows)
         if failed:
             raise StepFailed(result.summary, result)
         return result
@@ -124,8 +144,8 @@ class SmokeTestStep(UpgradeStep):
         if check.service:
             base = self.context.resources.service_url(check.service)
             if base is None:
-                return SmokeOutcome(check.name, "http", False, f"service {check.service!r} is not in the site profile",
-                                    0)
+                detail, shown = self._said(["no_service"], service=check.service)
+                return SmokeOutcome(check.name, "http", False, detail, 0, shown)
             url = base.rstrip("/") + "/" + check.path.lstrip("/")
         assert url is not None
         start = time.perf_counter()
@@ -135,17 +155,23 @@ class SmokeTestStep(UpgradeStep):
         except httpx.HTTPError as exc:
             return SmokeOutcome(check.name, "http", False, f"{type(exc).__name__}: {exc}", elapsed_ms(start))
         millis = elapsed_ms(start)
-        failures = []
+        language = self.context.language
+        failures: list[tuple[str, str]] = []  # (English, the report's language)
         if response.status_code not in check.expected_status:
-            failures.append(f"HTTP {response.status_code}, expected {check.expected_status}")
+            failures.append(self._said(["status"], status=response.status_code, expected=check.expected_status))
         if check.expect_json:
             try:
-                failures += json_failures(response.json(), check.expect_json)
+                document = response.json()
+                failures += zip(json_failures(document, check.expect_json),
+                                json_failures(document, check.expect_json, language), strict=True)
             except (json.JSONDecodeError, UnicodeDecodeError):
-                failures.append(f"response is not JSON: {self._snippet(response.text)}")
-        detail = "; ".join(failures) if failures else f"{check.method} → HTTP {response.status_code}" + (
-            f", {len(check.expect_json)} JSON field(s) as expected" if check.expect_json else "")
-        return SmokeOutcome(check.name, "http", not failures, self._mask(detail), millis)
+                failures.append(self._said(["not_json"], body=self._snippet(response.text)))
+        if failures:
+            detail, shown = "; ".join(e for e, _ in failures), words(TEXT, language)["sep"].join(s for _, s in failures)
+            return SmokeOutcome(check.name, "http", False, self._mask(detail), millis, self._mask(shown))
+        done = ["http_ok"] + (["json_ok"] if check.expect_json else [])
+        detail, shown = self._said(done, method=check.method, status=response.status_code, n=len(check.expect_json))
+        return SmokeOutcome(check.name, "http", True, self._mask(detail), millis, self._mask(shown))
 
     def _sql(self, check: SqlSmoke) -> SmokeOutcome:
         start = time.perf_counter()
@@ -161,10 +187,24 @@ class SmokeTestStep(UpgradeStep):
         except Exception as exc:  # reported per check
             reason = str(getattr(exc, "orig", exc)).splitlines()[0][:300]
             return SmokeOutcome(check.name, "sql", False, self._mask(reason), elapsed_ms(start))
-        failures = row_failures(rows, check.expect, "expect" in check.model_fields_set, check.expect_rows)
-        shown = repr(rows[0][0]) if rows and rows[0] else "no rows"
-        detail = "; ".join(failures) if failures else f"{len(rows)} row(s), first value {shown}"
-        return SmokeOutcome(check.name, "sql", not failures, self._mask(detail[:300]), elapsed_ms(start))
+        expectations = (rows, check.expect, "expect" in check.model_fields_set, check.expect_rows)
+        failures = row_failures(*expectations)
+        if failures:
+            local = row_failures(*expectations, language=self.context.language)
+            detail, shown = "; ".join(failures), words(TEXT, self.context.language)["sep"].join(local)
+        else:
+            detail, shown = (w["sql_ok"].format(rows=len(rows), value=repr(rows[0][0]) if rows and rows[0]
+                                                else w["no_rows"])
+                             for w in (TEXT["en"], words(TEXT, self.context.language)))
+        return SmokeOutcome(check.name, "sql", not failures, self._mask(detail[:300]), elapsed_ms(start),
+                            self._mask(shown[:300]))
+
+    def _said(self, keys: list[str], **values: object) -> tuple[str, str]:
+        """The ``TEXT`` entries ``keys``, joined and filled, in English (the JSON) and in the report's language."""
+        def say(w: dict[str, str]) -> str:
+            return "".join(w[k] for k in keys).format(**values)
+
+        return say(TEXT["en"]), say(words(TEXT, self.context.language))
 
     def _snippet(self, body: str) -> str:
         return self._mask(body[:200] + ("…" if len(body) > 200 else ""))

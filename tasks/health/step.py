@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pydantic import Field, model_validator
 
 from tasks.core.errors import StepFailed
+from tasks.core.language import words
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.health.restart import RestartCommand, restart_and_recheck
@@ -69,6 +70,23 @@ class HealthParams(StepParams):
         return self
 
 
+#: The 健康检查报告's words; ``detail`` in the step's JSON stays English, the report shows ``shown``.
+TEXT = {
+    "zh": {
+        "header": "| 检查对象 | 结果 | 版本 | 详情 | 毫秒 |", "healthy": "✅ 正常", "unhealthy": "❌ 异常",
+        "database": "数据库 {name}", "select_ok": "SELECT 1 成功", "port_open": "端口可连接",
+        "port_closed": "端口无法连接：{reason}", "unexpected": "HTTP {status}，期望 {expected}",
+        "no_service": "局点配置中没有服务 {service!r}",
+    },
+    "en": {
+        "header": "| target | result | version | detail | ms |", "healthy": "✅ healthy", "unhealthy": "❌ unhealthy",
+        "database": "database {name}", "select_ok": "SELECT 1 ok", "port_open": "port open",
+        "port_closed": "port closed: {reason}", "unexpected": "HTTP {status}, expected {expected}",
+        "no_service": "service {service!r} is not in the site profile",
+    },
+}
+
+
 @dataclass
 class CheckOutcome:
     target: str
@@ -76,6 +94,10 @@ class CheckOutcome:
     detail: str
     millis: int
     version: str | None = field(default=None)
+    shown: str = field(default="", repr=False)  # the detail in the report's language (JSON keeps English)
+
+    def to_json(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k != "shown"}
 
 
 class ServiceHealthCheckStep(UpgradeStep):
@@ -93,15 +115,16 @@ class ServiceHealthCheckStep(UpgradeStep):
                    for n in self.params.databases]
         outcomes = [self._recover(check(), restart, check) for restart, check in checks]
         bad = [o for o in outcomes if not o.healthy]
+        w = words(TEXT, self.context.language)
         rows = "\n".join(
-            f"| {o.target} | {'✅ healthy' if o.healthy else '❌ unhealthy'} | {o.version or '-'} | {o.detail} | "
-            f"{o.millis} |" for o in outcomes)
-        markdown = "| target | result | version | detail | ms |\n|---|---|---|---|---|\n" + rows
+            f"| {self._target(o.target)} | {w['healthy' if o.healthy else 'unhealthy']} | {o.version or '-'} | "
+            f"{o.shown or o.detail} | {o.millis} |" for o in outcomes)
+        markdown = w["header"] + "\n|---|---|---|---|---|\n" + rows
         result = StepResult(
             status=StepStatus.FAILED if bad else StepStatus.SUCCESS,
             summary=f"{len(outcomes) - len(bad)}/{len(outcomes)} healthy"
             + (": unhealthy " + ", ".join(o.target for o in bad) if bad else ""),
-            details={"checks": [o.__dict__ for o in outcomes]},
+            details={"checks": [o.to_json() for o in outcomes]},
             markdown=markdown,
         )
         if bad:
@@ -115,8 +138,23 @@ class ServiceHealthCheckStep(UpgradeStep):
             return outcome
         recovery = restart_and_recheck(outcome.target, outcome, check, lambda o: o.healthy, restart,
                                        logger=self.context.logger, secrets=self.context.resources.secrets)
-        recovery.last.detail += f" ({recovery.describe()})"
-        return recovery.last
+        last = recovery.last
+        shown = last.shown or last.detail
+        last.detail += f" ({recovery.describe()})"
+        last.shown = shown + (f" ({recovery.describe('en')})" if self.context.language == "en"
+                              else f"（{recovery.describe('zh')}）")
+        return last
+
+    def _said(self, key: str, **values: object) -> tuple[str, str]:
+        """``TEXT[key]`` in English (the JSON's detail) and in the report's language."""
+        return TEXT["en"][key].format(**values), words(TEXT, self.context.language)[key].format(**values)
+
+    def _target(self, target: str) -> str:
+        """A database target (``database ft_db``) named in the report's language."""
+        prefix = TEXT["en"]["database"].format(name="")
+        if target.startswith(prefix):
+            return words(TEXT, self.context.language)["database"].format(name=target[len(prefix):])
+        return target
 
     def _base_url(self, check: HttpCheck) -> str | None:
         if check.url:
@@ -127,8 +165,8 @@ class ServiceHealthCheckStep(UpgradeStep):
     def _check_http(self, check: HttpCheck) -> CheckOutcome:
         url = self._base_url(check)
         if url is None:
-            return CheckOutcome(check.name or check.service or "?", False,
-                                f"service {check.service!r} is not in the site profile", 0)
+            detail, shown = self._said("no_service", service=check.service)
+            return CheckOutcome(check.name or check.service or "?", False, detail, 0, shown=shown)
         import httpx  # here, not at the top: `validate` and `plan` import the step for its parameters only
 
         target = check.name or url
@@ -138,8 +176,10 @@ class ServiceHealthCheckStep(UpgradeStep):
         except httpx.HTTPError as exc:
             return CheckOutcome(target, False, f"{type(exc).__name__}: {exc}", _ms(start))
         ok = response.status_code in check.expected_status
-        detail = f"HTTP {response.status_code}" + ("" if ok else f", expected {check.expected_status}")
-        return CheckOutcome(target, ok, detail, _ms(start), self._version(check, url) if ok else None)
+        detail = shown = f"HTTP {response.status_code}"
+        if not ok:
+            detail, shown = self._said("unexpected", status=response.status_code, expected=check.expected_status)
+        return CheckOutcome(target, ok, detail, _ms(start), self._version(check, url) if ok else None, shown)
 
     def _version(self, check: HttpCheck, url: str) -> str | None:
         """The service's version from its info endpoint (recorded, never a reason to fail)."""
@@ -163,8 +203,10 @@ class ServiceHealthCheckStep(UpgradeStep):
             with socket.create_connection((check.host, check.port), timeout=check.timeout):
                 pass
         except OSError as exc:
-            return CheckOutcome(target, False, f"port closed: {exc.strerror or exc}", _ms(start))
-        return CheckOutcome(target, True, "port open", _ms(start))
+            detail, shown = self._said("port_closed", reason=exc.strerror or exc)
+            return CheckOutcome(target, False, detail, _ms(start), shown=shown)
+        detail, shown = self._said("port_open")
+        return CheckOutcome(target, True, detail, _ms(start), shown=shown)
 
     def _check_database(self, name: str) -> CheckOutcome:
         from sqlalchemy import text
@@ -174,8 +216,10 @@ class ServiceHealthCheckStep(UpgradeStep):
             with self.context.resources.engine(name).connect() as conn:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:  # reported per database, never raised past the report
-            return CheckOutcome(f"database {name}", False, str(exc).splitlines()[0][:300], _ms(start))
-        return CheckOutcome(f"database {name}", True, "SELECT 1 ok", _ms(start))
+            return CheckOutcome(TEXT["en"]["database"].format(name=name), False, str(exc).splitlines()[0][:300],
+                                _ms(start))
+        detail, shown = self._said("select_ok")
+        return CheckOutcome(TEXT["en"]["database"].format(name=name), True, detail, _ms(start), shown=shown)
 
 
 def _ms(start: float) -> int:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator
 
 from tasks.core.errors import StepFailed
+from tasks.core.language import words
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.indexes.optimize import (
@@ -40,6 +41,35 @@ if TYPE_CHECKING:  # the runtime is imported by run(): `validate` and `plan` nee
 
 _IDENT = r"^[A-Za-z_][A-Za-z0-9_$]{0,63}$"
 _MIN_START_SECONDS = 1.0
+
+#: 索引优化结果's words. Operations (``create index ix on t``) and the planner's notes are shown as they are.
+TEXT = {
+    "zh": {
+        "tables": "| 表 | 行数 | 优化前大小 | 优化后大小 | 变化 |",
+        "indexes": "| 表 | 索引 | 优化前基数 | 优化后基数 |",
+        "probes": "| 探测查询 | 优化前毫秒 | 优化后毫秒 | 提升 |",
+        "overall": "探测查询总体性能提升：{gain:+.1f}%",
+        "not_done": "- ⏭️ 未执行：{op}",
+        "budget": "已用完 {budget:g} 秒的时间预算：{count} 个操作未开始",
+        "budget_during": "执行 {op} 时用完 {budget:g} 秒的时间预算（服务器已回滚该操作）；{count} 个操作未完成",
+        "failed": "{op} 失败：{reason}",
+        "dropped": "- ↩️ 已删除本步骤创建的索引 {index}",
+        "left": "- ⚠️ 无法删除索引 {index}：请手工删除",
+    },
+    "en": {
+        "tables": "| table | rows | size before | size after | change |",
+        "indexes": "| table | index | cardinality before | after |",
+        "probes": "| probe | before ms | after ms | improvement |",
+        "overall": "Probe queries overall: {gain:+.1f}%",
+        "not_done": "- ⏭️ not done: {op}",
+        "budget": "time budget of {budget:g}s reached: {count} operation(s) not started",
+        "budget_during": "time budget of {budget:g}s reached during {op} (the server rolled it back); {count} "
+                         "operation(s) not done",
+        "failed": "{op} failed: {reason}",
+        "dropped": "- ↩️ dropped index {index} (created by this step)",
+        "left": "- ⚠️ could not drop index {index}: drop it by hand",
+    },
+}
 
 
 class IndexSpec(StepParams):
@@ -106,7 +136,8 @@ class IndexOptimizationStep(UpgradeStep):
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             mariadb = self._mariadb = "mariadb" in str(conn.execute(text("SELECT VERSION()")).scalar_one()).lower()
             before = read_stats(conn, tables)
-            ops, problems, notes = plan_operations(p.requests(), before)
+            ops, problems, planned = plan_operations(p.requests(), before)
+            notes: list[str | tuple[str, dict[str, Any]]] = list(planned)  # (key, values): a note of TEXT
             if problems:
                 result = StepResult(StepStatus.FAILED, "; ".join(problems), {"problems": problems},
                                     "\n".join(f"- ❌ {x}" for x in problems))
@@ -120,8 +151,7 @@ class IndexOptimizationStep(UpgradeStep):
                     remaining = deadline - time.monotonic()
                     if remaining < _MIN_START_SECONDS:
                         skipped = ops[position:]
-                        notes.append(f"time budget of {p.time_budget_seconds:g}s reached: {len(skipped)} "
-                                     f"operation(s) not started")
+                        notes.append(("budget", {"budget": p.time_budget_seconds, "count": len(skipped)}))
                         break
                     limit_session(conn, remaining, mariadb=mariadb)
                     start = time.monotonic()
@@ -130,9 +160,8 @@ class IndexOptimizationStep(UpgradeStep):
                     except Exception as exc:
                         if budget_exhausted(exc, deadline, time.monotonic()):
                             skipped = ops[position:]
-                            notes.append(f"time budget of {p.time_budget_seconds:g}s reached during "
-                                         f"{op.describe()} (the server rolled it back); {len(skipped)} "
-                                         "operation(s) not done")
+                            notes.append(("budget_during", {"budget": p.time_budget_seconds, "op": op.describe(),
+                                                            "count": len(skipped)}))
                             break
                         raise self._failure(conn, op, exc, created, done, before) from exc
                     done.append({"operation": op.describe(), "seconds": round(time.monotonic() - start, 3),
@@ -167,10 +196,12 @@ class IndexOptimizationStep(UpgradeStep):
                 rolled.append(f"{made.index.name} on {made.table}")
             except Exception as drop_exc:  # reported: the operator drops it by hand
                 left.append(f"{made.index.name} on {made.table} ({str(drop_exc).splitlines()[0][:120]})")
-        message = f"{op.describe()} failed: {reason}"
-        lines = [f"- ❌ {message}"] + [f"- ✅ {d['operation']} ({d['seconds']}s)" for d in done]
-        lines += [f"- ↩️ dropped index {r} (created by this step)" for r in rolled]
-        lines += [f"- ⚠️ could not drop index {x}: drop it by hand" for x in left]
+        message = TEXT["en"]["failed"].format(op=op.describe(), reason=reason)
+        w = words(TEXT, self.context.language)
+        lines = [f"- ❌ {w['failed'].format(op=op.describe(), reason=reason)}"]
+        lines += [f"- ✅ {d['operation']} ({d['seconds']}s)" for d in done]
+        lines += [w["dropped"].format(index=r) for r in rolled]
+        lines += [w["left"].format(index=x) for x in left]
         self.context.logger.error("index optimization failed: %s; rolled back %d created index(es)", message,
                                   len(rolled))
         result = StepResult(StepStatus.FAILED, message, {"failed": op.describe(), "error": reason,
@@ -182,8 +213,9 @@ class IndexOptimizationStep(UpgradeStep):
 
     def _result(self, status: StepStatus, before: dict[str, TableStats], after: dict[str, TableStats],
                 probes_before: dict[str, float], probes_after: dict[str, float], done: list[dict[str, Any]],
-                skipped: list[Operation], notes: list[str]) -> StepResult:
-        lines = ["| table | rows | size before | size after | change |", "|---|---|---|---|---|"]
+                skipped: list[Operation], notes: list[str | tuple[str, dict[str, Any]]]) -> StepResult:
+        w = words(TEXT, self.context.language)
+        lines = [w["tables"], "|---|---|---|---|---|"]
         tables = []
         for name, b in before.items():
             a = after[name]
@@ -193,23 +225,26 @@ class IndexOptimizationStep(UpgradeStep):
                            "cardinality_before": b.cardinality, "cardinality_after": a.cardinality})
             lines.append(f"| {name} | {a.rows:,} | {_mb(b.total_bytes)} | {_mb(a.total_bytes)} | "
                          f"{'' if change is None else f'{-change:+.1f}%'} |")
-        lines += ["", "| table | index | cardinality before | after |", "|---|---|---|---|"]
+        lines += ["", w["indexes"], "|---|---|---|---|"]
         for t in tables:
             for index in sorted(set(t["cardinality_before"]) | set(t["cardinality_after"])):
                 lines.append(f"| {t['table']} | {index} | {t['cardinality_before'].get(index, '—')} | "
                              f"{t['cardinality_after'].get(index, '—')} |")
         probes = []
         if probes_before:
-            lines += ["", "| probe | before ms | after ms | improvement |", "|---|---|---|---|"]
+            lines += ["", w["probes"], "|---|---|---|---|"]
             for name, ms in probes_before.items():
                 gain = percent_change(ms, probes_after[name])
                 probes.append({"probe": name, "before_ms": ms, "after_ms": probes_after[name],
                                "improvement_percent": gain})
                 lines.append(f"| {name} | {ms} | {probes_after[name]} | {'' if gain is None else f'{gain:+.1f}%'} |")
-        lines += ["", *[f"- ✅ {d['operation']} ({d['seconds']}s)" for d in done]]
-        lines += [f"- ⏭️ not done: {op.describe()}" for op in skipped]
-        lines += [f"- {n}" for n in notes]
         overall = percent_change(sum(probes_before.values()), sum(probes_after.values())) if probes_before else None
+        if overall is not None:
+            lines += ["", w["overall"].format(gain=overall)]
+        lines += ["", *[f"- ✅ {d['operation']} ({d['seconds']}s)" for d in done]]
+        lines += [w["not_done"].format(op=op.describe()) for op in skipped]
+        lines += [f"- {n if isinstance(n, str) else w[n[0]].format(**n[1])}" for n in notes]
+        english = [n if isinstance(n, str) else TEXT["en"][n[0]].format(**n[1]) for n in notes]
         indexes = sum(1 for d in done if d["operation"].startswith(("create index", "rebuild index")))
         summary = (f"{len(done)} operation(s), {indexes} index(es) created or rebuilt"
                    + (f", probe queries {overall:+.1f}% faster" if overall is not None else "")
@@ -217,7 +252,7 @@ class IndexOptimizationStep(UpgradeStep):
         return StepResult(status, summary,
                           {"tables": tables, "probes": probes, "operations": done,
                            "skipped": [op.describe() for op in skipped], "indexes_optimized": indexes,
-                           "performance_improvement_percent": overall, "notes": notes},
+                           "performance_improvement_percent": overall, "notes": english},
                           "\n".join(lines))
 
 

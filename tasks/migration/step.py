@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, model_validator
 
 from tasks.core.errors import MigrationError, StepFailed
+from tasks.core.language import words
 from tasks.core.progress import Progress
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
@@ -79,9 +80,9 @@ class AsyncDataMigrationStep(UpgradeStep):
                 outcomes.append(self._run_task(task))
             except MigrationError as exc:
                 stopped = [exc.outcome] if isinstance(exc.outcome, TaskOutcome) else []
-                result = migration_result(outcomes + stopped, failure=str(exc))
+                result = migration_result(outcomes + stopped, failure=str(exc), language=self.context.language)
                 raise StepFailed(str(exc), result) from exc
-        return migration_result(outcomes)
+        return migration_result(outcomes, language=self.context.language)
 
     def _run_task(self, task: MigrationTask) -> TaskOutcome:
         from tasks.migration.probe import LoadProbe
@@ -112,11 +113,27 @@ class AsyncDataMigrationStep(UpgradeStep):
         return outcome
 
 
-def migration_result(outcomes: list[TaskOutcome], failure: str | None = None) -> StepResult:
-    """The report section: one row per task that ran (and the failure, if any)."""
-    header = ("| task | mode | status | rows done / total | this run | rows/s | paused | retried chunks | verified "
-              "| resumed from |\n|---|---|---|---|---|---|---|---|---|---|")
-    rows = [header] + [_row(o) for o in outcomes]
+#: 迁移进度报告's words, in the site's language.
+TEXT = {
+    "zh": {
+        "header": "| 任务 | 方式 | 状态 | 已迁移 / 总行数 | 本次 | 行/秒 | 暂停 | 重试的块 | 校验 | 续自 |",
+        "already": "此前已完成", "verified": "✅ {segments} 段，{rows:,} 行", "off": "未校验",
+        "resumed": "键 {key!r}（第 {runs} 次运行）",
+    },
+    "en": {
+        "header": "| task | mode | status | rows done / total | this run | rows/s | paused | retried chunks | verified "
+                  "| resumed from |",
+        "already": "already", "verified": "✅ {segments} segments, {rows:,} rows", "off": "off",
+        "resumed": "key {key!r} (run {runs})",
+    },
+}
+
+
+def migration_result(outcomes: list[TaskOutcome], failure: str | None = None,
+                     language: str | None = None) -> StepResult:
+    """The report section in ``language``: one row per task that ran (and the failure, if any)."""
+    w = words(TEXT, language)
+    rows = [w["header"], "|---|---|---|---|---|---|---|---|---|---|"] + [_row(o, w) for o in outcomes]
     markdown = "\n".join(rows)
     if failure:
         markdown += f"\n\n❌ {failure}"
@@ -130,10 +147,12 @@ def migration_result(outcomes: list[TaskOutcome], failure: str | None = None) ->
                       details=details, markdown=markdown)
 
 
-def _row(o: TaskOutcome) -> str:
+def _row(o: TaskOutcome, w: dict[str, str]) -> str:
     v = o.verification
-    verified = "already" if o.already_done else (f"✅ {v.segments} segments, {v.target_rows:,} rows" if v else "off")
-    resumed = "-" if o.resumed_from is None or o.already_done else f"key {o.resumed_from!r} (run {o.runs})"
+    verified = w["already"] if o.already_done else (
+        w["verified"].format(segments=v.segments, rows=v.target_rows) if v else w["off"])
+    resumed = "-" if o.resumed_from is None or o.already_done else w["resumed"].format(key=o.resumed_from,
+                                                                                        runs=o.runs)
     return (f"| {o.name} | {o.mode} | {o.status} | {o.rows_done:,} / {o.total_rows:,} | {o.run_rows:,} | "
             f"{o.rows_per_second:,.0f} | {format_duration(o.paused_seconds)} | {o.retried_chunks} | {verified} "
             f"| {resumed} |")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator
 
 from tasks.core.errors import PackageRejected, StepFailed
+from tasks.core.language import words
 from tasks.core.settings import get_settings
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
@@ -167,6 +168,29 @@ class _Session:
 
     def commit(self) -> None:
         self.transaction.commit()
+
+
+#: 资源导入报告's words; ``result`` values stay English in the step's JSON.
+TEXT: dict[str, dict[str, Any]] = {
+    "zh": {
+        "header": "| 资源包 | 目标位置 | 结果 | 文件数 | 字节数 | 表行数 |",
+        "results": {"imported": "已导入", "already installed": "已安装（无需导入）", "resumed": "已续完中断的安装",
+                    "already loaded": "已加载（无需导入）", "staged": "已暂存", "rejected": "已拒绝",
+                    "not imported (rolled back)": "未导入（已回滚）", "incomplete (run again)": "未完成（请再次执行）"},
+        "failed": "**失败：** {message}",
+        "io": "重试 {retries} 次后仍有 I/O 错误：{error}",
+        "part_way": "{message} —— 已有 {committed} 个数据库提交了导入；已替换的资源包仍标记为 'tables pending'："
+                    "再次执行本步骤即可完成（已完成的部分不会重复）",
+    },
+    "en": {
+        "header": "| package | target | result | files | bytes | table rows |",
+        "results": {},
+        "failed": "**Failed:** {message}",
+        "io": "I/O error after {retries} retries: {error}",
+        "part_way": "{message} — after {committed} database(s) committed their loads; the swapped packages stay "
+                    "marked 'tables pending': run the step again to finish (done parts are not repeated)",
+    },
+}
 
 
 class ResourcePackageImportStep(UpgradeStep):
@@ -354,39 +378,44 @@ class ResourcePackageImportStep(UpgradeStep):
                 "rows": None, "version": version, "attempts": attempts, "kept": kept}
 
     def _failure(self, exc: Exception, rows: list[dict[str, Any]], committed: int) -> StepFailed:
+        def say(w: dict[str, Any]) -> str:
+            if isinstance(exc, PackageRejected):
+                message = str(exc)
+            elif isinstance(exc, OSError):
+                message = w["io"].format(retries=self.params.io_retries, error=exc)
+            else:
+                message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            return w["part_way"].format(message=message, committed=committed) if committed else message
+
         if isinstance(exc, PackageRejected):
             rows.append({"package": exc.package, "target": "", "result": "rejected", "files": 0, "bytes": 0,
                          "rows": None, "version": "", "attempts": 1, "kept": 0, "problems": exc.problems})
-            message = str(exc)
-        elif isinstance(exc, OSError):
-            message = f"I/O error after {self.params.io_retries} retries: {exc}"
-        else:
-            message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        message, shown = say(TEXT["en"]), say(words(TEXT, self.context.language))
         outcome = "not imported (rolled back)" if not committed else "incomplete (run again)"
         for row in rows:
             if row["result"] in ("staged", "imported"):
                 row["result"] = outcome
         if committed:
-            message = (f"{message} — after {committed} database(s) committed their loads; the swapped packages stay "
-                       f"marked 'tables pending': run the step again to finish (done parts are not repeated)")
             self.context.logger.error("resource import failed part-way: %s", message)
-            result = self._result(rows, StepStatus.FAILED, failure=message)
+            result = self._result(rows, StepStatus.FAILED, failure=message, shown=shown)
             return StepFailed(f"resource import failed part-way: {message}", result)
         self.context.logger.error("resource import failed, nothing changed: %s", message)
-        result = self._result(rows, StepStatus.FAILED, failure=message)
+        result = self._result(rows, StepStatus.FAILED, failure=message, shown=shown)
         return StepFailed(f"resource import failed, nothing was changed: {message}", result)
 
-    @staticmethod
-    def _result(rows: list[dict[str, Any]], status: StepStatus, failure: str = "") -> StepResult:
+    def _result(self, rows: list[dict[str, Any]], status: StepStatus, failure: str = "",
+                shown: str = "") -> StepResult:
+        """The result; ``failure`` in English (summary), ``shown`` the same in the report's language."""
         imported = sum(r["files"] for r in rows if r["result"] == "imported")
         failed = sum(1 for r in rows if r["result"] == "rejected") if failure else 0
-        lines = ["| package | target | result | files | bytes | table rows |", "|---|---|---|---|---|---|"]
-        lines += [f"| {r['package']} | {r['target']} | {r['result']} | {r['files']} | {r['bytes']} | "
-                  f"{'' if r['rows'] is None else r['rows']} |" for r in rows]
+        w = words(TEXT, self.context.language)
+        lines = [w["header"], "|---|---|---|---|---|---|"]
+        lines += [f"| {r['package']} | {r['target']} | {w['results'].get(r['result'], r['result'])} | {r['files']} "
+                  f"| {r['bytes']} | {'' if r['rows'] is None else r['rows']} |" for r in rows]
         for r in rows:
             lines += [f"- ❌ `{r['package']}`: {p}" for p in r.get("problems", [])]
         if failure:
-            lines.append(f"\n**Failed:** {failure}")
+            lines.append("\n" + w["failed"].format(message=shown or failure))
         packages = sum(1 for r in rows if r["result"] == "imported" and r["rows"] is None)
         already = sum(1 for r in rows if r["result"] == "already installed")
         resumed = sum(1 for r in rows if r["result"] == "resumed")

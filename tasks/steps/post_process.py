@@ -16,6 +16,7 @@ from pydantic import model_validator
 
 from tasks.cache.step import CacheRebuildParams, CacheRebuildStep
 from tasks.core.errors import StepFailed
+from tasks.core.language import words
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.health.smoke_step import SmokeParams, SmokeTestStep
@@ -24,14 +25,22 @@ from tasks.indexes.step import IndexOptimizationStep, IndexOptimizeParams
 from tasks.packages.step import ResourcePackageImportStep, ResourcePackageParams
 from tasks.steps.base import UpgradeStep, static_problems
 
-#: (config field, step class, report title), in the order the requirements list the work.
-PARTS: tuple[tuple[str, type[UpgradeStep], str], ...] = (
-    ("resource_packages", ResourcePackageImportStep, "资源包导入 resource packages"),
-    ("cache", CacheRebuildStep, "缓存重建 cache rebuild"),
-    ("indexes", IndexOptimizationStep, "索引优化 index optimization"),
-    ("health", ServiceHealthCheckStep, "服务健康检查 health checks"),
-    ("smoke", SmokeTestStep, "冒烟测试 smoke tests"),
+#: (config field, step class), in the order the requirements list the work.
+PARTS: tuple[tuple[str, type[UpgradeStep]], ...] = (
+    ("resource_packages", ResourcePackageImportStep),
+    ("cache", CacheRebuildStep),
+    ("indexes", IndexOptimizationStep),
+    ("health", ServiceHealthCheckStep),
+    ("smoke", SmokeTestStep),
 )
+
+#: Each part's title in the report, and the mark of a part the failure stopped, in the site's language.
+TEXT = {
+    "zh": {"resource_packages": "资源包导入", "cache": "缓存重建", "indexes": "索引优化", "health": "服务健康检查",
+           "smoke": "冒烟测试", "not_run": "未执行"},
+    "en": {"resource_packages": "Resource packages", "cache": "Cache rebuild", "indexes": "Index optimization",
+           "health": "Health checks", "smoke": "Smoke tests", "not_run": "NOT RUN"},
+}
 
 
 class StartupPostProcessParams(StepParams):
@@ -45,8 +54,8 @@ class StartupPostProcessParams(StepParams):
 
     @model_validator(mode="after")
     def _something(self) -> StartupPostProcessParams:
-        if all(getattr(self, key) is None for key, _, _ in PARTS):
-            raise ValueError(f"configure at least one of: {', '.join(key for key, _, _ in PARTS)}")
+        if all(getattr(self, key) is None for key, _ in PARTS):
+            raise ValueError(f"configure at least one of: {', '.join(key for key, _ in PARTS)}")
         return self
 
 
@@ -58,40 +67,46 @@ class StartupPostProcessStep(UpgradeStep):
     params: StartupPostProcessParams
 
     def run(self) -> StepResult:
-        configured = [(key, cls, title) for key, cls, title in PARTS if getattr(self.params, key) is not None]
+        w = words(TEXT, self.context.language)
+        configured = [(key, cls, w[key]) for key, cls in PARTS if getattr(self.params, key) is not None]
         done: list[tuple[str, str, StepResult]] = []
         for position, (key, cls, title) in enumerate(configured):
-            self.context.logger.info("startup_post_process part %d/%d: %s", position + 1, len(configured), title)
+            self.context.logger.info("startup_post_process part %d/%d: %s", position + 1, len(configured), key)
             try:
                 result = cls(getattr(self.params, key), self.context).run()
             except Exception as exc:
                 found = exc.result if isinstance(exc, StepFailed) and isinstance(exc.result, StepResult) else None
                 message = str(exc) if isinstance(exc, StepFailed) else f"{type(exc).__name__}: {exc}"
                 done.append((key, title, found or StepResult(StepStatus.FAILED, message)))
-                not_run = [t for _, _, t in configured[position + 1:]]
-                raise StepFailed(f"{title}: {message}", combine(done, not_run)) from exc
+                not_run = [(k, t) for k, _, t in configured[position + 1:]]
+                raise StepFailed(f"{key}: {message}", combine(done, not_run, w["not_run"])) from exc
             done.append((key, title, result))
-        return combine(done, [])
+        return combine(done, [], w["not_run"])
 
     @classmethod
     def static_checks(cls, params: StartupPostProcessParams, roots: dict[str, Path]) -> list[str]:
         problems = []
-        for key, step_class, _ in PARTS:
+        for key, step_class in PARTS:
             part = getattr(params, key)
             if part is not None:
                 problems += [f"{key}: {p}" for p in static_problems(step_class, part, roots)]
         return problems
 
 
-def combine(parts: list[tuple[str, str, StepResult]], not_run: list[str]) -> StepResult:
-    """One result from the parts' results: worst status, a summary line each, a markdown section each."""
+def combine(parts: list[tuple[str, str, StepResult]], not_run: list[tuple[str, str]],
+            not_run_mark: str = "NOT RUN") -> StepResult:
+    """One result from the parts' results: worst status, a summary line each, a markdown section each.
+
+    A section is the part's own markdown (in the report's language); the part's summary (English, for the
+    step's summary and logs) stands in only when a part left no markdown (it failed before reporting).
+    """
     statuses = [r.status for _, _, r in parts]
     status = (StepStatus.FAILED if StepStatus.FAILED in statuses
               else StepStatus.WARNING if StepStatus.WARNING in statuses else StepStatus.SUCCESS)
-    sections = [f"#### {title} — {r.status.value}\n\n{r.summary}\n\n{r.markdown}".rstrip() for _, title, r in parts]
-    sections += [f"#### {title} — NOT RUN" for title in not_run]
+    sections = [f"#### {title} — {r.status.value}\n\n{r.markdown or r.summary}".rstrip() for _, title, r in parts]
+    sections += [f"#### {title} — {not_run_mark}" for _, title in not_run]
     details: dict[str, Any] = {key: {"status": r.status.value, "summary": r.summary, **r.details}
                                for key, _, r in parts}
-    details["not_run"] = not_run
+    details["not_run"] = [key for key, _ in not_run]
     return StepResult(status=status, summary="; ".join(f"{key}: {r.summary}" for key, _, r in parts),
                       details=details, markdown="\n\n".join(sections))

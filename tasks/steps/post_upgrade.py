@@ -16,16 +16,24 @@ from pydantic import model_validator
 from tasks.cleanup.logs_step import LogCleanupParams, LogCleanupStep
 from tasks.cleanup.release_step import ResourceReleaseParams, ResourceReleaseStep
 from tasks.core.errors import StepFailed
+from tasks.core.language import words
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.migration.step import AsyncDataMigrationStep, DataMigrationParams
 from tasks.steps.base import UpgradeStep
 
-PARTS: tuple[tuple[str, str, type[UpgradeStep]], ...] = (
-    ("data_migration", "数据异步迁移 async data migration", AsyncDataMigrationStep),
-    ("log_cleanup", "日志清理 log cleanup", LogCleanupStep),
-    ("resource_release", "资源释放 resource release", ResourceReleaseStep),
+PARTS: tuple[tuple[str, type[UpgradeStep]], ...] = (
+    ("data_migration", AsyncDataMigrationStep),
+    ("log_cleanup", LogCleanupStep),
+    ("resource_release", ResourceReleaseStep),
 )
+
+#: Each part's title in the report, in the site's language.
+TITLES = {
+    "zh": {"data_migration": "数据异步迁移", "log_cleanup": "日志清理", "resource_release": "资源释放"},
+    "en": {"data_migration": "Async data migration", "log_cleanup": "Log cleanup",
+           "resource_release": "Resource release"},
+}
 
 
 class PostUpgradeParams(StepParams):
@@ -35,7 +43,7 @@ class PostUpgradeParams(StepParams):
 
     @model_validator(mode="after")
     def _something(self) -> PostUpgradeParams:
-        if not any(getattr(self, name) for name, _title, _cls in PARTS):
+        if not any(getattr(self, name) for name, _cls in PARTS):
             raise ValueError("post-upgrade processing needs at least one of data_migration, log_cleanup, "
                              "resource_release")
         return self
@@ -49,8 +57,10 @@ class PostUpgradeStep(UpgradeStep):
     params: PostUpgradeParams
 
     def run(self) -> StepResult:
+        titles = words(TITLES, self.context.language)
         done: list[tuple[str, str, StepResult]] = []
-        for name, title, step_class in PARTS:
+        for name, step_class in PARTS:
+            title = titles[name]
             part_params = getattr(self.params, name)
             if part_params is None:
                 continue

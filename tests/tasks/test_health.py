@@ -85,4 +85,4 @@ def test_dead_service_whose_restart_does_not_help_fails_the_step(tmp_path: Path)
             ports=[{"name": "ft-openapi port", "port": port}])
     result = info.value.result
     assert "unhealthy ft-openapi, ft-openapi port" in str(info.value)
-    assert result is not None and "| ft-openapi | ❌ unhealthy |" in result.markdown
+    assert result is not None and "| ft-openapi | ❌ 异常 |" in result.markdown

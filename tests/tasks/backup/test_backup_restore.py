@@ -131,7 +131,7 @@ def test_retention_keeps_exactly_the_last_three_upgrades(tmp_path: Path, mariadb
     assert result.details["removed_backups"] == [ids[1]]
     kept = list_backups(tmp_path / "home" / "backup_dir", "CN")
     assert [b.manifest.execution_id for b in kept] == ["EXEC_4", "EXEC_3", "EXEC_2"]
-    assert "Removed by retention" in result.markdown
+    assert "按保留策略删除" in result.markdown
     engine.dispose()
 
 

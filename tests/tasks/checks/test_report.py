@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from tasks.checks.outcome import CheckOutcome, CheckStatus, Measurement, Problem
 from tasks.checks.report import overall_status, render_markdown, report_json
 from tasks.checks.rules import parse_rules
@@ -33,7 +35,30 @@ def test_the_markdown_is_the_seed_report_with_numbered_items() -> None:
         "    - 结果: 警告（发现3张无主键表）",
         "    - 建议: 为表 user_logs, temp_data, audit_records 添加主键",
     ]
+    assert "| 序号 | 规则 | 类型 | 检查对象 | 状态 | 数量 | 阈值 | 毫秒 |" in md
     assert "| 1 | `mw` | custom_sql | ft_db | fail |" in md
+
+
+def test_a_site_with_language_en_gets_the_same_report_with_english_labels() -> None:
+    md = render_markdown([
+        outcome("mw", CheckStatus.FAIL, title="MySQL version", result="5.6.35 is below 5.7.0",
+                suggestion="Upgrade MySQL to 5.7.0 or later"),
+        outcome("later", CheckStatus.SKIPPED, title="Later check", result="", suggestion="-"),
+    ], source="3.17.0", target="3.17.5", site="CN", language="en")
+    assert md.splitlines()[:10] == [
+        "**[FT pre-business check report]**",
+        "",
+        "Site `CN`, 3.17.0 → 3.17.5: 1 failed, 0 warnings, 0 passed, 1 skipped — verdict: **FAILED**",
+        "",
+        "1. Check: MySQL version",
+        "    - Result: FAILED (5.6.35 is below 5.7.0)",
+        "    - Suggestion: Upgrade MySQL to 5.7.0 or later",
+        "2. Check: Later check",
+        "    - Result: SKIPPED",
+        "    - Suggestion: -",
+    ]
+    assert "| # | id | type | target | status | count | threshold | ms |" in md
+    assert not re.search(r"[\u4e00-\u9fff]", md), md
 
 
 def test_json_counts_each_level_and_lists_detected_problems() -> None:

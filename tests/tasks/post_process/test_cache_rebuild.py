@@ -65,7 +65,7 @@ def test_a_first_rebuild_writes_a_generation_and_points_readers_at_it(
     with cache_context(tmp_path, ft_db) as ctx:
         result = rebuild(ctx, namespace, datasets, full_count=True)
     assert result.status is StepStatus.SUCCESS, result.summary
-    assert "50,200 keys counted by SCAN, no evictions" in result.markdown
+    assert "SCAN 统计 50,200 个键，无淘汰" in result.markdown
     assert result.details["keys"] == USERS + 200
     assert result.details["previous_generation"] is None
     assert json.loads(read(redis_client, namespace, "user:7") or b"") == {
@@ -143,7 +143,7 @@ def test_a_big_dataset_is_built_by_shard_processes_into_one_generation(
         result = rebuild(ctx, namespace, [USER_STRINGS], workers=3, parallel_min_rows=1000, full_count=True)
     assert result.status is StepStatus.SUCCESS, result.summary
     assert f"dataset users: {USERS:,} rows built by 3 processes in parallel" in result.details["notes"]
-    assert f"{USERS:,} keys counted by SCAN" in result.markdown
+    assert f"SCAN 统计 {USERS:,} 个键" in result.markdown
     assert result.details["datasets"][0]["keys"] == USERS
     assert json.loads(read(redis_client, namespace, f"user:{USERS}") or b"")["name"] == f"user{USERS}"
 
@@ -181,7 +181,7 @@ def test_generations_left_by_a_crashed_run_are_removed_by_the_next_rebuild(
     redis_client.set(layout.prefix("g317500-crashed") + "user:1", "stale")
     with cache_context(tmp_path, ft_db) as ctx:
         result = rebuild(ctx, namespace, [{**USER_STRINGS, "query": "SELECT id, name FROM users WHERE id <= 10"}])
-    assert "removed 1 keys of leftover generation `g317500-crashed`" in result.markdown
+    assert "已删除遗留的代 `g317500-crashed` 的 1 个键" in result.markdown
     assert redis_client.exists(layout.prefix("g317500-crashed") + "user:1") == 0
 
 

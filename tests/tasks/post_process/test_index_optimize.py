@@ -117,7 +117,7 @@ def test_the_time_budget_stops_a_blocked_operation_keeps_finished_work_and_warns
         blocker.rollback()
         blocker.close()
     assert result.status is StepStatus.WARNING
-    assert "time budget of 2.5s reached during create index ix_customer" in result.markdown
+    assert "执行 create index ix_customer (customer) on orders 时用完 2.5 秒的时间预算" in result.markdown
     assert "ix_customer" not in indexes(orders_db)
     assert result.details["operations"][0]["operation"] == "create index ix_name (name) on customers", "kept"
     assert len(result.details["skipped"]) == 3  # the blocked index, ANALYZE customers, ANALYZE orders

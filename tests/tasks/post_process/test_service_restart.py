@@ -75,7 +75,7 @@ def test_a_dead_service_is_restarted_by_its_command_and_found_healthy(tmp_path: 
         recovery = restart_and_recheck(f"127.0.0.1:{port}", first, check, healthy, spec)
     assert recovery.healthy, recovery.describe()
     assert recovery.attempts == 1 and recovery.runs[0].returncode == 0
-    assert "✅ healthy" in recovery.last.markdown
+    assert "✅ 正常" in recovery.last.markdown
 
 
 def test_an_unhealthy_service_is_healthy_after_restart(tmp_path: Path) -> None:

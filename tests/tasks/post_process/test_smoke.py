@@ -64,7 +64,7 @@ def test_core_flows_pass_over_http_and_sql_and_each_check_is_reported(tmp_path: 
         assert service.requests[1] == ("POST", "/api/orders", b'{"items":[{"sku":"A1","qty":2}]}')
     assert result.status is StepStatus.SUCCESS, result.markdown
     assert result.details["passed"] == 5
-    assert "| http | place order | ✅ pass | POST → HTTP 201, 2 JSON field(s) as expected |" in result.markdown
+    assert "| http | place order | ✅ 通过 | POST → HTTP 201，2 个 JSON 字段符合预期 |" in result.markdown
     assert run_sql(orders_db, "SELECT COUNT(*) FROM orders") == [(2,)], "setup was rolled back"
 
 

@@ -65,7 +65,7 @@ def test_core_logs_younger_than_7_days_are_kept_even_when_a_rule_asks_for_1_day(
     assert names(core) == ["orders-1.5d.log", "orders-3d.log", "orders-6.9d.log"]
     assert names(debug) == []
     assert result.details["notes"] == [f"{core}: after_days 1 raised to 7 (core business logs)"]
-    assert "ℹ️" in result.markdown and "raised to 7" in result.markdown
+    assert f"ℹ️ {core}：after_days 1 已提高到 7（核心业务日志）" in result.markdown
 
 
 def test_archives_past_their_retention_are_deleted_but_core_archives_are_kept_7_days(tmp_path: Path) -> None:
@@ -116,7 +116,7 @@ def test_a_file_that_cannot_be_removed_is_skipped_reported_and_the_rest_is_clean
     assert result.status == StepStatus.WARNING
     assert result.details["rules"][0]["skipped"] == [{"path": str(stuck), "reason": "Operation not permitted"}]
     assert names(logs) == ["a-stuck.log", "archive/b-fine.log.gz"], "no half archive of the stuck file is left"
-    assert "skipped (handle by hand)" in result.markdown and "1 skipped" in result.summary
+    assert "已跳过（请手工处理）" in result.markdown and "1 skipped" in result.summary
 
 
 def test_rules_may_name_a_site_profile_folder(tmp_path: Path) -> None:
@@ -137,7 +137,7 @@ def test_old_event_log_partitions_are_dropped_per_the_retention_setting(
     result = clean(tmp_path, [], clean_event_log=True, event_log_retention_days=30)
     assert result.details["event_log_partitions_dropped"] == sorted(
         (now - timedelta(days=d)).strftime("%Y%m%d") for d in (45, 40))
-    assert "2 daily partition(s) older than 30 days dropped" in result.markdown
+    assert "已删除 2 个早于 30 天的日分区" in result.markdown
     with ClickHouseLogStore(dsn=SecretStr(dsn)) as store:
         assert sorted(e.message for e in ClickHouseEventLog(store).events("e")) == ["0 days", "10 days"]
 

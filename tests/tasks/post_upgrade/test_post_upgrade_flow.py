@@ -96,10 +96,10 @@ def test_post_upgrade_stopped_by_a_bad_row_continues_from_its_checkpoint_when_ru
         assert [k.decode() for k in client.scan_iter(match=f"{namespace}:*")] == [f"{namespace}:cache:3.17.5:order:1"]
 
         md = CliRunner().invoke(app, ["report", done["execution_id"], "--format", "md"])
-        assert "### 数据异步迁移 async data migration" in md.output
+        assert "### 数据异步迁移" in md.output
         assert "| orders_v2 | insert_select | DONE | 15,000 / 15,000 | 6,000 |" in md.output
-        assert "key 12000 (run 2)" in md.output
-        assert "### 资源释放 resource release" in md.output
+        assert "键 12000（第 2 次运行）" in md.output
+        assert "### 资源释放" in md.output
     finally:
         for key in client.scan_iter(match=f"{namespace}:*"):
             client.delete(key)

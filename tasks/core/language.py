@@ -1,0 +1,24 @@
+"""The language of what a site's operators read: Chinese (the requirements') unless the site says ``en``.
+
+Each module keeps its own words next to the code that renders them, as ``TEXT = {"zh": {...}, "en": {...}}``;
+``words(TEXT, language)`` picks one set, so a document is in one language. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def words(text: Mapping[str, T], language: str | None) -> T:
+    """The entry of ``text`` for ``language``: English for ``en``, Chinese for anything else.
+
+    Example:
+        ```python
+        TEXT = {"zh": {"rows": "行数"}, "en": {"rows": "rows"}}
+        words(TEXT, "en")["rows"]  # 'rows'
+        ```
+    """
+    return text["en" if language == "en" else "zh"]
