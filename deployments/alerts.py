@@ -6,10 +6,16 @@ run stuck for hours. Prefect's automations watch the flow-run events on the serv
 * **ended badly** — a run of the site's deployments enters Failed (a refused start included: busy
   site, missing precondition, a ``--from`` that differs), Crashed or Cancelled;
 * **late** — a run was not picked up in time (no worker polling the site's pool);
+* **waiting for a decision** — a run enters Suspended (or Paused): a statement failed or is in doubt and
+  the flow-run page asks the operator (see :mod:`flows.decision`);
 * **running long** — a run still running ``running_hours`` after it started;
 * **no heartbeat** — the flow-run process sends a heartbeat event every ``heartbeat_seconds``
   (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` in the deployments' job variables); three missed and the
   run is set Crashed (its worker or host is gone), which the first alert then reports.
+
+A suspended run's process has exited: it sends no heartbeat and is not running, so entering Suspended
+or Paused also closes the "no heartbeat" and "running long" windows (else the server would set a run
+that waits for a person Crashed); the resumed run opens them again.
 
 Messages are Chinese unless the site says ``"language": "en"``; they are Jinja templates the server
 fills in (flow run, state, message, UI link). Pure: :func:`site_automations` builds the automations,
@@ -26,6 +32,8 @@ from blocks.notifications import AlertSettings
 
 TERMINAL = ("prefect.flow-run.Completed", "prefect.flow-run.Failed", "prefect.flow-run.Crashed",
             "prefect.flow-run.Cancelled")
+#: A run waiting for a person: no heartbeat, not running.
+WAITING = ("prefect.flow-run.Suspended", "prefect.flow-run.Paused")
 PREFIX = "ft-upgrade alert"
 
 
@@ -45,6 +53,14 @@ MESSAGES = {
         "running": ("【FT 升级告警】站点 {site}：{{{{ flow_run.name }}}} 运行超过 {hours} 小时",
                     "站点 **{site}** 的升级运行 **{{{{ flow_run.name }}}}** 已运行超过 {hours} 小时仍未结束。\n\n"
                     "{{% if flow_run|ui_url %}}- 查看日志与进度：{{{{ flow_run|ui_url }}}}{{% endif %}}"),
+        "waiting": ("【FT 升级待决定】站点 {site}：{{{{ flow_run.name }}}} 等待操作员决定",
+                    "站点 **{site}** 的升级运行 **{{{{ flow_run.name }}}}** 在一条 SQL 语句处停下（失败或结果不确定），"
+                    "正在等待操作员决定。\n\n"
+                    "- 决定：在 Prefect UI 打开该运行"
+                    "{{% if flow_run|ui_url %}}（{{{{ flow_run|ui_url }}}}）{{% endif %}}"
+                    " → Resume，表单中写明失败位置、SQL 与错误；选择 retry（已修复，重新执行）/ applied（已生效）/ "
+                    "skip（已手工执行，需原因）/ stop（结束为 Failed），并填写决定人。\n"
+                    "- 无人决定则到期后运行结束为 Failed，断点保留。"),
         "crashed": "{seconds} 秒没有心跳：运行它的 worker 或主机已不在。修复后点击 Retry 继续。",
     },
     "en": {
@@ -63,6 +79,14 @@ MESSAGES = {
                     "Upgrade run **{{{{ flow_run.name }}}}** of site **{site}** has been running for over "
                     "{hours} h.\n\n"
                     "{{% if flow_run|ui_url %}}- Logs and progress: {{{{ flow_run|ui_url }}}}{{% endif %}}"),
+        "waiting": ("[FT upgrade decision] site {site}: {{{{ flow_run.name }}}} waits for an operator",
+                    "Upgrade run **{{{{ flow_run.name }}}}** of site **{site}** stopped at a SQL statement (failed "
+                    "or in doubt) and waits for an operator's decision.\n\n"
+                    "- Decide: open the run in the Prefect UI{{% if flow_run|ui_url %}} ({{{{ flow_run|ui_url }}}})"
+                    "{{% endif %}} → Resume; the form shows where it stopped, the SQL and the error; choose retry "
+                    "(fixed, run it again) / applied (it took effect) / skip (applied by hand, reason required) / "
+                    "stop (end Failed) and who decides.\n"
+                    "- If nobody decides in time the run ends Failed and keeps its breakpoint."),
         "crashed": "No heartbeat for {seconds} s: the worker or host running it is gone. Fix it, then Retry.",
     },
 }
@@ -96,15 +120,20 @@ def site_automations(site_id: str, pool: str, settings: AlertSettings, block_ids
                    trigger=EventTrigger(expect={"prefect.flow-run.Late"}, match=match, match_related=related,
                                         posture=Posture.Reactive, threshold=1, within=timedelta(0)),
                    actions=notify("late")),
+        Automation(name=f"{PREFIX} {site_id}: waiting for a decision",
+                   description="Runs suspended at a statement, waiting for an operator's decision in the UI",
+                   trigger=EventTrigger(expect=set(WAITING), match=match, match_related=related,
+                                        posture=Posture.Reactive, threshold=1, within=timedelta(0)),
+                   actions=notify("waiting")),
         Automation(name=f"{PREFIX} {site_id}: running long", description=f"Runs still running after {hours} h",
-                   trigger=EventTrigger(after={"prefect.flow-run.Running"}, expect=set(TERMINAL), match=match,
+                   trigger=EventTrigger(after={"prefect.flow-run.Running"}, expect={*TERMINAL, *WAITING}, match=match,
                                         match_related=related, for_each={"prefect.resource.id"},
                                         posture=Posture.Proactive, threshold=1,
                                         within=timedelta(hours=settings.running_hours)),
                    actions=notify("running")),
         Automation(name=f"{PREFIX} {site_id}: no heartbeat", description="A run whose process is gone is Crashed",
                    trigger=EventTrigger(after={"prefect.flow-run.heartbeat"},
-                                        expect={"prefect.flow-run.heartbeat", *TERMINAL}, match=match,
+                                        expect={"prefect.flow-run.heartbeat", *TERMINAL, *WAITING}, match=match,
                                         match_related=related, for_each={"prefect.resource.id"},
                                         posture=Posture.Proactive, threshold=1, within=timedelta(seconds=silence)),
                    actions=[ChangeFlowRunState(state=StateType.CRASHED,

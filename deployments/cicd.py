@@ -8,7 +8,10 @@ Exit codes: 0 the cutpoint completed (or had already completed: nothing executed
 execution id and how to resume are printed); 2 bad input (version, cutpoint, site, unknown deployment)
 or the run was refused (a precondition missing, a --from that differs from the site's version):
 nothing was executed; 3 infrastructure
-(Prefect API unreachable after retries, or no final state within ``--timeout``: is the site's worker up?).
+(Prefect API unreachable after retries, or no final state within ``--timeout``: is the site's worker up?);
+4 the run is waiting for an operator's decision: a statement failed or is in doubt and the flow run is
+suspended with a decision form in the Prefect UI (the flow-run URL, the failure and the CLI equivalent
+are printed; the run goes on once someone decides, and ends Failed if nobody does in time).
 
 REST mapping (all on ``PREFECT_API_URL``): execute → ``POST /deployments/{id}/create_flow_run``;
 status → ``GET /flow_runs/{id}`` (its state); resume → ``POST /flow_runs/{id}/set_state`` AwaitingRetry
@@ -41,7 +44,7 @@ from tasks.core.parameters import SITE_ID_PATTERN  # noqa: E402
 from tasks.core.versions import Version  # noqa: E402
 from tasks.execution.reporting import artifact_key  # noqa: E402
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INFRA = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INFRA, EXIT_WAITING = 0, 1, 2, 3, 4
 REFUSED_MARK = "⛔"  # in the markdown report of a refused trigger, either language (tasks.execution.reporting)
 _SITE = re.compile(SITE_ID_PATTERN)
 _EXECUTION_ID = re.compile(r"\| (?:execution id|执行ID) \| `([^`]+)` \|")
@@ -164,7 +167,8 @@ def trigger(client: Any, request: Request, *, attempts: int = 5, wait: float = 1
 
 def wait_for_final(client: Any, flow_run_id: Any, *, timeout: float, poll: float = 5.0, attempts: int = 5,
                    wait: float = 1.0, echo: Callable[[str], None] = print) -> Any | None:
-    """Poll the flow run until its state is final (AwaitingRetry is not); None on timeout."""
+    """Poll the flow run until its state is final (AwaitingRetry is not) or it waits for an operator
+    (Suspended or Paused: nobody can say when that ends); None on timeout."""
     deadline = time.monotonic() + timeout
     last = None
     while True:
@@ -173,7 +177,7 @@ def wait_for_final(client: Any, flow_run_id: Any, *, timeout: float, poll: float
         if state is not None and state.name != last:
             echo(f"flow run {flow_run_id}: {state.name}")
             last = state.name
-        if state is not None and state.is_final() and state.name != "AwaitingRetry":
+        if state is not None and (state.is_paused() or (state.is_final() and state.name != "AwaitingRetry")):
             return run
         if time.monotonic() >= deadline:
             return None
@@ -212,6 +216,21 @@ def failure_lines(request: Request, flow_run_id: Any, state_message: str | None,
     return lines
 
 
+def waiting_lines(request: Request, flow_run_id: Any, url: str | None, report: str | None) -> list[str]:
+    """What CICD's log shows for a run suspended at a breakpoint: where to decide, and the alternatives (pure)."""
+    execution = execution_id_of(report)
+    lines = [f"WAITING: {request.cutpoint.value} at site {request.site_id} ({request.source_version} → "
+             f"{request.target_version}), flow run {flow_run_id}, waits for an operator's decision (the report "
+             "above says where it stopped and why)",
+             f"decide in the Prefect UI: {url or f'flow run {flow_run_id}'} → Resume → the form "
+             "(retry / applied / skip / stop, who and why); the run then continues at the statement"]
+    if execution:
+        lines.append(f"or on the command line: ft-upgrade resume {execution} --inflight retry|applied|skip "
+                     "--by NAME --notes WHY")
+    lines.append("this job ends here (exit 4); the run ends Failed if nobody decides in time")
+    return lines
+
+
 def execute(request: Request, *, timeout: float, poll: float = 5.0, attempts: int = 5, wait: float = 1.0,
             echo: Callable[[str], None] = print) -> int:
     """The whole contract against ``PREFECT_API_URL``: returns the exit code."""
@@ -243,6 +262,12 @@ def execute(request: Request, *, timeout: float, poll: float = 5.0, attempts: in
     if report:
         echo(report)
     state = final.state
+    if state.is_paused():
+        from prefect.utilities.urls import url_for
+
+        for line in waiting_lines(request, run.id, url_for("flow-run", obj_id=run.id), report):
+            echo(line)
+        return EXIT_WAITING
     if state.is_completed():
         echo(f"{request.cutpoint.value} at site {request.site_id}: Completed")
         return EXIT_OK

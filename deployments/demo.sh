@@ -52,7 +52,9 @@ say "deploy the five cutpoints to the process work pool 'ft-upgrade' and start a
 prefect work-pool inspect ft-upgrade >/dev/null 2>&1 || prefect work-pool create ft-upgrade --type process >/dev/null
 prefect --no-prompt deploy --all --prefect-file deployments/prefect.yaml >/dev/null
 if [ ! -f "$PREFECT_HOME/worker.pid" ] || ! kill -0 "$(cat "$PREFECT_HOME/worker.pid")" 2>/dev/null; then
-    nohup prefect worker start --pool ft-upgrade --name demo-worker >"$PREFECT_HOME/worker.log" 2>&1 &
+    # the demo resumes with the CLI, so its runs end Failed at a breakpoint instead of waiting for a decision
+    # in the UI (README: "Deciding in the Prefect UI")
+    FT_UPGRADE_DECIDE_IN_UI=false nohup prefect worker start --pool ft-upgrade --name demo-worker >"$PREFECT_HOME/worker.log" 2>&1 &
     echo $! >"$PREFECT_HOME/worker.pid"
 fi
 

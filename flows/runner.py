@@ -27,6 +27,7 @@ from pydantic import SecretStr
 from blocks.database import url_from_environment
 from blocks.notifications import send_to_blocks
 from blocks.site_profile import load_site_profile
+from flows.decision import apply_submission, ask_operator
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.environment import check_environment, is_secret_key, secret_reference
 from tasks.core.errors import Refused, SiteBusy, StepFailed, UpgradeFailed
@@ -141,6 +142,8 @@ def run_cutpoint(cutpoint: Cutpoint, source_version: str, target_version: str, s
                 raise
             if admission.action == "noop":
                 return _publish_noop(service, request, admission, run_id)
+            if admission.action == "resume" and admission.execution_id:
+                apply_submission(service, admission.execution_id)  # resumed from the Prefect UI's decision form
             with open_site_resources(plan.site_id, settings=settings, overrides=overrides, profile=profile,
                                      store=service.store) as resources:
                 return _run_locked(service, request, admission, plan, steps, run_id, environment, settings,
@@ -264,6 +267,7 @@ def _run_locked(service: ExecutionService, request: Request, admission: Admissio
     report = publish_report(service, execution_id, extra=extra)
     _publish_site_overview(service)
     if failed:
+        ask_operator(store.engine, execution_id, site_id, settings)  # deployment runs suspend here with a form
         raise UpgradeFailed(f"{cutpoint.value} failed at site {site_id}: {error}. "
                             f"Fix the cause, then retry this flow run or run `ft-upgrade resume {execution_id}`.",
                             execution_id=execution_id, step_id=failed.step_id)

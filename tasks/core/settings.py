@@ -34,6 +34,11 @@ class Settings(BaseSettings):
                                description="Schema of the tool's own on each target server for DML markers.")
     marker_retention_days: int = Field(default=30, ge=8, description="Days marker rows are kept (longer than a "
                                        "breakpoint's 7 days).")
+    decide_in_ui: bool = Field(default=True, description="Deployment runs: a statement's breakpoint suspends "
+                               "the flow run with a decision form in the Prefect UI (false: the run ends Failed).")
+    decision_timeout_seconds: float | None = Field(default=None, gt=0, description="How long a run waits for the "
+                                                   "decision before it ends Failed; default and at most: until "
+                                                   "its breakpoint expires (7 days).")
     backup_group: str | None = Field(default=None, description="Group (name or id) that may read backups and "
                                      "config copies: files 0640, folders 0750; unset: 0600/0700, owner only.")
 

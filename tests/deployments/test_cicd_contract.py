@@ -1,4 +1,5 @@
-"""The CICD script's four exit codes, each provoked for real against a Prefect server and a site worker.
+"""The CICD script's exit codes 0-3, each provoked for real against a Prefect server and a site worker (exit 4, a run
+waiting for a decision in the UI: test_decide_in_ui.py).
 
 A completed cutpoint called again exits 0 (nothing executed); a refused one (precondition missing) exits 2.
 """
@@ -25,6 +26,7 @@ def test_cicd_exits_0_on_success_1_on_a_failed_step_2_on_bad_input_and_3_when_th
         tmp_path: Path, mariadb_database: str) -> None:
     env = write_tree(tmp_path, STEPS, {"bad.sql": "CREATE TABLE t1 (n INT);\nINSERT INTO missing_table VALUES (1);\n"})
     env.update(site_env(tmp_path, "CN", mariadb_database))
+    env["FT_UPGRADE_DECIDE_IN_UI"] = "false"  # a failed statement ends the run (exit 4, the form: test_decide_in_ui)
     with prefect_server(tmp_path / "prefect") as server:
         deployed = deploy_sites(server, "CN")
         assert "pool ft-upgrade-cn" in deployed and "startup-pre-process-cn" in deployed

@@ -85,7 +85,8 @@ def test_ui_retry_redeploy_and_cli_each_resume_at_the_failed_statement(tmp_path:
     (tmp_path / "sql" / "s.sql").write_text(SCRIPT, encoding="utf-8")
     home = tmp_path / "ft-home"
     env = {"FT_UPGRADE_CONFIGS": str(tmp_path / "configs"), "FT_UPGRADE_SQL_ROOT": str(tmp_path / "sql"),
-           "FT_UPGRADE_HOME": str(home), "FT_UPGRADE_DB_METADATA": f"sqlite:///{home / 'metadata.db'}"}
+           "FT_UPGRADE_HOME": str(home), "FT_UPGRADE_DB_METADATA": f"sqlite:///{home / 'metadata.db'}",
+           "FT_UPGRADE_DECIDE_IN_UI": "false"}  # the run ends Failed (test_decide_in_ui.py: the form instead)
     for database in SITES.values():
         sql("test", f"DROP DATABASE IF EXISTS `{database}`")
         sql("test", f"CREATE DATABASE `{database}`")

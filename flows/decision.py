@@ -1,0 +1,235 @@
+"""Deciding in the Prefect UI: a statement's breakpoint asks the operator instead of ending the run.
+
+In a deployment run, a SQL statement that fails (or is found in doubt after a crash) records its
+breakpoint as always; the run then *suspends* with a form on its flow-run page (Prefect's
+``suspend_flow_run(wait_for_input=...)``): the failure, the choices that fit the case and who decides.
+Suspending, not pausing: the process exits, so the worker and the site's lock are free while a person
+thinks. Submitting the form reschedules the run; it starts again from the top, is admitted as the
+resume of the same execution, finds the submission under the breakpoint's own pause key and turns it
+into exactly the :class:`OperatorDecision` that ``ft-upgrade resume --inflight`` records. "stop" ends
+the run Failed with the breakpoint, as does a wait longer than the configured time (the server fails
+a suspended run whose timeout passed); UI Retry, running the deployment again and ``ft-upgrade
+resume`` then work as before. CLI runs have no one to ask and never suspend.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from prefect import get_run_logger
+from prefect.input import RunInput
+from prefect.runtime import deployment, flow_run
+from pydantic import ConfigDict, Field, create_model, model_validator
+
+from tasks.core.clock import utcnow
+from tasks.core.errors import InputError, UpgradeFailed
+from tasks.core.settings import Settings
+from tasks.store.breakpoints import OperatorDecision, active_breakpoint
+
+RETRY = "retry: fixed, run it again"
+APPLIED = "applied: it took effect, mark it applied"
+SKIP = "skip: I applied it by hand (reason required)"
+STOP = "stop here: end the run Failed, keep the breakpoint"
+FAILED_CHOICES: tuple[str, ...] = (RETRY, SKIP, STOP)
+IN_DOUBT_CHOICES: tuple[str, ...] = (RETRY, APPLIED, SKIP, STOP)
+#: The form's choice → ``--inflight`` of ``ft-upgrade resume`` (None: stop).
+INFLIGHT: dict[str, Literal["retry", "applied", "skip"] | None] = {RETRY: "retry", APPLIED: "applied",
+                                                                   SKIP: "skip", STOP: None}
+SUSPENDED = "suspended"  # the state name Prefect prefixes the input keys with
+
+#: The server refuses a submission of "skip" without a reason (JSON schema, checked on resume); the model
+#: checks it again when the run reads the submission.
+_SKIP_NEEDS_REASON = {"if": {"properties": {"decision": {"const": SKIP}}, "required": ["decision"]},
+                      "then": {"required": ["reason"], "properties": {"reason": {"type": "string", "minLength": 3}}}}
+
+
+class DecisionForm(RunInput):
+    """The operator's answer to a breakpoint; subclasses carry the choices that fit it (:func:`form_for`)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_SKIP_NEEDS_REASON)
+
+    decision: str
+    by: str
+    reason: str
+
+    @model_validator(mode="after")
+    def _reason_for_skip(self) -> DecisionForm:
+        if INFLIGHT[self.decision] == "skip" and len(self.reason.strip()) < 3:
+            raise ValueError("skip needs a reason: what you applied by hand (it is recorded)")
+        return self
+
+
+def form_for(bp: Mapping[str, Any]) -> type[DecisionForm]:
+    """The form of one breakpoint: "mark applied" only where the statement may have taken effect."""
+    choices = IN_DOUBT_CHOICES if in_doubt(bp) else FAILED_CHOICES
+    decision = Literal[choices]  # type: ignore[valid-type]
+    model = create_model(
+        "Decision", __base__=DecisionForm,
+        decision=(decision, Field(title="Decision", description="What happens to this statement")),
+        by=(str, Field(min_length=1, max_length=128, pattern=r"\S", title="Who decides",
+                       description="Your name (recorded)")),
+        reason=(str, Field(default="", title="Reason", description="What you checked or did (required "
+                                  "for skip; recorded on the breakpoint, the ledger and the report)")))
+    return cast(type[DecisionForm], model)
+
+
+def in_doubt(bp: Mapping[str, Any]) -> bool:
+    return bool(_context(bp).get("in_doubt"))
+
+
+def asks(bp: Mapping[str, Any] | None, settings: Settings) -> bool:
+    """Whether this breakpoint suspends the run: a statement's, in a deployment run, the form not turned off."""
+    return (bp is not None and settings.decide_in_ui and bool(deployment.id) and bool(flow_run.id)
+            and bp["breakpoint_type"] == "SQL_LEVEL" and bp.get("sql_sequence") is not None
+            and not _context(bp).get("lock_lost"))
+
+
+def pause_key(bp: Mapping[str, Any]) -> str:
+    """One suspension per breakpoint: its submission is found under this key when the run comes back (Prefect
+    allows lowercase letters, digits and dashes in input keys)."""
+    return "decision-" + re.sub(r"[^a-z0-9]+", "-", str(bp["id"]).lower())
+
+
+def wait_seconds(bp: Mapping[str, Any], settings: Settings) -> int:
+    """How long the form waits: the configured time, never beyond the breakpoint's expiry."""
+    left = max((bp["expiry_time"] - utcnow()).total_seconds(), 1.0)
+    configured = settings.decision_timeout_seconds
+    return int(min(configured, left) if configured else left)
+
+
+def describe(bp: Mapping[str, Any], execution_id: str, site_id: str) -> str:
+    """The form's markdown: where it stopped, the statement (masked), the error, what to check."""
+    where = f"{bp['sql_file_name']}:{bp['sql_line_number']}"
+    database = _context(bp).get("database") or "?"
+    code = f"error {bp['error_code']}: " if bp.get("error_code") else ""
+    if in_doubt(bp):
+        head = f"### Statement in doubt at `{where}` (statement #{bp['sql_sequence']}, database `{database}`)"
+        check = ("It may have taken effect, in whole or in part. **Check the database first**, then choose "
+                 "*applied* (it took effect: it is not sent again), *retry* (it did not: it is sent again) or "
+                 "*skip* (you completed it by hand: say what you did).")
+    else:
+        head = f"### Statement failed at `{where}` (statement #{bp['sql_sequence']}, database `{database}`)"
+        check = ("The server refused it: it did not take effect. **Fix the cause** named by the error, then choose "
+                 "*retry*; if you applied its effect by hand instead, choose *skip* and say what you did.")
+    expiry = f"{bp['expiry_time']:%Y-%m-%d %H:%M} UTC"
+    return "\n\n".join([
+        head,
+        f"Site **{site_id}**, step `{bp['step_id']}`, execution `{execution_id}`, breakpoint `{bp['id']}`.",
+        f"```sql\n{(bp.get('sql_content') or '').strip()[:2000]}\n```",
+        f"**Error:** {code}{bp.get('failure_reason') or 'unknown'}",
+        f"**What to check:** {check}",
+        f"*stop here* ends the run Failed with the breakpoint kept (until {expiry}): Retry in the UI, the same "
+        f"deployment run or `ft-upgrade resume {execution_id}` continue it later. Same choices on the command line: "
+        f"`ft-upgrade resume {execution_id} --inflight retry|applied|skip --by NAME --notes WHY`.",
+    ])
+
+
+def ask_operator(engine: Any, execution_id: str, site_id: str, settings: Settings) -> None:
+    """In a deployment run: suspend with the decision form (the process exits here); otherwise return."""
+    from prefect.flow_runs import suspend_flow_run
+
+    bp = active_breakpoint(engine, execution_id)
+    if bp is None or not asks(bp, settings):
+        return
+    timeout = wait_seconds(bp, settings)
+    get_run_logger().warning(
+        "%s:%s: waiting up to %s for an operator's decision in the Prefect UI (%s): open the flow run, Resume, "
+        "fill in the form", bp["sql_file_name"], bp["sql_line_number"], _duration(timeout), flow_run.ui_url)
+    form = form_for(bp).with_initial_data(description=describe(bp, execution_id, site_id))
+    try:
+        suspend_flow_run(wait_for_input=form, timeout=timeout, key=pause_key(bp))
+    except Exception as exc:  # noqa: BLE001 - no form: the run ends Failed with its breakpoint, as without one
+        get_run_logger().error("could not ask in the Prefect UI (%s: %s); the run ends Failed with breakpoint %s",
+                               type(exc).__name__, exc, bp["id"])
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What the operator submitted on the form of one breakpoint."""
+
+    breakpoint_id: str
+    inflight: Literal["retry", "applied", "skip"] | None  # None: stop
+    by: str
+    reason: str
+
+    def decision(self) -> OperatorDecision:
+        """The same decision ``ft-upgrade resume --inflight … --by … --notes …`` records."""
+        notes = self.reason or f"{self.inflight} (decided in the Prefect UI)"
+        return OperatorDecision(by=self.by, notes=notes, inflight=self.inflight)
+
+
+def submitted(bp: Mapping[str, Any] | None) -> Submission | None:
+    """The operator's submission for this breakpoint, when this run was resumed from its form (else None).
+
+    Only a key that fired in this flow run counts; a submission is removed once it is recorded
+    (:func:`_forget`): the UI's Retry keeps the pause keys, and must never replay an old answer.
+    """
+    if bp is None or not deployment.id or not flow_run.id:
+        return None
+    from prefect.client.orchestration import get_client
+    from prefect.input.actions import read_flow_run_input
+
+    key = pause_key(bp)
+    with get_client(sync_client=True) as client:
+        fired = client.read_flow_run(flow_run.id).empirical_policy.pause_keys or set()
+    if key not in fired:
+        return None
+    raw = read_flow_run_input(_response_key(bp), flow_run_id=flow_run.id)
+    if not raw:
+        return None
+    try:
+        form = form_for(bp).model_validate(raw)
+    except ValueError as exc:
+        raise InputError(f"breakpoint {bp['id']}: the decision submitted is not valid: {exc}") from None
+    return Submission(breakpoint_id=bp["id"], inflight=INFLIGHT[form.decision], by=form.by.strip(),
+                      reason=form.reason.strip())
+
+
+def apply_submission(service: Any, execution_id: str) -> None:
+    """On a run resumed from the form: record the decision as the CLI does, or end Failed on "stop"."""
+    store = service.store
+    bp = active_breakpoint(store.engine, execution_id)
+    answer = submitted(bp)
+    if answer is None or bp is None:
+        return
+    where = f"{bp['sql_file_name']}:{bp['sql_line_number']}"
+    logger = get_run_logger()
+    if answer.inflight is None:
+        e = store.require_execution(execution_id)
+        service.sites.record(e["site_id"], "OPERATOR_STOPPED", cutpoint=e["step_type"], source=e["source_version"],
+                             target=e["target_version"], execution_id=execution_id, flow_run_id=str(flow_run.id),
+                             actor=answer.by, detail={"breakpoint": bp["id"], "reason": answer.reason})
+        _forget(bp)
+        raise UpgradeFailed(f"{where}: stopped here by {answer.by} in the Prefect UI ({answer.reason or 'no reason'}); "
+                            f"breakpoint {bp['id']} is kept: fix the cause, then Retry this flow run, run the "
+                            f"deployment again or `ft-upgrade resume {execution_id}`",
+                            execution_id=execution_id, step_id=bp["step_id"])
+    service.prepare_resume(execution_id, answer.decision())  # on the breakpoint: it survives a crash from here on
+    _forget(bp)
+    logger.warning("%s: decision from the Prefect UI: %s by %s: %s", where, answer.inflight, answer.by,
+                   answer.reason or "-")
+
+
+def _response_key(bp: Mapping[str, Any]) -> str:
+    from prefect.input import keyset_from_base_key
+
+    return keyset_from_base_key(f"{SUSPENDED}-{pause_key(bp)}")["response"]
+
+
+def _forget(bp: Mapping[str, Any]) -> None:
+    """The submission is recorded (breakpoint or site history): a later attempt of this run must not see it."""
+    from prefect.input.actions import delete_flow_run_input
+
+    delete_flow_run_input(_response_key(bp), flow_run_id=flow_run.id)
+
+
+def _context(bp: Mapping[str, Any]) -> dict[str, Any]:
+    return cast(dict[str, Any], json.loads(bp.get("context_data") or "{}"))
+
+
+def _duration(seconds: int) -> str:
+    return f"{seconds / 86400:.1f} days" if seconds >= 86400 else f"{seconds} s"

@@ -1,0 +1,120 @@
+"""The decision form of a breakpoint, without a server: its choices, its checks, its text, its timeout; the CICD
+script's exit 4 and the alert on a suspended run (tests/deployments/test_decide_in_ui.py runs them for real)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import uuid
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from prefect._internal.pydantic.v2_schema import create_v2_schema
+from prefect.utilities.schema_tools import ValidationError, validate
+
+from flows.decision import APPLIED, RETRY, SKIP, STOP, Submission, asks, describe, form_for, wait_seconds
+from tasks.core.clock import utcnow
+from tasks.core.settings import Settings
+from tasks.store.breakpoints import OperatorDecision
+from tests.conftest import PROJECT
+
+
+def breakpoint_row(*, in_doubt: bool, kind: str = "SQL_LEVEL", days_left: float = 7) -> dict[str, Any]:
+    return {"id": "BP_20260101_000000_abcdef", "step_id": "sql_001", "breakpoint_type": kind, "sql_file_name": "s.sql",
+            "sql_line_number": 12, "sql_sequence": 3, "sql_content": "CREATE USER u IDENTIFIED BY '***'",
+            "error_code": None if in_doubt else "1146", "failure_reason": "Table 'ft.prerequisite' doesn't exist",
+            "context_data": json.dumps({"database": "ft_db", "in_doubt": in_doubt}),
+            "expiry_time": utcnow() + timedelta(days=days_left)}
+
+
+def server_accepts(form: type, run_input: dict[str, Any]) -> bool:
+    """What the Prefect server does with a submission (api/flow_runs.py resume_flow_run): the JSON schema."""
+    try:
+        validate(run_input, create_v2_schema(form.__name__, model_base=form), raise_on_error=True)
+    except ValidationError:
+        return False
+    return True
+
+
+def test_mark_applied_is_offered_only_for_a_statement_in_doubt() -> None:
+    failed, doubtful = form_for(breakpoint_row(in_doubt=False)), form_for(breakpoint_row(in_doubt=True))
+    assert not server_accepts(failed, {"decision": APPLIED, "by": "ops"})
+    assert server_accepts(doubtful, {"decision": APPLIED, "by": "ops"})
+    for form in (failed, doubtful):
+        assert all(server_accepts(form, {"decision": d, "by": "ops"}) for d in (RETRY, STOP))
+
+
+def test_skip_needs_a_reason_and_every_decision_needs_who_both_at_the_server_and_in_the_run() -> None:
+    form = form_for(breakpoint_row(in_doubt=False))
+    for refused in ({"decision": SKIP, "by": "ops"}, {"decision": SKIP, "by": "ops", "reason": None},
+                    {"decision": RETRY}, {"decision": RETRY, "by": "  "}):
+        assert not server_accepts(form, refused), refused
+        with pytest.raises(ValueError):
+            form.model_validate(refused)
+    assert server_accepts(form, {"decision": SKIP, "by": "ops", "reason": "inserted row 2 by hand"})
+
+
+def test_the_form_shows_where_the_statement_masked_the_error_and_what_to_check() -> None:
+    text = describe(breakpoint_row(in_doubt=False), "EXEC_1", "CN")
+    assert "Statement failed at `s.sql:12` (statement #3, database `ft_db`)" in text
+    assert "IDENTIFIED BY '***'" in text and "error 1146: Table 'ft.prerequisite' doesn't exist" in text
+    assert "Fix the cause" in text and "ft-upgrade resume EXEC_1 --inflight" in text
+    assert "Check the database first" in describe(breakpoint_row(in_doubt=True), "EXEC_1", "CN")
+
+
+def test_the_wait_defaults_to_the_breakpoints_expiry_and_never_outlives_it() -> None:
+    bp = breakpoint_row(in_doubt=False, days_left=7)
+    assert abs(wait_seconds(bp, Settings()) - 7 * 86400) < 5
+    assert wait_seconds(bp, Settings(decision_timeout_seconds=3600)) == 3600
+    assert abs(wait_seconds(bp, Settings(decision_timeout_seconds=30 * 86400)) - 7 * 86400) < 5
+
+
+def test_a_submission_becomes_the_decision_the_cli_records() -> None:
+    skip = Submission(breakpoint_id="BP_1", inflight="skip", by="ops", reason="inserted row 2 by hand")
+    assert skip.decision() == OperatorDecision(by="ops", notes="inserted row 2 by hand", inflight="skip")
+    assert Submission("BP_1", "retry", "ops", "").decision().notes == "retry (decided in the Prefect UI)"
+
+
+def test_cli_runs_and_step_breakpoints_never_suspend() -> None:
+    assert not asks(breakpoint_row(in_doubt=False), Settings()), "no deployment: nobody to ask"
+    assert not asks(breakpoint_row(in_doubt=False, kind="STEP_LEVEL"), Settings())
+
+
+def load(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(f"ft_decision_{name}", PROJECT / "deployments" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cicd_stops_polling_at_a_suspended_run_and_says_where_to_decide() -> None:
+    cicd = load("cicd")
+    suspended = SimpleNamespace(state=SimpleNamespace(name="Suspended", is_paused=lambda: True,
+                                                      is_final=lambda: False))
+    client = SimpleNamespace(read_flow_run=lambda _id: suspended)
+    assert cicd.wait_for_final(client, "run-1", timeout=0.1, poll=0.01, echo=lambda _: None) is suspended
+    request = cicd.validate_request("startup_pre_process", "3.17.0", "3.17.5", "CN")
+    lines = cicd.waiting_lines(request, "run-1", "http://prefect/runs/flow-run/run-1",
+                               "| execution id | `EXEC_1` |\n")
+    assert lines[0].startswith("WAITING: startup_pre_process at site CN")
+    assert any("http://prefect/runs/flow-run/run-1" in line for line in lines)
+    assert any("ft-upgrade resume EXEC_1 --inflight" in line for line in lines)
+    assert cicd.EXIT_WAITING == 4
+
+
+def test_a_suspended_run_alerts_and_is_neither_crashed_for_silence_nor_reported_running_long() -> None:
+    from blocks.notifications import AlertSettings
+
+    alerts = load("alerts")
+    automations = {a.name.split(": ", 1)[1]: a for a in alerts.site_automations(
+        "CN", "ft-upgrade-cn", AlertSettings(notify=["cn-dingtalk"]), [uuid.uuid4()])}
+    waiting = automations["waiting for a decision"]
+    assert waiting.trigger.expect == {"prefect.flow-run.Suspended", "prefect.flow-run.Paused"}
+    assert "Resume" in waiting.actions[0].body and "flow_run|ui_url" in waiting.actions[0].body
+    for name in ("no heartbeat", "running long"):
+        assert {"prefect.flow-run.Suspended", "prefect.flow-run.Paused"} <= automations[name].trigger.expect, name
