@@ -30,27 +30,53 @@ from tasks.core.errors import InputError, UpgradeFailed
 from tasks.core.settings import Settings
 from tasks.store.breakpoints import OperatorDecision, active_breakpoint
 
-RETRY = "retry: fixed, run it again"
-APPLIED = "applied: it took effect, mark it applied"
-SKIP = "skip: I applied it by hand (reason required)"
-STOP = "stop here: end the run Failed, keep the breakpoint"
-FAILED_CHOICES: tuple[str, ...] = (RETRY, SKIP, STOP)
-IN_DOUBT_CHOICES: tuple[str, ...] = (RETRY, APPLIED, SKIP, STOP)
-#: The form's choice → ``--inflight`` of ``ft-upgrade resume`` (None: stop).
-INFLIGHT: dict[str, Literal["retry", "applied", "skip"] | None] = {RETRY: "retry", APPLIED: "applied",
-                                                                   SKIP: "skip", STOP: None}
+#: The choices shown, per language; each starts with its key (``retry``, ``applied``, ``skip``, ``stop``),
+#: which is what the run reads back, whatever the language the form was shown in.
+CHOICES: dict[str, dict[str, str]] = {
+    "zh": {"retry": "retry：已修复，重新执行", "applied": "applied：已生效，标记为已执行",
+           "skip": "skip：已手工处理（须填写原因）", "stop": "stop：到此为止，运行以失败结束并保留断点"},
+    "en": {"retry": "retry: fixed, run it again", "applied": "applied: it took effect, mark it applied",
+           "skip": "skip: I applied it by hand (reason required)",
+           "stop": "stop here: end the run Failed, keep the breakpoint"},
+}
+RETRY, APPLIED, SKIP, STOP = (CHOICES["en"][k] for k in ("retry", "applied", "skip", "stop"))
+FAILED_KEYS: tuple[str, ...] = ("retry", "skip", "stop")
+IN_DOUBT_KEYS: tuple[str, ...] = ("retry", "applied", "skip", "stop")
 SUSPENDED = "suspended"  # the state name Prefect prefixes the input keys with
 
-#: The server refuses a submission of "skip" without a reason (JSON schema, checked on resume); the model
-#: checks it again when the run reads the submission.
-_SKIP_NEEDS_REASON = {"if": {"properties": {"decision": {"const": SKIP}}, "required": ["decision"]},
-                      "then": {"required": ["reason"], "properties": {"reason": {"type": "string", "minLength": 3}}}}
+_FIELDS = {
+    "zh": {"decision": ("决定", "如何处理这条语句"), "by": ("决定人", "您的姓名（将被记录）"),
+           "reason": ("原因", "您检查或处理了什么（选择 skip 时必填；记录在断点、执行记录和报告中）")},
+    "en": {"decision": ("Decision", "What happens to this statement"), "by": ("Who decides", "Your name (recorded)"),
+           "reason": ("Reason", "What you checked or did (required for skip; recorded on the breakpoint, the ledger "
+                                "and the report)")},
+}
+
+
+def choice_key(decision: str) -> str:
+    """``retry``/``applied``/``skip``/``stop`` of a choice shown in either language."""
+    return re.split(r"[:：]", decision, maxsplit=1)[0].strip().split(" ")[0]
+
+
+def inflight_of(decision: str) -> Literal["retry", "applied", "skip"] | None:
+    """The choice → ``--inflight`` of ``ft-upgrade resume`` (None: stop)."""
+    key = choice_key(decision)
+    return None if key == "stop" else cast(Literal["retry", "applied", "skip"], key)
+
+
+def _skip_needs_reason(schema: dict[str, Any], model: type[Any]) -> None:
+    """The server refuses a "skip" without a reason (the form's JSON schema, checked on resume); the model
+    checks it again when the run reads the submission."""
+    skips = [c for c in schema.get("properties", {}).get("decision", {}).get("enum", []) if choice_key(c) == "skip"]
+    if skips:
+        schema["if"] = {"properties": {"decision": {"enum": skips}}, "required": ["decision"]}
+        schema["then"] = {"required": ["reason"], "properties": {"reason": {"type": "string", "minLength": 3}}}
 
 
 class DecisionForm(RunInput):
     """The operator's answer to a breakpoint; subclasses carry the choices that fit it (:func:`form_for`)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_SKIP_NEEDS_REASON)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_skip_needs_reason)
 
     decision: str
     by: str
@@ -58,22 +84,25 @@ class DecisionForm(RunInput):
 
     @model_validator(mode="after")
     def _reason_for_skip(self) -> DecisionForm:
-        if INFLIGHT[self.decision] == "skip" and len(self.reason.strip()) < 3:
+        if choice_key(self.decision) == "skip" and len(self.reason.strip()) < 3:
             raise ValueError("skip needs a reason: what you applied by hand (it is recorded)")
         return self
 
 
-def form_for(bp: Mapping[str, Any]) -> type[DecisionForm]:
-    """The form of one breakpoint: "mark applied" only where the statement may have taken effect."""
-    choices = IN_DOUBT_CHOICES if in_doubt(bp) else FAILED_CHOICES
+def form_for(bp: Mapping[str, Any], language: str | None = "zh") -> type[DecisionForm]:
+    """The form of one breakpoint in the site's language: "mark applied" only where the statement may have
+    taken effect. ``language=None``: every language's choices (to read back a submission)."""
+    keys = IN_DOUBT_KEYS if in_doubt(bp) else FAILED_KEYS
+    languages = [language if language in CHOICES else "zh"] if language is not None else list(CHOICES)
+    choices = tuple(CHOICES[lang][k] for lang in languages for k in keys)
+    words = _FIELDS[languages[0]]
     decision = Literal[choices]  # type: ignore[valid-type]
     model = create_model(
         "Decision", __base__=DecisionForm,
-        decision=(decision, Field(title="Decision", description="What happens to this statement")),
-        by=(str, Field(min_length=1, max_length=128, pattern=r"\S", title="Who decides",
-                       description="Your name (recorded)")),
-        reason=(str, Field(default="", title="Reason", description="What you checked or did (required "
-                                  "for skip; recorded on the breakpoint, the ledger and the report)")))
+        decision=(decision, Field(title=words["decision"][0], description=words["decision"][1])),
+        by=(str, Field(min_length=1, max_length=128, pattern=r"\S", title=words["by"][0],
+                       description=words["by"][1])),
+        reason=(str, Field(default="", title=words["reason"][0], description=words["reason"][1])))
     return cast(type[DecisionForm], model)
 
 
@@ -101,35 +130,61 @@ def wait_seconds(bp: Mapping[str, Any], settings: Settings) -> int:
     return int(min(configured, left) if configured else left)
 
 
-def describe(bp: Mapping[str, Any], execution_id: str, site_id: str) -> str:
-    """The form's markdown: where it stopped, the statement (masked), the error, what to check."""
+_DESCRIBE = {
+    "zh": {
+        "doubt_head": "### 存疑语句 `{where}`（第 {seq} 条语句，数据库 `{database}`）",
+        "doubt_check": "它可能已经全部或部分生效。**请先检查数据库**，然后选择 *applied*（已生效：不再执行）、*retry*"
+                       "（未生效：重新执行）或 *skip*（您已手工完成：请说明做了什么）。",
+        "failed_head": "### 语句执行失败 `{where}`（第 {seq} 条语句，数据库 `{database}`）",
+        "failed_check": "服务器拒绝了它：它没有生效。**请修复错误所指的原因**，然后选择 *retry*；"
+                        "如果您已手工完成它的效果，请选择 *skip* 并说明做了什么。",
+        "where": "局点 **{site}**，步骤 `{step}`，执行ID `{execution}`，断点ID `{bp}`。",
+        "error": "**错误信息：** {code}{reason}", "code": "错误 {code}：", "unknown": "未知",
+        "check": "**请检查：** {check}",
+        "stop": "*stop* 使运行以失败结束并保留断点（至 {expiry}）：之后可在 UI 中 Retry、再次运行同一部署或 "
+                "`ft-upgrade resume {execution}` 继续。命令行的同等操作：`ft-upgrade resume {execution} "
+                "--inflight retry|applied|skip --by 姓名 --notes 原因`",
+    },
+    "en": {
+        "doubt_head": "### Statement in doubt at `{where}` (statement #{seq}, database `{database}`)",
+        "doubt_check": "It may have taken effect, in whole or in part. **Check the database first**, then choose "
+                       "*applied* (it took effect: it is not sent again), *retry* (it did not: it is sent again) or "
+                       "*skip* (you completed it by hand: say what you did).",
+        "failed_head": "### Statement failed at `{where}` (statement #{seq}, database `{database}`)",
+        "failed_check": "The server refused it: it did not take effect. **Fix the cause** named by the error, then "
+                        "choose *retry*; if you applied its effect by hand instead, choose *skip* and say what you "
+                        "did.",
+        "where": "Site **{site}**, step `{step}`, execution `{execution}`, breakpoint `{bp}`.",
+        "error": "**Error:** {code}{reason}", "code": "error {code}: ", "unknown": "unknown",
+        "check": "**What to check:** {check}",
+        "stop": "*stop here* ends the run Failed with the breakpoint kept (until {expiry}): Retry in the UI, the same "
+                "deployment run or `ft-upgrade resume {execution}` continue it later. Same choices on the command "
+                "line: `ft-upgrade resume {execution} --inflight retry|applied|skip --by NAME --notes WHY`.",
+    },
+}
+
+
+def describe(bp: Mapping[str, Any], execution_id: str, site_id: str, language: str = "zh") -> str:
+    """The form's markdown in the site's language: where it stopped, the statement (masked), the error, what
+    to check."""
+    t = _DESCRIBE["en" if language == "en" else "zh"]
     where = f"{bp['sql_file_name']}:{bp['sql_line_number']}"
     database = _context(bp).get("database") or "?"
-    code = f"error {bp['error_code']}: " if bp.get("error_code") else ""
-    if in_doubt(bp):
-        head = f"### Statement in doubt at `{where}` (statement #{bp['sql_sequence']}, database `{database}`)"
-        check = ("It may have taken effect, in whole or in part. **Check the database first**, then choose "
-                 "*applied* (it took effect: it is not sent again), *retry* (it did not: it is sent again) or "
-                 "*skip* (you completed it by hand: say what you did).")
-    else:
-        head = f"### Statement failed at `{where}` (statement #{bp['sql_sequence']}, database `{database}`)"
-        check = ("The server refused it: it did not take effect. **Fix the cause** named by the error, then choose "
-                 "*retry*; if you applied its effect by hand instead, choose *skip* and say what you did.")
-    expiry = f"{bp['expiry_time']:%Y-%m-%d %H:%M} UTC"
+    code = t["code"].format(code=bp["error_code"]) if bp.get("error_code") else ""
+    kind = "doubt" if in_doubt(bp) else "failed"
     return "\n\n".join([
-        head,
-        f"Site **{site_id}**, step `{bp['step_id']}`, execution `{execution_id}`, breakpoint `{bp['id']}`.",
+        t[f"{kind}_head"].format(where=where, seq=bp["sql_sequence"], database=database),
+        t["where"].format(site=site_id, step=bp["step_id"], execution=execution_id, bp=bp["id"]),
         f"```sql\n{(bp.get('sql_content') or '').strip()[:2000]}\n```",
-        f"**Error:** {code}{bp.get('failure_reason') or 'unknown'}",
-        f"**What to check:** {check}",
-        f"*stop here* ends the run Failed with the breakpoint kept (until {expiry}): Retry in the UI, the same "
-        f"deployment run or `ft-upgrade resume {execution_id}` continue it later. Same choices on the command line: "
-        f"`ft-upgrade resume {execution_id} --inflight retry|applied|skip --by NAME --notes WHY`.",
+        t["error"].format(code=code, reason=bp.get("failure_reason") or t["unknown"]),
+        t["check"].format(check=t[f"{kind}_check"]),
+        t["stop"].format(expiry=f"{bp['expiry_time']:%Y-%m-%d %H:%M} UTC", execution=execution_id),
     ])
 
 
-def ask_operator(engine: Any, execution_id: str, site_id: str, settings: Settings) -> None:
-    """In a deployment run: suspend with the decision form (the process exits here); otherwise return."""
+def ask_operator(engine: Any, execution_id: str, site_id: str, settings: Settings, language: str = "zh") -> None:
+    """In a deployment run: suspend with the decision form, in the site's language (the process exits here);
+    otherwise return."""
     from prefect.flow_runs import suspend_flow_run
 
     bp = active_breakpoint(engine, execution_id)
@@ -139,7 +194,7 @@ def ask_operator(engine: Any, execution_id: str, site_id: str, settings: Setting
     get_run_logger().warning(
         "%s:%s: waiting up to %s for an operator's decision in the Prefect UI (%s): open the flow run, Resume, "
         "fill in the form", bp["sql_file_name"], bp["sql_line_number"], _duration(timeout), flow_run.ui_url)
-    form = form_for(bp).with_initial_data(description=describe(bp, execution_id, site_id))
+    form = form_for(bp, language).with_initial_data(description=describe(bp, execution_id, site_id, language))
     try:
         suspend_flow_run(wait_for_input=form, timeout=timeout, key=pause_key(bp))
     except Exception as exc:  # noqa: BLE001 - no form: the run ends Failed with its breakpoint, as without one
@@ -182,10 +237,10 @@ def submitted(bp: Mapping[str, Any] | None) -> Submission | None:
     if not raw:
         return None
     try:
-        form = form_for(bp).model_validate(raw)
+        form = form_for(bp, language=None).model_validate(raw)
     except ValueError as exc:
         raise InputError(f"breakpoint {bp['id']}: the decision submitted is not valid: {exc}") from None
-    return Submission(breakpoint_id=bp["id"], inflight=INFLIGHT[form.decision], by=form.by.strip(),
+    return Submission(breakpoint_id=bp["id"], inflight=inflight_of(form.decision), by=form.by.strip(),
                       reason=form.reason.strip())
 
 

@@ -267,7 +267,7 @@ def _run_locked(service: ExecutionService, request: Request, admission: Admissio
     report = publish_report(service, execution_id, extra=extra)
     _publish_site_overview(service)
     if failed:
-        ask_operator(store.engine, execution_id, site_id, settings)  # deployment runs suspend here with a form
+        ask_operator(store.engine, execution_id, site_id, settings, service.language)  # deployment runs: a form
         raise UpgradeFailed(f"{cutpoint.value} failed at site {site_id}: {error}. "
                             f"Fix the cause, then retry this flow run or run `ft-upgrade resume {execution_id}`.",
                             execution_id=execution_id, step_id=failed.step_id)

@@ -22,13 +22,14 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from flows.decision import APPLIED, RETRY, SKIP, STOP
+from flows.decision import CHOICES
 from tests.deployments.sites_helpers import PYTHON, cicd, site_env, write_tree
 from tests.deployments.test_alerts import Receiver, wait_for_message
 from tests.general_log import general_log
 from tests.prefect_server import PrefectServer, prefect_server
 
 pytestmark = pytest.mark.prefect_server
+RETRY, APPLIED, SKIP, STOP = (CHOICES["zh"][k] for k in ("retry", "applied", "skip", "stop"))  # no profile: zh
 
 WAIVE = ("--waive", "pre_upgrade_process", "--reason", "test: this cutpoint alone")
 STEPS = {"startup_pre_process": [
@@ -144,8 +145,8 @@ def test_a_failed_statement_asks_the_operator_who_stops_then_runs_it_again_then_
 
         first = wait_for_state(server, run_id, "Suspended")
         description, choices = read_form(server, run_id, first)
-        assert "Statement failed at `s.sql:2`" in description and "database `ft_db`" in description
-        assert "INSERT INTO side SELECT 1 FROM prerequisite" in description and "error 1146" in description
+        assert "语句执行失败 `s.sql:2`" in description and "数据库 `ft_db`" in description
+        assert "INSERT INTO side SELECT 1 FROM prerequisite" in description and "错误 1146" in description
         assert choices == [RETRY, SKIP, STOP], "no 'mark applied': the server refused the statement"
         assert decide(server, run_id, decision=SKIP, by="ops")["status"] == "REJECT", "skip needs a reason"
 
@@ -162,7 +163,7 @@ def test_a_failed_statement_asks_the_operator_who_stops_then_runs_it_again_then_
             decide(server, run_id, decision=RETRY, by="ops", reason="created prerequisite")
             third = wait_for_state(server, run_id, "Suspended", other_than=second["id"])
             assert log.queries("INSERT INTO side SELECT 1 FROM prerequisite") != []
-        assert "Statement failed at `s.sql:3`" in read_form(server, run_id, third)[0]
+        assert "语句执行失败 `s.sql:3`" in read_form(server, run_id, third)[0]
 
         sql(mariadb_database, "INSERT INTO side VALUES (2)")
         with general_log() as log:  # skip: applied by hand, never sent; the run completes
@@ -221,7 +222,7 @@ def test_a_statement_cut_off_by_kill_9_asks_whether_it_took_effect_and_is_marked
             retry(server, run_id)
             waiting = wait_for_state(server, run_id, "Suspended")
             description, choices = read_form(server, run_id, waiting)
-            assert "Statement in doubt at `s.sql:2`" in description and "Check the database first" in description
+            assert "存疑语句 `s.sql:2`" in description and "请先检查数据库" in description
             assert choices == [RETRY, APPLIED, SKIP, STOP]
             decide(server, run_id, decision=APPLIED, by="dba", reason="row 1 is there")
             wait_for_state(server, run_id, "Completed")

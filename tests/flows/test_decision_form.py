@@ -15,7 +15,7 @@ import pytest
 from prefect._internal.pydantic.v2_schema import create_v2_schema
 from prefect.utilities.schema_tools import ValidationError, validate
 
-from flows.decision import APPLIED, RETRY, SKIP, STOP, Submission, asks, describe, form_for, wait_seconds
+from flows.decision import CHOICES, Submission, asks, describe, form_for, inflight_of, wait_seconds
 from tasks.core.clock import utcnow
 from tasks.core.settings import Settings
 from tasks.store.breakpoints import OperatorDecision
@@ -39,30 +39,48 @@ def server_accepts(form: type, run_input: dict[str, Any]) -> bool:
     return True
 
 
-def test_mark_applied_is_offered_only_for_a_statement_in_doubt() -> None:
-    failed, doubtful = form_for(breakpoint_row(in_doubt=False)), form_for(breakpoint_row(in_doubt=True))
-    assert not server_accepts(failed, {"decision": APPLIED, "by": "ops"})
-    assert server_accepts(doubtful, {"decision": APPLIED, "by": "ops"})
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_mark_applied_is_offered_only_for_a_statement_in_doubt(language: str) -> None:
+    c = CHOICES[language]
+    failed = form_for(breakpoint_row(in_doubt=False), language)
+    doubtful = form_for(breakpoint_row(in_doubt=True), language)
+    assert not server_accepts(failed, {"decision": c["applied"], "by": "ops"})
+    assert server_accepts(doubtful, {"decision": c["applied"], "by": "ops"})
     for form in (failed, doubtful):
-        assert all(server_accepts(form, {"decision": d, "by": "ops"}) for d in (RETRY, STOP))
+        assert all(server_accepts(form, {"decision": c[k], "by": "ops"}) for k in ("retry", "stop"))
 
 
-def test_skip_needs_a_reason_and_every_decision_needs_who_both_at_the_server_and_in_the_run() -> None:
-    form = form_for(breakpoint_row(in_doubt=False))
-    for refused in ({"decision": SKIP, "by": "ops"}, {"decision": SKIP, "by": "ops", "reason": None},
-                    {"decision": RETRY}, {"decision": RETRY, "by": "  "}):
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_skip_needs_a_reason_and_every_decision_needs_who_both_at_the_server_and_in_the_run(language: str) -> None:
+    c = CHOICES[language]
+    form = form_for(breakpoint_row(in_doubt=False), language)
+    for refused in ({"decision": c["skip"], "by": "ops"}, {"decision": c["skip"], "by": "ops", "reason": None},
+                    {"decision": c["retry"]}, {"decision": c["retry"], "by": "  "}):
         assert not server_accepts(form, refused), refused
         with pytest.raises(ValueError):
             form.model_validate(refused)
-    assert server_accepts(form, {"decision": SKIP, "by": "ops", "reason": "inserted row 2 by hand"})
+    assert server_accepts(form, {"decision": c["skip"], "by": "ops", "reason": "inserted row 2 by hand"})
+
+
+def test_a_submission_in_either_language_reads_back_as_the_same_decision() -> None:
+    reader = form_for(breakpoint_row(in_doubt=True), language=None)
+    for language in ("zh", "en"):
+        for key, expected in (("retry", "retry"), ("applied", "applied"), ("skip", "skip"), ("stop", None)):
+            form = reader.model_validate({"decision": CHOICES[language][key], "by": "ops", "reason": "checked it"})
+            assert inflight_of(form.decision) == expected
 
 
 def test_the_form_shows_where_the_statement_masked_the_error_and_what_to_check() -> None:
-    text = describe(breakpoint_row(in_doubt=False), "EXEC_1", "CN")
+    text = describe(breakpoint_row(in_doubt=False), "EXEC_1", "CN", "en")
     assert "Statement failed at `s.sql:12` (statement #3, database `ft_db`)" in text
     assert "IDENTIFIED BY '***'" in text and "error 1146: Table 'ft.prerequisite' doesn't exist" in text
     assert "Fix the cause" in text and "ft-upgrade resume EXEC_1 --inflight" in text
-    assert "Check the database first" in describe(breakpoint_row(in_doubt=True), "EXEC_1", "CN")
+    assert "Check the database first" in describe(breakpoint_row(in_doubt=True), "EXEC_1", "CN", "en")
+    chinese = describe(breakpoint_row(in_doubt=False), "EXEC_1", "CN")
+    assert "### 语句执行失败 `s.sql:12`（第 3 条语句，数据库 `ft_db`）" in chinese
+    assert "错误 1146：Table 'ft.prerequisite' doesn't exist" in chinese
+    assert "ft-upgrade resume EXEC_1 --inflight" in chinese
+    assert "请先检查数据库" in describe(breakpoint_row(in_doubt=True), "EXEC_1", "CN")
 
 
 def test_the_wait_defaults_to_the_breakpoints_expiry_and_never_outlives_it() -> None:
