@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,8 @@ CONFIG = {
     "upgrade_steps": {"startup_pre_process": [
         {"id": "sql_001", "class_name": "StartupPreProcessStep", "sql_scripts": ["s.sql"], "timeout": 120}]},
 }
-SITES = {"CN": "ft_rp_cn", "US": "ft_rp_us", "EU": "ft_rp_eu"}
+_RUN = uuid.uuid4().hex[:6]  # two checkouts testing at once must not drop each other's databases
+SITES = {"CN": f"ft_rp_cn_{_RUN}", "US": f"ft_rp_us_{_RUN}", "EU": f"ft_rp_eu_{_RUN}"}
 
 
 def sql(database: str, statement: str) -> list[tuple[object, ...]]:
