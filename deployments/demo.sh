@@ -74,7 +74,7 @@ for site in CN US; do
         else
             execution=$(ft-upgrade executions --site "$site" --cutpoint "$flow" --latest)
             echo "  $site $flow: FAILED - the report (also in the UI) says where and how to resume:"
-            ft-upgrade report "$execution" --format md | sed -n '/^\*\*Failed at/,/^- CLI/p' | sed 's/^/    /'
+            ft-upgrade report "$execution" --format md | sed -n '/^\*\*失败位置/,/^- 命令行/p' | sed 's/^/    /'
             say "the operator removes the conflicting row and resumes (ft-upgrade resume)"
             mariadb -h127.0.0.1 -uroot ft_demo_cn -e "DELETE FROM user_permissions WHERE permission = 'order.export'"
             PREFECT_LOGGING_LEVEL=WARNING ft-upgrade resume "$execution" --by demo --notes "removed the conflicting row"
