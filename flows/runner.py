@@ -37,6 +37,7 @@ from tasks.core.settings import Settings, get_settings
 from tasks.core.statuses import STEP_BLOCKING, STEP_DONE, ExecutionStatus, StepStatus
 from tasks.core.steps import StepResult
 from tasks.execution.admission import Admission, Request
+from tasks.execution.report_text import report_text
 from tasks.execution.reporting import RunReport, artifact_key, render_markdown, render_refusal, steps_table
 from tasks.execution.service import ExecutionService, StartTerms, describe_applied
 from tasks.execution.site_info import OVERVIEW_KEY, latest_overview_rows, merge_overview, overview_rows
@@ -70,7 +71,8 @@ def run_step(step: PlannedStep, execution_id: str, order: int, run: dict[str, An
     """Run one step, unless the ledger says it already finished in this execution."""
     row = store.step_row(execution_id, step.key)
     if row and row["status"] in STEP_DONE:
-        return {"status": row["status"], "summary": "already done in this execution", "reused": True}
+        language = getattr(resources.profile, "language", None)  # StepContext.language's, before there is one
+        return {"status": row["status"], "summary": report_text(language)["step_reused"], "reused": True}
     if store.lock is not None:
         store.lock.ensure_held()  # lost between steps: this step does not start
     logger = get_run_logger()
@@ -210,7 +212,7 @@ def _run_locked(service: ExecutionService, request: Request, admission: Admissio
             store.record_skipped_step(execution_id=execution_id, step_key=step.key, step_id=step.step_id,
                                       step_name=step.name, cutpoint=cutpoint.value,
                                       class_name=step.class_name, order=order,
-                                      reason=f"skipped: dependency {blocker} did not succeed")
+                                      reason=report_text(service.language)["step_blocked"].format(blocker=blocker))
             statuses[step.key] = StepStatus.SKIPPED
             continue
         configured = run_step.with_options(

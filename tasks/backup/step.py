@@ -36,6 +36,10 @@ TEXT = {
         "files": "| 配置文件 | sha256 |",
         "removed": "按保留策略删除（保留最近 {keep} 次升级）：{ids}",
         "restored": "| 备份 | 表 | 行数 | CHECKSUM TABLE（已校验） |",
+        "nothing": "未配置需要备份的内容",
+        "summary": "备份 {id}：{tables} 张表，{rows:,} 行，{files} 个文件，{mb:.2f} MB",
+        "summary_removed": "；删除旧备份 {n} 个",
+        "summary_restored": "已恢复 {ids}", "restore_failed": "恢复失败：{error}",
     },
     "en": {
         "backup": "**Backup** `{id}` → `{folder}` ({mb:.2f} MB, {rows:,} rows, {seconds:.1f} s, {rate:,.0f} rows/s)",
@@ -43,6 +47,10 @@ TEXT = {
         "files": "| config file | sha256 |",
         "removed": "Removed by retention (keep last {keep} upgrades): {ids}",
         "restored": "| backup | table | rows | CHECKSUM TABLE (verified) |",
+        "nothing": "nothing configured to back up",
+        "summary": "backup {id}: {tables} tables, {rows:,} rows, {files} files, {mb:.2f} MB",
+        "summary_removed": "; removed {n} old",
+        "summary_restored": "restored {ids}", "restore_failed": "{error}",
     },
 }
 
@@ -90,7 +98,7 @@ class BackupStep(UpgradeStep):
         from tasks.backup.dump import SnapshotPlan, estimated_rows
 
         if not self.params.databases and not self.params.config_files:
-            return StepResult(StepStatus.SKIPPED, "nothing configured to back up")
+            return StepResult(StepStatus.SKIPPED, words(TEXT, self.context.language)["nothing"])
         ctx, res = self.context, self.context.resources
         files = [_config_path(self, f) for f in self.params.config_files]
         missing = [str(f) for f in files if not f.is_file()]
@@ -144,8 +152,9 @@ class BackupStep(UpgradeStep):
                                               ids=", ".join(f"`{m.backup_id}`" for m in removed))]
         return StepResult(
             StepStatus.SUCCESS,
-            f"backup {manifest.backup_id}: {len(manifest.tables)} tables, {manifest.total_rows:,} rows, "
-            f"{len(manifest.files)} files, {mb:.2f} MB" + (f"; removed {len(removed)} old" if removed else ""),
+            w["summary"].format(id=manifest.backup_id, tables=len(manifest.tables), rows=manifest.total_rows,
+                                files=len(manifest.files), mb=mb)
+            + (w["summary_removed"].format(n=len(removed)) if removed else ""),
             details={"backup_id": manifest.backup_id, "path": str(folder), "bytes": manifest.total_bytes,
                      "rows": manifest.total_rows, "duration_seconds": manifest.duration_seconds,
                      "tables": [{"table": t.key, "rows": t.rows, "checksum": t.checksum} for t in manifest.tables],
@@ -187,13 +196,14 @@ class RestoreBackupStep(UpgradeStep):
                                         include_files=self.params.include_files, on_progress=progress.advance,
                                         group=get_settings().backup_group)
             except BackupError as exc:
-                raise StepFailed(str(exc), StepResult(StepStatus.FAILED, str(exc))) from exc
+                summary = words(TEXT, ctx.language)["restore_failed"].format(error=exc)
+                raise StepFailed(str(exc), StepResult(StepStatus.FAILED, summary)) from exc
             progress.finish()
             restored.append(report)
         rows = [f"| {r.backup_id} | {t['table']} | {t['rows']:,} | {t['checksum']} |"
                 for r in restored for t in r.tables]
         return StepResult(
             StepStatus.SUCCESS,
-            "restored " + ", ".join(r.backup_id for r in restored),
+            words(TEXT, ctx.language)["summary_restored"].format(ids=", ".join(r.backup_id for r in restored)),
             details={"restored": [r.__dict__ for r in restored]},
             markdown=words(TEXT, ctx.language)["restored"] + "\n|---|---|---|---|\n" + "\n".join(rows))

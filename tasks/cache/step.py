@@ -39,8 +39,8 @@ from tasks.steps.base import UpgradeStep
 _LOG_EVERY = 5.0
 RATE_CHECK_MIN_KEYS = 10_000  # below this, fixed costs dominate and a keys/s figure means little
 
-#: 缓存重建状态's words. A note is kept as (key, values): English in the JSON and summary, the site's
-#: language in the report.
+#: 缓存重建状态's words. A note is kept as (key, values): English in the JSON, the site's language in the
+#: summary and the report.
 TEXT = {
     "zh": {
         "header": "| 数据集 | 统计行数 | 读取行数 | 键数 | 重复 | 秒 | 键/秒 |",
@@ -57,6 +57,7 @@ TEXT = {
         "one_process": "数据集 {name}：在单个进程中构建（分片需要 MySQL/MariaDB）",
         "parallel": "数据集 {name}：{rows:,} 行，由 {shards} 个进程并行构建",
         "memory": "Redis maxmemory {limit}，淘汰策略 {policy}：两代并存期间键可能被淘汰（已用 {used}）",
+        "summary": "缓存 {namespace}：{keys:,} 个键，耗时 {seconds:.1f} 秒（{rate:,.0f} 键/秒），当前代 {generation}",
     },
     "en": {
         "header": "| dataset | rows counted | rows read | keys | duplicates | s | keys/s |",
@@ -74,6 +75,8 @@ TEXT = {
         "parallel": "dataset {name}: {rows:,} rows built by {shards} processes in parallel",
         "memory": "Redis maxmemory {limit} with policy {policy}: keys may be evicted while two generations "
                   "coexist (used {used})",
+        "summary": "cache {namespace}: {keys:,} keys in {seconds:.1f}s ({rate:,.0f} keys/s), now generation "
+                   "{generation}",
     },
 }
 
@@ -205,8 +208,8 @@ class CacheRebuildStep(UpgradeStep):
             notes.append(("slow", {"rate": keys_per_second, "minimum": p.min_keys_per_second}))
         result = self._result(status, outcomes, expected, notes, generation, old)
         result.details.update(keys=total, seconds=round(build_seconds, 3), keys_per_second=round(keys_per_second))
-        result.summary = (f"cache {p.namespace}: {total:,} keys in {build_seconds:.1f}s "
-                          f"({keys_per_second:,.0f} keys/s), now generation {generation}")
+        result.summary = words(TEXT, self.context.language)["summary"].format(
+            namespace=p.namespace, keys=total, seconds=build_seconds, rate=keys_per_second, generation=generation)
         return result
 
     def _build(self, dataset: Dataset, builder: CacheBuilder, rows: int, on_keys: Callable[[int], None],
@@ -265,7 +268,7 @@ class CacheRebuildStep(UpgradeStep):
         done = sum(o.created for o in outcomes)
         total = sum(expected.values())
         percent = 100.0 * done / total if total else 100.0
-        return StepResult(status=status, summary=english[-1] if english else "",
+        return StepResult(status=status, summary=note_text(notes[-1], language) if notes else "",
                           details={"namespace": self.params.namespace, "generation": generation,
                                    "previous_generation": old, "datasets": rows, "percent": round(percent, 1),
                                    "notes": english},

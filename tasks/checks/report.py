@@ -24,6 +24,8 @@ TEXT = {
         "item": "{i}. 检查项: {title}", "result": "    - 结果: {result}", "suggestion": "    - 建议: {suggestion}",
         "header": "| 序号 | 规则 | 类型 | 检查对象 | 状态 | 数量 | 阈值 | 毫秒 |",
         "statuses": {s: s.label for s in CheckStatus}, "result_line": "{status}（{result}）",
+        "summary": "共 {total} 项检查：失败 {fail}，警告 {warn}，通过 {passed}，跳过 {skipped}",
+        "summary_failed": "（失败项：{ids}）",
     },
     "en": {
         "title": "[FT pre-business check report]",
@@ -34,6 +36,8 @@ TEXT = {
         "header": "| # | id | type | target | status | count | threshold | ms |",
         "statuses": {CheckStatus.PASS: "PASS", CheckStatus.WARN: "WARNING", CheckStatus.FAIL: "FAILED",
                      CheckStatus.SKIPPED: "SKIPPED"}, "result_line": "{status} ({result})",
+        "summary": "{total} checks: {fail} failed, {warn} warnings, {passed} passed, {skipped} skipped",
+        "summary_failed": " (failed: {ids})",
     },
 }
 
@@ -52,12 +56,13 @@ def counts(outcomes: Sequence[CheckOutcome]) -> dict[str, int]:
     return {**out, "total": len(outcomes)}
 
 
-def summary_line(outcomes: Sequence[CheckOutcome]) -> str:
-    c = counts(outcomes)
-    line = (f"{c['total']} checks: {c['fail']} failed, {c['warn']} warnings, {c['pass']} passed, "
-            f"{c['skipped']} skipped")
+def summary_line(outcomes: Sequence[CheckOutcome], language: str | None = None) -> str:
+    """One line of counts (and the failed rules' ids) in ``language``: Chinese unless ``en``."""
+    w, c = words(TEXT, language), counts(outcomes)
+    line = w["summary"].format(total=c["total"], fail=c["fail"], warn=c["warn"], passed=c["pass"],
+                               skipped=c["skipped"])
     failed = [o.id for o in outcomes if o.status == CheckStatus.FAIL]
-    return line + (f" (failed: {', '.join(failed)})" if failed else "")
+    return line + (w["summary_failed"].format(ids=", ".join(failed)) if failed else "")
 
 
 def report_json(outcomes: Sequence[CheckOutcome], *, source: str, target: str, site: str) -> dict[str, Any]:
@@ -73,7 +78,7 @@ def report_json(outcomes: Sequence[CheckOutcome], *, source: str, target: str, s
         "warningCount": c["warn"],
         "passCount": c["pass"],
         "skippedCount": c["skipped"],
-        "summary": summary_line(outcomes),
+        "summary": summary_line(outcomes, "en"),  # machine-readable: English
         "checksPerformed": [o.to_json() for o in outcomes],
     }
 

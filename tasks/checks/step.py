@@ -134,8 +134,8 @@ class PreBusinessCheckStep(UpgradeStep):
         details = _masked({**report_json(outcomes, **where),
                            "ruleSources": [s.model_dump() for s in p.rule_sources]}, secrets)
         status = overall_status(outcomes)
-        result = StepResult(status=_STEP_STATUS[status.value], summary=_masked(summary_line(outcomes), secrets),
-                            details=details,
+        result = StepResult(status=_STEP_STATUS[status.value],
+                            summary=_masked(summary_line(outcomes, ctx.language), secrets), details=details,
                             markdown=_masked(render_markdown(outcomes, **where, language=ctx.language), secrets))
         if result.status == StepStatus.FAILED:
             raise StepFailed(result.summary, result)

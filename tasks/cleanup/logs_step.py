@@ -137,12 +137,16 @@ TEXT = {
         "event_log": "ClickHouse 事件日志：已删除 {count} 个早于 {days} 天的日分区{names}。",
         "names": "：{names}", "no_folder": "{folder}：目录不存在，无需清理",
         "skipped": "⚠️ 已跳过（请手工处理）：",
+        "summary": "已归档或删除 {files} 个文件，释放 {freed:,} 字节",
+        "summary_partitions": "，删除事件日志分区 {count} 个", "summary_skipped": "；跳过 {count} 个",
     },
     "en": {
         "header": "| folder | archived | moved | deleted | archives deleted | freed bytes | skipped |",
         "event_log": "ClickHouse event log: {count} daily partition(s) older than {days} days dropped{names}.",
         "names": ": {names}", "no_folder": "{folder}: no such folder, nothing to clean",
         "skipped": "⚠️ skipped (handle by hand):",
+        "summary": "{files} file(s) archived or deleted, {freed:,} bytes freed",
+        "summary_partitions": ", {count} event-log partition(s) dropped", "summary_skipped": "; {count} skipped",
     },
 }
 
@@ -164,11 +168,11 @@ def cleanup_result(reports: list[RuleReport], notes: list[str], partitions: list
         lines += [f"- `{s.path}`: {s.reason}" for s in skipped[:50]]
     freed = sum(r.bytes_freed for r in reports)
     files = sum(r.archived + r.deleted + r.archives_deleted for r in reports)
-    summary = f"{files} file(s) archived or deleted, {freed:,} bytes freed"
+    summary = w["summary"].format(files=files, freed=freed)
     if partitions:
-        summary += f", {len(partitions)} event-log partition(s) dropped"
+        summary += w["summary_partitions"].format(count=len(partitions))
     if skipped:
-        summary += f"; {len(skipped)} skipped"
+        summary += w["summary_skipped"].format(count=len(skipped))
     return StepResult(status=StepStatus.WARNING if skipped else StepStatus.SUCCESS, summary=summary,
                       details={"rules": [r.to_json() for r in reports], "notes": notes,
                                "event_log_partitions_dropped": partitions, "event_log_retention_days": retention},

@@ -158,9 +158,12 @@ def disk_free(roots: list[Path]) -> dict[str, int]:
 TEXT = {
     "zh": {"header": "| 清理对象 | 文件数 | 目录数 | 字节数 | 跳过 |",
            "backups": "旧备份 `{pattern}`（保留最新 {keep} 个）",
-           "keys": "{keys} 个键", "skipped": "⚠️ 已跳过（请手工处理）："},
+           "keys": "{keys} 个键", "skipped": "⚠️ 已跳过（请手工处理）：",
+           "summary": "释放 {files} 个文件，{size:,} 字节，{keys} 个 Redis 键", "summary_skipped": "；跳过 {count} 个"},
     "en": {"header": "| what | files | folders | bytes | skipped |", "backups": "`backups {pattern} (keep {keep})`",
-           "keys": "{keys} keys", "skipped": "⚠️ skipped (handle by hand):"},
+           "keys": "{keys} keys", "skipped": "⚠️ skipped (handle by hand):",
+           "summary": "freed {files} file(s), {size:,} bytes, {keys} Redis key(s)",
+           "summary_skipped": "; {count} skipped"},
 }
 
 
@@ -182,9 +185,9 @@ def release_result(sections: list[Section], redis_freed: list[RedisFreed], langu
     files = sum(s.freed.files for s in sections)
     size = sum(s.freed.bytes for s in sections)
     keys = sum(r.keys for r in redis_freed)
-    summary = f"freed {files} file(s), {size:,} bytes, {keys} Redis key(s)"
+    summary = w["summary"].format(files=files, size=size, keys=keys)
     if skipped:
-        summary += f"; {len(skipped)} skipped"
+        summary += w["summary_skipped"].format(count=len(skipped))
     details = {"files": files, "bytes": size, "redis_keys": keys, "redis_bytes": sum(r.bytes for r in redis_freed),
                "sections": [{"label": s.label, **s.freed.to_json(), **({"removed": s.removed} if s.removed else {})}
                             for s in sections],

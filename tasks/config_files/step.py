@@ -28,9 +28,11 @@ from tasks.steps.base import UpgradeStep
 
 #: 预处理结果 (the changed configuration files), in the site's language.
 TEXT = {
-    "zh": {"header": "| 文件 | 结果 | 原版本 |", "changed": "已修改", "unchanged": "已是最新", "new": "（新文件）"},
+    "zh": {"header": "| 文件 | 结果 | 原版本 |", "changed": "已修改", "unchanged": "已是最新", "new": "（新文件）",
+           "summary": "已修改 {changed} 个配置文件，{unchanged} 个无变化", "failed": "配置预处理失败：{error}"},
     "en": {"header": "| file | result | previous version |", "changed": "changed", "unchanged": "already up to date",
-           "new": "(new file)"},
+           "new": "(new file)", "summary": "{changed} config file(s) changed, {unchanged} unchanged",
+           "failed": "{error}"},
 }
 
 class ConfigFile(StepParams):
@@ -82,7 +84,7 @@ class ConfigPreprocessStep(UpgradeStep):
             report = apply_changes(changes, self.values(), history, secrets=res.secrets,
                                    private=Private(get_settings().backup_group))
         except PreprocessError as exc:
-            result = StepResult(StepStatus.FAILED, str(exc),
+            result = StepResult(StepStatus.FAILED, words(TEXT, ctx.language)["failed"].format(error=exc),
                                 details={"missing": exc.missing, "restored": exc.restored})
             raise StepFailed(str(exc), result) from exc
         w = words(TEXT, ctx.language)
@@ -90,7 +92,7 @@ class ConfigPreprocessStep(UpgradeStep):
                 for c in report.changed]
         rows += [f"| `{p}` | {w['unchanged']} | |" for p in report.unchanged]
         return StepResult(
-            StepStatus.SUCCESS, f"{len(report.changed)} config file(s) changed, {len(report.unchanged)} unchanged",
+            StepStatus.SUCCESS, w["summary"].format(changed=len(report.changed), unchanged=len(report.unchanged)),
             details={"changed": report.changed, "unchanged": report.unchanged, "history": str(history)},
             markdown=w["header"] + "\n|---|---|---|\n" + "\n".join(rows))
 

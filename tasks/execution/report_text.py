@@ -36,6 +36,7 @@ REPORT_TEXT: dict[str, dict[str, str]] = {
         "cicd": "CICD：`prefect deployment run '{deployment}' -p source_version={source} "
                 "-p target_version={target} -p site_id={site} --watch`（参数相同）。",
         "cli": "命令行：`ft-upgrade resume {execution_id}`。",
+        "step_reused": "本次执行中已完成", "step_blocked": "已跳过：依赖的步骤 {blocker} 未成功",
     },
     "en": {
         "status": "Status", "site": "site", "field": "field", "value": "value",
@@ -62,6 +63,8 @@ REPORT_TEXT: dict[str, dict[str, str]] = {
         "cicd": "CICD: `prefect deployment run '{deployment}' -p source_version={source} "
                 "-p target_version={target} -p site_id={site} --watch` (same parameters).",
         "cli": "CLI: `ft-upgrade resume {execution_id}`.",
+        "step_reused": "already done in this execution",
+        "step_blocked": "skipped: dependency {blocker} did not succeed",
     },
 }
 

@@ -38,6 +38,7 @@ TEXT = {
         "not_json": "响应不是 JSON：{body}", "http_ok": "{method} → HTTP {status}",
         "json_ok": "，{n} 个 JSON 字段符合预期",
         "sql_ok": "{rows} 行，首个值 {value}", "no_rows": "无数据", "sep": "；",
+        "summary": "冒烟测试通过 {passed}/{total}", "summary_failed": "：失败 {names}",
     },
     "en": {
         "header": "| kind | check | result | detail | ms |", "pass": "✅ pass", "fail": "❌ fail",
@@ -45,6 +46,7 @@ TEXT = {
         "not_json": "response is not JSON: {body}", "http_ok": "{method} → HTTP {status}",
         "json_ok": ", {n} JSON field(s) as expected", "sql_ok": "{rows} row(s), first value {value}",
         "no_rows": "no rows", "sep": "; ",
+        "summary": "{passed}/{total} smoke tests passed", "summary_failed": ": failed {names}",
     },
 }
 
@@ -128,8 +130,8 @@ class SmokeTestStep(UpgradeStep):
                          f"{o.millis} |" for o in outcomes)
         result = StepResult(
             status=StepStatus.FAILED if failed else StepStatus.SUCCESS,
-            summary=f"{len(outcomes) - len(failed)}/{len(outcomes)} smoke tests passed"
-            + (": failed " + ", ".join(o.name for o in failed) if failed else ""),
+            summary=w["summary"].format(passed=len(outcomes) - len(failed), total=len(outcomes))
+            + (w["summary_failed"].format(names=", ".join(o.name for o in failed)) if failed else ""),
             details={"checks": [o.to_json() for o in outcomes], "passed": len(outcomes) - len(failed),
                      "failed": len(failed)},
             markdown=w["header"] + "\n|---|---|---|---|---|\n" + rows)

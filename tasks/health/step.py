@@ -77,12 +77,14 @@ TEXT = {
         "database": "数据库 {name}", "select_ok": "SELECT 1 成功", "port_open": "端口可连接",
         "port_closed": "端口无法连接：{reason}", "unexpected": "HTTP {status}，期望 {expected}",
         "no_service": "局点配置中没有服务 {service!r}",
+        "summary": "{healthy}/{total} 正常", "summary_bad": "：异常 {targets}",
     },
     "en": {
         "header": "| target | result | version | detail | ms |", "healthy": "✅ healthy", "unhealthy": "❌ unhealthy",
         "database": "database {name}", "select_ok": "SELECT 1 ok", "port_open": "port open",
         "port_closed": "port closed: {reason}", "unexpected": "HTTP {status}, expected {expected}",
         "no_service": "service {service!r} is not in the site profile",
+        "summary": "{healthy}/{total} healthy", "summary_bad": ": unhealthy {targets}",
     },
 }
 
@@ -122,8 +124,8 @@ class ServiceHealthCheckStep(UpgradeStep):
         markdown = w["header"] + "\n|---|---|---|---|---|\n" + rows
         result = StepResult(
             status=StepStatus.FAILED if bad else StepStatus.SUCCESS,
-            summary=f"{len(outcomes) - len(bad)}/{len(outcomes)} healthy"
-            + (": unhealthy " + ", ".join(o.target for o in bad) if bad else ""),
+            summary=w["summary"].format(healthy=len(outcomes) - len(bad), total=len(outcomes))
+            + (w["summary_bad"].format(targets=", ".join(self._target(o.target) for o in bad)) if bad else ""),
             details={"checks": [o.to_json() for o in outcomes]},
             markdown=markdown,
         )

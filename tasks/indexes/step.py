@@ -55,6 +55,9 @@ TEXT = {
         "failed": "{op} 失败：{reason}",
         "dropped": "- ↩️ 已删除本步骤创建的索引 {index}",
         "left": "- ⚠️ 无法删除索引 {index}：请手工删除",
+        "not_started": "索引优化未开始：{problems}",
+        "summary": "{done} 个操作，新建或重建 {indexes} 个索引",
+        "summary_gain": "，探测查询提升 {gain:+.1f}%", "summary_skipped": "；{count} 个操作未执行（时间预算）",
     },
     "en": {
         "tables": "| table | rows | size before | size after | change |",
@@ -68,6 +71,9 @@ TEXT = {
         "failed": "{op} failed: {reason}",
         "dropped": "- ↩️ dropped index {index} (created by this step)",
         "left": "- ⚠️ could not drop index {index}: drop it by hand",
+        "not_started": "{problems}",
+        "summary": "{done} operation(s), {indexes} index(es) created or rebuilt",
+        "summary_gain": ", probe queries {gain:+.1f}% faster", "summary_skipped": "; {count} not done (time budget)",
     },
 }
 
@@ -139,7 +145,8 @@ class IndexOptimizationStep(UpgradeStep):
             ops, problems, planned = plan_operations(p.requests(), before)
             notes: list[str | tuple[str, dict[str, Any]]] = list(planned)  # (key, values): a note of TEXT
             if problems:
-                result = StepResult(StepStatus.FAILED, "; ".join(problems), {"problems": problems},
+                shown = words(TEXT, self.context.language)["not_started"].format(problems="; ".join(problems))
+                result = StepResult(StepStatus.FAILED, shown, {"problems": problems},
                                     "\n".join(f"- ❌ {x}" for x in problems))
                 raise StepFailed(f"index optimization not started: {'; '.join(problems)}", result)
             probes_before = {probe.name: time_probe(conn, probe.sql, probe.repeat) for probe in p.probes}
@@ -204,9 +211,9 @@ class IndexOptimizationStep(UpgradeStep):
         lines += [w["left"].format(index=x) for x in left]
         self.context.logger.error("index optimization failed: %s; rolled back %d created index(es)", message,
                                   len(rolled))
-        result = StepResult(StepStatus.FAILED, message, {"failed": op.describe(), "error": reason,
-                                                         "done": done, "rolled_back": rolled, "left": left},
-                            "\n".join(lines))
+        result = StepResult(StepStatus.FAILED, w["failed"].format(op=op.describe(), reason=reason),
+                            {"failed": op.describe(), "error": reason, "done": done, "rolled_back": rolled,
+                             "left": left}, "\n".join(lines))
         summary = f"index optimization failed: {message}; " + (
             f"dropped {len(rolled)} index(es) it had created" if rolled else "nothing it created was left")
         return StepFailed(summary, result)
@@ -246,9 +253,9 @@ class IndexOptimizationStep(UpgradeStep):
         lines += [f"- {n if isinstance(n, str) else w[n[0]].format(**n[1])}" for n in notes]
         english = [n if isinstance(n, str) else TEXT["en"][n[0]].format(**n[1]) for n in notes]
         indexes = sum(1 for d in done if d["operation"].startswith(("create index", "rebuild index")))
-        summary = (f"{len(done)} operation(s), {indexes} index(es) created or rebuilt"
-                   + (f", probe queries {overall:+.1f}% faster" if overall is not None else "")
-                   + (f"; {len(skipped)} not done (time budget)" if skipped else ""))
+        summary = (w["summary"].format(done=len(done), indexes=indexes)
+                   + (w["summary_gain"].format(gain=overall) if overall is not None else "")
+                   + (w["summary_skipped"].format(count=len(skipped)) if skipped else ""))
         return StepResult(status, summary,
                           {"tables": tables, "probes": probes, "operations": done,
                            "skipped": [op.describe() for op in skipped], "indexes_optimized": indexes,

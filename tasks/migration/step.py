@@ -119,12 +119,16 @@ TEXT = {
         "header": "| 任务 | 方式 | 状态 | 已迁移 / 总行数 | 本次 | 行/秒 | 暂停 | 重试的块 | 校验 | 续自 |",
         "already": "此前已完成", "verified": "✅ {segments} 段，{rows:,} 行", "off": "未校验",
         "resumed": "键 {key!r}（第 {runs} 次运行）",
+        "summary": "完成 {count} 个迁移任务，本次复制 {rows:,} 行", "summary_none": "（均已此前完成）",
+        "failed": "迁移失败：{error}",
     },
     "en": {
         "header": "| task | mode | status | rows done / total | this run | rows/s | paused | retried chunks | verified "
                   "| resumed from |",
         "already": "already", "verified": "✅ {segments} segments, {rows:,} rows", "off": "off",
         "resumed": "key {key!r} (run {runs})",
+        "summary": "{count} migration(s) done, {rows:,} rows copied in this run",
+        "summary_none": " (all already done)", "failed": "{error}",
     },
 }
 
@@ -138,8 +142,8 @@ def migration_result(outcomes: list[TaskOutcome], failure: str | None = None,
     if failure:
         markdown += f"\n\n❌ {failure}"
     done = sum(o.run_rows for o in outcomes)
-    summary = failure or (f"{len(outcomes)} migration(s) done, {done:,} rows copied in this run"
-                          + ("" if done else " (all already done)"))
+    summary = w["failed"].format(error=failure) if failure else (
+        w["summary"].format(count=len(outcomes), rows=done) + ("" if done else w["summary_none"]))
     details: dict[str, Any] = {"migrations": [_details(o) for o in outcomes]}
     if failure:
         details["error"] = failure

@@ -181,6 +181,8 @@ TEXT: dict[str, dict[str, Any]] = {
         "io": "重试 {retries} 次后仍有 I/O 错误：{error}",
         "part_way": "{message} —— 已有 {committed} 个数据库提交了导入；已替换的资源包仍标记为 'tables pending'："
                     "再次执行本步骤即可完成（已完成的部分不会重复）",
+        "summary": "从 {packages} 个资源包导入 {imported} 个文件，{already} 个已安装",
+        "summary_resumed": "，续完 {resumed} 个中断的安装",
     },
     "en": {
         "header": "| package | target | result | files | bytes | table rows |",
@@ -189,6 +191,8 @@ TEXT: dict[str, dict[str, Any]] = {
         "io": "I/O error after {retries} retries: {error}",
         "part_way": "{message} — after {committed} database(s) committed their loads; the swapped packages stay "
                     "marked 'tables pending': run the step again to finish (done parts are not repeated)",
+        "summary": "{imported} files imported from {packages} package(s), {already} already installed",
+        "summary_resumed": ", {resumed} interrupted install(s) finished",
     },
 }
 
@@ -405,7 +409,7 @@ class ResourcePackageImportStep(UpgradeStep):
 
     def _result(self, rows: list[dict[str, Any]], status: StepStatus, failure: str = "",
                 shown: str = "") -> StepResult:
-        """The result; ``failure`` in English (summary), ``shown`` the same in the report's language."""
+        """The result; ``failure`` in English (logs), ``shown`` the same in the report's language (summary)."""
         imported = sum(r["files"] for r in rows if r["result"] == "imported")
         failed = sum(1 for r in rows if r["result"] == "rejected") if failure else 0
         w = words(TEXT, self.context.language)
@@ -419,8 +423,9 @@ class ResourcePackageImportStep(UpgradeStep):
         packages = sum(1 for r in rows if r["result"] == "imported" and r["rows"] is None)
         already = sum(1 for r in rows if r["result"] == "already installed")
         resumed = sum(1 for r in rows if r["result"] == "resumed")
-        summary = failure or (f"{imported} files imported from {packages} package(s), {already} already installed"
-                              + (f", {resumed} interrupted install(s) finished" if resumed else ""))
+        summary = (shown or failure) if failure else (
+            w["summary"].format(imported=imported, packages=packages, already=already)
+            + (w["summary_resumed"].format(resumed=resumed) if resumed else ""))
         return StepResult(status=status, summary=summary,
                           details={"packages": rows, "files_imported": imported, "packages_failed": failed},
                           markdown="\n".join(lines))

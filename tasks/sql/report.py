@@ -51,6 +51,7 @@ TEXT = {
                    "- 命令行：`ft-upgrade resume {execution_id}`。"],
         "decisions": "操作员决定：", "slowest": "耗时最长的语句：", "slowest_header": "| 文件:行号 | 毫秒 | SQL |",
         "checks": "数据完整性验证：",
+        "summary": "已执行 {success} 条语句，{skipped} 条此前已完成", "failed": "SQL 执行失败：{error}",
     },
     "en": {
         "totals": "**SQL**: {total} statements in {files} files — {success} executed, {skipped} skipped (already "
@@ -62,6 +63,7 @@ TEXT = {
                    "- CLI: `ft-upgrade resume {execution_id}`."],
         "decisions": "Operator decisions:", "slowest": "Slowest statements:",
         "slowest_header": "| file:line | ms | SQL |", "checks": "Integrity checks:",
+        "summary": "{success} statements executed, {skipped} already done", "failed": "{error}",
     },
 }
 

@@ -177,9 +177,10 @@ class SqlScriptStep(UpgradeStep):
                 f"- {'✅' if v['passed'] else '❌'} {v['name']}: {v['detail']}" for v in details["verify"])
         if before:
             markdown += "\n\n" + self._schema_changes(before, details)
+        t = report.words(ctx.language)
         result = StepResult(status=StepStatus.FAILED if failed else StepStatus.SUCCESS,
-                            summary=(str(failed) if failed else
-                                     f"{details['success']} statements executed, {details['skipped']} already done"),
+                            summary=(t["failed"].format(error=failed) if failed else
+                                     t["summary"].format(success=details["success"], skipped=details["skipped"])),
                             details=details, markdown=markdown)
         if failed is not None:
             raise StepFailed(str(failed), result) from failed

@@ -34,12 +34,14 @@ PARTS: tuple[tuple[str, type[UpgradeStep]], ...] = (
     ("smoke", SmokeTestStep),
 )
 
-#: Each part's title in the report, and the mark of a part the failure stopped, in the site's language.
+#: Each part's title in the report, the mark of a part the failure stopped, and a part's line of the summary,
+#: in the site's language.
 TEXT = {
     "zh": {"resource_packages": "资源包导入", "cache": "缓存重建", "indexes": "索引优化", "health": "服务健康检查",
-           "smoke": "冒烟测试", "not_run": "未执行"},
+           "smoke": "冒烟测试", "not_run": "未执行", "part": "{title}：{summary}", "sep": "；"},
     "en": {"resource_packages": "Resource packages", "cache": "Cache rebuild", "indexes": "Index optimization",
-           "health": "Health checks", "smoke": "Smoke tests", "not_run": "NOT RUN"},
+           "health": "Health checks", "smoke": "Smoke tests", "not_run": "NOT RUN", "part": "{key}: {summary}",
+           "sep": "; "},
 }
 
 
@@ -79,9 +81,9 @@ class StartupPostProcessStep(UpgradeStep):
                 message = str(exc) if isinstance(exc, StepFailed) else f"{type(exc).__name__}: {exc}"
                 done.append((key, title, found or StepResult(StepStatus.FAILED, message)))
                 not_run = [(k, t) for k, _, t in configured[position + 1:]]
-                raise StepFailed(f"{key}: {message}", combine(done, not_run, w["not_run"])) from exc
+                raise StepFailed(f"{key}: {message}", combine(done, not_run, self.context.language)) from exc
             done.append((key, title, result))
-        return combine(done, [], w["not_run"])
+        return combine(done, [], self.context.language)
 
     @classmethod
     def static_checks(cls, params: StartupPostProcessParams, roots: dict[str, Path]) -> list[str]:
@@ -94,19 +96,22 @@ class StartupPostProcessStep(UpgradeStep):
 
 
 def combine(parts: list[tuple[str, str, StepResult]], not_run: list[tuple[str, str]],
-            not_run_mark: str = "NOT RUN") -> StepResult:
+            language: str | None = None) -> StepResult:
     """One result from the parts' results: worst status, a summary line each, a markdown section each.
 
-    A section is the part's own markdown (in the report's language); the part's summary (English, for the
-    step's summary and logs) stands in only when a part left no markdown (it failed before reporting).
+    A section is the part's own markdown; the part's summary stands in only when a part left no markdown
+    (it failed before reporting). Both are in the report's ``language``, as is the joined summary.
     """
+    w = words(TEXT, language)
     statuses = [r.status for _, _, r in parts]
     status = (StepStatus.FAILED if StepStatus.FAILED in statuses
               else StepStatus.WARNING if StepStatus.WARNING in statuses else StepStatus.SUCCESS)
     sections = [f"#### {title} — {r.status.value}\n\n{r.markdown or r.summary}".rstrip() for _, title, r in parts]
-    sections += [f"#### {title} — {not_run_mark}" for _, title in not_run]
+    sections += [f"#### {title} — {w['not_run']}" for _, title in not_run]
     details: dict[str, Any] = {key: {"status": r.status.value, "summary": r.summary, **r.details}
                                for key, _, r in parts}
     details["not_run"] = [key for key, _ in not_run]
-    return StepResult(status=status, summary="; ".join(f"{key}: {r.summary}" for key, _, r in parts),
+    return StepResult(status=status,
+                      summary=w["sep"].join(w["part"].format(key=key, title=title, summary=r.summary)
+                                            for key, title, r in parts),
                       details=details, markdown="\n\n".join(sections))

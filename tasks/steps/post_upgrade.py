@@ -34,6 +34,8 @@ TITLES = {
     "en": {"data_migration": "Async data migration", "log_cleanup": "Log cleanup",
            "resource_release": "Resource release"},
 }
+#: A part's line of the summary, and what joins them, in the site's language.
+SUMMARY = {"zh": {"part": "{title}：{summary}", "sep": "；"}, "en": {"part": "{name}: {summary}", "sep": "; "}}
 
 
 class PostUpgradeParams(StepParams):
@@ -70,15 +72,16 @@ class PostUpgradeStep(UpgradeStep):
             except StepFailed as exc:
                 failed = exc.result if isinstance(exc.result, StepResult) else StepResult(StepStatus.FAILED, str(exc))
                 done.append((name, title, failed))
-                raise StepFailed(f"{name}: {exc}", combine(done)) from exc
-        return combine(done)
+                raise StepFailed(f"{name}: {exc}", combine(done, self.context.language)) from exc
+        return combine(done, self.context.language)
 
 
-def combine(parts: list[tuple[str, str, StepResult]]) -> StepResult:
-    """One result: the worst status, summaries joined, a markdown subsection and a details key per part."""
+def combine(parts: list[tuple[str, str, StepResult]], language: str | None = None) -> StepResult:
+    """One result: the worst status, the summaries joined in ``language``, a markdown section and details per part."""
     order = [StepStatus.SUCCESS, StepStatus.WARNING, StepStatus.FAILED]
     status = max((r.status for _n, _t, r in parts), key=lambda s: order.index(s) if s in order else 0)
-    summary = "; ".join(f"{name}: {r.summary}" for name, _t, r in parts)
+    w = words(SUMMARY, language)
+    summary = w["sep"].join(w["part"].format(name=name, title=title, summary=r.summary) for name, title, r in parts)
     markdown = "\n\n".join(f"### {title}\n\n{r.markdown}" for _n, title, r in parts)
     details = {name: {"status": r.status.value, "summary": r.summary, **r.details} for name, _t, r in parts}
     return StepResult(status=status, summary=summary, details=details, markdown=markdown)

@@ -64,7 +64,7 @@ def test_failure_and_then_completion_are_posted_to_the_configured_webhook(
     failure = received[0]
     assert (failure["site_id"], failure["cutpoint"], failure["source_version"], failure["target_version"]) == (
         "US", "pre_business_check", "3.17.0", "3.17.5")
-    assert failure["failed_step"] == "ping" and failure["failure"] == "0/1 healthy: unhealthy database ft_db"
+    assert failure["failed_step"] == "ping" and failure["failure"] == "0/1 正常：异常 数据库 ft_db"
     assert any(f"ft-upgrade resume {failure['execution_id']}" in line for line in failure["resume"])
     assert failure["recipients"] == ["ops@example.com", "dev@example.com"]
     assert "pw@" not in json.dumps(received)

@@ -84,5 +84,5 @@ def test_dead_service_whose_restart_does_not_help_fails_the_step(tmp_path: Path)
         run(tmp_path, endpoints=[{"name": "ft-openapi", "url": f"http://127.0.0.1:{port}/health", "restart": restart}],
             ports=[{"name": "ft-openapi port", "port": port}])
     result = info.value.result
-    assert "unhealthy ft-openapi, ft-openapi port" in str(info.value)
+    assert "异常 ft-openapi, ft-openapi port" in str(info.value)
     assert result is not None and "| ft-openapi | ❌ 异常 |" in result.markdown

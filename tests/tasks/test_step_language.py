@@ -1,6 +1,7 @@
-"""A step's report section is in the site's language: Chinese by default, English when the profile says en.
+"""A step's report section and summary are in the site's language: Chinese by default, English for en.
 
-Two representative steps on real services: the backup (备份完成状态) and the health check (健康检查报告).
+Two representative steps on real services: the backup (备份完成状态) and the health check (健康检查报告);
+then summaries rendered from literals (pure).
 """
 
 from __future__ import annotations
@@ -14,9 +15,15 @@ import pytest
 from sqlalchemy import create_engine
 
 from tasks.backup.step import BackupParams, BackupStep
+from tasks.checks.outcome import CheckOutcome, CheckStatus
+from tasks.checks.report import summary_line
+from tasks.cleanup.release_step import release_result
 from tasks.core.errors import StepFailed
+from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepResult
+from tasks.execution.report_text import report_text
 from tasks.health.step import HealthParams, ServiceHealthCheckStep
+from tasks.steps.post_upgrade import combine
 from tests.helpers import step_context
 from tests.tasks.backup.data import fill
 
@@ -69,8 +76,10 @@ def test_backup_and_health_sections_are_chinese_by_default_with_no_english_prose
     engine = create_engine(mariadb_database)
     fill(engine, 10)
     engine.dispose()
-    made = backup(tmp_path, mariadb_database, None).markdown
+    done = backup(tmp_path, mariadb_database, None)
+    made = done.markdown
     assert made.startswith("**备份完成** `") and "| 表 | 行数 | CHECKSUM TABLE | 字节数 |" in made
+    assert re.fullmatch(r"备份 \S+：2 张表，110 行，1 个文件，\d+\.\d\d MB", done.summary), done.summary
     assert "| 配置文件 | sha256 |" in made
     checked = health(tmp_path, mariadb_database, ports, None)
     assert checked.markdown.startswith("| 检查对象 | 结果 | 版本 | 详情 | 毫秒 |")
@@ -78,6 +87,7 @@ def test_backup_and_health_sections_are_chinese_by_default_with_no_english_prose
                 "| 数据库 ft_db | ✅ 正常 | - | SELECT 1 成功 |"):
         assert row in checked.markdown, row
     assert checked.details["checks"][0]["detail"] == "port open", "the JSON stays English"
+    assert checked.summary == "2/3 正常：异常 closed port"
     for markdown in (made, checked.markdown):
         prose = _prose(markdown, str(tmp_path / "home" / "config_dir"))
         assert not re.search(r"[A-Za-z]{3,}", prose), prose
@@ -88,10 +98,27 @@ def test_a_site_with_language_en_gets_english_sections_with_no_chinese(
     engine = create_engine(mariadb_database)
     fill(engine, 10)
     engine.dispose()
-    made = backup(tmp_path, mariadb_database, "en").markdown
+    done = backup(tmp_path, mariadb_database, "en")
+    made = done.markdown
     assert made.startswith("**Backup** `") and "| table | rows | CHECKSUM TABLE | bytes |" in made
-    checked = health(tmp_path, mariadb_database, ports, "en").markdown
+    assert re.fullmatch(r"backup \S+: 2 tables, 110 rows, 1 files, \d+\.\d\d MB", done.summary), done.summary
+    result = health(tmp_path, mariadb_database, ports, "en")
+    assert result.summary == "2/3 healthy: unhealthy closed port"
+    checked = result.markdown
     for row in ("| open port | ✅ healthy | - | port open |", "| closed port | ❌ unhealthy | - | port closed: ",
                 "| database ft_db | ✅ healthy | - | SELECT 1 ok |"):
         assert row in checked, row
     assert not CJK.search(made + checked), made + checked
+
+
+def test_summaries_and_the_runners_own_lines_follow_the_language_from_literals() -> None:
+    failed = CheckOutcome(id="mw", title="mw", type="custom_sql", target="ft_db", status=CheckStatus.FAIL,
+                          result="r", suggestion="-", severity="fail")
+    assert summary_line([failed]) == "共 1 项检查：失败 1，警告 0，通过 0，跳过 0（失败项：mw）"
+    assert summary_line([failed], "en") == "1 checks: 1 failed, 0 warnings, 0 passed, 0 skipped (failed: mw)"
+    assert release_result([], []).summary == "释放 0 个文件，0 字节，0 个 Redis 键"
+    assert release_result([], [], "en").summary == "freed 0 file(s), 0 bytes, 0 Redis key(s)"
+    parts = [("log_cleanup", "日志清理", StepResult(StepStatus.SUCCESS, "已归档或删除 1 个文件"))]
+    assert combine(parts).summary == "日志清理：已归档或删除 1 个文件"
+    assert report_text(None)["step_blocked"].format(blocker="a") == "已跳过：依赖的步骤 a 未成功"
+    assert report_text("en")["step_reused"] == "already done in this execution"

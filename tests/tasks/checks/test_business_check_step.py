@@ -39,8 +39,7 @@ def test_the_seed_example_report_is_reproduced_on_a_real_database(
         PreBusinessCheckStep(params, ctx).run()
     result = info.value.result
     assert result.status == StepStatus.FAILED
-    assert result.summary == ("5 checks: 2 failed, 2 warnings, 0 passed, 1 skipped "
-                              "(failed: mw_mysql, orders_pk_conflicts)")
+    assert result.summary == "共 5 项检查：失败 2，警告 2，通过 0，跳过 1（失败项：mw_mysql, orders_pk_conflicts）"
     lines = result.markdown.splitlines()
     assert lines[0] == "**[FT前置业务检查报告]**"
     start = lines.index("1. 检查项: 中间件版本检查")

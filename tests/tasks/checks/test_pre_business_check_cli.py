@@ -46,7 +46,7 @@ def test_failed_checks_fail_the_flow_with_the_seed_report_everywhere(
     assert code == 1 and report["status"] == "FAILED"
     (step,) = report["step_results"]
     assert step["status"] == "FAILED"
-    assert step["error"].startswith("5 checks: 2 failed, 2 warnings, 0 passed, 1 skipped")
+    assert step["error"].startswith("共 5 项检查：失败 2，警告 2，通过 0，跳过 1")
     details = step["details"]
     assert (details["errorCount"], details["warningCount"]) == (2, 2)
     assert details["ruleSources"][0]["file"] == "rules/checks.json"

@@ -58,7 +58,7 @@ def test_all_four_formats_are_filled_validated_and_kept_in_history(tmp_path: Pat
     folder = tmp_path / "home" / "config_dir"
     originals = write_files(folder, FILES)
     result = run_step(tmp_path, list(FILES), ENV)
-    assert result.summary == "4 config file(s) changed, 0 unchanged"
+    assert result.summary == "已修改 4 个配置文件，0 个无变化"
     assert (folder / "app.json").read_text() == '{"db": "10.0.0.5", "port": 3306}\n'
     assert (folder / "app.yml").read_text() == "server:\n  host: 10.0.0.5\n  site: CN\n"
     assert (folder / "app.properties").read_bytes() == b"db.host=10.0.0.5\r\ndb.port=3306\r\n", "CRLF kept"
@@ -66,7 +66,7 @@ def test_all_four_formats_are_filled_validated_and_kept_in_history(tmp_path: Pat
     history = tmp_path / "home" / "config_history" / "EXEC_TEST" / "cfg"
     assert sorted(p.read_bytes() for p in history.iterdir()) == sorted(originals.values())
     again = run_step(tmp_path, list(FILES), ENV)
-    assert again.summary == "0 config file(s) changed, 4 unchanged", "a resumed run is a no-op"
+    assert again.summary == "已修改 0 个配置文件，4 个无变化", "a resumed run is a no-op"
 
 
 def test_every_missing_placeholder_is_listed_and_no_file_changes(tmp_path: Path) -> None:

@@ -79,7 +79,7 @@ def test_every_failure_is_reported_and_the_step_fails(tmp_path: Path, orders_db:
             {"name": "count", "database": "ft_db", "query": "SELECT COUNT(*) FROM orders", "expect": {"$gte": 5}},
             {"name": "bad sql", "database": "ft_db", "query": "SELECT nope FROM orders", "expect_rows": 1},
         ])
-    assert str(failed.value).startswith("0/6 smoke tests passed: failed health, broken, dead, unknown service")
+    assert str(failed.value).startswith("冒烟测试通过 0/6：失败 health, broken, dead, unknown service")
     checks = {c["name"]: c for c in failed.value.result.details["checks"]}
     assert checks["health"]["detail"] == "status: expected 'DOWN', got 'UP'"
     assert checks["broken"]["detail"] == "HTTP 500, expected [200]"

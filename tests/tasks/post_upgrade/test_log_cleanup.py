@@ -116,7 +116,7 @@ def test_a_file_that_cannot_be_removed_is_skipped_reported_and_the_rest_is_clean
     assert result.status == StepStatus.WARNING
     assert result.details["rules"][0]["skipped"] == [{"path": str(stuck), "reason": "Operation not permitted"}]
     assert names(logs) == ["a-stuck.log", "archive/b-fine.log.gz"], "no half archive of the stuck file is left"
-    assert "已跳过（请手工处理）" in result.markdown and "1 skipped" in result.summary
+    assert "已跳过（请手工处理）" in result.markdown and "跳过 1 个" in result.summary
 
 
 def test_rules_may_name_a_site_profile_folder(tmp_path: Path) -> None:

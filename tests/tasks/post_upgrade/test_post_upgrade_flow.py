@@ -88,9 +88,9 @@ def test_post_upgrade_stopped_by_a_bad_row_continues_from_its_checkpoint_when_ru
         assert done["execution_id"] == failed["execution_id"] and done["resume_count"] == 1
         assert_identical(engine)
         summary = done["step_results"][0]["summary"]
-        assert "data_migration: 1 migration(s) done, 6,000 rows copied in this run" in summary
-        assert "log_cleanup: 1 file(s) archived or deleted" in summary
-        assert "resource_release: freed 1 file(s), 4,096 bytes, 1 Redis key(s)" in summary
+        assert "数据异步迁移：完成 1 个迁移任务，本次复制 6,000 行" in summary
+        assert "日志清理：已归档或删除 1 个文件" in summary
+        assert "资源释放：释放 1 个文件，4,096 字节，1 个 Redis 键" in summary
         assert sorted(p.name for p in logs.rglob("*.log*")) == ["ft-manager.2024-01-01.log.gz", "ft-manager.log"]
         assert not (work / "ft-upgrade-3.17.5-unpack").exists()
         assert [k.decode() for k in client.scan_iter(match=f"{namespace}:*")] == [f"{namespace}:cache:3.17.5:order:1"]

@@ -54,9 +54,11 @@ def test_parts_run_in_order_and_the_worst_status_wins(tmp_path: Path) -> None:
     assert list(result.details) == ["log_cleanup", "resource_release"]
     assert result.status == StepStatus.SUCCESS
     assert result.markdown.index("### 日志清理") < result.markdown.index("### 资源释放")
-    mixed = combine([("a", "A", StepResult(StepStatus.SUCCESS, "ok")), ("b", "B", StepResult(StepStatus.WARNING, "1 "
-                     "skipped"))])
-    assert mixed.status == StepStatus.WARNING and mixed.summary == "a: ok; b: 1 skipped"
+    mixed_parts = [("a", "A", StepResult(StepStatus.SUCCESS, "ok")), ("b", "B", StepResult(StepStatus.WARNING, "1 "
+                   "skipped"))]
+    mixed = combine(mixed_parts)
+    assert mixed.status == StepStatus.WARNING and mixed.summary == "A：ok；B：1 skipped"
+    assert combine(mixed_parts, "en").summary == "a: ok; b: 1 skipped"
 
 
 def test_unknown_part_names_are_refused() -> None:

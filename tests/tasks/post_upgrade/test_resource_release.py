@@ -52,7 +52,7 @@ def test_temporary_paths_of_this_upgrade_are_removed_and_counted(tmp_path: Path)
     section = result.details["sections"][0]
     assert section["label"] == f"{work}/ft-upgrade-EXEC42*"
     assert (section["files"], section["dirs"], section["bytes"]) == (3, 2, 1025)
-    assert result.summary == "freed 3 file(s), 1,025 bytes, 0 Redis key(s)"
+    assert result.summary == "释放 3 个文件，1,025 字节，0 个 Redis 键"
     assert list(result.details["disk_free_bytes"]) == [str(work)]
 
 
