@@ -444,6 +444,13 @@ class ScriptRunner:
                     return
                 self._execute(script, stmt, kind, row, session, reconnected=True, note=note)
                 return
+            if kind == k.DML and not is_connection_error(exc) and self._marker_exists(session, script, stmt):
+                # an earlier attempt applied it and its SUCCESS never reached the ledger (buffered when the
+                # process died): this second run failed on what the first one did (a duplicate key) and rolled back
+                note = "already applied (its marker is present)"
+                self.ledger.mark_success(row, duration_ms=0, affected_rows=None, durable=True, note=note)
+                self._record(script, stmt, StatementStatus.SUCCESS, 0, None, note=note)
+                return
             written = self._non_transactional(session, stmt, known_only=True) if kind == k.DML and not exact else ""
             partial = kind == k.UNKNOWN or bool(written)
             self._fail(script, stmt, row, exc, elapsed, in_doubt=durable and is_connection_error(exc),

@@ -71,7 +71,11 @@ sys.exit(subprocess.run([{PYTHON!r}, 'deployments/deploy_sites.py', '--site', 'C
 
 
 def api(server: PrefectServer, method: str, path: str, **kwargs: Any) -> Any:
-    response = httpx.request(method, server.api_url + path, timeout=30, **kwargs)
+    for attempt in range(6):  # 503: the server's SQLite was busy; Prefect's own client retries it too
+        response = httpx.request(method, server.api_url + path, timeout=30, **kwargs)
+        if response.status_code != 503:
+            break
+        time.sleep(0.5 * (attempt + 1))
     response.raise_for_status()
     return response.json() if response.content else None
 

@@ -423,3 +423,22 @@ def test_every_statement_reaches_the_step_log_in_the_requirements_format(tmp_pat
     assert lines == [2, 3, 4, 5, 6, 7], "every statement once, in order"
     assert records[-1].levelno == logging.ERROR and "行号: 7" in records[-1].getMessage()
     assert len(records) < len(lines), "several statements share a record"
+
+
+def test_dml_whose_success_was_lost_is_decided_by_its_marker_even_when_its_second_run_fails(
+        tmp_path: Path, mariadb_database: str) -> None:
+    """A kill loses the buffered SUCCESS of an INSERT that committed; on resume the INSERT fails on its own
+    row (duplicate key) — its marker says it was applied, so the step goes on instead of stopping."""
+    name = write(tmp_path / "sql", "a.sql", "CREATE TABLE kv (k VARCHAR(8) PRIMARY KEY);\n"
+                                            "INSERT INTO kv VALUES ('top');\nINSERT INTO later VALUES (1);\n")
+    with pytest.raises(StepFailed, match="a.sql:3"):
+        run_step(tmp_path, {"ft_db": mariadb_database}, [name])
+    engine = metadata_engine(tmp_path)
+    with engine.begin() as conn:  # as if the process died before the background writer wrote the SUCCESS
+        conn.execute(update(schema.sql_execution_record).where(schema.sql_execution_record.c.sql_sequence == 2)
+                     .values(status="PENDING"))
+    engine.dispose()
+    execute(mariadb_database, "CREATE TABLE later (n INT)")
+    details = run_step(tmp_path, {"ft_db": mariadb_database}, [name])
+    assert details["failed"] == 0 and query(mariadb_database, "SELECT k FROM kv") == [("top",)]
+    assert [r["execution_result"] for r in ledger(tmp_path)][1] == "already applied (its marker is present)"
