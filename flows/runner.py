@@ -27,7 +27,7 @@ from pydantic import SecretStr
 from blocks.database import url_from_environment
 from blocks.notifications import send_to_blocks
 from blocks.site_profile import load_site_profile
-from flows.decision import apply_submission, ask_operator
+from flows.decision import apply_submission, ask_operator, asks
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.environment import check_environment, is_secret_key, secret_reference
 from tasks.core.errors import Refused, SiteBusy, StepFailed, UpgradeFailed
@@ -261,7 +261,8 @@ def _run_locked(service: ExecutionService, request: Request, admission: Admissio
         extra["notification"] = notified
     profile = resources.profile
     if profile is not None and getattr(profile, "notify_blocks", None):
-        subject, body = render_message(final, getattr(profile, "language", "zh"))
+        waiting = _waiting_url(store, execution_id, settings) if failed else None
+        subject, body = render_message(final, getattr(profile, "language", "zh"), waiting_url=waiting)
         extra["notification_blocks"] = send_to_blocks(list(profile.notify_blocks), subject,
                                                       mask_text(body, resources.secrets))
         for failed_block in (o for o in extra["notification_blocks"] if not o["delivered"]):
@@ -274,6 +275,15 @@ def _run_locked(service: ExecutionService, request: Request, admission: Admissio
                             f"Fix the cause, then retry this flow run or run `ft-upgrade resume {execution_id}`.",
                             execution_id=execution_id, step_id=failed.step_id)
     return report.to_json()
+
+
+def _waiting_url(store: MetadataStore, execution_id: str, settings: Settings) -> str | None:
+    """The flow run's page when this run is about to ask for a decision there (its message then says so)."""
+    if not asks(active_breakpoint(store.engine, execution_id), settings):
+        return None
+    from prefect.utilities.urls import url_for
+
+    return url_for("flow-run", obj_id=flow_run.id) or f"flow run {flow_run.id}"
 
 
 def _build_report(service: ExecutionService, execution_id: str) -> RunReport:

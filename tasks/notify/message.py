@@ -17,7 +17,9 @@ TEXT = {
            "execution": "执行", "step": "失败步骤", "error": "错误", "at": "位置", "next": "下一步",
            "done": "全部步骤已完成（{steps}）。",
            "resume": ["修复原因后继续（已成功的语句不会重复执行）：", "Prefect UI：打开失败的运行，点击 **Retry**；",
-                      "CICD：以相同参数再次触发该部署；", "命令行：`ft-upgrade resume {execution}`。"]},
+                      "CICD：以相同参数再次触发该部署；", "命令行：`ft-upgrade resume {execution}`。"],
+           "waiting": "等待操作员决定", "decide": "在 Prefect UI 中打开该流程运行，点击 **Resume**，在表单中选择 "
+                                        "retry / applied / skip / stop 并填写决定人：{url}"},
     "en": {"ok": "succeeded", "failed": "failed", "title": "[FT upgrade] site {site} {cutpoint} {source}→{target}: "
                                                            "{status}",
            "execution": "Execution", "step": "Failed step", "error": "Error", "at": "At", "next": "Next",
@@ -25,17 +27,22 @@ TEXT = {
            "resume": ["Fix the cause, then continue (statements that succeeded are not run again):",
                       "Prefect UI: open the failed run and press **Retry**;",
                       "CICD: trigger the deployment again with the same parameters;",
-                      "CLI: `ft-upgrade resume {execution}`."]},
+                      "CLI: `ft-upgrade resume {execution}`."],
+           "waiting": "waiting for a decision", "decide": "open the flow run in the Prefect UI, press **Resume** "
+                                                        "and choose retry / applied / skip / stop, saying who "
+                                                        "decides: {url}"},
 }
 
 
-def render_message(report: Mapping[str, Any], language: str = "zh") -> tuple[str, str]:
-    """(subject, markdown body) for the run's report."""
+def render_message(report: Mapping[str, Any], language: str = "zh", *,
+                   waiting_url: str | None = None) -> tuple[str, str]:
+    """(subject, markdown body) for the run's report; ``waiting_url``: the run is about to wait for an
+    operator's decision on its page (the decision form) rather than end."""
     text = TEXT.get(language, TEXT["zh"])
     ok = report["status"] == ExecutionStatus.SUCCESS
+    status = text["ok"] if ok else text["waiting"] if waiting_url else text["failed"]
     subject = text["title"].format(site=report["site_id"], cutpoint=report["cutpoint"],
-                                   source=report["source_version"], target=report["target_version"],
-                                   status=text["ok"] if ok else text["failed"])
+                                   source=report["source_version"], target=report["target_version"], status=status)
     lines = [f"**{subject}**", "", f"- {text['execution']}: `{report['execution_id']}`"]
     if ok:
         steps = report.get("steps") or {}
@@ -49,6 +56,9 @@ def render_message(report: Mapping[str, Any], language: str = "zh") -> tuple[str
             lines.append(f"- {text['at']}: `{where['file']}:{where.get('line', '?')}` ({where.get('database', '')})")
         if failed.get("error"):
             lines.append(f"- {text['error']}: {str(failed['error'])[:500]}")
+    if waiting_url:
+        lines += ["", f"**{text['next']}**: {text['decide'].format(url=waiting_url)}"]
+        return subject, "\n".join(lines)
     first, *ways = text["resume"]
     lines += ["", f"**{text['next']}**: {first}", *(f"1. {w.format(execution=report['execution_id'])}" for w in ways)]
     return subject, "\n".join(lines)

@@ -144,8 +144,10 @@ def test_a_failed_statement_asks_the_operator_who_stops_then_runs_it_again_then_
         run_id = run_id_of(out)
         assert "WAITING: startup_pre_process at site CN" in out and f"/runs/flow-run/{run_id}" in out, out
         assert "s.sql:2" in out and "prerequisite" in out, "the report printed says where and why"
-        _, alert = wait_for_message("等待操作员决定")
+        _, alert = wait_for_message("FT 升级待决定")  # the automation: the run entered Suspended
         assert "startup_pre_process CN 3.17.0→3.17.5" in alert["markdown"]["text"] and "Resume" in str(alert), alert
+        _, own = wait_for_message("：等待操作员决定")  # the run's own message: waiting, and where to decide
+        assert f"/runs/flow-run/{run_id}" in own["markdown"]["text"] and "Retry" not in str(own), own
 
         first = wait_for_state(server, run_id, "Suspended")
         description, choices = read_form(server, run_id, first)

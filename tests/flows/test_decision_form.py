@@ -136,3 +136,19 @@ def test_a_suspended_run_alerts_and_is_neither_crashed_for_silence_nor_reported_
     assert "Resume" in waiting.actions[0].body and "flow_run|ui_url" in waiting.actions[0].body
     for name in ("no heartbeat", "running long"):
         assert {"prefect.flow-run.Suspended", "prefect.flow-run.Paused"} <= automations[name].trigger.expect, name
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_the_runs_own_message_says_it_waits_for_a_decision_and_where(language: str) -> None:
+    from tasks.notify.message import render_message
+
+    report = {"status": "FAILED", "site_id": "CN", "cutpoint": "startup_pre_process", "source_version": "3.17.0",
+              "target_version": "3.17.5", "execution_id": "EXEC_1",
+              "step_results": [{"status": "FAILED", "step_id": "sql_001", "error": "s.sql:2: failed",
+                                "details": {"failure": {"file": "s.sql", "line": 2, "database": "ft_db"}}}]}
+    url = "http://127.0.0.1:4200/runs/flow-run/5c16"
+    subject, body = render_message(report, language, waiting_url=url)
+    assert ("等待操作员决定" if language == "zh" else "waiting for a decision") in subject
+    assert url in body and "Resume" in body and "Retry" not in body and "`s.sql:2`" in body
+    failed_subject, failed_body = render_message(report, language)
+    assert ("失败" if language == "zh" else "failed") in failed_subject and "Retry" in failed_body
