@@ -27,6 +27,7 @@ from pydantic import ConfigDict, Field, create_model, model_validator
 
 from tasks.core.clock import utcnow
 from tasks.core.errors import InputError, UpgradeFailed
+from tasks.core.language import language_code, words
 from tasks.core.settings import Settings
 from tasks.store.breakpoints import OperatorDecision, active_breakpoint
 
@@ -93,16 +94,16 @@ def form_for(bp: Mapping[str, Any], language: str | None = "zh") -> type[Decisio
     """The form of one breakpoint in the site's language: "mark applied" only where the statement may have
     taken effect. ``language=None``: every language's choices (to read back a submission)."""
     keys = IN_DOUBT_KEYS if in_doubt(bp) else FAILED_KEYS
-    languages = [language if language in CHOICES else "zh"] if language is not None else list(CHOICES)
+    languages = [language_code(language)] if language is not None else list(CHOICES)
     choices = tuple(CHOICES[lang][k] for lang in languages for k in keys)
-    words = _FIELDS[languages[0]]
+    fields = _FIELDS[languages[0]]
     decision = Literal[choices]  # type: ignore[valid-type]
     model = create_model(
         "Decision", __base__=DecisionForm,
-        decision=(decision, Field(title=words["decision"][0], description=words["decision"][1])),
-        by=(str, Field(min_length=1, max_length=128, pattern=r"\S", title=words["by"][0],
-                       description=words["by"][1])),
-        reason=(str, Field(default="", title=words["reason"][0], description=words["reason"][1])))
+        decision=(decision, Field(title=fields["decision"][0], description=fields["decision"][1])),
+        by=(str, Field(min_length=1, max_length=128, pattern=r"\S", title=fields["by"][0],
+                       description=fields["by"][1])),
+        reason=(str, Field(default="", title=fields["reason"][0], description=fields["reason"][1])))
     return cast(type[DecisionForm], model)
 
 
@@ -167,7 +168,7 @@ _DESCRIBE = {
 def describe(bp: Mapping[str, Any], execution_id: str, site_id: str, language: str = "zh") -> str:
     """The form's markdown in the site's language: where it stopped, the statement (masked), the error, what
     to check."""
-    t = _DESCRIBE["en" if language == "en" else "zh"]
+    t = words(_DESCRIBE, language)
     where = f"{bp['sql_file_name']}:{bp['sql_line_number']}"
     database = _context(bp).get("database") or "?"
     code = t["code"].format(code=bp["error_code"]) if bp.get("error_code") else ""

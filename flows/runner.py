@@ -31,6 +31,7 @@ from flows.decision import apply_submission, ask_operator, asks
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.environment import check_environment, is_secret_key, secret_reference
 from tasks.core.errors import Refused, SiteBusy, StepFailed, UpgradeFailed
+from tasks.core.language import language_of
 from tasks.core.masking import mask_text
 from tasks.core.parameters import SiteId, VersionText, Waivable
 from tasks.core.settings import Settings, get_settings
@@ -71,8 +72,8 @@ def run_step(step: PlannedStep, execution_id: str, order: int, run: dict[str, An
     """Run one step, unless the ledger says it already finished in this execution."""
     row = store.step_row(execution_id, step.key)
     if row and row["status"] in STEP_DONE:
-        language = getattr(resources.profile, "language", None)  # StepContext.language's, before there is one
-        return {"status": row["status"], "summary": report_text(language)["step_reused"], "reused": True}
+        return {"status": row["status"], "summary": report_text(language_of(resources.profile))["step_reused"],
+                "reused": True}
     if store.lock is not None:
         store.lock.ensure_held()  # lost between steps: this step does not start
     logger = get_run_logger()
@@ -135,7 +136,7 @@ def run_cutpoint(cutpoint: Cutpoint, source_version: str, target_version: str, s
                        wait_seconds=settings.site_lock_wait_seconds, check_seconds=settings.site_lock_check_seconds,
                        on_lost=get_run_logger().error) as held, service.store.fenced_by(held):
             profile = load_site_profile(plan.site_id)
-            service.language = profile.language if profile else service.language  # one language per report
+            service.language = language_of(profile)  # one language per report
             try:
                 admission = service.admit(request, sql_root=settings.sql_root, flow_run_id=run_id,
                                           services=profile.services if profile else None)
@@ -262,7 +263,7 @@ def _run_locked(service: ExecutionService, request: Request, admission: Admissio
     profile = resources.profile
     if profile is not None and getattr(profile, "notify_blocks", None):
         waiting = _waiting_url(store, execution_id, settings) if failed else None
-        subject, body = render_message(final, getattr(profile, "language", "zh"), waiting_url=waiting)
+        subject, body = render_message(final, service.language, waiting_url=waiting)
         extra["notification_blocks"] = send_to_blocks(list(profile.notify_blocks), subject,
                                                       mask_text(body, resources.secrets))
         for failed_block in (o for o in extra["notification_blocks"] if not o["delivered"]):

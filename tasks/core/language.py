@@ -21,4 +21,14 @@ def words(text: Mapping[str, T], language: str | None) -> T:
         words(TEXT, "en")["rows"]  # 'rows'
         ```
     """
-    return text["en" if language == "en" else "zh"]
+    return text[language_code(language)]
+
+
+def language_code(language: str | None) -> str:
+    """``en`` for English, ``zh`` for anything else (unset, unknown)."""
+    return "en" if language == "en" else "zh"
+
+
+def language_of(profile: object | None) -> str:
+    """A site profile's language (``zh`` without a profile): what its reports, messages and forms are in."""
+    return language_code(getattr(profile, "language", None))

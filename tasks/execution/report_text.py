@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from tasks.core.language import words
+
 Language = Literal["zh", "en"]
 DEFAULT_LANGUAGE: Language = "zh"
 
@@ -71,4 +73,4 @@ REPORT_TEXT: dict[str, dict[str, str]] = {
 
 def report_text(language: str | None) -> dict[str, str]:
     """The words for ``language`` (Chinese when unset or unknown)."""
-    return REPORT_TEXT.get(language or DEFAULT_LANGUAGE, REPORT_TEXT[DEFAULT_LANGUAGE])
+    return words(REPORT_TEXT, language)

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from tasks.core.cutpoints import CUTPOINT_TITLES, Cutpoint
+from tasks.core.language import language_code
 from tasks.core.statuses import STEP_FINISHED, ExecutionStatus, StepStatus
 from tasks.execution.report_text import DEFAULT_LANGUAGE, report_text
 
@@ -111,7 +112,7 @@ def _seconds(ms: object) -> str:
 
 def _title(cutpoint: Cutpoint, language: str) -> str:
     chinese, english = CUTPOINT_TITLES[cutpoint].split(" ", 1)
-    return f"[FT升级报告] {chinese}" if language != "en" else f"[FT upgrade report] {english}"
+    return f"[FT upgrade report] {english}" if language_code(language) == "en" else f"[FT升级报告] {chinese}"
 
 
 def render_markdown(report: RunReport) -> str:
@@ -194,7 +195,7 @@ def render_refusal(cutpoint: Cutpoint, site_id: str, source: str, target: str, m
     """The report of a refused trigger: nothing ran, and why (each reason says how to satisfy it)."""
     t = report_text(language)
     return "\n".join([
-        f"# {_title(cutpoint, language or 'zh')}", "",
+        f"# {_title(cutpoint, language)}", "",
         t["refused"].format(site=site_id, source=source, target=target), "",
         "```", message, "```", ""])
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tasks.core.language import words
 from tasks.core.statuses import ExecutionStatus, StepStatus
 
 TEXT = {
@@ -38,7 +39,7 @@ def render_message(report: Mapping[str, Any], language: str = "zh", *,
                    waiting_url: str | None = None) -> tuple[str, str]:
     """(subject, markdown body) for the run's report; ``waiting_url``: the run is about to wait for an
     operator's decision on its page (the decision form) rather than end."""
-    text = TEXT.get(language, TEXT["zh"])
+    text = words(TEXT, language)
     ok = report["status"] == ExecutionStatus.SUCCESS
     status = text["ok"] if ok else text["waiting"] if waiting_url else text["failed"]
     subject = text["title"].format(site=report["site_id"], cutpoint=report["cutpoint"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tasks.core.language import words as pick
 from tasks.core.statuses import StatementStatus
 from tasks.sql.executor import SqlRunSummary
 
@@ -70,7 +71,7 @@ TEXT = {
 
 def words(language: str | None) -> dict[str, Any]:
     """The SQL report's words in ``language`` (Chinese unless ``en``)."""
-    return TEXT["en" if language == "en" else "zh"]
+    return pick(TEXT, language)
 
 
 def render(details: dict[str, Any], execution_id: str, language: str | None = None) -> str:

@@ -16,6 +16,8 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
+from tasks.core.language import words
+
 Snapshot = dict[str, dict[str, str]]  # "table t" → {"column a": "int NOT NULL", "key PRIMARY": "(a)", …}
 
 _QUERIES = {
@@ -123,7 +125,7 @@ _WORDS = {
 
 def render(changes: Mapping[str, list[ObjectChange]], language: str | None = None) -> str:
     """A markdown table of the changes per logical database, in the report's language."""
-    t = _WORDS["en" if language == "en" else "zh"]
+    t = words(_WORDS, language)
     rows = [(db, c) for db, found in changes.items() for c in found]
     if not rows:
         return f"**{t['title']}**: {t['none']}"

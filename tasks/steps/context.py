@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tasks.core.language import language_of
+
 if TYPE_CHECKING:
     from tasks.site.resources import SiteResources
 
@@ -30,5 +32,4 @@ class StepContext:
     @property
     def language(self) -> str:
         """Of the markdown a step writes into the report: the site profile's (``zh`` unless it says ``en``)."""
-        profile = self.resources.profile
-        return getattr(profile, "language", None) or "zh"
+        return language_of(self.resources.profile)
