@@ -55,8 +55,9 @@ class Receiver(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def receiver() -> Iterator[str]:
+@contextlib.contextmanager
+def receiving() -> Iterator[str]:
+    """A local webhook receiver (its URL) recording what it gets in ``Receiver.received``."""
     Receiver.received = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     server.daemon_threads = True
@@ -66,6 +67,12 @@ def receiver() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[str]:
+    with receiving() as url:
+        yield url
 
 
 def wait_for_message(containing: str, timeout: float = 150) -> tuple[str, dict[str, Any]]:

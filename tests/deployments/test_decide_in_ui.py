@@ -11,10 +11,8 @@ import json
 import os
 import re
 import signal
-import threading
 import time
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ from sqlalchemy import create_engine, text
 
 from flows.decision import CHOICES
 from tests.deployments.sites_helpers import PYTHON, cicd, site_env, write_tree
-from tests.deployments.test_alerts import Receiver, wait_for_message
+from tests.deployments.test_alerts import receiving, wait_for_message
 from tests.general_log import general_log
 from tests.prefect_server import PrefectServer, prefect_server
 
@@ -38,15 +36,8 @@ STEPS = {"startup_pre_process": [
 
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[str]:
-    Receiver.received = []
-    http = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    http.daemon_threads = True
-    threading.Thread(target=http.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{http.server_address[1]}"
-    finally:
-        http.shutdown()
-        http.server_close()
+    with receiving() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

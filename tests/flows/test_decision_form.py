@@ -3,9 +3,7 @@ script's exit 4 and the alert on a suspended run (tests/deployments/test_decide_
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import uuid
 from datetime import timedelta
 from types import SimpleNamespace
@@ -19,7 +17,7 @@ from flows.decision import CHOICES, Submission, asks, describe, form_for, inflig
 from tasks.core.clock import utcnow
 from tasks.core.settings import Settings
 from tasks.store.breakpoints import OperatorDecision
-from tests.conftest import PROJECT
+from tests.deployments.test_cicd_logic import load
 
 
 def breakpoint_row(*, in_doubt: bool, kind: str = "SQL_LEVEL", days_left: float = 7) -> dict[str, Any]:
@@ -99,15 +97,6 @@ def test_a_submission_becomes_the_decision_the_cli_records() -> None:
 def test_cli_runs_and_step_breakpoints_never_suspend() -> None:
     assert not asks(breakpoint_row(in_doubt=False), Settings()), "no deployment: nobody to ask"
     assert not asks(breakpoint_row(in_doubt=False, kind="STEP_LEVEL"), Settings())
-
-
-def load(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"ft_decision_{name}", PROJECT / "deployments" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_cicd_stops_polling_at_a_suspended_run_and_says_where_to_decide() -> None:
