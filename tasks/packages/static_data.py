@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tasks.sql.marker import ACCESS_DENIED, quote_schema, table_exists_sql  # the markers' schema rules
+
 if TYPE_CHECKING:  # sqlalchemy is imported by load_rows(): the step's parameters need only IDENTIFIER
     from sqlalchemy import Connection
 
@@ -45,8 +47,6 @@ CREATE_LOAD_TABLE = f"""CREATE TABLE IF NOT EXISTS {{schema}}.`{LOAD_TABLE}` (
   loaded_time TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
   KEY idx_package_load_schema (table_schema)
 ) ENGINE=InnoDB"""
-#: MySQL/MariaDB errors meaning "this account may not create that schema or table".
-ACCESS_DENIED = {1044, 1045, 1142, 1227, 1410}
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,6 @@ class LoadRecord:
         if self.mode != "append":
             parts += [self.mode, self.install_id]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()
-
-
-def quote_schema(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 def ensure_load_table(conn: Connection, schema: str) -> str:
@@ -100,10 +96,7 @@ def ensure_load_table(conn: Connection, schema: str) -> str:
 
 
 def _table_exists(conn: Connection, schema: str, table_name: str) -> bool:
-    from sqlalchemy import text
-
-    return bool(conn.execute(text("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = :s "
-                                  "AND TABLE_NAME = :t"), {"s": schema, "t": table_name}).scalar())
+    return bool(conn.exec_driver_sql(table_exists_sql(), (schema, table_name)).scalar())
 
 
 def current_schema(conn: Connection) -> str:
