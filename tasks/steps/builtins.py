@@ -25,4 +25,5 @@ BUILTIN_STEPS: dict[str, tuple[str, ...]] = {
     "tasks.cleanup.logs_step:LogCleanupStep": (),
     "tasks.cleanup.release_step:ResourceReleaseStep": (),
     "tasks.steps.post_upgrade:PostUpgradeStep": ("PostUpgradeProcessStep",),
+    "tasks.composite.pre_upgrade:PreUpgradeProcessStep": (),
 }
