@@ -99,6 +99,17 @@ DEPENDENCY_CHECK_IDS: dict[Cutpoint, str] = {Cutpoint.PRE_BUSINESS_CHECK: "depen
                                              Cutpoint.STARTUP_PRE_PROCESS: "dependencies_recheck"}
 
 
+STEP_DESCRIPTION = (
+    "One step. Fields beyond those listed are the step class's own parameters. A step with none of its own "
+    "follows its class's convention (README: Steps written without details): PreBusinessCheckStep runs "
+    "rules/default.json of the configs folder, else the built-in default rule set; PreUpgradeProcessStep backs "
+    "up ft_db, middle_db and the site's config_dir, renders its *.tpl files and checks the site's services and "
+    "databases; StartupPreProcessStep / PatchSqlExecutorStep run every *.sql of the version's folder "
+    "(<sql root>/baseline/<code>/ or patch/<code>/) in name order, OverseasSpecificProcessStep those of its "
+    "overseas/ subfolder; StartupPostProcessStep checks the site's services and ft_db; PostUpgradeProcessStep "
+    "archives logs older than 7 days in the site's log_dir and empties its staging_dir.")
+
+
 class StepConfig(BaseModel):
     """One step of a cutpoint. Unknown keys are the step's own parameters (see ``params``).
 
@@ -107,9 +118,7 @@ class StepConfig(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="allow",
-                              json_schema_extra={"description": "One step. Fields beyond those listed are the "
-                                                 "step class's own parameters; a step with none follows its "
-                                                 "class's convention (README: Steps written without details)."})
+                              json_schema_extra={"description": STEP_DESCRIPTION})
 
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$", description="Unique within the config.")
     name: str = Field(default="", description="Human title, shown in reports.")

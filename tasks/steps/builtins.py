@@ -12,6 +12,7 @@ BUILTIN_STEPS: dict[str, tuple[str, ...]] = {
     "tasks.sql.step:SqlScriptStep": (
         "StartupPreProcessStep", "PatchSqlExecutorStep", "OverseasSpecificProcessStep", "SqlExecutorStep"),
     "tasks.checks.step:PreBusinessCheckStep": (),
+    "tasks.checks.dependencies_step:DependencyCheckStep": (),
     "tasks.backup.step:BackupStep": (),
     "tasks.backup.step:RestoreBackupStep": (),
     "tasks.config_files.step:ConfigPreprocessStep": ("PatchConfigUpdaterStep",),
