@@ -271,13 +271,16 @@ class CacheRebuildStep(UpgradeStep):
         outcomes: list[DatasetOutcome] = []
         try:
             evicted = builder.evictions()
+            listing = builder.stale_scan(d.pattern or "" for d in p.datasets)
             for dataset in p.datasets:
                 outcome = self._build(dataset, builder, expected[dataset.name], tracker.advance, notes)
                 builder.absorb(outcome)
                 outcomes.append(outcome)
             if problems := verify(outcomes, None, 0):  # two rows, one key: which value is right is unknown
                 raise CacheBuildFailed("; ".join(problems[:5]))
-            stale = builder.sweep(d.pattern or "" for d in p.datasets)
+            written = tracker.elapsed
+            stale = builder.unlink(listing.stale(builder.written or set()))
+            swept = tracker.elapsed
             missing = builder.missing()
             problems = verify(outcomes, None, builder.evictions() - evicted) + builder.check_samples(outcomes)
             if missing:
@@ -301,7 +304,9 @@ class CacheRebuildStep(UpgradeStep):
             notes.append(("slow", {"rate": keys_per_second, "minimum": p.min_keys_per_second}))
         result = self._result(status, outcomes, expected, notes, None, None)
         result.details.update(keys=total, stale_keys_deleted=stale, seconds=round(seconds, 3),
-                              keys_per_second=round(keys_per_second))
+                              keys_per_second=round(keys_per_second),
+                              phases={"write": round(written, 3), "sweep": round(swept - written, 3),
+                                      "verify": round(seconds - swept, 3)})
         result.summary = words(TEXT, self.context.language)["summary_in_place"].format(
             namespace=p.namespace, keys=total, seconds=seconds, rate=keys_per_second, stale=stale)
         return result
