@@ -10,11 +10,9 @@ Site JP: one of the seed's overseas sites, so its site-specific step runs too.
 from __future__ import annotations
 
 import gzip
-import http.server
 import json
 import os
 import shutil
-import threading
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -30,6 +28,7 @@ from blocks.site_profile import SiteProfile
 from flows.cli import app
 from tasks.sql.splitter import split_statements
 from tests.conftest import MARIADB_ROOT, PROJECT
+from tests.helpers import AnsweringService, answering_service
 from tests.tasks.post_upgrade.files import aged
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -48,47 +47,15 @@ def test_the_test_copy_is_the_seeds_example_verbatim() -> None:
     assert SEED.read_text(encoding="utf-8") == block
 
 
-class Services:
-    """The three FT services on one local port: up, down (connection refused), up again."""
-
-    def __init__(self) -> None:
-        self.server: http.server.ThreadingHTTPServer | None = None
-        self.port = 0
-        self.start()
-
-    def start(self) -> None:
-        class Up(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-                body = b'{"status": "UP"}'
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Up)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        assert self.server is not None
-        self.server.shutdown()
-        self.server.server_close()
-        self.server = None
-
-    def urls(self) -> dict[str, str]:
-        return {name: f"http://127.0.0.1:{self.port}/{name}/actuator/health"
-                for name in ("ft-manager", "ft-report", "ft-openapi")}
-
-
 @pytest.fixture
-def services() -> Iterator[Services]:
-    running = Services()
-    yield running
-    if running.server is not None:
-        running.stop()
+def services() -> Iterator[AnsweringService]:
+    """The three FT services on one local port: up, down (connection refused), up again."""
+    with answering_service() as running:
+        yield running
+
+
+def service_urls(services: AnsweringService) -> dict[str, str]:
+    return {name: services.url(f"/{name}/actuator/health") for name in ("ft-manager", "ft-report", "ft-openapi")}
 
 
 @pytest.fixture
@@ -124,7 +91,7 @@ def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
 
 
 def test_the_seeds_main_config_validates_and_runs_all_five_cutpoints_by_its_conventions(
-        isolated_env: Path, sample_databases: dict[str, str], services: Services,
+        isolated_env: Path, sample_databases: dict[str, str], services: AnsweringService,
         monkeypatch: pytest.MonkeyPatch) -> None:
     configs, sql = isolated_env / "configs", isolated_env / "sql"
     configs.mkdir()
@@ -138,7 +105,7 @@ def test_the_seeds_main_config_validates_and_runs_all_five_cutpoints_by_its_conv
     aged(site / "logs" / "ft-manager.log", 1)
     (site / "staging").mkdir()
     (site / "staging" / "ft-3.17.5.unpacked").write_bytes(b"x" * 1000)
-    SiteProfile(site_id=SITE, services=services.urls(), environment={"REGION": "ap-northeast"},
+    SiteProfile(site_id=SITE, services=service_urls(services), environment={"REGION": "ap-northeast"},
                 paths={"config_dir": str(site / "conf"), "log_dir": str(site / "logs"),
                        "staging_dir": str(site / "staging")}).save(SiteProfile.block_name(SITE), overwrite=True)
     monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))

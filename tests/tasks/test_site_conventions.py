@@ -5,9 +5,7 @@ Real MariaDB databases, a real local HTTP service, real files; the step context 
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,28 +19,13 @@ from tasks.core.statuses import StepStatus
 from tasks.core.versions import Version
 from tasks.health.step import ServiceHealthCheckStep
 from tasks.steps.conventions import CONVENTIONS, ConventionContext
-from tests.helpers import step_context
-
-
-class _Up(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
+from tests.helpers import answering_service, step_context
 
 
 @pytest.fixture
 def service() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Up)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/actuator/health"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with answering_service() as running:
+        yield running.url()
 
 
 def convention(name: str) -> dict:

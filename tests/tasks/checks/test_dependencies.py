@@ -6,11 +6,9 @@ components against a real local HTTP service and a closed port; the plan adds th
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepResult
 from tasks.planning.config_loader import load_configs
 from tasks.planning.plan import build_plan
-from tests.helpers import step_context
+from tests.helpers import answering_service, step_context
 from tests.tasks.checks.conftest import SshServer
 from tests.tasks.checks.support import run_check
 from tests.tasks.checks.test_checks_architecture import ssh_settings
@@ -36,25 +34,10 @@ from tests.tasks.checks.test_checks_architecture import ssh_settings
 CLOSED = "http://127.0.0.1:1/health"
 
 
-class _Up(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def service() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Up)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/health"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with answering_service() as running:
+        yield running.url()
 
 
 @pytest.mark.parametrize(("available", "expected"), [(30e9, CheckStatus.PASS), (11e9, CheckStatus.WARN),
