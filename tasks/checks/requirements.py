@@ -78,15 +78,17 @@ def measure_resource(rule: RequiredResourceRule, env: CheckEnv) -> Measurement:
             label = f"{path}所在磁盘（{usage.mount}）{label}"
         status = grade_amount(available, required, rule.headroom)
         shown = describe(rule.resource, available)
-    state = f"{where}{label}{shown}，要求{describe(rule.resource, required)}"
+    wanted = f"{required:g}核" if rule.resource == "cpu" else describe(rule.resource, required)
+    state = f"{where}：{label}{shown}，要求{wanted}"
     reason = {CheckStatus.FAIL: "不足", CheckStatus.WARN: "余量不足" + (
         "（空闲核数低于要求）" if rule.resource == "cpu" else f"（低于要求的{rule.headroom:g}倍）")}.get(status, "")
     return Measurement(
         count=0 if status == CheckStatus.PASS else 1, status=status,
         breach_text=f"{state}，{reason}", pass_text=state,
         problems=(Problem(f"{shell.name}:{rule.resource}", f"{state}，{reason}"),) if reason else (),
-        facts={"resource": rule.resource, "required": rule.required, "available": shown, "path": path,
-               "host": rule.host or "local", "available_amount": available, "required_amount": required},
+        facts={"resource": rule.resource, "label": _LABELS[rule.resource], "required": wanted, "available": shown,
+               "path": path, "host": rule.host or "local", "where": where, "available_amount": available,
+               "required_amount": required},
     )
 
 

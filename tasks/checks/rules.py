@@ -427,8 +427,8 @@ class RequiredResourceRule(_Rule):
     fewer idle cores than required by the 1-minute load) is a warning.
     """
 
-    PLACEHOLDERS = frozenset({"resource", "required", "available", "path", "host"})
-    DEFAULT_SUGGESTION = "为{host}释放或扩充{resource}：至少{required}，当前{available}"
+    PLACEHOLDERS = frozenset({"resource", "label", "required", "available", "path", "host", "where"})
+    DEFAULT_SUGGESTION = "为{where}释放或扩充{label}：至少{required}，当前{available}"
     TARGET_REQUIRED = False
 
     type: Literal["required_resource"]

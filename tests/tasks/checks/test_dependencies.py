@@ -67,10 +67,11 @@ def test_memory_and_disk_on_this_machine_pass_warn_and_fail(tmp_path: Path) -> N
     memory = _meminfo_available()
     passed = run_check(tmp_path, {"id": "m", "title": "内存资源检查", "type": "required_resource", "resource": "memory",
                                   "required": "1MB"})
-    assert passed.status == CheckStatus.PASS and passed.result.startswith("本机可用内存")
+    assert passed.status == CheckStatus.PASS and passed.result.startswith("本机：可用内存")
     failed = run_check(tmp_path, {"id": "m", "title": "内存资源检查", "type": "required_resource",
                                   "resource": "memory", "required": f"{int(memory * 100)}B"})
     assert failed.status == CheckStatus.FAIL and failed.result.endswith("，不足")
+    assert failed.suggestion.startswith("为本机释放或扩充可用内存：至少")
     free = shutil.disk_usage(tmp_path).free
     tight = run_check(tmp_path, {"id": "d", "title": "磁盘资源检查", "type": "required_resource", "resource": "disk",
                                  "required": f"{int(free / 1.1)}B", "path": str(tmp_path)})
@@ -88,7 +89,7 @@ def test_too_few_cpu_cores_fail(tmp_path: Path) -> None:
 def test_resources_are_measured_on_a_named_host_over_ssh(tmp_path: Path, sshd: SshServer) -> None:
     o = run_check(tmp_path, {"id": "m", "title": "内存资源检查", "type": "required_resource", "resource": "memory",
                              "required": "1MB", "host": sshd.target}, ssh=ssh_settings(sshd))
-    assert o.status == CheckStatus.PASS and o.result.startswith(f"{sshd.target}可用内存")
+    assert o.status == CheckStatus.PASS and o.result.startswith(f"{sshd.target}：可用内存")
 
 
 def dependency_check(tmp_path: Path, services: dict[str, str] | None, **params: Any) -> StepResult:
