@@ -196,3 +196,15 @@ def test_the_seeds_elided_example_keeps_its_line_and_column(tmp_path: Path) -> N
     assert result.exit_code == 2
     assert ("317500.json:16:21: Expecting value: '...' (an example's elision) is not JSON; write the steps out"
             in " ".join(result.output.split()))
+
+
+def test_every_class_name_the_seeds_examples_use_resolves() -> None:
+    import re
+
+    from tasks.steps.registry import resolve_step_class
+
+    names = {name for path in (PROJECT / "tests" / "data" / "seed").iterdir()
+             for name in re.findall(r'"class_name": "([^"]+)"', path.read_text(encoding="utf-8"))}
+    assert len(names) == 9
+    assert {name: resolve_step_class(name).reason for name in sorted(names)
+            if resolve_step_class(name).step_class is None} == {}
