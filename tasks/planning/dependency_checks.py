@@ -7,7 +7,8 @@ first in pre_business_check and again first in startup_pre_process.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Any
 
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.resources import parse_amount
@@ -15,11 +16,21 @@ from tasks.core.versions import Version
 from tasks.planning.config_loader import LoadedConfig
 from tasks.planning.config_models import DEPENDENCY_CHECK_IDS
 
-if TYPE_CHECKING:
-    from tasks.planning.plan import PlannedStep
+
+@dataclass(frozen=True)
+class DependencyCheck:
+    """One check to add: where, under which id and name, with its validated parameters, for which config."""
+
+    cutpoint: Cutpoint
+    step_id: str
+    name: str
+    class_name: str
+    implementation: str
+    params: dict[str, Any]
+    owner: LoadedConfig
 
 
-def dependency_checks(chain: Sequence[LoadedConfig], source: Version, only: Cutpoint | None) -> list[PlannedStep]:
+def dependency_checks(chain: Sequence[LoadedConfig], source: Version, only: Cutpoint | None) -> list[DependencyCheck]:
     """The checks of the chain's ``required_components``/``required_resources`` the plan adds by itself.
 
     First in pre_business_check (with the source ranges, shown as checked) and again first in
@@ -27,7 +38,6 @@ def dependency_checks(chain: Sequence[LoadedConfig], source: Version, only: Cutp
     declares requirements. None when no config of the chain declares any.
     """
     from tasks.checks.dependencies_step import DependencyCheckStep
-    from tasks.planning.plan import PlannedStep
 
     declaring = [c for c in chain if c.config.dependencies.required_components
                  or c.config.dependencies.required_resources]
@@ -50,20 +60,17 @@ def dependency_checks(chain: Sequence[LoadedConfig], source: Version, only: Cutp
                                                       ("base_version", deps.required_base_version)) if v}})
         in_effect = c.version
     owner = declaring[-1]
-    fingerprint = owner.config.fingerprint()
     checks = {Cutpoint.PRE_BUSINESS_CHECK: ("版本依赖检查", {"sources": sources, "components_running": True}),
               Cutpoint.STARTUP_PRE_PROCESS: ("版本依赖复查", {"components_running": False})}
-    planned = []
+    found = []
     for cutpoint, (name, extra) in checks.items():
         if only is not None and cutpoint != only:
             continue
         raw = {"components": components, "resources": resources, **extra}
         params = DependencyCheckStep.Params.model_validate(raw, context={"configs_dir": owner.folder})
-        step_id = DEPENDENCY_CHECK_IDS[cutpoint]
-        planned.append(PlannedStep(
-            key=f"{owner.version.code}:{step_id}", cutpoint=cutpoint, version=str(owner.version),
-            version_code=owner.version.code, step_id=step_id, name=name, class_name=DependencyCheckStep.__name__,
+        found.append(DependencyCheck(
+            cutpoint=cutpoint, step_id=DEPENDENCY_CHECK_IDS[cutpoint], name=name,
+            class_name=DependencyCheckStep.__name__,
             implementation=f"{DependencyCheckStep.__module__}.{DependencyCheckStep.__qualname__}",
-            params=params.model_dump(mode="json"), timeout=300, retry_count=0, retry_delay_seconds=2.0,
-            required=True, estimated_duration=5, config_file=owner.path, config_fingerprint=fingerprint))
-    return planned
+            params=params.model_dump(mode="json"), owner=owner))
+    return found

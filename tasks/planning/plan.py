@@ -160,9 +160,15 @@ def build_plan(
         ))
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
-    for check in dependency_checks(chain, src, only):
+    for check in dependency_checks(chain, src, only):  # first in their cutpoint
+        owner = check.owner
         at = next((i for i, s in enumerate(planned) if s.cutpoint.position >= check.cutpoint.position), len(planned))
-        planned.insert(at, check)
+        planned.insert(at, PlannedStep(
+            key=f"{owner.version.code}:{check.step_id}", cutpoint=check.cutpoint, version=str(owner.version),
+            version_code=owner.version.code, step_id=check.step_id, name=check.name, class_name=check.class_name,
+            implementation=check.implementation, params=check.params, timeout=300, retry_count=0,
+            retry_delay_seconds=2.0, required=True, estimated_duration=5, config_file=owner.path,
+            config_fingerprint=fingerprints[id(owner)]))
     notifications = next((c.config.notifications.model_dump() for c in reversed(chain) if c.config.notifications),
                          None)
     return UpgradePlan(source_version=str(src), target_version=str(tgt), site_id=site, cutpoint=only,
