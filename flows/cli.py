@@ -294,7 +294,7 @@ def plan(
     where = _where(configs, sql_root, db)
     settings = where.settings
     result = build_plan(load_configs(settings.configs), source, target, site, cutpoint,
-                        allowed_step_modules=settings.allowed_step_modules)
+                        allowed_step_modules=settings.allowed_step_modules, sql_root=settings.sql_root)
     preview = _sql_preview(result, where) if sql else None
     if json_out and preview is not None:
         print(json.dumps({**result.model_dump(mode="json"), "sql": preview.to_json()}, indent=2, ensure_ascii=False))

@@ -12,6 +12,7 @@ BUILTIN_STEPS: dict[str, tuple[str, ...]] = {
     "tasks.sql.step:SqlScriptStep": (
         "StartupPreProcessStep", "PatchSqlExecutorStep", "OverseasSpecificProcessStep", "SqlExecutorStep"),
     "tasks.checks.step:PreBusinessCheckStep": (),
+    "tasks.checks.dependencies_step:DependencyCheckStep": (),
     "tasks.backup.step:BackupStep": (),
     "tasks.backup.step:RestoreBackupStep": (),
     "tasks.config_files.step:ConfigPreprocessStep": ("PatchConfigUpdaterStep",),
@@ -25,4 +26,5 @@ BUILTIN_STEPS: dict[str, tuple[str, ...]] = {
     "tasks.cleanup.logs_step:LogCleanupStep": (),
     "tasks.cleanup.release_step:ResourceReleaseStep": (),
     "tasks.steps.post_upgrade:PostUpgradeStep": ("PostUpgradeProcessStep",),
+    "tasks.composite.pre_upgrade:PreUpgradeProcessStep": (),
 }
