@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import model_validator
+
 from tasks.core.errors import StepFailed
 from tasks.core.language import words
 from tasks.core.statuses import StepStatus
@@ -29,11 +31,25 @@ TEXT = {
 Done = tuple[str, str, StepResult]
 
 
+class CompositeParams(StepParams):
+    """A field per part, each the part's own parameter model; a part left out is skipped, but not all of them."""
+
+    #: What a config with no part is told; ``{fields}``: the parts, in order.
+    NO_PART: ClassVar[str] = "configure at least one of: {fields}"
+
+    @model_validator(mode="after")
+    def _some_part(self) -> CompositeParams:
+        fields = list(type(self).model_fields)
+        if all(getattr(self, name) is None for name in fields):
+            raise ValueError(self.NO_PART.format(fields=", ".join(fields)))
+        return self
+
+
 class CompositeStep(UpgradeStep):
     """Runs the configured parts in ``PARTS`` order; the first failure stops the rest.
 
     Subclasses set ``PARTS`` (config field → step class, in order), ``TITLES`` (per language, per field) and
-    ``Params`` (a field per part, each the part's own parameter model or None).
+    ``Params`` (a :class:`CompositeParams`).
     """
 
     PARTS: ClassVar[tuple[tuple[str, type[UpgradeStep]], ...]] = ()

@@ -8,18 +8,15 @@ resource packages → cache rebuild → index optimization → health checks →
 
 from __future__ import annotations
 
-from pydantic import model_validator
-
 from tasks.cache.step import CacheRebuildParams, CacheRebuildStep
-from tasks.composite.parts import CompositeStep
-from tasks.core.steps import StepParams
+from tasks.composite.parts import CompositeParams, CompositeStep
 from tasks.health.smoke_step import SmokeParams, SmokeTestStep
 from tasks.health.step import HealthParams, ServiceHealthCheckStep
 from tasks.indexes.step import IndexOptimizationStep, IndexOptimizeParams
 from tasks.packages.step import ResourcePackageImportStep, ResourcePackageParams
 
 
-class StartupPostProcessParams(StepParams):
+class StartupPostProcessParams(CompositeParams):
     """Each part takes exactly the fields of its own step; leave a part out to skip it."""
 
     resource_packages: ResourcePackageParams | None = None
@@ -27,12 +24,6 @@ class StartupPostProcessParams(StepParams):
     indexes: IndexOptimizeParams | None = None
     health: HealthParams | None = None
     smoke: SmokeParams | None = None
-
-    @model_validator(mode="after")
-    def _something(self) -> StartupPostProcessParams:
-        if all(getattr(self, key) is None for key, _ in StartupPostProcessStep.PARTS):
-            raise ValueError(f"configure at least one of: {', '.join(k for k, _ in StartupPostProcessStep.PARTS)}")
-        return self
 
 
 class StartupPostProcessStep(CompositeStep):

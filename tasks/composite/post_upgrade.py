@@ -9,26 +9,18 @@ checkpoint, cleanups are idempotent), so a retried or resumed step simply contin
 
 from __future__ import annotations
 
-from pydantic import model_validator
-
 from tasks.cleanup.logs_step import LogCleanupParams, LogCleanupStep
 from tasks.cleanup.release_step import ResourceReleaseParams, ResourceReleaseStep
-from tasks.composite.parts import CompositeStep
-from tasks.core.steps import StepParams
+from tasks.composite.parts import CompositeParams, CompositeStep
 from tasks.migration.step import AsyncDataMigrationStep, DataMigrationParams
 
 
-class PostUpgradeParams(StepParams):
+class PostUpgradeParams(CompositeParams):
+    NO_PART = "post-upgrade processing needs at least one of {fields}"
+
     data_migration: DataMigrationParams | None = None
     log_cleanup: LogCleanupParams | None = None
     resource_release: ResourceReleaseParams | None = None
-
-    @model_validator(mode="after")
-    def _something(self) -> PostUpgradeParams:
-        if not any(getattr(self, name) for name, _cls in PostUpgradeStep.PARTS):
-            raise ValueError("post-upgrade processing needs at least one of data_migration, log_cleanup, "
-                             "resource_release")
-        return self
 
 
 class PostUpgradeStep(CompositeStep):
