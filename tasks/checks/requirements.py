@@ -93,7 +93,7 @@ def measure_resource(rule: RequiredResourceRule, env: CheckEnv) -> Measurement:
 
 
 def measure_components(rule: RequiredComponentsRule, env: CheckEnv) -> Measurement:
-    from tasks.execution.service_probe import running_services
+    from tasks.site.service_probe import running_services
 
     profile = env.resources.profile
     services = dict(profile.services) if profile is not None else {}

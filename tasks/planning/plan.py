@@ -31,9 +31,9 @@ from tasks.core.settings import Settings
 from tasks.core.versions import Version
 from tasks.planning.config_loader import LoadedConfig
 from tasks.planning.config_models import StepConfig
+from tasks.planning.conventions import ConventionContext, with_convention
 from tasks.planning.dependency_checks import dependency_checks
 from tasks.steps.base import UpgradeStep
-from tasks.steps.conventions import ConventionContext, with_convention
 from tasks.steps.registry import Resolution, resolve_step_class
 
 
@@ -183,7 +183,7 @@ def check_step_params(path: str, field: str, step: StepConfig, step_class: type[
 
     ``configs_dir`` reaches the model's validators (as pydantic's validation context): files a step
     names, such as rule files, are relative to it. Given the step's ``version``, a step written without
-    fields gets its class's convention (:mod:`tasks.steps.conventions`) before validation.
+    fields gets its class's convention (:mod:`tasks.planning.conventions`) before validation.
     """
     if step_class is None:
         return step.params, []

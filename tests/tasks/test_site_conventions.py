@@ -18,7 +18,7 @@ from tasks.core.errors import StepFailed
 from tasks.core.statuses import StepStatus
 from tasks.core.versions import Version
 from tasks.health.step import ServiceHealthCheckStep
-from tasks.steps.conventions import CONVENTIONS, ConventionContext
+from tasks.planning.conventions import CONVENTIONS, ConventionContext
 from tests.helpers import answering_service, step_context
 
 

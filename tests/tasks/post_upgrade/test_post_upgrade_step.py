@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from tasks.composite.parts import combine
+from tasks.composite.post_upgrade import PostUpgradeParams, PostUpgradeStep
 from tasks.core.errors import ConfigError
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepResult
 from tasks.planning.config_loader import parse_config_text
 from tasks.planning.plan import build_plan
-from tasks.steps.post_upgrade import PostUpgradeParams, PostUpgradeStep, combine
 from tests.helpers import step_context
 from tests.tasks.post_upgrade.files import aged
 from tests.tasks.post_upgrade.orders import task
