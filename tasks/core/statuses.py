@@ -15,12 +15,13 @@ class ExecutionStatus(StrEnum):
     RUNNING = "RUNNING"
     SUCCESS = "SUCCESS"
     FAILED = "FAILED"
+    PAUSED = "PAUSED"  # stopped at a breakpoint, waiting for an operator's decision (the seed's PAUSED)
     ABANDONED = "ABANDONED"
     EXPIRED = "EXPIRED"  # its breakpoint outlived the 7 days: never resumed again
 
 
 #: Executions a trigger of the same request continues (EXPIRED is found, then refused).
-RESUMABLE = (ExecutionStatus.RUNNING, ExecutionStatus.FAILED, ExecutionStatus.PENDING)
+RESUMABLE = (ExecutionStatus.RUNNING, ExecutionStatus.FAILED, ExecutionStatus.PAUSED, ExecutionStatus.PENDING)
 
 
 class StepStatus(StrEnum):
@@ -80,6 +81,7 @@ class CutpointState(StrEnum):
     RUNNING = "RUNNING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
+    PAUSED = "PAUSED"  # its execution waits for an operator's decision
 
 
 class UpgradeStatus(StrEnum):
@@ -100,6 +102,7 @@ class SiteEvent(StrEnum):
     CUTPOINT_STARTED = "CUTPOINT_STARTED"
     CUTPOINT_COMPLETED = "CUTPOINT_COMPLETED"
     CUTPOINT_FAILED = "CUTPOINT_FAILED"
+    CUTPOINT_PAUSED = "CUTPOINT_PAUSED"  # stopped at a breakpoint, waiting for an operator's decision
     VERSION_MOVED = "VERSION_MOVED"
     SCRIPT_CHANGES_ACCEPTED = "SCRIPT_CHANGES_ACCEPTED"
     BASELINE = "BASELINE"

@@ -14,7 +14,6 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from blocks.database import url_from_environment
 from blocks.notifications import send_to_blocks
 from blocks.site_profile import load_site_profile
 from tasks.core.environment import check_environment, is_secret_key, secret_reference
@@ -26,8 +25,9 @@ from tasks.core.statuses import ExecutionStatus
 from tasks.execution.admission import Admission, Request
 from tasks.execution.loop import ExecutionSteps, Launcher, Logger, LoopOutcome, RunScope, StepLoop
 from tasks.execution.reporting import RunReport, render_markdown, render_refusal
+from tasks.execution.run_databases import outside_blocks
 from tasks.execution.service import ExecutionService, StartTerms, describe_applied
-from tasks.execution.site_info import overview_rows
+from tasks.execution.site_info import overview_rows, site_deployment
 from tasks.notify.message import render_message
 from tasks.notify.webhook import notify
 from tasks.planning.plan import PlannedStep, UpgradePlan, plan_for
@@ -92,6 +92,8 @@ def run_cutpoint(request: Request, environment: Mapping[str, Any] | None, *, set
     plan = plan_for(request.cutpoint, request.source_version, request.target_version, request.site_id, settings)
     request = dataclasses.replace(request, source_version=plan.source_version, target_version=plan.target_version,
                                   site_id=plan.site_id)
+    if hooks.deployment_name is None:  # e.g. the CLI: the commands it prints name the site's own deployment
+        hooks = dataclasses.replace(hooks, deployment_name=site_deployment(request.cutpoint.value, plan.site_id))
     service = ExecutionService.open(plan.site_id, metadata_url=overrides.databases.get("metadata"))
     holder = f"{request.cutpoint.value} {plan.source_version}→{plan.target_version} (flow run {hooks.flow_run_id})"
     try:
@@ -101,6 +103,9 @@ def run_cutpoint(request: Request, environment: Mapping[str, Any] | None, *, set
             try:
                 admission = service.admit(request, sql_root=settings.sql_root, flow_run_id=hooks.flow_run_id,
                                           services=profile.services if profile else None)
+                if admission.action == "resume" and admission.execution_id:
+                    service.require_databases(request, admission.execution_id, overrides.databases,
+                                              flow_run_id=hooks.flow_run_id)
             except Refused as exc:
                 _publish_refusal(service, request, str(exc), hooks)
                 raise
@@ -143,8 +148,7 @@ class CutpointRun:
         """The execution this run continues or creates, and what its report says beyond the steps."""
         service, request, plan, resources, logger = self.service, self.request, self.plan, self.resources, \
             self.hooks.logger
-        overridden = tuple(sorted(n for n in ("ft_db", "middle_db", "metadata")
-                                  if n in resources.overrides.databases or url_from_environment(n)))
+        overridden = tuple(o.record() for o in outside_blocks(resources.overrides.databases))
         resources.resolve_environment(environment)  # a missing Secret block: nothing started
         if any(_writes_events(step, self.settings) for step in self.steps):
             resources.event_writer()  # the event log boots beside the run's start, not beside the statements
@@ -169,27 +173,37 @@ class CutpointRun:
         return execution_id, extra
 
     def _finish(self, execution_id: str, outcome: LoopOutcome, extra: dict[str, Any]) -> dict[str, Any]:
-        """Breakpoint, the execution's end, notifications, the report; a failure asks, then raises."""
+        """Breakpoint, the execution's end, notifications, the report; a failure asks, then raises.
+
+        A failure the run is about to ask about ends this attempt PAUSED (waiting for a decision): its report,
+        messages and the site's state say so, with the page to decide at, before the run suspends.
+        """
         service, hooks, failed = self.service, self.hooks, outcome.failed
-        error = None
+        error, page = None, None
         if failed:
             error = f"step {failed.step_id} failed: {outcome.failure or 'unknown error'}"
             hint = service.build_report(execution_id, deployment_name=hooks.deployment_name).resume_hint
             service.stop_at_step(execution_id, failed.step_id, failed.key, error, "\n".join(hint))
-        service.finish(execution_id, ExecutionStatus.FAILED if failed else ExecutionStatus.SUCCESS, error)
-        extra.update(self._notify(execution_id, failed is not None))
+            page = hooks.decide.page(service.active_breakpoint(execution_id))
+        status = ExecutionStatus.SUCCESS if not failed else ExecutionStatus.PAUSED if page else ExecutionStatus.FAILED
+        service.finish(execution_id, status, error)
+        extra.update(self._notify(execution_id, page))
         report = publish_report(service, execution_id, hooks, extra=extra)
         publish_overview(service, hooks)
         if failed:
             hooks.decide.ask(service.active_breakpoint(execution_id), service.language)  # deployment runs: a form
+            if page:  # the run could not suspend after all: nobody will answer, it ends Failed
+                service.finish(execution_id, ExecutionStatus.FAILED, error)
+                publish_report(service, execution_id, hooks, extra=extra)
             cutpoint, site_id = self.request.cutpoint.value, self.plan.site_id
             raise UpgradeFailed(f"{cutpoint} failed at site {site_id}: {error}. "
                                 f"Fix the cause, then retry this flow run or run `ft-upgrade resume {execution_id}`.",
                                 execution_id=execution_id, step_id=failed.step_id)
         return report.to_json()
 
-    def _notify(self, execution_id: str, failed: bool) -> dict[str, Any]:
-        """The config's webhook and the site's notification blocks; what happened, for the report."""
+    def _notify(self, execution_id: str, waiting: str | None) -> dict[str, Any]:
+        """The config's webhook and the site's notification blocks (``waiting``: the page where the run waits
+        for a decision); what happened, for the report."""
         service, logger, profile = self.service, self.hooks.logger, self.resources.profile
         final = service.build_report(execution_id, deployment_name=self.hooks.deployment_name).to_json()
         sent: dict[str, Any] = {}
@@ -197,7 +211,6 @@ class CutpointRun:
         if notified:
             sent["notification"] = notified
         if profile is not None and getattr(profile, "notify_blocks", None):
-            waiting = self.hooks.decide.page(service.active_breakpoint(execution_id)) if failed else None
             subject, body = render_message(final, service.language, waiting_url=waiting)
             sent["notification_blocks"] = send_to_blocks(list(profile.notify_blocks), subject,
                                                           mask_text(body, self.resources.secrets))

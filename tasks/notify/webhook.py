@@ -25,7 +25,8 @@ def build_payload(report: Mapping[str, Any], recipients: list[str]) -> dict[str,
     """What the webhook receives (pure)."""
     failed = [s for s in report.get("step_results", []) if s.get("status") == StepStatus.FAILED]
     return {
-        "event": "ft-upgrade." + ("succeeded" if report["status"] == ExecutionStatus.SUCCESS else "failed"),
+        "event": "ft-upgrade." + {ExecutionStatus.SUCCESS: "succeeded", ExecutionStatus.PAUSED: "waiting"}.get(
+            report["status"], "failed"),
         "site_id": report["site_id"],
         "cutpoint": report["cutpoint"],
         "source_version": report["source_version"],
