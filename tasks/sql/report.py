@@ -47,7 +47,8 @@ TEXT = {
         "failed_at": "**失败位置 `{file}:{line}`**（第 {sequence} 条语句，数据库 `{database}`，断点 `{bp}`）",
         "error": "错误信息 {code}：{message}",
         # how to go on depends on the run (failed: Retry…; waiting for a decision: the form): the report's 下一步
-        "resume": ["如何继续（已成功的语句不会重复执行）：见报告的「下一步」。"],
+        "resume": ["如何继续（已成功的语句不会重复执行）：见报告的「下一步」；",
+                   "- 命令行：`ft-upgrade resume {execution_id}`。"],
         "decisions": "操作员决定：", "slowest": "耗时最长的语句：", "slowest_header": "| 文件:行号 | 毫秒 | SQL |",
         "checks": "数据完整性验证：",
         "summary": "已执行 {success} 条语句，{skipped} 条此前已完成", "failed": "SQL 执行失败：{error}",
@@ -58,7 +59,7 @@ TEXT = {
         "failed_at": "**Failed at `{file}:{line}`** (statement #{sequence} on `{database}`, breakpoint `{bp}`)",
         "error": "Error {code}: {message}",
         "resume": ["How to go on (statements that succeeded are never run again): see “What to do next” in the "
-                   "report."],
+                   "report;", "- CLI: `ft-upgrade resume {execution_id}`."],
         "decisions": "Operator decisions:", "slowest": "Slowest statements:",
         "slowest_header": "| file:line | ms | SQL |", "checks": "Integrity checks:",
         "summary": "{success} statements executed, {skipped} already done", "failed": "{error}",

@@ -186,8 +186,8 @@ def _attempt(conn: Connection, execution_id: str) -> str:
     if row is None:
         return "a later attempt"
     resumes, flow_run_id = int(row[0] or 0), row[1]
-    attempt = f"attempt {resumes + 1}" + (f" (resume {resumes})" if resumes else " (the first run)")
-    return attempt + (f", flow run {flow_run_id}" if flow_run_id else "")
+    which = f"resume {resumes}" if resumes else "the first run"
+    return f"attempt {resumes + 1} ({which}" + (f", flow run {flow_run_id})" if flow_run_id else ")")
 
 
 def active_breakpoint(engine: Engine, execution_id: str) -> Breakpoint | None:

@@ -289,6 +289,10 @@ def test_a_refused_answer_asks_again_the_first_error_survives_a_retry_and_the_ke
         assert sql(store(tmp_path, "CN"), "SELECT status FROM upgrade_execution") == [("PAUSED",)]
         assert sql(store(tmp_path, "CN"), "SELECT state FROM upgrade_site_cutpoint "
                    "WHERE cutpoint = 'startup_pre_process'") == [("PAUSED",)]
+        execution = sql(store(tmp_path, "CN"), "SELECT execution_id FROM upgrade_execution")[0][0]
+        status = subprocess.run([str(Path(sys.executable).parent / "ft-upgrade"), "status", execution], cwd=PROJECT,
+                                env=cli_env, capture_output=True, text=True, timeout=120)
+        assert status.returncode == 4 and f"/runs/flow-run/{run_id}" in status.stdout, status.stdout + status.stderr
 
         first = wait_for_state(server, run_id, "Suspended")
         description, choices = read_form(server, run_id, first)
