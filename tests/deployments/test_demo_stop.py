@@ -9,11 +9,10 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.conftest import PROJECT
-from tests.prefect_server import PREFECT, free_port, offline_env
+from tests.prefect_server import PREFECT, free_port, offline_env, wait_for_health
 
 pytestmark = pytest.mark.prefect_server
 
@@ -53,15 +52,7 @@ def test_one_stop_ends_the_worker_its_flow_run_and_the_server(tmp_path: Path) ->
     try:
         background(f'start_background "{server_pid}" "{home}/server.log" "{PREFECT}" server start --host 127.0.0.1 '
                    f'--port {port}', env=env)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(api + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, (home / "server.log").read_text()[-2000:]
-            time.sleep(0.5)
+        wait_for_health(api, home / "server.log")
         subprocess.run([PREFECT, "--no-prompt", "work-pool", "create", "naps", "--type", "process"], env=env,
                        cwd=PROJECT, check=True, capture_output=True, timeout=120)
         subprocess.run([str(Path(PREFECT).parent / "python"), "-c", (
