@@ -174,7 +174,11 @@ def _guard(fn: Any) -> Any:
 @_guard
 def validate(configs: ConfigsOpt = None, sql_root: SqlRootOpt = None,
              site: Annotated[str | None, typer.Option(
-                 "--site", help="Also check that the scripts applied at this site are unchanged on disk.")] = None,
+                 "--site", help="Also check that the scripts applied at this site are unchanged on disk, and "
+                                "plan from the site's recorded version.")] = None,
+             source: Annotated[str | None, typer.Option(
+                 "--from", help="Also plan from this source version (e.g. the version of the sites to upgrade).")
+             ] = None,
              db: DbOpt = None, json_out: JsonOpt = False) -> None:
     """Check every config, step class, step parameter and SQL file, and plan every range at every site known;
     exit 2 listing every problem."""
@@ -185,7 +189,7 @@ def validate(configs: ConfigsOpt = None, sql_root: SqlRootOpt = None,
     settings = where.settings
     sites, databases = _known_sites(where, site)
     loaded = validate_tree(settings.configs, settings.sql_root, settings.allowed_step_modules, sites=sites,
-                           known_databases=databases)
+                           known_databases=databases, sources=_sources(source, site, where))
     drift = _script_drift(site, where) if site else []
     if drift:
         raise InputError(f"scripts applied at site {site} have changed on disk:\n" +
@@ -198,6 +202,23 @@ def validate(configs: ConfigsOpt = None, sql_root: SqlRootOpt = None,
             err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     checked = f"; scripts applied at site {site} unchanged" if site else ""
     out.print(f"[green]ok[/]: {len(loaded)} configs valid in {settings.configs}{checked}", highlight=False)
+
+
+def _sources(source: str | None, site: str | None, where: _Where) -> dict[Any, str]:
+    """Versions ``validate`` plans from: ``--from``, and the version the site's store records for ``--site``."""
+    from tasks.core.versions import Version
+
+    found: dict[Any, str] = {Version.parse(source): "--from"} if source else {}
+    if site and _has_store(where):
+        from tasks.execution.service import ExecutionService
+
+        with ExecutionService.open(site, metadata_url=where.metadata_url) as service:
+            state = service.sites.get(site)
+        if state and state.current_version:
+            current = Version.parse(state.current_version)
+            label = f"site {site}'s version"
+            found[current] = f"{found[current]}, {label}" if current in found else label
+    return found
 
 
 def _known_sites(where: _Where, site: str | None) -> tuple[set[str], set[str]]:
@@ -273,6 +294,17 @@ def _print_sql_preview(preview: Any) -> None:
         out.print("no SQL statements in this plan", highlight=False)
 
 
+def _print_releases(result: Any) -> None:
+    """The releases the range crosses, each with its config or the words "no config" (nothing of it runs)."""
+    table = Table(title=f"releases crossed by {result.source_version} → {result.target_version}")
+    for col in ("version", "kind", "config", "steps"):
+        table.add_column(col)
+    for release in result.releases:
+        config = release.config_file or f"[yellow]no config[/] ({release.known_from}): nothing of it runs"
+        table.add_row(release.version, release.kind, config, str(release.steps))
+    out.print(table)
+
+
 @app.command()
 @_guard
 def plan(
@@ -311,6 +343,7 @@ def plan(
         table.add_row(str(i), step.cutpoint.value, step.version, step.step_id, impl, str(step.timeout or "-"),
                       str(step.retry_count), "yes" if step.required else "no", f"{step.estimated_duration or 0}s")
     out.print(table)
+    _print_releases(result)
     out.print(f"estimated duration: {result.estimated_seconds}s", highlight=False)
     for w in result.warnings:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
@@ -364,7 +397,8 @@ def run(
     environment = _pairs(env, "--env")
     check_environment(environment, where="--env")
     settings = where.settings
-    validate_tree(settings.configs, settings.sql_root, settings.allowed_step_modules)  # every config and script
+    validate_tree(settings.configs, settings.sql_root, settings.allowed_step_modules,  # every config and script
+                  sources={Version.parse(source): "--from"})
     with _terminal_progress(not json_out), _ephemeral_api_patience():
         state = CUTPOINT_FLOWS[cutpoint](source_version=source, target_version=target, site_id=site,
                                          environment=environment, rerun=rerun, waive=list(waive or []),

@@ -30,7 +30,7 @@ from blocks.site_profile import load_site_profile
 from flows.decision import apply_submission, ask_operator, asks
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.environment import check_environment, is_secret_key, secret_reference
-from tasks.core.errors import Refused, SiteBusy, StepFailed, UpgradeFailed
+from tasks.core.errors import InputError, Refused, SiteBusy, StepFailed, UpgradeFailed
 from tasks.core.language import language_of
 from tasks.core.masking import mask_text
 from tasks.core.parameters import SiteId, VersionText, Waivable
@@ -122,7 +122,13 @@ def run_cutpoint(cutpoint: Cutpoint, source_version: str, target_version: str, s
     check_environment(environment)
     settings = get_settings(configs=configs_dir, sql_root=sql_root)
     overrides = SiteOverrides(databases={k: v.get_secret_value() for k, v in (databases or {}).items()})
-    plan = plan_for(cutpoint, source_version, target_version, site_id, settings)
+    try:
+        plan = plan_for(cutpoint, source_version, target_version, site_id, settings)
+    except InputError as exc:  # configs that cannot make this plan: nothing ran (exit 2, CICD reads the artifact)
+        create_markdown_artifact(markdown=render_refusal(cutpoint, site_id, source_version, target_version, str(exc)),
+                                 key=artifact_key(site_id, cutpoint.value),
+                                 description=f"{cutpoint.value} at {site_id}: REFUSED")
+        raise
     steps = plan.for_cutpoint(cutpoint)
     run_id = str(flow_run.id) if flow_run.id else None
     request = Request(cutpoint=cutpoint, source_version=plan.source_version, target_version=plan.target_version,
