@@ -101,6 +101,7 @@ class SqlScriptStep(UpgradeStep):
         return scripts
 
     def run(self) -> StepResult:
+        from tasks.forecast.site import forecast_for_step, outcome_for_step
         from tasks.sql import report
         from tasks.sql.executor import ScriptRunner, SqlRunOptions
         from tasks.sql.ledger import SqlLedger
@@ -151,6 +152,7 @@ class SqlScriptStep(UpgradeStep):
                               progress=Progress(total, f"{ctx.step_id}: SQL statements"),
                               session_factory=open_session, statement_logger=statement_logger)
         before = self._schema_before(sorted({db for s in scripts for db in s.databases}))
+        forecast = forecast_for_step(ctx, scripts)
         failed: StepFailed | None = None
         try:
             runner.prepare()
@@ -177,6 +179,8 @@ class SqlScriptStep(UpgradeStep):
                 f"- {'✅' if v['passed'] else '❌'} {v['name']}: {v['detail']}" for v in details["verify"])
         if before:
             markdown += "\n\n" + self._schema_changes(before, details)
+        versus = outcome_for_step(ctx, forecast, runner.summary.records, details)
+        markdown += f"\n\n{versus}" if versus else ""
         t = report.words(ctx.language)
         result = StepResult(status=StepStatus.FAILED if failed else StepStatus.SUCCESS,
                             summary=(t["failed"].format(error=failed) if failed else
