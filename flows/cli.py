@@ -257,17 +257,57 @@ def _has_store(where: _Where) -> bool:
                 or (where.settings.home / "metadata.db").exists())
 
 
-def _sql_preview(result: Any, where: _Where) -> Any:
-    """The plan's statements per database, marked by what the site's store recorded as applied."""
+def _sql_preview(result: Any, where: _Where) -> tuple[Any, Any]:
+    """The plan's statements per database, marked by what the site's store recorded as applied, and the
+    downtime forecast of those still to run (the site's databases read, read-only)."""
+    from tasks.forecast.site import plan_forecast
     from tasks.planning.sql_preview import preview_sql
 
-    applied: dict[str, Any] = {}
-    if _has_store(where):
-        from tasks.execution.service import ExecutionService
+    if not _has_store(where):
+        preview = preview_sql(result, where.settings.sql_root, {})
+        return preview, plan_forecast(preview.pending, result.site_id, settings=where.settings,
+                                      overrides=where.overrides)
+    from tasks.execution.service import ExecutionService
 
-        with ExecutionService.open(result.site_id, metadata_url=where.metadata_url) as service:
-            applied = {a.path: a for a in service.applied_scripts(result.site_id)}
-    return preview_sql(result, where.settings.sql_root, applied)
+    with ExecutionService.open(result.site_id, metadata_url=where.metadata_url) as service:
+        applied = {a.path: a for a in service.applied_scripts(result.site_id)}
+        preview = preview_sql(result, where.settings.sql_root, applied)
+        return preview, plan_forecast(preview.pending, result.site_id, settings=where.settings,
+                                      overrides=where.overrides, store_engine=service.store.engine)
+
+
+def _print_forecast(forecast: Any) -> None:
+    """The downtime forecast: each DDL's algorithm and seconds, the total, what dominates, what could run online."""
+    from rich.text import Text
+
+    from tasks.forecast.site import seconds_text
+
+    shown = [s for s in forecast.statements if s.shown]
+    table = Table(title=f"downtime forecast: {seconds_text(forecast.seconds)} for {len(forecast.statements)} "
+                        "statements still to run")
+    for col in ("file:line", "database", "table", "algorithm", "rebuild", "rows", "seconds", "statement"):
+        table.add_column(col, overflow="fold")
+    for s in shown:
+        how = s.category + (f" [{s.algorithm}, LOCK={s.lock}]" if s.algorithm not in ("", "INSTANT", "COPY") else "")
+        first = s.sql.strip().splitlines()[0][:60] if s.sql.strip() else ""
+        table.add_row(Text(s.where), s.database, s.table, how + ("" if s.certain else " ?"),
+                      {"rebuild": "yes", "copy": "copy"}.get(s.work, "-"), str(s.rows), f"{s.seconds:.2f}", Text(first))
+    out.print(table)
+    rates = ", ".join(f"{w} {r.rows_per_second:,.0f} rows/s ({'learned' if r.learned_from else 'default'})"
+                      for w, r in forecast.rates.items())
+    out.print(f"throughput: {rates}", highlight=False)
+    for db, server in forecast.servers.items():
+        out.print(f"{db}: {server}", highlight=False)
+    for db, why in forecast.unavailable.items():
+        err.print(f"[yellow]forecast:[/] no facts for {db}: {why}; its statements count at their fixed cost",
+                  highlight=False)
+    if forecast.uncertain:
+        out.print(f"{len(forecast.uncertain)} statements of unknown duration (marked ?)", highlight=False)
+    for s in forecast.dominating:
+        out.print(f"dominating: {s.where} {s.seconds:.1f}s ({s.category}, {s.rows} rows of {s.table})", highlight=False)
+    for s in forecast.online_candidates:
+        out.print(f"could run online before the stop (advice only): {s.where} {s.seconds:.1f}s "
+                  f"({s.category}, LOCK=NONE)", highlight=False)
 
 
 _STATUS_STYLE = {"applied": "green", "pending": "yellow", "changed since applied": "red"}
@@ -317,7 +357,9 @@ def plan(
     db: DbOpt = None,
     json_out: JsonOpt = False,
     sql: Annotated[bool, typer.Option("--sql", help="Also list every statement per database: file:line, kind, "
-                                                    "the guarantee it gets, applied at the site or not.")] = False,
+                                                    "the guarantee it gets, applied at the site or not; and the "
+                                                    "downtime forecast (reads the site's databases, read-only).")
+                   ] = False,
 ) -> None:
     """Show which steps would run, in order; unresolved step classes and changed applied scripts are marked."""
     from tasks.planning.config_loader import load_configs
@@ -327,9 +369,10 @@ def plan(
     settings = where.settings
     result = build_plan(load_configs(settings.configs), source, target, site, cutpoint,
                         allowed_step_modules=settings.allowed_step_modules)
-    preview = _sql_preview(result, where) if sql else None
+    preview, forecast = _sql_preview(result, where) if sql else (None, None)
     if json_out and preview is not None:
-        print(json.dumps({**result.model_dump(mode="json"), "sql": preview.to_json()}, indent=2, ensure_ascii=False))
+        print(json.dumps({**result.model_dump(mode="json"), "sql": preview.to_json(), "forecast": forecast.to_json()},
+                         indent=2, ensure_ascii=False))
         return
     if json_out:
         print(result.model_dump_json(indent=2))
@@ -351,6 +394,7 @@ def plan(
         err.print(f"[red]unresolved:[/] {step.config_file}: {step.step_id}: {step.unresolved_reason}", highlight=False)
     if preview is not None:
         _print_sql_preview(preview)
+        _print_forecast(forecast)
     for drift in _script_drift(result.site_id, where):
         err.print(f"[red]changed since applied:[/] {drift.describe()}", highlight=False)
 

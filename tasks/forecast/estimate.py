@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tasks.core.masking import mask_sql
 from tasks.forecast.ddl import (
     INDEX,
     METADATA,
@@ -40,9 +41,9 @@ from tasks.sql import kinds as k
 
 DML = "dml"
 WORKS = (TABLE_COPY, REBUILD, INDEX, DML)
-#: Rows per second before a site has taught better (measured on a 2-core test machine, MariaDB 10.11,
-#: InnoDB, narrow rows: a conservative start).
-DEFAULT_RATES = {TABLE_COPY: 150_000.0, REBUILD: 200_000.0, INDEX: 500_000.0, DML: 300_000.0}
+#: Rows per second before a site has taught better: measured by ``tests/bench/bench_forecast_rates.py`` on the
+#: 2-core test machine (MariaDB 10.11, InnoDB, 300,000 rows of seven columns and three indexes), rounded down.
+DEFAULT_RATES = {TABLE_COPY: 150_000.0, REBUILD: 300_000.0, INDEX: 1_000_000.0, DML: 450_000.0}
 DDL_SECONDS = 0.01  # the fixed cost of a DDL statement (catalog, metadata lock, files)
 STATEMENT_SECONDS = 0.001  # of any other statement
 ONLINE_ADVICE_SECONDS = 1.0  # an online-capable statement shorter than this is not worth moving
@@ -97,11 +98,16 @@ class StatementForecast:
     reasons: tuple[str, ...]
     certain: bool
     online: bool  # could run while the services still write (advice only)
-    sql: str
+    sql: str  # masked, as every statement the tool shows
 
     @property
     def where(self) -> str:
         return f"{self.file}:{self.line}"
+
+    @property
+    def shown(self) -> bool:
+        """Every DDL, and any other statement that does work (a script of ten thousand INSERTs is summed only)."""
+        return self.category not in ("OTHER", "UNKNOWN", "DML") or self.rows > 0 or self.seconds >= 0.05
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "where": self.where, "reasons": list(self.reasons)}
@@ -145,8 +151,7 @@ class Forecast:
 
     def to_json(self) -> dict[str, Any]:
         return {"seconds": round(self.seconds, 3),
-                "statements": [s.to_json() for s in self.statements if s.work != METADATA or s.seconds >= 0.05
-                               or s.category not in ("OTHER", "INSTANT")],
+                "statements": [s.to_json() for s in self.statements if s.shown],
                 "statement_count": len(self.statements),
                 "dominating": [s.where for s in self.dominating],
                 "online_candidates": [s.where for s in self.online_candidates],
@@ -204,7 +209,7 @@ def forecast(statements: Sequence[Statement], facts: Mapping[str, DatabaseFacts]
         key = ((found[0] or schemas[s.database]).lower(), found[1].lower()) if found else None
         table = tables[s.database].get(key) if key else None
         if s.kind == k.DML:
-            out.append(_dml(s, table, db_facts.explained.get(i), rates))
+            out.append(_dml(s, table, key, db_facts.explained.get(i), rates))
             continue
         step_target = target(s.sql)
         if step_target is None:
@@ -228,7 +233,8 @@ def _ddl(s: Statement, execution: Execution, table: Table | None, key: tuple[str
                    online=execution.online)
 
 
-def _dml(s: Statement, table: Table | None, explained: int | None, rates: Mapping[str, Rate]) -> StatementForecast:
+def _dml(s: Statement, table: Table | None, key: tuple[str, str] | None, explained: int | None,
+         rates: Mapping[str, Rate]) -> StatementForecast:
     sql = k.plain(s.sql)
     if explained is not None:
         rows, certain, reason = explained, True, f"EXPLAIN expects {explained} rows examined"
@@ -238,7 +244,7 @@ def _dml(s: Statement, table: Table | None, explained: int | None, rates: Mappin
         rows, certain, reason = table.rows, True, "no WHERE: every row of the table"
     else:
         rows, certain, reason = 0, False, "rows examined unknown (EXPLAIN could not plan it before the run)"
-    return _result(s, table.name if table else "", "DML", DML, rows,
+    return _result(s, ".".join(key) if key else "", "DML", DML, rows,
                    STATEMENT_SECONDS + rows / rates[DML].rows_per_second, (reason,), certain)
 
 
@@ -253,7 +259,7 @@ def _unknown(s: Statement, why: str) -> StatementForecast:
 def _result(s: Statement, table: str, category: str, work: str, rows: int, seconds: float, reasons: tuple[str, ...],
             certain: bool, *, algorithm: str = "", lock: str = "", online: bool = False) -> StatementForecast:
     return StatementForecast(s.database, s.file, s.line, s.sequence, s.step, _verb(s.sql), table, category,
-                             algorithm, lock, work, rows, seconds, reasons, certain, online, s.sql)
+                             algorithm, lock, work, rows, seconds, reasons, certain, online, mask_sql(s.sql))
 
 
 def _track(tables: dict[tuple[str, str], Table | None], found: Any, key: tuple[str, str] | None, schema: str,

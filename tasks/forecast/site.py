@@ -58,6 +58,32 @@ def site_forecast(statements: Sequence[Statement], engine_for: Callable[[str], E
     return forecast(statements, facts, rates_with_defaults(rates or {}), unavailable)
 
 
+def plan_forecast(statements: Sequence[Statement], site_id: str, *, settings: Any, overrides: Any = None,
+                  store_engine: Engine | None = None) -> Forecast:
+    """The forecast ``plan --sql`` shows: the site's databases (its blocks, ``FT_UPGRADE_DB_*``, ``--db``) read
+    with a short connect timeout, the rates its store learned (defaults without a store)."""
+    from sqlalchemy import create_engine
+
+    from tasks.site.resources import SiteResources
+
+    resources = SiteResources(site_id=site_id, sql_root=settings.sql_root, configs_dir=settings.configs,
+                              home=settings.home, overrides=overrides)
+    engines: list[Engine] = []
+
+    def engine_for(name: str) -> Engine:
+        url = resources.database_url(name)
+        mysql = url.get_backend_name() in ("mysql", "mariadb")
+        engines.append(create_engine(url, connect_args={"connect_timeout": 5} if mysql else {}))
+        return engines[-1]
+
+    try:
+        rates = learned_rates(store_engine, site_id) if store_engine is not None else {}
+        return site_forecast(statements, engine_for, rates=rates)
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
 def learned_rates(store_engine: Engine, site_id: str) -> dict[str, Rate]:
     from tasks.store.throughput import read_throughput
 
