@@ -138,13 +138,14 @@ def observations(kept: Mapping[str, Any], records: Iterable[Any]) -> dict[str, t
     return out
 
 
-def learn(store_engine: Engine, site_id: str, kept: Mapping[str, Any], records: Iterable[Any]) -> dict[str, Any]:
-    """Teach the site's throughput memory what this run did; returns what was learned (for the report)."""
+def learn(store: Any, site_id: str, kept: Mapping[str, Any], records: Iterable[Any]) -> dict[str, Any]:
+    """Teach the site's throughput memory (in ``store``, fenced by the run's lock) what this run did; returns what
+    was learned (for the report)."""
     from tasks.store.throughput import learn_throughput
 
     observed = observations(kept, records)
     if observed:
-        learn_throughput(store_engine, site_id, observed)
+        learn_throughput(store.engine, site_id, observed, fence=store.lock)
     return {w: {"rows": r, "seconds": round(s, 3), "statements": n, "rows_per_second": round(r / s)}
             for w, (r, s, n) in observed.items()}
 
@@ -274,7 +275,7 @@ def outcome_for_step(ctx: Any, kept: Mapping[str, Any] | None, records: Sequence
         return ""
     found = compare(kept, records)
     try:
-        found["learned"] = learn(ctx.resources.metadata_store().engine, ctx.site_id, kept, records)
+        found["learned"] = learn(ctx.resources.metadata_store(), ctx.site_id, kept, records)
     except Exception as exc:  # the memory misses one run; the upgrade is not affected
         ctx.logger.warning("throughput not learned from %s: %s", ctx.step_id, exc)
     details["forecast"] = found

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, insert, select, update
 
 from tasks.core.clock import utcnow
 from tasks.store import schema
+
+if TYPE_CHECKING:
+    from tasks.store.site_lock import HeldLock
 
 _t = schema.site_throughput
 DECAY = 0.5  # the weight of everything learned before, at each run
@@ -41,10 +45,15 @@ def read_throughput(engine: Engine, site_id: str) -> dict[str, Throughput]:
             for r in rows}
 
 
-def learn_throughput(engine: Engine, site_id: str, observed: Mapping[str, tuple[float, float, int]]) -> None:
-    """Add one run's (rows, seconds, statements) per kind of work; older runs weigh :data:`DECAY` as much."""
+def learn_throughput(engine: Engine, site_id: str, observed: Mapping[str, tuple[float, float, int]], *,
+                     fence: HeldLock | None = None) -> None:
+    """Add one run's (rows, seconds, statements) per kind of work; older runs weigh :data:`DECAY` as much.
+
+    ``fence``: the run's site lock; a run that lost it writes nothing."""
     now = utcnow()
     with engine.begin() as conn:
+        if fence is not None:
+            fence.verify(conn)
         for work, (rows, seconds, statements) in observed.items():
             if rows <= 0 or seconds <= 0:
                 continue

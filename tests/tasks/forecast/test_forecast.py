@@ -151,3 +151,21 @@ def test_a_run_sets_actual_beside_forecast_and_teaches_rows_per_second() -> None
     text = render_comparison(found, "en")
     assert "a.sql:1 | COPY | 1000000 | 6.68 | 10.01 |" in text and "a.sql:2" in text and "earlier attempt" in text
     assert REBUILD not in observations(kept, records)
+
+
+def test_the_sites_throughput_follows_its_runs_older_ones_weighing_half(tmp_path: object) -> None:
+    from tasks.forecast.site import learned_rates
+    from tasks.store.metadata_store import MetadataStore
+    from tasks.store.throughput import learn_throughput, read_throughput
+
+    store = MetadataStore.open(f"sqlite:///{tmp_path}/m.db")
+    try:
+        assert learned_rates(store.engine, "CN") == {}
+        learn_throughput(store.engine, "CN", {TABLE_COPY: (1_000_000, 10.0, 2)})
+        learn_throughput(store.engine, "CN", {TABLE_COPY: (1_000_000, 5.0, 1), DML: (0, 1.0, 1)})
+        copy = read_throughput(store.engine, "CN")[TABLE_COPY]
+        assert (copy.rows, copy.seconds, copy.statements) == (1_500_000, 10.0, 3)  # 0.5 × old + new
+        assert learned_rates(store.engine, "CN") == {TABLE_COPY: Rate(150_000.0, 3)}
+        assert read_throughput(store.engine, "US") == {}, "per site"
+    finally:
+        store.close()
