@@ -34,6 +34,22 @@ def sent_to(log: GeneralLog, database: str) -> list[str]:
         return [row[0] for row in cur.fetchall()]
 
 
+def plan_sql(site: Site, database: str) -> tuple[str, ...]:
+    return ("plan", "--from", "3.17.0", "--to", "3.17.5", "--site", "CN", "--cutpoint", "startup_pre_process",
+            "--sql", "--configs", str(site.root / "configs"), "--sql-root", str(site.root / "sql"),
+            "--db", f"ft_db={database}")
+
+
+def json_and_text(site: Site, plan: tuple[str, ...], database: str) -> tuple[str, str, list[str]]:
+    """``plan`` with ``--json`` and without, and what the two sent to the business database."""
+    with general_log() as log:
+        code, out = site.cli(*plan, "--json")
+        assert code == 0, out
+        code, table = site.cli(*plan)
+        assert code == 0, table
+        return out, table, sent_to(log, make_url(database).database or "")
+
+
 def test_plan_sql_lists_each_statement_applied_or_pending_and_only_reads_the_business_database(
         isolated_env: Path, mariadb_database: str) -> None:
     site = Site(isolated_env, mariadb_database)
@@ -44,17 +60,10 @@ def test_plan_sql_lists_each_statement_applied_or_pending_and_only_reads_the_bus
     data["upgrade_steps"]["startup_pre_process"][0]["sql_scripts"].append("t.sql")
     config.write_text(json.dumps(data), encoding="utf-8")
     (site.root / "sql" / "t.sql").write_text(NEW_SCRIPT, encoding="utf-8")
-    plan = ("plan", "--from", "3.17.0", "--to", "3.17.5", "--site", "CN", "--cutpoint", "startup_pre_process",
-            "--sql", "--configs", str(site.root / "configs"), "--sql-root", str(site.root / "sql"),
-            "--db", f"ft_db={mariadb_database}")
+    plan = plan_sql(site, mariadb_database)
 
-    with general_log() as log:
-        code, out = site.cli(*plan, "--json")
-        assert code == 0, out
-        code, table = site.cli(*plan)
-        assert code == 0, table
-        assert [q for q in sent_to(log, make_url(mariadb_database).database or "")
-                if not q.lstrip().upper().startswith(("SELECT", "SHOW", "SET"))] == []
+    out, table, sent = json_and_text(site, plan, mariadb_database)
+    assert [q for q in sent if not q.lstrip().upper().startswith(("SELECT", "SHOW", "SET"))] == []
 
     databases = json.loads(out)["sql"]["databases"]
     assert [(s["file"], s["line"], s["kind"], s["verb"], s["status"]) for s in databases["ft_db"]] == [
@@ -97,16 +106,9 @@ def test_plan_sql_forecasts_the_downtime_and_a_run_sets_actual_beside_it_and_tea
     engine.dispose()
     site = Site(isolated_env, mariadb_database)
     site.script.write_text(FORECAST_SCRIPT, encoding="utf-8")
-    plan = ("plan", "--from", "3.17.0", "--to", "3.17.5", "--site", "CN", "--cutpoint", "startup_pre_process",
-            "--sql", "--configs", str(site.root / "configs"), "--sql-root", str(site.root / "sql"),
-            "--db", f"ft_db={mariadb_database}")
+    plan = plan_sql(site, mariadb_database)
 
-    with general_log() as log:
-        code, out = site.cli(*plan, "--json")
-        assert code == 0, out
-        code, table = site.cli(*plan)
-        assert code == 0, table
-        sent = sent_to(log, make_url(mariadb_database).database or "")
+    out, table, sent = json_and_text(site, plan, mariadb_database)
     assert [q for q in sent if not q.lstrip().upper().startswith(READS)] == [], "the forecast only reads"
     assert any(q.startswith("EXPLAIN UPDATE big") for q in sent)
 
