@@ -283,8 +283,8 @@ def _print_forecast(forecast: Any) -> None:
     from tasks.forecast.site import seconds_text
 
     shown = [s for s in forecast.statements if s.shown]
-    table = Table(title=f"downtime forecast: {seconds_text(forecast.seconds)} for {len(forecast.statements)} "
-                        "statements still to run")
+    table = Table(title=f"downtime forecast of startup_pre_process: {seconds_text(forecast.seconds)} for "
+                        f"{len(forecast.statements)} statements still to run")
     for col in ("file:line", "database", "table", "algorithm", "rebuild", "rows", "seconds", "statement"):
         table.add_column(col, overflow="fold")
     for s in shown:

@@ -107,7 +107,7 @@ class StatementForecast:
     @property
     def shown(self) -> bool:
         """Every DDL, and any other statement that does work (a script of ten thousand INSERTs is summed only)."""
-        return self.category not in ("OTHER", "UNKNOWN", "DML") or self.rows > 0 or self.seconds >= 0.05
+        return self.category not in ("OTHER", "DML") or self.rows > 0 or self.seconds >= 0.05
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "where": self.where, "reasons": list(self.reasons)}
@@ -133,7 +133,7 @@ class Forecast:
     @property
     def dominating(self) -> list[StatementForecast]:
         """The largest statements that together make up most of the forecast (at most five)."""
-        ranked = sorted(self.statements, key=lambda s: s.seconds, reverse=True)
+        ranked = sorted((s for s in self.statements if s.rows > 0), key=lambda s: s.seconds, reverse=True)
         out: list[StatementForecast] = []
         total, running = self.seconds, 0.0
         for s in ranked[:5]:
@@ -199,7 +199,10 @@ def forecast(statements: Sequence[Statement], facts: Mapping[str, DatabaseFacts]
     for i, s in enumerate(statements):
         db_facts = facts.get(s.database)
         if db_facts is None:
-            out.append(_unknown(s, (unavailable or {}).get(s.database, "no facts for this database")))
+            why = (unavailable or {}).get(s.database, "no facts for this database")
+            named = target(s.sql)
+            out.append(_result(s, named.name, "UNKNOWN", METADATA, 0, DDL_SECONDS, (why,), False) if named
+                       else _other(s, certain=s.kind != k.DML))
             continue
         if s.kind == k.USE:
             schemas[s.database] = _use(s.sql) or schemas[s.database]
@@ -248,12 +251,8 @@ def _dml(s: Statement, table: Table | None, key: tuple[str, str] | None, explain
                    STATEMENT_SECONDS + rows / rates[DML].rows_per_second, (reason,), certain)
 
 
-def _other(s: Statement) -> StatementForecast:
-    return _result(s, "", "OTHER", METADATA, 0, STATEMENT_SECONDS, (), True)
-
-
-def _unknown(s: Statement, why: str) -> StatementForecast:
-    return _result(s, "", "UNKNOWN", METADATA, 0, STATEMENT_SECONDS, (why,), False)
+def _other(s: Statement, *, certain: bool = True) -> StatementForecast:
+    return _result(s, "", "OTHER", METADATA, 0, STATEMENT_SECONDS, (), certain)
 
 
 def _result(s: Statement, table: str, category: str, work: str, rows: int, seconds: float, reasons: tuple[str, ...],

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from tasks.core.cutpoints import Cutpoint
 from tasks.core.masking import mask_sql
 from tasks.forecast.estimate import Statement
 from tasks.forecast.site import statements_of
@@ -89,7 +90,8 @@ class PreviewFile:
 class SqlPreview:
     files: tuple[PreviewFile, ...]
     statements: tuple[PreviewStatement, ...]
-    #: What will run at the site (files not applied there yet), unmasked, for the downtime forecast.
+    #: What startup_pre_process will run at the site (files not applied there yet), unmasked, for the downtime
+    #: forecast.
     pending: tuple[Statement, ...] = ()
 
     def by_database(self) -> dict[str, list[PreviewStatement]]:
@@ -116,7 +118,8 @@ def preview_sql(plan: UpgradePlan, sql_root: Path, applied: Mapping[str, Applied
             files.append(PreviewFile(script.path, step.key, script.sha256, status,
                                      record.sha256 if record else None, record.execution_id if record else None))
             statements += _statements(script, step.key, status)
-            pending += statements_of([script], step.key) if status == PENDING else []
+            if status == PENDING and step.cutpoint == Cutpoint.STARTUP_PRE_PROCESS:  # the services are down then
+                pending += statements_of([script], step.key)
     return SqlPreview(tuple(files), tuple(statements), tuple(pending))
 
 

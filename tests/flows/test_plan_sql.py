@@ -119,7 +119,7 @@ def test_plan_sql_forecasts_the_downtime_and_a_run_sets_actual_beside_it_and_tea
     assert found["seconds"] > 0 and found["dominating"][0] == "s.sql:3"
     assert found["rates"]["copy"] == {"rows_per_second": 150_000.0, "learned_from": 0}
     assert found["servers"]["ft_db"].startswith("MariaDB 10.") and found["unavailable"] == {}
-    assert "downtime forecast:" in table and "statements still to run" in table
+    assert "downtime forecast of startup_pre_process:" in table and "statements still to run" in table
     assert "│ COPY │ copy │" in table and "INPLACE (no lock) [NOCOPY, LOCK=NONE]" in table and "(default)" in table
     assert "dominating: s.sql:3" in table
 
