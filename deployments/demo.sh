@@ -31,6 +31,9 @@ for db in ft_demo_cn ft_demo_cn_middle ft_demo_us ft_demo_us_middle; do
 done
 rm -f "$FT_UPGRADE_HOME/metadata.db"*
 
+# the sample sites list the FT services (configs' required_components) at ports where nothing runs: the
+# demo has no FT services, so pre_business_check warns that they do not answer and startup_pre_process
+# finds them stopped
 say "blocks of the sample sites (credentials in SecretStr fields)"
 ft-upgrade blocks apply --file deployments/sites/demo-cn.json
 ft-upgrade blocks apply --file deployments/sites/demo-us.json

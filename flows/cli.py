@@ -368,7 +368,7 @@ def plan(
     where = _where(configs, sql_root, db)
     settings = where.settings
     result = build_plan(load_configs(settings.configs), source, target, site, cutpoint,
-                        allowed_step_modules=settings.allowed_step_modules)
+                        allowed_step_modules=settings.allowed_step_modules, sql_root=settings.sql_root)
     preview, forecast = _sql_preview(result, where) if sql else (None, None)
     if json_out and preview is not None:
         print(json.dumps({**result.model_dump(mode="json"), "sql": preview.to_json(), "forecast": forecast.to_json()},
@@ -508,8 +508,8 @@ def _finish_run(state: Any, json_out: bool, site: str, where: _Where) -> None:
     with ExecutionService.open(site, metadata_url=where.metadata_url) as service:
         data = service.build_report(execution_id).to_json()
         stored = service.latest_report(execution_id)
-    if stored and stored["report_content"]:  # what was published, notification outcome included
-        data = {**json.loads(stored["report_content"]), **data}
+    if stored and stored.content:  # what was published, notification outcome included
+        data = {**stored.content, **data}
         data.pop("markdown", None)
     _print_report(data, json_out)
     raise typer.Exit(1)
@@ -574,13 +574,11 @@ def resume(
                                 inflight=inflight)
     with ExecutionService.locate(execution_id, site, metadata_url=where.metadata_url) as service:
         execution = service.prepare_resume(execution_id, decision)
-    if execution["status"] == ExecutionStatus.SUCCESS:
+    if execution.status == ExecutionStatus.SUCCESS:
         out.print(f"execution {execution_id} already succeeded; nothing to resume")
         return
-    where = _where(configs or _recorded_path(execution, "configs_dir"),
-                   sql_root or _recorded_path(execution, "sql_root"), db)
-    missing = [n for n in (execution.get("db_overrides") or "").split(",")
-               if n and n not in where.databases and not _db_in_environment(n)]
+    where = _where(configs or _recorded_path(execution.configs_dir), sql_root or _recorded_path(execution.sql_root), db)
+    missing = [n for n in execution.db_overrides if n not in where.databases and not _db_in_environment(n)]
     if missing:
         err.print(f"[yellow]warning:[/] {', '.join(missing)} were given with --db when the execution started; "
                   "give them again with --db NAME=URL if the blocks do not hold them", highlight=False)
@@ -590,17 +588,16 @@ def resume(
     if masked:
         raise InputError(f"{', '.join(masked)} were stored masked (before secrets were passed by reference): "
                          f"give them again as --env {masked[0]}=secret:<Secret block name>")
-    cutpoint = Cutpoint(execution["step_type"])
+    cutpoint = Cutpoint(execution.cutpoint)
     with _terminal_progress(not json_out), _ephemeral_api_patience():
-        state = CUTPOINT_FLOWS[cutpoint](source_version=execution["source_version"],
-                                         target_version=execution["target_version"], site_id=execution["site_id"],
+        state = CUTPOINT_FLOWS[cutpoint](source_version=execution.source_version,
+                                         target_version=execution.target_version, site_id=execution.site_id,
                                          environment=environment, requested_by=decision.by,
                                          execution_id=execution_id, return_state=True, **where.flow_parameters())
-    _finish_run(state, json_out, execution["site_id"], where)
+    _finish_run(state, json_out, execution.site_id, where)
 
 
-def _recorded_path(execution: dict[str, Any], column: str) -> Path | None:
-    recorded = execution.get(column)
+def _recorded_path(recorded: str | None) -> Path | None:
     return Path(recorded) if recorded and Path(recorded).is_dir() else None
 
 
@@ -630,17 +627,17 @@ def executions(
     if latest:
         if not rows:
             raise InputError("no execution matches")
-        print(rows[0]["execution_id"])
+        print(rows[0].execution_id)
         return
     if json_out:
-        print(json.dumps(rows, default=str, ensure_ascii=False))
+        print(json.dumps([r.listing() for r in rows], default=str, ensure_ascii=False))
         return
     table = Table()
     for col in ("execution", "site", "cutpoint", "from", "to", "status", "resumes", "started (UTC)"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["execution_id"], r["site_id"], r["step_type"], r["source_version"], r["target_version"],
-                      r["status"], str(r["resume_count"]), str(r["start_time"])[:19])
+        table.add_row(r.execution_id, r.site_id, r.cutpoint, r.source_version, r.target_version, r.status,
+                      str(r.resume_count), str(r.start_time)[:19])
     out.print(table)
 
 
@@ -682,10 +679,10 @@ def report(execution_id: Annotated[str, typer.Argument()],
     from tasks.execution.service import ExecutionService
 
     with ExecutionService.locate(execution_id, site, metadata_url=_where(db=db).metadata_url) as service:
-        row = service.latest_report(execution_id)
-    if row is None:
+        stored = service.latest_report(execution_id)
+    if stored is None:
         raise InputError(f"no report for execution {execution_id!r}")
-    content = json.loads(row["report_content"])
+    content = dict(stored.content)
     if fmt == "md":
         print(content["markdown"])
     else:
@@ -710,17 +707,13 @@ def baseline(
 
     from tasks.core.versions import Version
     from tasks.execution.service import ExecutionService
-    from tasks.store.site_lock import site_lock
 
     parsed = str(Version.parse(version))
     where = _where(db=db)
     who = by or getpass.getuser()
-    with ExecutionService.open(site, metadata_url=where.metadata_url) as service, site_lock(
-            service.store.engine, site, holder=f"baseline {parsed} by {who}",
-            wait_seconds=where.settings.site_lock_wait_seconds,
-            check_seconds=where.settings.site_lock_check_seconds):
-        before = service.sites.get(site)
-        service.baseline(site, parsed, by=who, notes=notes)
+    with ExecutionService.open(site, metadata_url=where.metadata_url) as service, \
+            service.hold(site, f"baseline {parsed} by {who}", settings=where.settings):
+        before = service.baseline(site, parsed, by=who, notes=notes)
     was = f" (was {before.current_version or 'unknown'})" if before else ""
     out.print(f"site {site} is on {parsed}{was}; recorded by {who}", highlight=False)
 
@@ -737,7 +730,7 @@ def info(site: Annotated[str, typer.Option("--site", help="Site id.")], db: DbOp
 
     where = _where(configs, None, db)
     with ExecutionService.open(site, metadata_url=where.metadata_url) as service:
-        state = service.sites.get(site)
+        state = service.site(site)
         current = Version.parse(state.current_version) if state and state.current_version else None
         configs_found = sorted(load_configs(where.settings.configs), key=lambda c: c.version.code)
         pending = [str(c.version) for c in configs_found if current is None or c.version > current]
@@ -745,6 +738,7 @@ def info(site: Annotated[str, typer.Option("--site", help="Site id.")], db: DbOp
     if json_out:
         for bp in data["active_breakpoints"]:
             bp.pop("breakpoint")
+        data["last_executions"] = [e.listing() for e in data["last_executions"]]
         print(json.dumps(data, ensure_ascii=False, default=str))
         return
     _print_info(data)
@@ -779,9 +773,9 @@ def _print_info(data: dict[str, Any]) -> None:
         table = Table(title="last executions")
         for col in ("execution", "cutpoint", "from → to", "status", "started (UTC)"):
             table.add_column(col)
-        for r in data["last_executions"]:
-            table.add_row(r["execution_id"], r["step_type"], f"{r['source_version']} → {r['target_version']}",
-                          r["status"], str(r["start_time"])[:19])
+        for e in data["last_executions"]:
+            table.add_row(e.execution_id, e.cutpoint, f"{e.source_version} → {e.target_version}", e.status,
+                          str(e.start_time)[:19])
         out.print(table)
 
 
@@ -916,16 +910,15 @@ def backup_restore(
     lock and asks for confirmation on a terminal (--yes for scripts)."""
     from tasks.backup.commands import restore_backup
     from tasks.core.errors import SiteBusy, UpgradeError
-    from tasks.store.site_lock import site_lock
+    from tasks.execution.service import ExecutionService
 
     _confirm(yes, f"restore backup {backup_id} over the live tables of site {site}"
                   f"{' (' + tables + ')' if tables else ''}?")
     where = _where(db=db)
     try:
         with _site_resources(site, where) as resources, _terminal_progress(not json_out), \
-                site_lock(resources.metadata_store().engine, site, holder=f"ft-upgrade backup restore {backup_id}",
-                          wait_seconds=where.settings.site_lock_wait_seconds,
-                          check_seconds=where.settings.site_lock_check_seconds):
+                ExecutionService(resources.metadata_store()).hold(site, f"ft-upgrade backup restore {backup_id}",
+                                                                  settings=where.settings):
             report = restore_backup(backup_id, resources.path("backup_dir"), resources.engine,
                                     tables=[t.strip() for t in tables.split(",")] if tables else None,
                                     include_files=files)
@@ -961,10 +954,10 @@ def rollback(
     where = _where(db=db)
     with ExecutionService.locate(execution_id, site, metadata_url=where.metadata_url) as service:
         execution = service.execution(execution_id)
-    _confirm(yes, f"roll back {execution['step_type']} {execution['source_version']} → "
-                  f"{execution['target_version']} at site {execution['site_id']} ({execution_id})?")
+    _confirm(yes, f"roll back {execution.cutpoint} {execution.source_version} → "
+                  f"{execution.target_version} at site {execution.site_id} ({execution_id})?")
     with _terminal_progress(not json_out), _ephemeral_api_patience():
-        state = rollback_flow(execution_id=execution_id, site_id=execution["site_id"], reason=reason,
+        state = rollback_flow(execution_id=execution_id, site_id=execution.site_id, reason=reason,
                               requested_by=by or getpass.getuser(), configs_dir=str(where.settings.configs),
                               databases=where.flow_parameters()["databases"], return_state=True)
     if not state.is_completed():

@@ -6,16 +6,15 @@ key per site and cutpoint); CICD reads its JSON through ``ft-upgrade report`` or
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from tasks.core.cutpoints import CUTPOINT_TITLES, Cutpoint
 from tasks.core.language import language_code
 from tasks.core.statuses import STEP_FINISHED, ExecutionStatus, StepStatus
 from tasks.execution.report_text import DEFAULT_LANGUAGE, report_text
+from tasks.store.records import Execution, StepRun
 
 DONE_STATUSES = STEP_FINISHED
 
@@ -24,8 +23,8 @@ DONE_STATUSES = STEP_FINISHED
 class RunReport:
     """Everything a report shows; ``return_code`` is what the CLI exits with."""
 
-    execution: dict[str, Any]
-    steps: list[dict[str, Any]]
+    execution: Execution
+    steps: list[StepRun]
     status: str
     resume_hint: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -34,7 +33,7 @@ class RunReport:
 
     @property
     def counts(self) -> dict[str, int]:
-        statuses = [s["status"] for s in self.steps]
+        statuses = [s.status for s in self.steps]
         return {
             "total": len(statuses),
             "success": statuses.count(StepStatus.SUCCESS),
@@ -50,52 +49,40 @@ class RunReport:
 
     @property
     def duration_ms(self) -> int:
-        start, end = self.execution.get("start_time"), self.execution.get("end_time")
-        if isinstance(start, datetime) and isinstance(end, datetime):
+        start, end = self.execution.start_time, self.execution.end_time
+        if start is not None and end is not None:
             return int((end - start).total_seconds() * 1000)
         return 0
 
     @property
-    def failures(self) -> list[dict[str, Any]]:
-        return [s for s in self.steps
-                if s["status"] in (StepStatus.FAILED, StepStatus.WARNING) and s.get("error_message")]
+    def failures(self) -> list[StepRun]:
+        return [s for s in self.steps if s.status in (StepStatus.FAILED, StepStatus.WARNING) and s.error_message]
 
     def to_json(self) -> dict[str, Any]:
         e = self.execution
         return {
-            "execution_id": e["execution_id"],
+            "execution_id": e.execution_id,
             "status": self.status,
-            "cutpoint": e["step_type"],
-            "site_id": e["site_id"],
-            "source_version": e["source_version"],
-            "target_version": e["target_version"],
-            "flow_run_id": e.get("flow_run_id"),
-            "resume_count": e.get("resume_count", 0),
+            "cutpoint": e.cutpoint,
+            "site_id": e.site_id,
+            "source_version": e.source_version,
+            "target_version": e.target_version,
+            "flow_run_id": e.flow_run_id,
+            "resume_count": e.resume_count,
             "duration_ms": self.duration_ms,
             "steps": self.counts,
             "sql": self.sql_counts,
-            "requested_by": e.get("requested_by"),
-            "rerun_of": e.get("rerun_of"),
-            "waivers": e.get("waivers") or [],
+            "requested_by": e.requested_by,
+            "rerun_of": e.rerun_of,
+            "waivers": e.waivers,
             "step_results": [
-                {"step_id": s["step_id"], "key": s["step_key"], "status": s["status"],
-                 "duration_ms": s.get("duration"), "summary": _result(s).get("summary", ""),
-                 "error": s.get("error_message"), "details": _result(s).get("details", {})}
+                {"step_id": s.step_id, "key": s.step_key, "status": s.status, "duration_ms": s.duration,
+                 "summary": s.summary, "error": s.error_message, "details": s.details}
                 for s in self.steps
             ],
             "resume": self.resume_hint,
             **self.extra,
         }
-
-
-def _result(step: Mapping[str, Any]) -> dict[str, Any]:
-    raw = step.get("result")
-    if not raw:
-        return {}
-    try:
-        return json.loads(raw)
-    except (TypeError, ValueError):
-        return {}
 
 
 _ICONS = {StepStatus.SUCCESS: "✅", StepStatus.WARNING: "⚠️", StepStatus.FAILED: "❌", StepStatus.SKIPPED: "⏭️",
@@ -119,42 +106,41 @@ def render_markdown(report: RunReport) -> str:
     """The markdown report in the report's language: header, steps table, failures, what to do next, steps."""
     t = report_text(report.language)
     e = report.execution
-    cutpoint = Cutpoint(e["step_type"])
+    cutpoint = Cutpoint(e.cutpoint)
     c, sql = report.counts, report.sql_counts
     notice = report.extra.get("notice")
     lines = [
         f"# {_title(cutpoint, report.language)}",
         "",
         *([f"> **{notice}**", ""] if notice else []),
-        f"**{t['status']}: {_ICONS.get(report.status, '')} {report.status}** — {t['site']} `{e['site_id']}`, "
-        f"{e['source_version']} → {e['target_version']}",
+        f"**{t['status']}: {_ICONS.get(report.status, '')} {report.status}** — {t['site']} `{e.site_id}`, "
+        f"{e.source_version} → {e.target_version}",
         "",
         f"| {t['field']} | {t['value']} |",
         "|---|---|",
-        f"| {t['execution_id']} | `{e['execution_id']}` |",
+        f"| {t['execution_id']} | `{e.execution_id}` |",
         f"| {t['cutpoint']} | `{cutpoint.value}` |",
-        f"| {t['flow_run']} | `{e.get('flow_run_id') or '-'}` |",
-        f"| {t['started']} | {e.get('start_time') or '-'} |",
-        f"| {t['ended']} | {e.get('end_time') or '-'} |",
+        f"| {t['flow_run']} | `{e.flow_run_id or '-'}` |",
+        f"| {t['started']} | {e.start_time or '-'} |",
+        f"| {t['ended']} | {e.end_time or '-'} |",
         f"| {t['duration']} | {_seconds(report.duration_ms)} |",
-        f"| {t['resumes']} | {e.get('resume_count', 0)} |",
+        f"| {t['resumes']} | {e.resume_count} |",
         f"| {t['steps_row']} | {t['steps_counts'].format(**c)} |",
         f"| {t['sql_row']} | {t['sql_counts'].format(**sql)} |",
-        f"| {t['requested_by']} | {_cell(e.get('requested_by') or '-')} |",
+        f"| {t['requested_by']} | {_cell(e.requested_by or '-')} |",
     ]
-    if e.get("rerun_of"):
-        lines.append(f"| {t['rerun_of']} | {t['rerun_value'].format(of=e['rerun_of'])} |")
+    if e.rerun_of:
+        lines.append(f"| {t['rerun_of']} | {t['rerun_value'].format(of=e.rerun_of)} |")
     lines += ["", f"## {t['steps']}", "", t["step_header"], "|---|---|---|---|---|---|"]
     for i, s in enumerate(report.steps, 1):
-        version = s["step_key"].split(":", 1)[0]
-        lines.append(f"| {i} | `{s['step_id']}` {_cell(s.get('step_name'))} | {version} | "
-                     f"{_ICONS.get(s['status'], '')} {s['status']} | {_seconds(s.get('duration'))} | "
-                     f"{_cell(_result(s).get('summary') or s.get('error_message'))} |")
+        lines.append(f"| {i} | `{s.step_id}` {_cell(s.step_name)} | {s.version} | "
+                     f"{_ICONS.get(s.status, '')} {s.status} | {_seconds(s.duration)} | "
+                     f"{_cell(s.summary or s.error_message)} |")
     lines += _waivers_and_rerun(report, t)
     if report.failures:
         lines += ["", f"## {t['failures']}", ""]
         for s in report.failures:
-            lines.append(f"- **{s['step_id']}** ({s['status']}): {_cell(s.get('error_message'))}")
+            lines.append(f"- **{s.step_id}** ({s.status}): {_cell(s.error_message)}")
     notification = report.extra.get("notification")
     if notification:
         state = t["delivered"] if notification["delivered"] else t["not_delivered"].format(
@@ -169,15 +155,14 @@ def render_markdown(report: RunReport) -> str:
     else:
         lines += [f"- {hint}" for hint in report.resume_hint]
     for s in report.steps:
-        section = _result(s).get("markdown")
-        if section:
-            lines += ["", f"## {s['step_id']}", "", section]
+        if s.markdown:
+            lines += ["", f"## {s.step_id}", "", s.markdown]
     return "\n".join(lines) + "\n"
 
 
 def _waivers_and_rerun(report: RunReport, t: Mapping[str, str]) -> list[str]:
     lines: list[str] = []
-    waivers = report.execution.get("waivers") or []
+    waivers = report.execution.waivers
     if waivers:
         lines += ["", f"## {t['waived']}", ""]
         lines += [t["waived_line"].format(precondition=w["precondition"], by=_cell(w["by"]), reason=_cell(w["reason"]),
@@ -210,11 +195,10 @@ def resume_instructions(*, execution_id: str, cutpoint: str, source: str, target
             t["cli"].format(execution_id=execution_id)]
 
 
-def steps_table(steps: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def steps_table(steps: Sequence[StepRun]) -> list[dict[str, Any]]:
     """Rows for the table artifact."""
-    return [{"step": s["step_id"], "version": s["step_key"].split(":", 1)[0], "status": s["status"],
-             "duration_ms": s.get("duration"), "retries": s.get("retry_count", 0),
-             "summary": _result(s).get("summary", ""), "error": s.get("error_message") or ""} for s in steps]
+    return [{"step": s.step_id, "version": s.version, "status": s.status, "duration_ms": s.duration,
+             "retries": s.retry_count, "summary": s.summary, "error": s.error_message or ""} for s in steps]
 
 
 def artifact_key(site_id: str, cutpoint: str) -> str:

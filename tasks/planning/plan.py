@@ -34,6 +34,8 @@ from tasks.core.settings import Settings
 from tasks.core.versions import Version
 from tasks.planning.config_loader import LoadedConfig
 from tasks.planning.config_models import StepConfig
+from tasks.planning.conventions import ConventionContext, with_convention
+from tasks.planning.dependency_checks import dependency_checks
 from tasks.steps.base import UpgradeStep
 from tasks.steps.registry import Resolution, resolve_step_class
 
@@ -127,8 +129,11 @@ def build_plan(
     cutpoint: Cutpoint | str | None = None,
     *,
     allowed_step_modules: Iterable[str] = (),
+    sql_root: Path | None = None,
 ) -> UpgradePlan:
     """Build the plan for ``source → target`` at ``site_id`` (optionally one cutpoint only).
+
+    ``sql_root`` is where a SQL step written without scripts finds its version's folder (default: the settings').
 
     Raises:
         PlanError: no config covers the range, a dependency fails, or steps form a cycle.
@@ -158,7 +163,8 @@ def build_plan(
         resolution = resolutions.get(step.class_name) or resolve_step_class(step.class_name, prefixes)
         resolutions[step.class_name] = resolution
         params, problems = check_step_params(loaded.path, f"upgrade_steps.{item.cutpoint.value}[{item.position}]",
-                                             step, resolution.step_class, loaded.folder)
+                                             step, resolution.step_class, loaded.folder, version=loaded.version,
+                                             sql_root=sql_root)
         if problems:
             errors.extend(problems)
             continue
@@ -172,6 +178,15 @@ def build_plan(
         ))
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+    for check in dependency_checks(chain, src, only):  # first in their cutpoint
+        owner = check.owner
+        at = next((i for i, s in enumerate(planned) if s.cutpoint.position >= check.cutpoint.position), len(planned))
+        planned.insert(at, PlannedStep(
+            key=f"{owner.version.code}:{check.step_id}", cutpoint=check.cutpoint, version=str(owner.version),
+            version_code=owner.version.code, step_id=check.step_id, name=check.name, class_name=check.class_name,
+            implementation=check.implementation, params=check.params, timeout=300, retry_count=0,
+            retry_delay_seconds=2.0, required=True, estimated_duration=5, config_file=owner.path,
+            config_fingerprint=fingerprints[id(owner)]))
     notifications = next((c.config.notifications.model_dump() for c in reversed(chain) if c.config.notifications),
                          None)
     return UpgradePlan(source_version=str(src), target_version=str(tgt), site_id=site, cutpoint=only,
@@ -202,16 +217,25 @@ def crossed_releases(chain: Sequence[LoadedConfig], src: Version, planned: Seque
 
 
 def check_step_params(path: str, field: str, step: StepConfig, step_class: type[UpgradeStep] | None,
-                      configs_dir: Path | None = None) -> tuple[dict[str, Any], list[ConfigError]]:
+                      configs_dir: Path | None = None, *, version: Version | None = None,
+                      sql_root: Path | None = None) -> tuple[dict[str, Any], list[ConfigError]]:
     """Validate a step's own fields with its class's parameter model; errors name the field path.
 
     ``configs_dir`` reaches the model's validators (as pydantic's validation context): files a step
-    names, such as rule files, are relative to it.
+    names, such as rule files, are relative to it. Given the step's ``version``, a step written without
+    fields gets its class's convention (:mod:`tasks.planning.conventions`) before validation.
     """
     if step_class is None:
         return step.params, []
+    given = step.params
+    if version is not None:
+        try:
+            given = with_convention(step.class_name, step_class, given,
+                                    ConventionContext(version, configs_dir, sql_root))
+        except ValueError as exc:
+            return step.params, [ConfigError(path, str(exc), field=field)]
     try:
-        params = step_class.Params.model_validate(step.params, context={"configs_dir": configs_dir})
+        params = step_class.Params.model_validate(given, context={"configs_dir": configs_dir})
         return params.model_dump(mode="json"), []
     except ValidationError as exc:
         errors = []
@@ -442,6 +466,6 @@ def plan_for(cutpoint: Cutpoint, source: str, target: str, site: str, settings: 
     from tasks.planning.config_loader import load_configs
 
     plan = build_plan(load_configs(settings.configs), source, target, site, cutpoint,
-                      allowed_step_modules=settings.allowed_step_modules)
+                      allowed_step_modules=settings.allowed_step_modules, sql_root=settings.sql_root)
     plan.require_resolved()
     return plan

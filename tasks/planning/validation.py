@@ -62,10 +62,11 @@ def _step_problems(item: LoadedConfig, field: str, step: StepConfig, allowed_ste
     resolution = resolve_step_class(step.class_name, allowed_step_modules)
     if resolution.step_class is None:
         return [ConfigError(item.path, resolution.reason, field=f"{field}.class_name")]
-    _, problems = check_step_params(item.path, field, step, resolution.step_class, item.folder)
+    given, problems = check_step_params(item.path, field, step, resolution.step_class, item.folder,
+                                        version=item.version, sql_root=roots["sql_root"])
     if problems:
         return list(problems)
-    params = resolution.step_class.Params.model_validate(step.params, context={"configs_dir": item.folder})
+    params = resolution.step_class.Params.model_validate(given, context={"configs_dir": item.folder})
     errors: list[InputError] = [ConfigError(item.path, p, field=field)
                                 for p in static_problems(resolution.step_class, params, roots)]
     if not errors and known is not None:
