@@ -260,8 +260,8 @@ def _has_store(where: _Where) -> bool:
 def _sql_preview(result: Any, where: _Where) -> tuple[Any, Any]:
     """The plan's statements per database, marked by what the site's store recorded as applied, and the
     downtime forecast of those still to run (the site's databases read, read-only)."""
-    from tasks.forecast.site import plan_forecast
     from tasks.planning.sql_preview import preview_sql
+    from tasks.sql.forecast.site import plan_forecast
 
     if not _has_store(where):
         preview = preview_sql(result, where.settings.sql_root, {})
@@ -280,7 +280,7 @@ def _print_forecast(forecast: Any) -> None:
     """The downtime forecast: each DDL's algorithm and seconds, the total, what dominates, what could run online."""
     from rich.text import Text
 
-    from tasks.forecast.site import seconds_text
+    from tasks.sql.forecast.site import seconds_text
 
     shown = [s for s in forecast.statements if s.shown]
     table = Table(title=f"downtime forecast of startup_pre_process: {seconds_text(forecast.seconds)} for "

@@ -4,7 +4,7 @@ Pure apart from reading the scripts (through :func:`tasks.sql.script.load_script
 engine itself uses, so the statements, lines and kinds are the ones that will run). What the engine
 guarantees a statement follows from its kind (README, "SQL scripts"); whether it already ran at the
 site follows from the scripts the site recorded as applied, with their SHA-256. It opens no database;
-``pending`` (what is still to run) is what the downtime forecast (:mod:`tasks.forecast.site`) reads them for.
+``pending`` (what is still to run) is what the downtime forecast (:mod:`tasks.sql.forecast.site`) reads them for.
 
 Example:
     ```python
@@ -22,10 +22,10 @@ from typing import Any, Protocol
 
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.masking import mask_sql
-from tasks.forecast.estimate import Statement
-from tasks.forecast.site import statements_of
 from tasks.planning.plan import PlannedStep, UpgradePlan
 from tasks.sql import kinds as k
+from tasks.sql.forecast.estimate import Statement
+from tasks.sql.forecast.site import statements_of
 from tasks.sql.inflight import ddl_probes, decidable_by_catalog
 from tasks.sql.kinds import StatementKind
 from tasks.sql.script import ScriptFile, load_script

@@ -101,9 +101,9 @@ class SqlScriptStep(UpgradeStep):
         return scripts
 
     def run(self) -> StepResult:
-        from tasks.forecast.site import forecast_for_step, outcome_for_step
         from tasks.sql import report
         from tasks.sql.executor import ScriptRunner, SqlRunOptions
+        from tasks.sql.forecast.site import forecast_for_step, outcome_for_step
         from tasks.sql.ledger import SqlLedger
         from tasks.sql.session import DatabaseSession
         from tasks.sql.verify import run_checks

@@ -5,7 +5,7 @@
 Builds a table of ROWS rows (default 300,000; a bigint key, ints, a VARCHAR(64), a DATETIME, a DECIMAL and
 two secondary indexes) in a scratch database, then times a COPY (a column type change), an INPLACE rebuild
 (FORCE), an index build and a full-table UPDATE, and prints ``<work>_rows_per_second`` for each beside the
-default in :data:`tasks.forecast.estimate.DEFAULT_RATES`; then forecasts the same statements with those
+default in :data:`tasks.sql.forecast.estimate.DEFAULT_RATES`; then forecasts the same statements with those
 defaults and prints ``forecast_error_ratio`` per statement.
 """
 
@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from tasks.forecast.ddl import classify  # noqa: E402
-from tasks.forecast.estimate import DEFAULT_RATES, DML, INDEX, REBUILD, TABLE_COPY  # noqa: E402
-from tasks.forecast.facts import read_facts  # noqa: E402
+from tasks.sql.forecast.ddl import classify  # noqa: E402
+from tasks.sql.forecast.estimate import DEFAULT_RATES, DML, INDEX, REBUILD, TABLE_COPY  # noqa: E402
+from tasks.sql.forecast.facts import read_facts  # noqa: E402
 
 ROOT = os.environ.get("FT_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306")
 WORK = [(TABLE_COPY, "ALTER TABLE big MODIFY qty BIGINT NOT NULL"),

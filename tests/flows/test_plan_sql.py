@@ -94,7 +94,7 @@ def test_plan_sql_forecasts_the_downtime_and_a_run_sets_actual_beside_it_and_tea
         isolated_env: Path, mariadb_database: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy import create_engine, text
 
-    from tasks.forecast import site as forecast_site
+    from tasks.sql.forecast import site as forecast_site
     from tests.flows.test_site_state import report_of
     from tests.helpers import open_store
 

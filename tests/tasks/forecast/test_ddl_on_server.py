@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, text
 
-from tasks.forecast.ddl import Session, classify, target
-from tasks.forecast.facts import read_facts
+from tasks.sql.forecast.ddl import Session, classify, target
+from tasks.sql.forecast.facts import read_facts
 
 pytestmark = pytest.mark.mariadb
 

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from tasks.forecast.ddl import Column, Index, Server, Session, Table, classify, normalise_type
-from tasks.forecast.estimate import DEFAULT_RATES, DML, INDEX, REBUILD, TABLE_COPY, Rate, Statement, forecast
-from tasks.forecast.facts import DatabaseFacts
-from tasks.forecast.site import compact, compare, observations, render_comparison, render_forecast
+from tasks.sql.forecast.ddl import Column, Index, Server, Session, Table, classify, normalise_type
+from tasks.sql.forecast.estimate import DEFAULT_RATES, DML, INDEX, REBUILD, TABLE_COPY, Rate, Statement, forecast
+from tasks.sql.forecast.facts import DatabaseFacts
+from tasks.sql.forecast.site import compact, compare, observations, render_comparison, render_forecast
 
 MARIADB = Server.parse("10.11.19-MariaDB-0+deb12u1")
 ORDERS = Table("shop", "orders", rows=1_000_000, collation="utf8mb4_general_ci", columns={
@@ -154,7 +154,7 @@ def test_a_run_sets_actual_beside_forecast_and_teaches_rows_per_second() -> None
 
 
 def test_the_sites_throughput_follows_its_runs_older_ones_weighing_half(tmp_path: object) -> None:
-    from tasks.forecast.site import learned_rates
+    from tasks.sql.forecast.site import learned_rates
     from tasks.store.metadata_store import MetadataStore
     from tasks.store.throughput import learn_throughput, read_throughput
 

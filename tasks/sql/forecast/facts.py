@@ -3,7 +3,7 @@
 One connection, read-only queries only: ``SELECT VERSION()`` and the session defaults, the tables'
 ``information_schema`` rows (engine, row format, estimated rows, data and index length, columns,
 indexes), and ``EXPLAIN`` of data-changing statements for the rows they will examine (EXPLAIN runs
-nothing). The planner of :mod:`tasks.forecast.estimate` works from these facts alone.
+nothing). The planner of :mod:`tasks.sql.forecast.estimate` works from these facts alone.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from tasks.forecast.ddl import Column, Index, Server, Session, Table
+from tasks.sql.forecast.ddl import Column, Index, Server, Session, Table
 
 #: EXPLAINs per database and plan at most: a data script of ten thousand INSERTs is not examined one by one.
 EXPLAIN_LIMIT = 300

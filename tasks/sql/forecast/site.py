@@ -1,7 +1,7 @@
 """The downtime forecast at a site: facts from its databases, rates from its store, and what a run teaches.
 
 :func:`site_forecast` is what ``plan --sql`` and the SQL step call: it reads each database's facts
-(read-only) and the site's learned throughput, then forecasts (:mod:`tasks.forecast.estimate`). A
+(read-only) and the site's learned throughput, then forecasts (:mod:`tasks.sql.forecast.estimate`). A
 database it cannot read is named in the forecast, never guessed at. After a run :func:`compare` sets
 each statement's forecast beside what the ledger recorded, and :func:`learn` adds the run's rebuilds,
 copies, index builds and DML to the site's throughput memory.
@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from tasks.core.language import words
 from tasks.core.statuses import StatementStatus
-from tasks.forecast.estimate import (
+from tasks.sql.forecast.estimate import (
     DDL_SECONDS,
     STATEMENT_SECONDS,
     WORKS,
@@ -28,7 +28,7 @@ from tasks.forecast.estimate import (
     to_explain,
     wanted_tables,
 )
-from tasks.forecast.facts import DatabaseFacts, read_facts
+from tasks.sql.forecast.facts import DatabaseFacts, read_facts
 
 MIN_ROWS = 1000  # a statement on fewer rows teaches only its fixed cost
 MIN_SECONDS = 0.05

@@ -1,6 +1,6 @@
 """The downtime forecast of startup_pre_process: per statement how the server runs it and how long it takes.
 
-Pure: the statements in the order they run, the facts of each database (:mod:`tasks.forecast.facts`),
+Pure: the statements in the order they run, the facts of each database (:mod:`tasks.sql.forecast.facts`),
 and the site's throughputs (rows per second of each kind of work, learned from earlier runs, else a
 default) in; a :class:`Forecast` out. The statements are walked in order per database with the
 session as the script leaves it (``USE``, ``SET foreign_key_checks``, ``SET alter_algorithm``) and the
@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tasks.core.masking import mask_sql
-from tasks.forecast.ddl import (
+from tasks.sql import kinds as k
+from tasks.sql.forecast.ddl import (
     INDEX,
     METADATA,
     REBUILD,
@@ -36,8 +37,7 @@ from tasks.forecast.ddl import (
     target,
     unquote,
 )
-from tasks.forecast.facts import DatabaseFacts
-from tasks.sql import kinds as k
+from tasks.sql.forecast.facts import DatabaseFacts
 
 DML = "dml"
 WORKS = (TABLE_COPY, REBUILD, INDEX, DML)
