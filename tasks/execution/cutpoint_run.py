@@ -18,7 +18,7 @@ from blocks.database import url_from_environment
 from blocks.notifications import send_to_blocks
 from blocks.site_profile import load_site_profile
 from tasks.core.environment import check_environment, is_secret_key, secret_reference
-from tasks.core.errors import Refused, SiteBusy, UpgradeFailed
+from tasks.core.errors import InputError, Refused, SiteBusy, UpgradeFailed
 from tasks.core.language import language_of
 from tasks.core.masking import mask_text
 from tasks.core.settings import Settings
@@ -89,7 +89,12 @@ def run_cutpoint(request: Request, environment: Mapping[str, Any] | None, *, set
     :class:`Refused` (:class:`SiteBusy`) with its reasons published, and executes nothing.
     """
     check_environment(environment)
-    plan = plan_for(request.cutpoint, request.source_version, request.target_version, request.site_id, settings)
+    try:
+        plan = plan_for(request.cutpoint, request.source_version, request.target_version, request.site_id, settings)
+    except InputError as exc:  # configs that cannot make this plan: nothing ran (exit 2, CICD reads the artifact)
+        hooks.publish.refusal(render_refusal(request.cutpoint, request.site_id, request.source_version,
+                                             request.target_version, str(exc)))
+        raise
     request = dataclasses.replace(request, source_version=plan.source_version, target_version=plan.target_version,
                                   site_id=plan.site_id)
     service = ExecutionService.open(plan.site_id, metadata_url=overrides.databases.get("metadata"))

@@ -51,12 +51,17 @@ def _lock_token(conn: Connection) -> None:
     _add_missing_columns(conn, schema.site_lock)
 
 
+def _throughput(conn: Connection) -> None:
+    schema.site_throughput.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "the five tables of the requirements, with their indexes", _initial),
     (2, "one upgrade per site: the site lock table", _site_lock),
     (3, "site state: version, cutpoints, history, applied scripts; execution terms; typed decisions", _site_state),
     (4, "statements: recorded session values and the server's clock at RUNNING", _statement_state),
     (5, "site lock: a fencing token per holder", _lock_token),
+    (6, "per-site throughput of DDL and DML work, for the downtime forecast", _throughput),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1][0]
