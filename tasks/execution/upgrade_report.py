@@ -166,4 +166,5 @@ def _cutpoint_of(record: UpgradeRecord, bp: Breakpoint) -> str:
 
 
 def _detail(detail: dict[str, Any]) -> str:
-    return ", ".join(f"{k}: {v}" for k, v in detail.items())
+    """A history event's detail in a line (waivers have their own section)."""
+    return ", ".join(f"{k}: {v}" for k, v in detail.items() if k != "waivers")
