@@ -120,3 +120,13 @@ def smtp_receiver() -> Iterator[tuple[int, list[Any]]]:
         yield controller.port, received
     finally:
         controller.stop()
+
+
+def write_configs(folder: Path, upgrade_steps: Mapping[str, Any], **sections: Any) -> Path:
+    """A configs folder holding one config, 317500, with these steps and top-level sections (notifications…)."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "317500.json").write_text(json.dumps({"version": "317500", "upgrade_steps": dict(upgrade_steps),
+                                                    **sections}), encoding="utf-8")
+    return folder

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from tests.helpers import smtp_receiver
+from tests.helpers import smtp_receiver, write_configs
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -46,14 +46,9 @@ def test_failure_and_then_completion_are_posted_to_the_configured_webhook(
         isolated_env: Path, mariadb_database: str, receiver: tuple[str, list[tuple[str, dict[str, Any]]]]) -> None:
     base, posted = receiver
     url = f"{base}/hooks/upgrade"
-    configs = isolated_env / "configs"
-    configs.mkdir()
-    (configs / "317500.json").write_text(json.dumps({
-        "version": "317500",
-        "upgrade_steps": {"pre_business_check": [
-            {"id": "ping", "class_name": "ServiceHealthCheckStep", "databases": ["ft_db"]}]},
-        "notifications": {"on_success": ["ops@example.com"], "on_failure": ["ops@example.com", "dev@example.com"],
-                          "webhook_url": url}}), encoding="utf-8")
+    configs = write_configs(isolated_env / "configs", {"pre_business_check": [
+        {"id": "ping", "class_name": "ServiceHealthCheckStep", "databases": ["ft_db"]}]}, notifications={
+        "on_success": ["ops@example.com"], "on_failure": ["ops@example.com", "dev@example.com"], "webhook_url": url})
     args = ["run", "pre_business_check", "--from", "3.17.0", "--to", "3.17.5", "--site", "US", "--json",
             "--configs", str(configs)]
     failed = CliRunner().invoke(app, [*args, "--db", "ft_db=mysql+pymysql://root:pw@127.0.0.1:1/x"])

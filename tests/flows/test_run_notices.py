@@ -4,7 +4,6 @@ Local receivers (a DingTalk-like webhook, aiosmtpd) and a real Prefect API (the 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -17,9 +16,10 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from tests.deployments.test_alerts import Receiver, receiving
-from tests.helpers import smtp_receiver
+from tests.helpers import smtp_receiver, write_configs
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
+PING = {"id": "ping", "class_name": "ServiceHealthCheckStep", "databases": ["ft_db"]}
 
 
 @pytest.fixture
@@ -70,10 +70,7 @@ def test_a_run_that_fails_before_its_plan_exists_tells_the_sites_blocks(isolated
 
 def test_a_refused_trigger_is_told_as_refused(isolated_env: Path, webhook: str) -> None:
     site("RF", webhook)
-    configs = isolated_env / "configs"
-    configs.mkdir()
-    (configs / "317500.json").write_text(json.dumps({"version": "317500", "upgrade_steps": {"startup_pre_process": [
-        {"id": "noop", "class_name": "ServiceHealthCheckStep", "databases": ["ft_db"]}]}}), encoding="utf-8")
+    configs = write_configs(isolated_env / "configs", {"startup_pre_process": [PING]})
     assert run("RF", configs, cutpoint="startup_pre_process") == 2
     [(_, message)] = Receiver.received
     title = message["markdown"]["title"]
@@ -86,10 +83,7 @@ def test_a_site_without_blocks_of_its_own_tells_the_workers_fallback_blocks(
     from blocks.notifications import DingTalkWebhook
 
     DingTalkWebhook(token="fallback0", endpoint=f"{webhook}/robot/send").save("ops-fallback", overwrite=True)
-    configs = isolated_env / "configs"
-    configs.mkdir()
-    (configs / "317500.json").write_text(json.dumps({"version": "317500", "upgrade_steps": {"pre_business_check": [
-        {"id": "ping", "class_name": "ServiceHealthCheckStep", "databases": ["ft_db"]}]}}), encoding="utf-8")
+    configs = write_configs(isolated_env / "configs", {"pre_business_check": [PING]})
     os.environ["FT_UPGRADE_NOTIFY_BLOCKS"] = "ops-fallback"  # undone by isolated_env
     assert run("NOSUCHSITE", configs) == 1  # no profile, no ft_db: the step fails
     [(path, message)] = Receiver.received
@@ -102,14 +96,8 @@ def test_the_configs_recipients_are_mailed_through_the_sites_smtp_block(isolated
                                                                        mariadb_database: str) -> None:
     from blocks.notifications import SmtpEmail
 
-    configs = isolated_env / "configs"
-    configs.mkdir()
-    (configs / "317500.json").write_text(json.dumps({
-        "version": "317500",
-        "upgrade_steps": {"pre_business_check": [
-            {"id": "ping", "class_name": "ServiceHealthCheckStep", "databases": ["ft_db"]}]},
-        "notifications": {"on_success": ["ops@example.com"],
-                          "on_failure": ["ops@example.com", "dev@example.com"]}}), encoding="utf-8")
+    configs = write_configs(isolated_env / "configs", {"pre_business_check": [PING]}, notifications={
+        "on_success": ["ops@example.com"], "on_failure": ["ops@example.com", "dev@example.com"]})
     with smtp_receiver() as (port, mails):
         SmtpEmail(host="127.0.0.1", port=port, security="none", from_addr="ft-upgrade@example.com",
                   to=["alerts@example.com"]).save("ml-mail", overwrite=True)

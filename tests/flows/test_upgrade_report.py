@@ -112,3 +112,32 @@ def test_report_rows_are_generated_then_archived_after_the_retention(isolated_en
         assert (stored.id, stored.status) == (report_id, ReportStatus.ARCHIVED)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "mariadb"])
+def test_migration_6_makes_older_report_rows_generated_and_adds_the_archive_index(
+        backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import inspect
+
+    from tasks.store import schema
+    from tasks.store.migrations import migrate
+
+    url = f"sqlite:///{tmp_path / 'old.db'}" if backend == "sqlite" else request.getfixturevalue("mariadb_database")
+    engine = create_engine(url)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with engine.begin() as conn:  # a store as version 5 left it: outcome statuses, no archive index
+        schema.metadata.create_all(conn)
+        conn.execute(text("DROP INDEX idx_report_status_time ON upgrade_report") if backend == "mariadb"
+                     else text("DROP INDEX idx_report_status_time"))
+        conn.execute(schema.schema_version.insert(), [{"version": v, "applied_time": now} for v in range(1, 6)])
+        conn.execute(schema.upgrade_report.insert().values(
+            id="R1", execution_id="E1", report_type="SUMMARY", source_version="3.17.0", target_version="3.17.5",
+            site_id="CN", step_type="pre_business_check", status="FAILED", generated_time=now, created_time=now,
+            updated_time=now))
+    assert migrate(engine) == 1
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT status FROM upgrade_report")).scalar_one() == "GENERATED"
+    assert "idx_report_status_time" in {i["name"] for i in inspect(engine).get_indexes("upgrade_report")}
+    engine.dispose()
