@@ -95,3 +95,21 @@ def test_outside_the_window_the_cutpoint_is_refused_naming_the_next_window_or_ru
     assert "next window opens 2026-12-01 22:00" in waiver.missing
     inside = SiteView(site=None, cutpoints=_view().cutpoints, outside_window="")
     assert admit(_request(), inside, now=NOW.replace(tzinfo=None), check_max_age=NOW - NOW).action == "new"
+
+
+def test_a_site_file_gives_its_windows_and_zone_and_names_its_mail_block() -> None:
+    from blocks.apply import SiteSpec
+    from tasks.core.errors import ConfigError
+
+    mail = {"type": "email", "host": "smtp.example.cn", "from_addr": "ft@example.cn", "to": ["ops@example.cn"]}
+    spec = SiteSpec.from_data({"site_id": "CN", "off_peak": ["22:00-06:00"], "timezone": "Asia/Shanghai",
+                               "notifications": {"cn-mail": mail}}, source="cn.json")
+    assert (spec.off_peak, spec.timezone, spec.mail_block()) == (["22:00-06:00"], "Asia/Shanghai", "cn-mail")
+    named = SiteSpec.from_data({"site_id": "CN", "smtp_block": "ops-mail", "notifications": {"cn-mail": mail}},
+                               source="cn.json")
+    assert named.mail_block() == "ops-mail"
+    for data, says in (({"off_peak": ["25:00-01:00"]}, "off-peak window '25:00-01:00'"),
+                       ({"timezone": "Beijing"}, "unknown time zone 'Beijing'")):
+        with pytest.raises(ConfigError, match=says) as refused:
+            SiteSpec.from_data({"site_id": "CN", **data}, source="cn.json")
+        assert "cn.json" in str(refused.value)
