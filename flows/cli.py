@@ -362,6 +362,8 @@ def plan(
                    ] = False,
 ) -> None:
     """Show which steps would run, in order; unresolved step classes and changed applied scripts are marked."""
+    from rich.text import Text  # a description may hold [brackets] that rich would read as markup
+
     from tasks.planning.config_loader import load_configs
     from tasks.planning.plan import build_plan
 
@@ -379,11 +381,12 @@ def plan(
         return
     table = Table(title=f"plan {result.source_version} → {result.target_version} at {result.site_id} "
                         f"(chain: {', '.join(result.chain)})")
-    for col in ("#", "cutpoint", "version", "step", "class", "timeout", "retries", "required", "est."):
+    for col in ("#", "cutpoint", "version", "step", "description", "class", "timeout", "retries", "required", "est."):
         table.add_column(col)
     for i, step in enumerate(result.steps, 1):
         impl = step.class_name.rpartition(".")[2] if step.resolved else f"[red]UNRESOLVED {step.class_name}[/]"
-        table.add_row(str(i), step.cutpoint.value, step.version, step.step_id, impl, str(step.timeout or "-"),
+        table.add_row(str(i), step.cutpoint.value, step.version, step.step_id, Text(step.description or "-"), impl,
+                      str(step.timeout or "-"),
                       str(step.retry_count), "yes" if step.required else "no", f"{step.estimated_duration or 0}s")
     out.print(table)
     _print_releases(result)
@@ -795,10 +798,12 @@ def doctor(
     checks = run_doctor(site, settings=_where(configs, sql_root).settings)
     bad = problems(checks)
     if json_out:
-        print(json.dumps({"status": "fail" if bad else "ok", "checks": [asdict(c) for c in checks]}))
+        print(json.dumps({"status": "fail" if bad else "ok",
+                          "checks": [{**asdict(c), "status": c.status} for c in checks]}))
     else:
+        marks = {"ok": "[green]ok[/]     ", "skipped": "[yellow]skipped[/]", "failed": "[red]FAIL[/]   "}
         for c in checks:
-            out.print(f"{'[green]ok[/]  ' if c.ok else '[red]FAIL[/]'} {c.name}: {c.detail}", highlight=False)
+            out.print(f"{marks[c.status]} {c.name}: {c.reason}", highlight=False)
         if bad:
             err.print(f"[red]not ready:[/] {', '.join(c.name for c in bad)}", highlight=False)
     if bad:

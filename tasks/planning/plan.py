@@ -51,6 +51,7 @@ class PlannedStep(BaseModel):
     version_code: int
     step_id: str
     name: str
+    description: str = Field(default="", description="The config's description of the step (plan and report).")
     class_name: str
     implementation: str | None = Field(description="Python class that runs it; None if unresolved.")
     unresolved_reason: str = ""
@@ -170,7 +171,7 @@ def build_plan(
             continue
         planned.append(PlannedStep(
             key=item.key, cutpoint=item.cutpoint, version=str(loaded.version), version_code=loaded.version.code,
-            step_id=step.id, name=step.name or step.id, class_name=step.class_name,
+            step_id=step.id, name=step.name or step.id, description=step.description, class_name=step.class_name,
             implementation=resolution.qualified_name, unresolved_reason=resolution.reason, params=params,
             timeout=step.timeout, retry_count=step.retry_count, retry_delay_seconds=step.retry_delay_seconds,
             required=step.required, estimated_duration=step.estimated_duration,

@@ -191,6 +191,7 @@ upgrade_report = Table(
     Column("generated_time", UtcDateTime, nullable=False),
     *_times(),
     Index("idx_report_execution", "execution_id"),
+    Index("idx_report_status_time", "status", "generated_time"),
 )
 
 site_lock = Table(
