@@ -99,7 +99,8 @@ say "CICD retries a job that already completed: nothing is executed again (deplo
     --poll 1 | grep -E 'already completed|: Completed' | sed 's/^> //; s/^/  /'
 
 say "done. Reports: Prefect UI http://127.0.0.1:4200 -> Artifacts (keys ft-<site>-<cutpoint>), or"
-echo "  .venv/bin/prefect artifact inspect ft-cn-startup-pre-process"
+echo "  PREFECT_API_URL=$PREFECT_API_URL .venv/bin/prefect artifact inspect ft-cn-startup-pre-process"
+echo "  (the whole upgrade: ... artifact inspect ft-cn-upgrade-3-17-0-3-17-5-p1)"
 echo "  .venv/bin/ft-upgrade status <execution id>   /   .venv/bin/ft-upgrade report <execution id>"
 echo "Stop the worker and the server: bash deployments/demo.sh stop"
 

@@ -174,7 +174,11 @@ def _guard(fn: Any) -> Any:
 @_guard
 def validate(configs: ConfigsOpt = None, sql_root: SqlRootOpt = None,
              site: Annotated[str | None, typer.Option(
-                 "--site", help="Also check that the scripts applied at this site are unchanged on disk.")] = None,
+                 "--site", help="Also check that the scripts applied at this site are unchanged on disk, and "
+                                "plan from the site's recorded version.")] = None,
+             source: Annotated[str | None, typer.Option(
+                 "--from", help="Also plan from this source version (e.g. the version of the sites to upgrade).")
+             ] = None,
              db: DbOpt = None, json_out: JsonOpt = False) -> None:
     """Check every config, step class, step parameter and SQL file, and plan every range at every site known;
     exit 2 listing every problem."""
@@ -185,7 +189,7 @@ def validate(configs: ConfigsOpt = None, sql_root: SqlRootOpt = None,
     settings = where.settings
     sites, databases = _known_sites(where, site)
     loaded = validate_tree(settings.configs, settings.sql_root, settings.allowed_step_modules, sites=sites,
-                           known_databases=databases)
+                           known_databases=databases, sources=_sources(source, site, where))
     drift = _script_drift(site, where) if site else []
     if drift:
         raise InputError(f"scripts applied at site {site} have changed on disk:\n" +
@@ -198,6 +202,23 @@ def validate(configs: ConfigsOpt = None, sql_root: SqlRootOpt = None,
             err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     checked = f"; scripts applied at site {site} unchanged" if site else ""
     out.print(f"[green]ok[/]: {len(loaded)} configs valid in {settings.configs}{checked}", highlight=False)
+
+
+def _sources(source: str | None, site: str | None, where: _Where) -> dict[Any, str]:
+    """Versions ``validate`` plans from: ``--from``, and the version the site's store records for ``--site``."""
+    from tasks.core.versions import Version
+
+    found: dict[Any, str] = {Version.parse(source): "--from"} if source else {}
+    if site and _has_store(where):
+        from tasks.execution.service import ExecutionService
+
+        with ExecutionService.open(site, metadata_url=where.metadata_url) as service:
+            state = service.sites.get(site)
+        if state and state.current_version:
+            current = Version.parse(state.current_version)
+            label = f"site {site}'s version"
+            found[current] = f"{found[current]}, {label}" if current in found else label
+    return found
 
 
 def _known_sites(where: _Where, site: str | None) -> tuple[set[str], set[str]]:
@@ -236,17 +257,57 @@ def _has_store(where: _Where) -> bool:
                 or (where.settings.home / "metadata.db").exists())
 
 
-def _sql_preview(result: Any, where: _Where) -> Any:
-    """The plan's statements per database, marked by what the site's store recorded as applied."""
+def _sql_preview(result: Any, where: _Where) -> tuple[Any, Any]:
+    """The plan's statements per database, marked by what the site's store recorded as applied, and the
+    downtime forecast of those still to run (the site's databases read, read-only)."""
     from tasks.planning.sql_preview import preview_sql
+    from tasks.sql.forecast.site import plan_forecast
 
-    applied: dict[str, Any] = {}
-    if _has_store(where):
-        from tasks.execution.service import ExecutionService
+    if not _has_store(where):
+        preview = preview_sql(result, where.settings.sql_root, {})
+        return preview, plan_forecast(preview.pending, result.site_id, settings=where.settings,
+                                      overrides=where.overrides)
+    from tasks.execution.service import ExecutionService
 
-        with ExecutionService.open(result.site_id, metadata_url=where.metadata_url) as service:
-            applied = {a.path: a for a in service.applied_scripts(result.site_id)}
-    return preview_sql(result, where.settings.sql_root, applied)
+    with ExecutionService.open(result.site_id, metadata_url=where.metadata_url) as service:
+        applied = {a.path: a for a in service.applied_scripts(result.site_id)}
+        preview = preview_sql(result, where.settings.sql_root, applied)
+        return preview, plan_forecast(preview.pending, result.site_id, settings=where.settings,
+                                      overrides=where.overrides, store_engine=service.store.engine)
+
+
+def _print_forecast(forecast: Any) -> None:
+    """The downtime forecast: each DDL's algorithm and seconds, the total, what dominates, what could run online."""
+    from rich.text import Text
+
+    from tasks.sql.forecast.site import seconds_text
+
+    shown = [s for s in forecast.statements if s.shown]
+    table = Table(title=f"downtime forecast of startup_pre_process: {seconds_text(forecast.seconds)} for "
+                        f"{len(forecast.statements)} statements still to run")
+    for col in ("file:line", "database", "table", "algorithm", "rebuild", "rows", "seconds", "statement"):
+        table.add_column(col, overflow="fold")
+    for s in shown:
+        how = s.category + (f" [{s.algorithm}, LOCK={s.lock}]" if s.algorithm not in ("", "INSTANT", "COPY") else "")
+        first = s.sql.strip().splitlines()[0][:60] if s.sql.strip() else ""
+        table.add_row(Text(s.where), s.database, s.table, how + ("" if s.certain else " ?"),
+                      {"rebuild": "yes", "copy": "copy"}.get(s.work, "-"), str(s.rows), f"{s.seconds:.2f}", Text(first))
+    out.print(table)
+    rates = ", ".join(f"{w} {r.rows_per_second:,.0f} rows/s ({'learned' if r.learned_from else 'default'})"
+                      for w, r in forecast.rates.items())
+    out.print(f"throughput: {rates}", highlight=False)
+    for db, server in forecast.servers.items():
+        out.print(f"{db}: {server}", highlight=False)
+    for db, why in forecast.unavailable.items():
+        err.print(f"[yellow]forecast:[/] no facts for {db}: {why}; its statements count at their fixed cost",
+                  highlight=False)
+    if forecast.uncertain:
+        out.print(f"{len(forecast.uncertain)} statements of unknown duration (marked ?)", highlight=False)
+    for s in forecast.dominating:
+        out.print(f"dominating: {s.where} {s.seconds:.1f}s ({s.category}, {s.rows} rows of {s.table})", highlight=False)
+    for s in forecast.online_candidates:
+        out.print(f"could run online before the stop (advice only): {s.where} {s.seconds:.1f}s "
+                  f"({s.category}, LOCK=NONE)", highlight=False)
 
 
 _STATUS_STYLE = {"applied": "green", "pending": "yellow", "changed since applied": "red"}
@@ -273,6 +334,17 @@ def _print_sql_preview(preview: Any) -> None:
         out.print("no SQL statements in this plan", highlight=False)
 
 
+def _print_releases(result: Any) -> None:
+    """The releases the range crosses, each with its config or the words "no config" (nothing of it runs)."""
+    table = Table(title=f"releases crossed by {result.source_version} → {result.target_version}")
+    for col in ("version", "kind", "config", "steps"):
+        table.add_column(col)
+    for release in result.releases:
+        config = release.config_file or f"[yellow]no config[/] ({release.known_from}): nothing of it runs"
+        table.add_row(release.version, release.kind, config, str(release.steps))
+    out.print(table)
+
+
 @app.command()
 @_guard
 def plan(
@@ -285,9 +357,13 @@ def plan(
     db: DbOpt = None,
     json_out: JsonOpt = False,
     sql: Annotated[bool, typer.Option("--sql", help="Also list every statement per database: file:line, kind, "
-                                                    "the guarantee it gets, applied at the site or not.")] = False,
+                                                    "the guarantee it gets, applied at the site or not; and the "
+                                                    "downtime forecast (reads the site's databases, read-only).")
+                   ] = False,
 ) -> None:
     """Show which steps would run, in order; unresolved step classes and changed applied scripts are marked."""
+    from rich.text import Text  # a description may hold [brackets] that rich would read as markup
+
     from tasks.planning.config_loader import load_configs
     from tasks.planning.plan import build_plan
 
@@ -295,22 +371,25 @@ def plan(
     settings = where.settings
     result = build_plan(load_configs(settings.configs), source, target, site, cutpoint,
                         allowed_step_modules=settings.allowed_step_modules, sql_root=settings.sql_root)
-    preview = _sql_preview(result, where) if sql else None
+    preview, forecast = _sql_preview(result, where) if sql else (None, None)
     if json_out and preview is not None:
-        print(json.dumps({**result.model_dump(mode="json"), "sql": preview.to_json()}, indent=2, ensure_ascii=False))
+        print(json.dumps({**result.model_dump(mode="json"), "sql": preview.to_json(), "forecast": forecast.to_json()},
+                         indent=2, ensure_ascii=False))
         return
     if json_out:
         print(result.model_dump_json(indent=2))
         return
     table = Table(title=f"plan {result.source_version} → {result.target_version} at {result.site_id} "
                         f"(chain: {', '.join(result.chain)})")
-    for col in ("#", "cutpoint", "version", "step", "class", "timeout", "retries", "required", "est."):
+    for col in ("#", "cutpoint", "version", "step", "description", "class", "timeout", "retries", "required", "est."):
         table.add_column(col)
     for i, step in enumerate(result.steps, 1):
         impl = step.class_name.rpartition(".")[2] if step.resolved else f"[red]UNRESOLVED {step.class_name}[/]"
-        table.add_row(str(i), step.cutpoint.value, step.version, step.step_id, impl, str(step.timeout or "-"),
+        table.add_row(str(i), step.cutpoint.value, step.version, step.step_id, Text(step.description or "-"), impl,
+                      str(step.timeout or "-"),
                       str(step.retry_count), "yes" if step.required else "no", f"{step.estimated_duration or 0}s")
     out.print(table)
+    _print_releases(result)
     out.print(f"estimated duration: {result.estimated_seconds}s", highlight=False)
     for w in result.warnings:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
@@ -318,6 +397,7 @@ def plan(
         err.print(f"[red]unresolved:[/] {step.config_file}: {step.step_id}: {step.unresolved_reason}", highlight=False)
     if preview is not None:
         _print_sql_preview(preview)
+        _print_forecast(forecast)
     for drift in _script_drift(result.site_id, where):
         err.print(f"[red]changed since applied:[/] {drift.describe()}", highlight=False)
 
@@ -364,7 +444,8 @@ def run(
     environment = _pairs(env, "--env")
     check_environment(environment, where="--env")
     settings = where.settings
-    validate_tree(settings.configs, settings.sql_root, settings.allowed_step_modules)  # every config and script
+    validate_tree(settings.configs, settings.sql_root, settings.allowed_step_modules,  # every config and script
+                  sources={Version.parse(source): "--from"})
     with _terminal_progress(not json_out), _ephemeral_api_patience():
         state = CUTPOINT_FLOWS[cutpoint](source_version=source, target_version=target, site_id=site,
                                          environment=environment, rerun=rerun, waive=list(waive or []),
@@ -711,10 +792,12 @@ def doctor(
     checks = run_doctor(site, settings=_where(configs, sql_root).settings)
     bad = problems(checks)
     if json_out:
-        print(json.dumps({"status": "fail" if bad else "ok", "checks": [asdict(c) for c in checks]}))
+        print(json.dumps({"status": "fail" if bad else "ok",
+                          "checks": [{**asdict(c), "status": c.status} for c in checks]}))
     else:
+        marks = {"ok": "[green]ok[/]     ", "skipped": "[yellow]skipped[/]", "failed": "[red]FAIL[/]   "}
         for c in checks:
-            out.print(f"{'[green]ok[/]  ' if c.ok else '[red]FAIL[/]'} {c.name}: {c.detail}", highlight=False)
+            out.print(f"{marks[c.status]} {c.name}: {c.reason}", highlight=False)
         if bad:
             err.print(f"[red]not ready:[/] {', '.join(c.name for c in bad)}", highlight=False)
     if bad:

@@ -17,7 +17,7 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
-from prefect.context import TaskRunContext
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.runtime import deployment, flow_run
 from prefect.utilities.annotations import quote
 from pydantic import SecretStr
@@ -91,6 +91,29 @@ class FlowRunArtifacts:
         create_table_artifact(table=merge_overview(rows, latest_overview_rows()), key=OVERVIEW_KEY,
                               description="FT sites: version and each cutpoint's state of the current upgrade")
 
+    def upgrade(self, key: str, markdown: str, description: str) -> None:
+        create_markdown_artifact(markdown=markdown, key=key, description=description)
+
+
+def tag_site(site_id: str) -> None:
+    """Tag this flow run ``site:<id>`` (if it is not yet): the site's alert automations match runs by that tag,
+    so a run of the shared deployments of ``prefect.yaml`` (the site a parameter) alerts like one of the site's
+    own. Never fails the run: a tag that cannot be set is logged."""
+    tag = f"site:{site_id}"
+    if not flow_run.id or tag in (flow_run.tags or []):
+        return
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            current = client.read_flow_run(flow_run.id).tags or []
+            client.update_flow_run(flow_run.id, tags=[*current, tag])
+        context = FlowRunContext.get()
+        if context is not None and context.flow_run is not None:  # the events this process sends (heartbeats)
+            context.flow_run.tags = [*(context.flow_run.tags or []), tag]
+    except Exception as exc:  # noqa: BLE001 - an alert tag never changes a run's outcome
+        get_run_logger().warning("could not tag the flow run %s: %s", tag, exc)
+
 
 class FlowRunDecisions:
     """The decider: the decision form on the flow run's page (deployment runs only; :mod:`flows.decision`)."""
@@ -117,6 +140,7 @@ def run_cutpoint(cutpoint: Cutpoint, source_version: str, target_version: str, s
     """The flow body of every cutpoint: the request, settings and connections from its parameters, and
     Prefect's hooks. ``configs_dir``, ``sql_root`` and ``databases`` are what a caller gives instead of the
     settings and blocks (the CLI's options), explicitly."""
+    tag_site(site_id)  # first: whatever fails next, the site's alerts see this run
     settings = get_settings(configs=configs_dir, sql_root=sql_root)
     overrides = SiteOverrides(databases={k: v.get_secret_value() for k, v in (databases or {}).items()})
     request = Request(cutpoint=cutpoint, source_version=source_version, target_version=target_version,

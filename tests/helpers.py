@@ -98,3 +98,35 @@ def answering_service() -> Iterator[AnsweringService]:
         yield service
     finally:
         service.stop()
+
+
+@contextmanager
+def smtp_receiver() -> Iterator[tuple[int, list[Any]]]:
+    """A local SMTP server (aiosmtpd) on a free port; yields (port, the envelopes it received)."""
+    from aiosmtpd.controller import Controller
+
+    from tests.prefect_server import free_port
+
+    received: list[Any] = []
+
+    class Keep:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's
+            received.append(envelope)
+            return "250 OK"
+
+    controller = Controller(Keep(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller.port, received
+    finally:
+        controller.stop()
+
+
+def write_configs(folder: Path, upgrade_steps: Mapping[str, Any], **sections: Any) -> Path:
+    """A configs folder holding one config, 317500, with these steps and top-level sections (notifications…)."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "317500.json").write_text(json.dumps({"version": "317500", "upgrade_steps": dict(upgrade_steps),
+                                                    **sections}), encoding="utf-8")
+    return folder

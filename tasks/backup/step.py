@@ -8,8 +8,9 @@ stops. ``RestoreBackupStep`` is meant for a config's ``rollback_steps``: it rest
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
@@ -91,6 +92,11 @@ class BackupStep(UpgradeStep):
     Params = BackupParams
     description = "Non-blocking backup: snapshot dump, manifest with CHECKSUM TABLE and SHA-256, retention"
     params: BackupParams
+
+    @classmethod
+    def needs_off_peak(cls, params: Mapping[str, Any]) -> bool:
+        """A backup of database tables reads them whole while the site serves: heavy (configs alone are not)."""
+        return bool(params.get("databases"))
 
     def run(self) -> StepResult:
         from tenacity import Retrying, stop_after_attempt, wait_exponential

@@ -9,7 +9,7 @@ markdown section each (the part's own, or its summary when it failed before repo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -83,6 +83,11 @@ class CompositeStep(UpgradeStep):
         if line:
             result.markdown = f"{line}\n\n{result.markdown}" if result.markdown else line
         return result
+
+    @classmethod
+    def needs_off_peak(cls, params: Mapping[str, Any]) -> bool:
+        """Heavy when a configured part is (a backup part, an index part)."""
+        return any(params.get(key) is not None and part.needs_off_peak(params[key]) for key, part in cls.PARTS)
 
     @classmethod
     def static_checks(cls, params: StepParams, roots: dict[str, Path]) -> list[str]:

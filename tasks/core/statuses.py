@@ -20,6 +20,14 @@ class ExecutionStatus(StrEnum):
     EXPIRED = "EXPIRED"  # its breakpoint outlived the 7 days: never resumed again
 
 
+class ReportStatus(StrEnum):
+    """``upgrade_report.status`` (the requirements' 报告状态): a report is GENERATED, then ARCHIVED once it is
+    older than the report retention (``FT_UPGRADE_REPORT_RETENTION_DAYS``). The outcome is in its content."""
+
+    GENERATED = "GENERATED"
+    ARCHIVED = "ARCHIVED"
+
+
 #: Executions a trigger of the same request continues (EXPIRED is found, then refused).
 RESUMABLE = (ExecutionStatus.RUNNING, ExecutionStatus.FAILED, ExecutionStatus.PAUSED, ExecutionStatus.PENDING)
 
@@ -107,3 +115,5 @@ class SiteEvent(StrEnum):
     SCRIPT_CHANGES_ACCEPTED = "SCRIPT_CHANGES_ACCEPTED"
     BASELINE = "BASELINE"
     OPERATOR_STOPPED = "OPERATOR_STOPPED"
+    ROLLBACK_FINISHED = "ROLLBACK_FINISHED"
+    ROLLBACK_FAILED = "ROLLBACK_FAILED"

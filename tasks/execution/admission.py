@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from tasks.core.cutpoints import Cutpoint
+from tasks.core.off_peak import OFF_PEAK
 from tasks.core.statuses import RESUMABLE, CutpointState, ExecutionStatus, UpgradeStatus
 from tasks.store.records import Execution
 from tasks.store.site_state import CutpointRecord, SiteState
@@ -31,13 +32,14 @@ MAX_RESUMES = 10
 RESUMABLE_STATES = RESUMABLE
 SERVICES_STOPPED = "services_stopped"
 
-#: The requirements' 前置条件 of each cutpoint, by the name an operator waives them with.
+#: The requirements' 前置条件 of each cutpoint, by the name an operator waives them with. ``off_peak``: heavy
+#: steps of a serving site (index optimization, data backups) in its off-peak window (tasks.core.off_peak).
 PRECONDITIONS: dict[Cutpoint, tuple[str, ...]] = {
     Cutpoint.PRE_BUSINESS_CHECK: (),
-    Cutpoint.PRE_UPGRADE_PROCESS: (Cutpoint.PRE_BUSINESS_CHECK.value,),
+    Cutpoint.PRE_UPGRADE_PROCESS: (Cutpoint.PRE_BUSINESS_CHECK.value, OFF_PEAK),
     Cutpoint.STARTUP_PRE_PROCESS: (Cutpoint.PRE_UPGRADE_PROCESS.value, SERVICES_STOPPED),
-    Cutpoint.STARTUP_POST_PROCESS: (Cutpoint.STARTUP_PRE_PROCESS.value,),
-    Cutpoint.POST_UPGRADE: (Cutpoint.STARTUP_POST_PROCESS.value,),
+    Cutpoint.STARTUP_POST_PROCESS: (Cutpoint.STARTUP_PRE_PROCESS.value, OFF_PEAK),
+    Cutpoint.POST_UPGRADE: (Cutpoint.STARTUP_POST_PROCESS.value, OFF_PEAK),
 }
 
 
@@ -88,6 +90,7 @@ class SiteView:
     breakpoint_expiry: datetime | None = None
     running_services: tuple[str, ...] = ()
     drift: tuple[ScriptDrift, ...] = ()
+    outside_window: str = ""  # heavy steps planned outside the site's off-peak window: what and when it opens
 
 
 @dataclass(frozen=True)
@@ -247,6 +250,8 @@ def _check_preconditions(d: _Decider, candidate: Execution | None) -> list[Waive
 def _missing(d: _Decider, name: str, *, resuming: bool) -> str:
     """What is missing of one precondition and how to satisfy it ('' when it holds)."""
     r, view = d.request, d.view
+    if name == OFF_PEAK:
+        return view.outside_window
     if name == SERVICES_STOPPED:
         if not view.running_services:
             return ""

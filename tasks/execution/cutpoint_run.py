@@ -14,12 +14,12 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from blocks.notifications import send_to_blocks
-from blocks.site_profile import load_site_profile
+from blocks.site_profile import SiteProfile, load_site_profile
+from tasks.core.clock import utcnow
 from tasks.core.environment import check_environment, is_secret_key, secret_reference
-from tasks.core.errors import Refused, SiteBusy, UpgradeFailed
+from tasks.core.errors import InputError, Refused, SiteBusy, UpgradeFailed
 from tasks.core.language import language_of
-from tasks.core.masking import mask_text
+from tasks.core.off_peak import outside_window
 from tasks.core.settings import Settings
 from tasks.core.statuses import ExecutionStatus
 from tasks.execution.admission import Admission, Request
@@ -28,8 +28,8 @@ from tasks.execution.reporting import RunReport, render_markdown, render_refusal
 from tasks.execution.run_databases import outside_blocks
 from tasks.execution.service import ExecutionService, StartTerms, describe_applied
 from tasks.execution.site_info import overview_rows, site_deployment
-from tasks.notify.message import render_message
-from tasks.notify.webhook import notify
+from tasks.execution.upgrade_report import gather, render_upgrade, upgrade_artifact_key
+from tasks.notify.outcome import RunNotice
 from tasks.planning.plan import PlannedStep, UpgradePlan, plan_for
 from tasks.site.resources import SiteOverrides, SiteResources, open_site_resources
 from tasks.steps.registry import resolve_step_class
@@ -46,6 +46,9 @@ class Publisher(Protocol):
     def refusal(self, markdown: str) -> None: ...
 
     def overview(self, rows: list[dict[str, str]]) -> None: ...
+
+    def upgrade(self, key: str, markdown: str, description: str) -> None:
+        """The whole upgrade's report (one per site and upgrade, republished by every run)."""
 
 
 class Decider(Protocol):
@@ -86,23 +89,49 @@ def run_cutpoint(request: Request, environment: Mapping[str, Any] | None, *, set
 
     A trigger is admitted first (:mod:`tasks.execution.admission`): a cutpoint that already completed for
     (site, source, target) returns its report and executes nothing; a refused one (or a busy site) raises
-    :class:`Refused` (:class:`SiteBusy`) with its reasons published, and executes nothing.
+    :class:`Refused` (:class:`SiteBusy`) with its reasons published, and executes nothing. Every failure is
+    told (:class:`RunNotice`), also one that came before the plan existed (a broken config, an unknown site).
     """
+    notice = RunNotice(site_id=request.site_id, cutpoint=request.cutpoint.value,
+                       source_version=request.source_version, target_version=request.target_version,
+                       logger=hooks.logger, fallback_blocks=settings.fallback_notify_blocks)
+    try:
+        return _run_cutpoint(request, environment, settings=settings, overrides=overrides, hooks=hooks,
+                             notice=notice)
+    except Exception as exc:
+        if not notice.told:
+            notice.tell_failure(exc)
+        raise
+
+
+def _run_cutpoint(request: Request, environment: Mapping[str, Any] | None, *, settings: Settings,
+                  overrides: SiteOverrides, hooks: RunHooks, notice: RunNotice) -> dict[str, Any]:
+    profile = load_site_profile(request.site_id)  # None without a Prefect API or for an unknown site
+    notice.use_profile(profile, language_of(profile))  # told even when the config is broken
     check_environment(environment)
-    plan = plan_for(request.cutpoint, request.source_version, request.target_version, request.site_id, settings)
+    try:
+        plan = plan_for(request.cutpoint, request.source_version, request.target_version, request.site_id, settings)
+    except InputError as exc:  # configs that cannot make this plan: nothing ran (exit 2, CICD reads the artifact)
+        hooks.publish.refusal(render_refusal(request.cutpoint, request.site_id, request.source_version,
+                                             request.target_version, str(exc)))
+        raise
     request = dataclasses.replace(request, source_version=plan.source_version, target_version=plan.target_version,
                                   site_id=plan.site_id)
     if hooks.deployment_name is None:  # e.g. the CLI: the commands it prints name the site's own deployment
         hooks = dataclasses.replace(hooks, deployment_name=site_deployment(request.cutpoint.value, plan.site_id))
+    notice.source_version, notice.target_version, notice.notifications = (plan.source_version, plan.target_version,
+                                                                          plan.notifications)
     service = ExecutionService.open(plan.site_id, metadata_url=overrides.databases.get("metadata"))
     holder = f"{request.cutpoint.value} {plan.source_version}→{plan.target_version} (flow run {hooks.flow_run_id})"
     try:
         with service.hold(plan.site_id, holder, settings=settings, on_lost=hooks.logger.error):
-            profile = load_site_profile(plan.site_id)
             service.language = language_of(profile)  # one language per report
+            steps = plan.for_cutpoint(request.cutpoint)
             try:
                 admission = service.admit(request, sql_root=settings.sql_root, flow_run_id=hooks.flow_run_id,
-                                          services=profile.services if profile else None)
+                                          services=profile.services if profile else None,
+                                          outside_window=off_peak_missing(profile, steps, settings, hooks.logger,
+                                                                          plan.site_id))
                 if admission.action == "resume" and admission.execution_id:
                     service.require_databases(request, admission.execution_id, overrides.databases,
                                               flow_run_id=hooks.flow_run_id)
@@ -115,7 +144,8 @@ def run_cutpoint(request: Request, environment: Mapping[str, Any] | None, *, set
                 hooks.decide.resumed(service, admission.execution_id)  # e.g. from the Prefect UI's decision form
             with open_site_resources(plan.site_id, settings=settings, overrides=overrides, profile=profile,
                                      store=service.store) as resources:
-                run = CutpointRun(service, request, plan, settings, resources, hooks)
+                notice.secrets = resources.secrets
+                run = CutpointRun(service, request, plan, settings, resources, hooks, notice)
                 return run.run(admission, environment)
     except SiteBusy as exc:  # refused like a missing precondition: nothing ran (exit 2, CICD reads the artifact)
         _publish_refusal(service, request, str(exc), hooks)
@@ -124,13 +154,29 @@ def run_cutpoint(request: Request, environment: Mapping[str, Any] | None, *, set
         service.close()
 
 
+def off_peak_missing(profile: SiteProfile | None, steps: list[PlannedStep], settings: Settings, logger: Logger,
+                     site_id: str) -> str:
+    """What the ``off_peak`` precondition misses ('' when it holds): heavy steps outside the site's window."""
+    heavy = [f"{s.step_id} ({s.class_name.rpartition('.')[2]})" for s in steps
+             if (cls := resolve_step_class(s.class_name, settings.allowed_step_modules).step_class) is not None
+             and cls.needs_off_peak(s.params)]
+    try:
+        window = profile.off_peak_windows() if profile is not None else None
+    except ValueError as exc:  # a profile saved by hand: a window that cannot be read decides nothing
+        raise InputError(f"site profile {SiteProfile.block_name(site_id)}: {exc}") from None
+    if heavy and window is None:
+        logger.info("site %s declares no off-peak window: heavy steps %s are not held to one", site_id,
+                    ", ".join(heavy))
+    return outside_window(window, heavy, utcnow(), site_id)
+
+
 class CutpointRun:
     """The run while this process holds the site's lock: the execution, its loop, its end."""
 
     def __init__(self, service: ExecutionService, request: Request, plan: UpgradePlan, settings: Settings,
-                 resources: SiteResources, hooks: RunHooks) -> None:
+                 resources: SiteResources, hooks: RunHooks, notice: RunNotice) -> None:
         self.service, self.request, self.plan = service, request, plan
-        self.settings, self.resources, self.hooks = settings, resources, hooks
+        self.settings, self.resources, self.hooks, self.notice = settings, resources, hooks, notice
         self.steps: list[PlannedStep] = plan.for_cutpoint(request.cutpoint)
 
     def run(self, admission: Admission, environment: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -152,7 +198,7 @@ class CutpointRun:
         resources.resolve_environment(environment)  # a missing Secret block: nothing started
         if any(_writes_events(step, self.settings) for step in self.steps):
             resources.event_writer()  # the event log boots beside the run's start, not beside the statements
-        execution_id = service.start(request, admission, StartTerms(
+        execution_id = self.notice.execution_id = service.start(request, admission, StartTerms(
             environment=masked_environment(environment), total_steps=len(self.steps),
             plan_fingerprint=plan.fingerprint(), flow_run_id=self.hooks.flow_run_id,
             configs_dir=str(self.settings.configs), sql_root=str(self.settings.sql_root), db_overrides=overridden))
@@ -190,6 +236,7 @@ class CutpointRun:
         extra.update(self._notify(execution_id, page))
         report = publish_report(service, execution_id, hooks, extra=extra)
         publish_overview(service, hooks)
+        publish_upgrade(service, self.plan.site_id, self.plan.source_version, self.plan.target_version, hooks)
         if failed:
             hooks.decide.ask(service.active_breakpoint(execution_id), service.language)  # deployment runs: a form
             if page:  # the run could not suspend after all: nobody will answer, it ends Failed
@@ -202,22 +249,10 @@ class CutpointRun:
         return report.to_json()
 
     def _notify(self, execution_id: str, waiting: str | None) -> dict[str, Any]:
-        """The config's webhook and the site's notification blocks (``waiting``: the page where the run waits
-        for a decision); what happened, for the report."""
-        service, logger, profile = self.service, self.hooks.logger, self.resources.profile
-        final = service.build_report(execution_id, deployment_name=self.hooks.deployment_name).to_json()
-        sent: dict[str, Any] = {}
-        notified = notify(self.plan.notifications, final, logger=logger)
-        if notified:
-            sent["notification"] = notified
-        if profile is not None and getattr(profile, "notify_blocks", None):
-            subject, body = render_message(final, service.language, waiting_url=waiting)
-            sent["notification_blocks"] = send_to_blocks(list(profile.notify_blocks), subject,
-                                                          mask_text(body, self.resources.secrets))
-            for failed_block in (o for o in sent["notification_blocks"] if not o["delivered"]):
-                logger.warning("notification through block %s failed: %s", failed_block["block"],
-                               failed_block["error"])
-        return sent
+        """The run's message on every channel (:class:`RunNotice`; ``waiting``: the page where the run waits for
+        a decision); what happened, for the report."""
+        final = self.service.build_report(execution_id, deployment_name=self.hooks.deployment_name).to_json()
+        return self.notice.tell(final, waiting_url=waiting)
 
 
 def _writes_events(step: PlannedStep, settings: Settings) -> bool:
@@ -248,6 +283,7 @@ def _publish_noop(service: ExecutionService, request: Request, admission: Admiss
                             extra={"noop": True, "notice": notice, "trigger_flow_run_id": hooks.flow_run_id},
                             report_type="TRIGGER_NOOP")
     publish_overview(service, hooks)
+    publish_upgrade(service, request.site_id, request.source_version, request.target_version, hooks)
     return report.to_json()
 
 
@@ -256,6 +292,19 @@ def _publish_refusal(service: ExecutionService, request: Request, message: str, 
     hooks.publish.refusal(render_refusal(request.cutpoint, request.site_id, request.source_version,
                                          request.target_version, message, service.language))
     publish_overview(service, hooks)
+    publish_upgrade(service, request.site_id, request.source_version, request.target_version, hooks)
+
+
+def publish_upgrade(service: ExecutionService, site_id: str, source_version: str, target_version: str,
+                    hooks: RunHooks) -> None:
+    """The whole upgrade's report (:mod:`tasks.execution.upgrade_report`); never changes an outcome."""
+    try:
+        record = gather(service, site_id, source_version, target_version)
+        hooks.publish.upgrade(upgrade_artifact_key(site_id, source_version, target_version),
+                              render_upgrade(record, service.language),
+                              f"upgrade {source_version} → {target_version} at {site_id}")
+    except Exception as exc:  # noqa: BLE001 - a report must never change a run's outcome
+        hooks.logger.warning("upgrade report artifact not updated: %s", exc)
 
 
 def publish_overview(service: ExecutionService, hooks: RunHooks) -> None:

@@ -161,7 +161,8 @@ class StepLoop:
             return {"status": done.status, "summary": self.text["step_reused"], "reused": True}
         self.book.check_lock()  # lost between steps: this step does not start
         self.book.start(step, order, {"version": step.version, "implementation": step.implementation,
-                                      "config_file": step.config_file, "params": step.params})
+                                      "config_file": step.config_file, "params": step.params,
+                                      **({"description": step.description} if step.description else {})})
         cls = resolve_step_class(step.class_name, self.allowed_step_modules).step_class
         assert cls is not None, "plan.require_resolved() guarantees this"
         s, resources = self.scope, self.resources

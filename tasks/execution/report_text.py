@@ -45,6 +45,9 @@ REPORT_TEXT: dict[str, dict[str, str]] = {
                       "` --by 姓名 --notes 原因`。",
         "decide_late": "无人在期限内决定时运行以 Failed 结束、断点保留：之后修复原因，在 UI 中 Retry 或再次运行部署。",
         "step_reused": "本次执行中已完成", "step_blocked": "已跳过：依赖的步骤 {blocker} 未成功",
+        "decisions": "断点与操作员决定", "at": "失败位置", "statement": "失败语句", "error": "错误",
+        "decision": "决定", "decided_by": "决定人", "notes": "说明", "no_decision": "尚无决定", "outcome": "结果",
+        "bp_active": "等待处理（ACTIVE）", "bp_expired": "已过期", "bp_resolved": "已解决：{by}，{when}：{notes}",
     },
     "en": {
         "status": "Status", "site": "site", "field": "field", "value": "value",
@@ -80,6 +83,10 @@ REPORT_TEXT: dict[str, dict[str, str]] = {
                        "Retry it in the UI or run the deployment again.",
         "step_reused": "already done in this execution",
         "step_blocked": "skipped: dependency {blocker} did not succeed",
+        "decisions": "Breakpoints and operators' decisions", "at": "stopped at", "statement": "statement",
+        "error": "error", "decision": "decision", "decided_by": "decided by", "notes": "notes",
+        "no_decision": "no decision yet", "outcome": "outcome", "bp_active": "waiting (ACTIVE)",
+        "bp_expired": "expired", "bp_resolved": "resolved by {by} at {when}: {notes}",
     },
 }
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from tasks.core.cutpoints import CUTPOINT_TITLES, Cutpoint
 from tasks.core.language import language_code
-from tasks.core.statuses import STEP_FINISHED, ExecutionStatus, StepStatus
+from tasks.core.masking import mask_sql
+from tasks.core.statuses import STEP_FINISHED, BreakpointStatus, ExecutionStatus, StepStatus
 from tasks.execution.report_text import DEFAULT_LANGUAGE, report_text
+from tasks.store.breakpoints import Breakpoint
 from tasks.store.records import Execution, StepRun
 
 DONE_STATUSES = STEP_FINISHED
@@ -30,6 +33,7 @@ class RunReport:
     extra: dict[str, Any] = field(default_factory=dict)
     sql_counts: dict[str, int] = field(default_factory=lambda: {"total": 0, "success": 0, "failed": 0})
     language: str = DEFAULT_LANGUAGE  # of the markdown and the resume hints: the site's (zh unless it says en)
+    breakpoints: list[Breakpoint] = field(default_factory=list)  # every stop of the execution, with its decision
 
     @property
     def counts(self) -> dict[str, int]:
@@ -76,11 +80,12 @@ class RunReport:
             "rerun_of": e.rerun_of,
             "waivers": e.waivers,
             "step_results": [
-                {"step_id": s.step_id, "key": s.step_key, "status": s.status, "duration_ms": s.duration,
-                 "summary": s.summary, "error": s.error_message, "details": s.details}
+                {"step_id": s.step_id, "key": s.step_key, "description": s.description, "status": s.status,
+                 "duration_ms": s.duration, "summary": s.summary, "error": s.error_message, "details": s.details}
                 for s in self.steps
             ],
             "resume": self.resume_hint,
+            "breakpoints": [breakpoint_json(bp) for bp in self.breakpoints],
             **self.extra,
         }
 
@@ -89,7 +94,7 @@ _ICONS = {StepStatus.SUCCESS: "✅", StepStatus.WARNING: "⚠️", StepStatus.FA
           StepStatus.RUNNING: "⏳", StepStatus.PENDING: "…", ExecutionStatus.PAUSED: "⏸️"}
 
 
-def _cell(text: object) -> str:
+def cell(text: object) -> str:
     return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ")[:300]
 
 
@@ -128,20 +133,24 @@ def render_markdown(report: RunReport) -> str:
         f"| {t['resumes']} | {e.resume_count} |",
         f"| {t['steps_row']} | {t['steps_counts'].format(**c)} |",
         f"| {t['sql_row']} | {t['sql_counts'].format(**sql)} |",
-        f"| {t['requested_by']} | {_cell(e.requested_by or '-')} |",
+        f"| {t['requested_by']} | {cell(e.requested_by or '-')} |",
     ]
     if e.rerun_of:
         lines.append(f"| {t['rerun_of']} | {t['rerun_value'].format(of=e.rerun_of)} |")
     lines += ["", f"## {t['steps']}", "", t["step_header"], "|---|---|---|---|---|---|"]
     for i, s in enumerate(report.steps, 1):
-        lines.append(f"| {i} | `{s.step_id}` {_cell(s.step_name)} | {s.version} | "
+        described = f" — {cell(s.description)}" if s.description else ""
+        lines.append(f"| {i} | `{s.step_id}` {cell(s.step_name)}{described} | {s.version} | "
                      f"{_ICONS.get(s.status, '')} {s.status} | {_seconds(s.duration)} | "
-                     f"{_cell(s.summary or s.error_message)} |")
+                     f"{cell(s.summary or s.error_message)} |")
     lines += _waivers_and_rerun(report, t)
+    if report.breakpoints:  # after a failure and a resume: what failed, what was decided and by whom
+        lines += ["", f"## {t['decisions']}", ""]
+        lines += [line for bp in report.breakpoints for line in decision_lines(bp, t)]
     if report.failures:
         lines += ["", f"## {t['failures']}", ""]
         for s in report.failures:
-            lines.append(f"- **{s.step_id}** ({s.status}): {_cell(s.error_message)}")
+            lines.append(f"- **{s.step_id}** ({s.status}): {cell(s.error_message)}")
     notification = report.extra.get("notification")
     if notification:
         state = t["delivered"] if notification["delivered"] else t["not_delivered"].format(
@@ -166,14 +175,55 @@ def _waivers_and_rerun(report: RunReport, t: Mapping[str, str]) -> list[str]:
     waivers = report.execution.waivers
     if waivers:
         lines += ["", f"## {t['waived']}", ""]
-        lines += [t["waived_line"].format(precondition=w["precondition"], by=_cell(w["by"]), reason=_cell(w["reason"]),
-                                          missing=_cell(w["missing"])) for w in waivers]
+        lines += [t["waived_line"].format(precondition=w["precondition"], by=cell(w["by"]), reason=cell(w["reason"]),
+                                          missing=cell(w["missing"])) for w in waivers]
     rerun = report.extra.get("rerun")
     if rerun:
         lines += ["", f"## {t['rerun']}", "",
-                  t["rerun_text"].format(of=rerun["of"], by=_cell(rerun["by"]), reason=_cell(rerun["reason"])), ""]
-        lines += [f"- {_cell(line)}" for line in rerun["scripts_applied_at_site"]] or [f"- {t['none']}"]
+                  t["rerun_text"].format(of=rerun["of"], by=cell(rerun["by"]), reason=cell(rerun["reason"])), ""]
+        lines += [f"- {cell(line)}" for line in rerun["scripts_applied_at_site"]] or [f"- {t['none']}"]
     return lines
+
+
+def decision_lines(bp: Breakpoint, t: Mapping[str, str], *, cutpoint: str | None = None) -> list[str]:
+    """One breakpoint: where it stopped, the statement and error, the operator's decision and who made it."""
+    where = f"`{bp.where}`" + (f" ({bp.database})" if bp.database else "")
+    execution = f"`{bp.execution_id}` ({cutpoint}), " if cutpoint else ""
+    lines = [f"- **{when(bp.breakpoint_time)}** {execution}step `{bp.step_id}` — {t['at']} {where}"]
+    if bp.sql_content:
+        lines.append(f"  - {t['statement']}: `{cell(mask_sql(bp.sql_content))}`")
+    error = " ".join(x for x in (bp.error_code, bp.failure_reason) if x)
+    if error:
+        lines.append(f"  - {t['error']}: {cell(error)}")
+    decision = bp.decision
+    if decision is not None:
+        lines.append(f"  - {t['decision']}: **{decision.inflight or 'resume'}** — {t['decided_by']}: "
+                     f"{cell(decision.by)} ({when(decision.time)}); {t['notes']}: {cell(decision.notes or '-')}")
+    elif bp.status == BreakpointStatus.ACTIVE:
+        lines.append(f"  - {t['decision']}: {t['no_decision']}")
+    outcome = (t["bp_active"] if bp.status == BreakpointStatus.ACTIVE else t["bp_expired"]
+               if bp.status == BreakpointStatus.EXPIRED else
+               t["bp_resolved"].format(by=cell(bp.resolved_by or "-"), when=when(bp.resolved_time),
+                                    notes=cell(bp.resolve_notes or "-")))
+    lines.append(f"  - {t['outcome']}: {outcome}")
+    return lines
+
+
+def breakpoint_json(bp: Breakpoint) -> dict[str, Any]:
+    """A breakpoint as the report's JSON gives it: where, what failed, the decision and who made it."""
+    decision = bp.decision
+    return {"id": bp.id, "step_id": bp.step_id, "status": bp.status, "time": when(bp.breakpoint_time),
+            "where": bp.where, "database": bp.database, "statement": mask_sql(bp.sql_content or "") or None,
+            "error_code": bp.error_code, "error": bp.failure_reason,
+            "decision": None if decision is None else {"inflight": decision.inflight, "by": decision.by,
+                                                       "notes": decision.notes, "time": when(decision.time)},
+            "resolved_by": bp.resolved_by, "resolved_time": when(bp.resolved_time) if bp.resolved_time else None,
+            "resolve_notes": bp.resolve_notes}
+
+
+def when(moment: datetime | None) -> str:
+    """A UTC time as the reports write it."""
+    return f"{moment:%Y-%m-%d %H:%M:%S}" if moment else "-"
 
 
 def render_refusal(cutpoint: Cutpoint, site_id: str, source: str, target: str, message: str,
@@ -203,8 +253,9 @@ def resume_instructions(*, execution_id: str, cutpoint: str, source: str, target
 
 def steps_table(steps: Sequence[StepRun]) -> list[dict[str, Any]]:
     """Rows for the table artifact."""
-    return [{"step": s.step_id, "version": s.version, "status": s.status, "duration_ms": s.duration,
-             "retries": s.retry_count, "summary": s.summary, "error": s.error_message or ""} for s in steps]
+    return [{"step": s.step_id, "description": s.description, "version": s.version, "status": s.status,
+             "duration_ms": s.duration, "retries": s.retry_count, "summary": s.summary,
+             "error": s.error_message or ""} for s in steps]
 
 
 def artifact_key(site_id: str, cutpoint: str) -> str:

@@ -63,7 +63,7 @@ def rollback_plan(execution: Execution, settings: Settings) -> list[PlannedStep]
         planned.append(PlannedStep(
             key=key if all(p.key != key for p in planned) else f"{key}#{len(planned)}",  # one record per step
             cutpoint=Cutpoint(execution.cutpoint), version=str(loaded.version), version_code=loaded.version.code,
-            step_id=step.id, name=step.name or step.id, class_name=step.class_name,
+            step_id=step.id, name=step.name or step.id, description=step.description, class_name=step.class_name,
             implementation=resolution.qualified_name, params=params, timeout=step.timeout,
             retry_count=step.retry_count, retry_delay_seconds=step.retry_delay_seconds, required=True,
             estimated_duration=step.estimated_duration, config_file=loaded.path,

@@ -33,6 +33,7 @@ from tasks.store.breakpoints import (
     Breakpoint,
     OperatorDecision,
     active_breakpoint,
+    breakpoints_of,
     expire_breakpoint,
     open_breakpoint,
     record_decision,
@@ -134,8 +135,9 @@ class ExecutionService:
     # admission ----------------------------------------------------------------------------------
 
     def admit(self, request: Request, *, sql_root: Path, services: Mapping[str, str] | None = None,
-              flow_run_id: str | None = None) -> Admission:
-        """Decide a trigger from the site's state; a refusal is recorded in the history and raised."""
+              flow_run_id: str | None = None, outside_window: str = "") -> Admission:
+        """Decide a trigger from the site's state; a refusal is recorded in the history and raised.
+        ``outside_window``: heavy steps planned outside the site's off-peak window (see SiteView)."""
         from tasks.site.service_probe import running_services
 
         store, r = self.store, request
@@ -149,7 +151,7 @@ class ExecutionService:
                         cutpoints=self.sites.cutpoints(r.site_id, r.source_version, r.target_version),
                         latest=latest, named=named, breakpoint_expiry=bp.expiry_time if bp else None,
                         running_services=tuple(running_services(services)) if probe else (),
-                        drift=tuple(self.script_drift(r.site_id, sql_root)))
+                        drift=tuple(self.script_drift(r.site_id, sql_root)), outside_window=outside_window)
         settings = get_settings()
         decision = admit(r, view, now=utcnow(), check_max_age=timedelta(hours=settings.check_max_age_hours))
         if decision.action == "refuse":
@@ -337,13 +339,15 @@ class ExecutionService:
                                    language=language or self.language, decision_page=page)
         return RunReport(execution=execution, steps=self.store.step_runs(execution_id), status=execution.status,
                          resume_hint=hint, sql_counts=self.store.sql_counts(execution_id),
-                         language=language or self.language)
+                         language=language or self.language,
+                         breakpoints=breakpoints_of(self.store.engine, [execution_id]))
 
     def save_report(self, report: RunReport, markdown: str, *, report_type: str = "SUMMARY") -> None:
-        """The ``upgrade_report`` row: counts of steps and SQL statements, JSON and markdown."""
+        """The ``upgrade_report`` row (GENERATED): counts of steps and SQL statements, JSON and markdown; reports
+        older than the retention (``FT_UPGRADE_REPORT_RETENTION_DAYS``, 90) become ARCHIVED meanwhile."""
         e, c, sql = report.execution, report.counts, report.sql_counts
         self.store.save_report(
-            execution=e, status=report.status, total_duration_ms=report.duration_ms, report_type=report_type,
+            execution=e, total_duration_ms=report.duration_ms, report_type=report_type,
             counts={"total": c["total"], "success": c["success"] + c["warning"], "failed": c["failed"],
                     "skipped": c["skipped"], "sql_total": sql["total"], "sql_success": sql["success"],
                     "sql_failed": sql["failed"]},
@@ -351,6 +355,7 @@ class ExecutionService:
             summary=f"{e.cutpoint} {report.status}: {c['success']} success, {c['warning']} warning, "
                     f"{c['failed']} failed, {c['skipped']} skipped",
             recommendations="\n".join(report.resume_hint) if report.status != ExecutionStatus.SUCCESS else "")
+        self.store.archive_reports(utcnow() - timedelta(days=get_settings().report_retention_days))
 
     def latest_report(self, execution_id: str) -> StoredReport | None:
         return self.store.latest_report(execution_id)

@@ -239,6 +239,11 @@ class VersionConfig(_Frozen):
     def kind(self) -> str:
         return "patch" if self.version.is_patch else "baseline"
 
+    @property
+    def base(self) -> Version | None:
+        """The baseline a patch is applied on (None for a baseline): its upgrade must come first."""
+        return self.version.baseline if self.version.is_patch else None
+
     def fingerprint(self) -> str:
         """A stable hash of the config's content, recorded with every execution."""
         blob = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True, ensure_ascii=False)

@@ -103,6 +103,7 @@ class SqlScriptStep(UpgradeStep):
     def run(self) -> StepResult:
         from tasks.sql import report
         from tasks.sql.executor import ScriptRunner, SqlRunOptions
+        from tasks.sql.forecast.site import forecast_for_step, outcome_for_step
         from tasks.sql.ledger import SqlLedger
         from tasks.sql.session import DatabaseSession
         from tasks.sql.verify import run_checks
@@ -150,6 +151,7 @@ class SqlScriptStep(UpgradeStep):
                               progress=Progress(total, f"{ctx.step_id}: SQL statements"),
                               session_factory=open_session, statement_logger=statement_logger)
         before = self._schema_before(sorted({db for s in scripts for db in s.databases}))
+        forecast = forecast_for_step(ctx, scripts)
         failed: StepFailed | None = None
         try:
             runner.prepare()
@@ -176,6 +178,8 @@ class SqlScriptStep(UpgradeStep):
                 f"- {'✅' if v['passed'] else '❌'} {v['name']}: {v['detail']}" for v in details["verify"])
         if before:
             markdown += "\n\n" + self._schema_changes(before, details)
+        versus = outcome_for_step(ctx, forecast, runner.summary.records, details)
+        markdown += f"\n\n{versus}" if versus else ""
         t = report.words(ctx.language)
         result = StepResult(status=StepStatus.FAILED if failed else StepStatus.SUCCESS,
                             summary=(t["failed"].format(error=failed) if failed else

@@ -196,6 +196,16 @@ def active_breakpoint(engine: Engine, execution_id: str) -> Breakpoint | None:
     return Breakpoint.from_row(row) if row else None
 
 
+def breakpoints_of(engine: Engine, execution_ids: list[str]) -> list[Breakpoint]:
+    """Every breakpoint of these executions, settled ones included (with their decisions), oldest first."""
+    if not execution_ids:
+        return []
+    with engine.connect() as conn:
+        rows = conn.execute(select(_bp).where(_bp.c.execution_id.in_(execution_ids))
+                            .order_by(_bp.c.breakpoint_time, _bp.c.id)).mappings().all()
+    return [Breakpoint.from_row(r) for r in rows]
+
+
 def resolve_breakpoint(engine: Engine, execution_id: str, *, by: str, notes: str) -> None:
     """The active breakpoint is settled: by whom, how."""
     now = utcnow()

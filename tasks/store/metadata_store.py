@@ -10,6 +10,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, select, update
@@ -17,7 +18,7 @@ from sqlalchemy.engine import make_url
 
 from tasks.core.clock import new_id, utcnow
 from tasks.core.masking import mask_url
-from tasks.core.statuses import STEP_FINISHED, ExecutionStatus, StatementStatus, StepStatus
+from tasks.core.statuses import STEP_FINISHED, ExecutionStatus, ReportStatus, StatementStatus, StepStatus
 from tasks.store import schema
 from tasks.store.breakpoints import Breakpoint, resolve_breakpoint
 from tasks.store.migrations import migrate
@@ -222,16 +223,17 @@ class MetadataStore:
 
     # reports ------------------------------------------------------------------------------------
 
-    def save_report(self, *, execution: Execution, status: str, counts: Mapping[str, int],
+    def save_report(self, *, execution: Execution, counts: Mapping[str, int],
                     total_duration_ms: int, content: Mapping[str, Any], summary: str, recommendations: str,
                     report_type: str = "SUMMARY") -> str:
+        """A GENERATED report row (the outcome is in ``content`` and ``summary``)."""
         now = utcnow()
         report_id = new_id()
         with self._writing() as conn:
             conn.execute(schema.upgrade_report.insert().values(
                 id=report_id, execution_id=execution.execution_id, report_type=report_type,
                 source_version=execution.source_version, target_version=execution.target_version,
-                site_id=execution.site_id, step_type=execution.cutpoint, status=status,
+                site_id=execution.site_id, step_type=execution.cutpoint, status=ReportStatus.GENERATED,
                 total_steps=counts.get("total", 0), success_steps=counts.get("success", 0),
                 failed_steps=counts.get("failed", 0), skipped_steps=counts.get("skipped", 0),
                 total_sql_count=counts.get("sql_total", 0), success_sql_count=counts.get("sql_success", 0),
@@ -239,6 +241,15 @@ class MetadataStore:
                 report_content=json.dumps(dict(content), ensure_ascii=False, default=str), summary=summary,
                 recommendations=recommendations, generated_time=now, created_time=now, updated_time=now))
         return report_id
+
+    def archive_reports(self, older_than: datetime) -> int:
+        """Mark GENERATED reports generated before ``older_than`` ARCHIVED; how many were."""
+        t = schema.upgrade_report
+        with self._writing() as conn:
+            done = conn.execute(update(t).where(t.c.status == ReportStatus.GENERATED,
+                                                t.c.generated_time < older_than)
+                                .values(status=ReportStatus.ARCHIVED, updated_time=utcnow()))
+        return int(done.rowcount or 0)
 
     def latest_report(self, execution_id: str, report_type: str = "SUMMARY") -> StoredReport | None:
         t = schema.upgrade_report
@@ -266,6 +277,15 @@ class MetadataStore:
                 e.c.site_id == site_id, bp.c.active_execution_id.is_not(None)).order_by(
                 bp.c.breakpoint_time.desc())).mappings().all()
         return [Breakpoint.from_row(r) for r in rows]
+
+    def upgrade_executions(self, site_id: str, source_version: str, target_version: str) -> list[Execution]:
+        """Every execution of one upgrade of a site (all cutpoints), oldest first."""
+        t = schema.upgrade_execution
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t).where(
+                t.c.site_id == site_id, t.c.source_version == source_version, t.c.target_version == target_version)
+                .order_by(t.c.created_time)).mappings().all()
+        return [Execution.from_row(r) for r in rows]
 
     def list_executions(self, *, site_id: str | None = None, cutpoint: str | None = None,
                         limit: int = 20) -> list[Execution]:

@@ -112,6 +112,11 @@ class StepRun:
         return str((self.result or {}).get("summary") or "")
 
     @property
+    def description(self) -> str:
+        """The config's description of the step, as the run recorded it."""
+        return str(self.metadata.get("description") or "")
+
+    @property
     def details(self) -> dict[str, Any]:
         return dict((self.result or {}).get("details") or {})
 

@@ -116,6 +116,14 @@ class SiteStates:
                 _history.c.created_time.desc(), _history.c.id.desc()).limit(limit)).mappings().all()
         return [{**r, "detail": json.loads(r["detail"]) if r["detail"] else {}} for r in rows]
 
+    def upgrade_history(self, site_id: str, source: str, target: str) -> list[dict[str, Any]]:
+        """The history events of one upgrade of a site (source → target), oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(_history).where(
+                _history.c.site_id == site_id, _history.c.source_version == source,
+                _history.c.target_version == target).order_by(_history.c.created_time, _history.c.id)).mappings().all()
+        return [{**r, "detail": json.loads(r["detail"]) if r["detail"] else {}} for r in rows]
+
     # writing ------------------------------------------------------------------------------------
 
     def record(self, site_id: str, event: SiteEvent, *, cutpoint: str | None = None, source: str | None = None,
