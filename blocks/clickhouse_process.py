@@ -52,8 +52,11 @@ from urllib.parse import urlsplit
 DSN_VARIABLE = "FT_UPGRADE_ENGINE_DSN"
 IDLE_VARIABLE = "FT_UPGRADE_CLICKHOUSE_IDLE_SECONDS"
 IDLE_SECONDS = 60.0
-RETRY_SECONDS = 20.0  # a broken connection is retried this long (a new process included) before spooling
-START_SECONDS = 60.0  # a process being started may take this long to answer (importing chdb on a busy host)
+# A broken connection is retried this long (a new process included), and a process being started may take
+# this long to answer (importing chdb on a busy host), before an insert is spooled instead: well within
+# the 30 s a run's event writer is given to finish when the run ends.
+RETRY_SECONDS = 20.0
+START_SECONDS = 20.0
 INGEST_SECONDS = 5.0  # how often the process looks for spooled inserts
 _CALLS = ("command", "query", "raw_insert")
 _PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

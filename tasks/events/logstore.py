@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 EventKind = Literal["statement", "step", "message"]
 KINDS: frozenset[str] = frozenset({"statement", "step", "message"})
 MAX_TEXT = 64 * 1024  # a giant data INSERT must not turn the log store into a second copy of the data
+# After an embedded engine process failed an insert, batches go straight to the spool this long, so a run
+# that ends meanwhile is not held up by a second attempt (its writer has 30 s to finish)
+SPOOL_SECONDS = 30.0
 
 
 def utc_now_ms() -> datetime:
@@ -130,6 +133,7 @@ class ClickHouseEventLog:
         self._lock = threading.RLock()
         self._schema_ready = False
         self._failing = False
+        self._spool_until = 0.0
 
     @property
     def table_ref(self) -> str:
@@ -242,6 +246,8 @@ class ClickHouseEventLog:
         except Exception as exc:
             self._failed(f"insert of {len(batch)} events", exc, len(batch))
             return 0
+        if time.monotonic() < self._spool_until:  # the engine process just failed: no second wait now
+            return self._spool(body, len(batch), None)
         try:
             with self._lock:
                 if not self._schema_ready and not self.ensure_schema():
@@ -271,8 +277,9 @@ class ClickHouseEventLog:
             return 0
         log = logger.debug if self._failing else logger.warning
         log("ClickHouse log store: %d events kept in %s for the engine process to ingest (%s)", n, where,
-            mask_url(str(exc)) if exc else "the table could not be created")
+            mask_url(str(exc)) if exc else "the engine process is unavailable")
         self._failing = True
+        self._spool_until = max(self._spool_until, time.monotonic() + SPOOL_SECONDS)
         return n
 
     def events(self, execution_id: str) -> list[LogEvent]:
