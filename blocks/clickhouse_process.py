@@ -34,6 +34,7 @@ import fcntl
 import hashlib
 import os
 import pickle
+import signal
 import socket
 import socketserver
 import struct
@@ -443,7 +444,11 @@ def serve(dsn: str, idle_seconds: float) -> int:
 
 
 def main() -> None:
-    """The process: one data directory, its output to its log (the starter passed it as stdout/stderr)."""
+    """The process: one data directory, its output to its log (the starter passed it as stdout/stderr).
+
+    SIGTERM ends it as going idle does (socket removed, engine closed); its clients move to a new one.
+    """
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     idle = float(os.environ.get(IDLE_VARIABLE) or IDLE_SECONDS)
     sys.exit(serve(os.environ[DSN_VARIABLE], idle))
 

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,32 @@ import httpx
 
 PROJECT = Path(__file__).resolve().parents[1]
 PREFECT = str(Path(sys.executable).parent / "prefect")
+POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432"
+
+
+def psql(statement: str, database: str = "postgres") -> str:
+    """Run one statement on the local PostgreSQL (trust auth); its rows, unaligned."""
+    result = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1",
+                             "-tA", "-c", statement], check=True, capture_output=True, text=True, timeout=60)
+    return result.stdout
+
+
+@contextmanager
+def postgres_database(prefix: str = "prefect") -> Iterator[str]:
+    """A fresh database on the local PostgreSQL for a Prefect server (its URL), dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    psql(f"CREATE DATABASE {name}")
+    try:
+        yield f"{POSTGRES}/{name}"
+    finally:
+        psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def tuned_settings() -> dict[str, str]:
+    """deployments/server.env.example without its placeholder database URL (the caller brings its own)."""
+    pairs = (line.split("=", 1) for line in (PROJECT / "deployments" / "server.env.example").read_text().splitlines()
+             if line.strip() and not line.startswith("#"))
+    return {k: v for k, v in pairs if k != "PREFECT_API_DATABASE_CONNECTION_URL"}
 
 
 def free_port() -> int:
@@ -35,6 +62,7 @@ class PrefectServer:
     home: Path
     env: dict[str, str]
     log: Path
+    pid: int = 0  # of `prefect server start`, the leader of its process group (the API is a child)
 
     def cli(self, *args: str, check: bool = True, timeout: float = 300,
             extra_env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -128,7 +156,7 @@ def prefect_server(home: Path, *, database_url: str | None = None,
                 raise RuntimeError(f"prefect server did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
             time.sleep(0.5)
         env["PREFECT_API_URL"] = api
-        yield PrefectServer(api_url=api, home=home, env=env, log=log_path)
+        yield PrefectServer(api_url=api, home=home, env=env, log=log_path, pid=proc.pid)
     finally:
         _stop(proc)
         log.close()
