@@ -91,22 +91,26 @@ class PrefectServer:
             raise AssertionError(f"python snippet failed:\n{result.stdout}\n{result.stderr}")
         return result.stdout
 
+    def start_worker(self, pool: str, *, extra_env: Mapping[str, str] | None = None,
+                     name: str = "test-worker") -> subprocess.Popen[bytes]:
+        """A process worker polling ``pool``, output appended to ``worker-<name>.log`` (stop: ``stop_process``)."""
+        with open(self.home / f"worker-{name}.log", "ab") as log:
+            return subprocess.Popen([PREFECT, "worker", "start", "--pool", pool, "--name", name, "--type", "process"],
+                                    cwd=PROJECT, env={**self.env, **(extra_env or {})}, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+
     @contextmanager
     def worker(self, pool: str, *, extra_env: Mapping[str, str] | None = None,
                name: str = "test-worker") -> Iterator[subprocess.Popen[bytes]]:
         """A process worker polling ``pool`` until the block exits."""
-        log = open(self.home / f"worker-{name}.log", "wb")  # noqa: SIM115 - closed below
-        proc = subprocess.Popen([PREFECT, "worker", "start", "--pool", pool, "--name", name, "--type", "process"],
-                                cwd=PROJECT, env={**self.env, **(extra_env or {})}, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = self.start_worker(pool, extra_env=extra_env, name=name)
         try:
             yield proc
         finally:
-            _stop(proc)
-            log.close()
+            stop_process(proc)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -158,5 +162,5 @@ def prefect_server(home: Path, *, database_url: str | None = None,
         env["PREFECT_API_URL"] = api
         yield PrefectServer(api_url=api, home=home, env=env, log=log_path, pid=proc.pid)
     finally:
-        _stop(proc)
+        stop_process(proc)
         log.close()

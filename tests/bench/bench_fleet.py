@@ -48,7 +48,13 @@ if str(PROJECT) not in sys.path:
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from tests.prefect_server import PrefectServer, postgres_database, prefect_server, tuned_settings  # noqa: E402
+from tests.prefect_server import (  # noqa: E402
+    PrefectServer,
+    postgres_database,
+    prefect_server,
+    stop_process,
+    tuned_settings,
+)
 
 MARIADB = os.environ.get("FT_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306")
 SOURCE = "3.17.0"
@@ -182,6 +188,40 @@ class ProcessSampler:
         self._thread.join()
 
 
+class SupervisedWorkers:
+    """The sites' workers, each started again when it exits, as a service manager does on a worker host.
+
+    A Prefect 3.9 worker exits when the API answers an error it does not expect (a 500 from a server whose
+    database pool ran dry, seen in this benchmark): production workers run under systemd (``Restart=always``).
+    """
+
+    def __init__(self, server: PrefectServer, workers: list[tuple[str, str, dict[str, str]]]) -> None:
+        self.server, self.specs = server, workers
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.restarts: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> SupervisedWorkers:
+        for pool, name, env in self.specs:
+            self.processes[name] = self.server.start_worker(pool, name=name, extra_env=env)
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stop.wait(2):
+            for pool, name, env in self.specs:
+                if self.processes[name].poll() is not None and not self._stop.is_set():
+                    self.restarts[name] += 1
+                    self.processes[name] = self.server.start_worker(pool, name=name, extra_env=env)
+
+    def __exit__(self, *args: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        for process in self.processes.values():
+            stop_process(process)
+
+
 def engine_processes(root: Path) -> list[int]:
     """Pids of the embedded ClickHouse engine processes serving a directory under ``root``."""
     found = []
@@ -228,6 +268,7 @@ class Fleet:
         self._gate: Any = None
         self.server: PrefectServer
         self.sampler: ProcessSampler
+        self.workers: SupervisedWorkers
 
     # -- setup and teardown ----------------------------------------------------------------------------
 
@@ -281,9 +322,8 @@ class Fleet:
         self.echo(f"deploy_sites.py for {len(self.sites)} sites: {self.deploy_seconds:.1f}s; "
                   f"blocks: {time.monotonic() - t:.1f}s")
         t = time.monotonic()
-        for site in self.sites:
-            self._stack.enter_context(self.server.worker(f"ft-upgrade-{site.lower()}", name=site.lower(),
-                                                         extra_env=self.host_env(self.hosts[site])))
+        self.workers = self._stack.enter_context(SupervisedWorkers(self.server, [
+            (f"ft-upgrade-{site.lower()}", site.lower(), self.host_env(self.hosts[site])) for site in self.sites]))
         self._wait_for_workers()
         self.echo(f"{len(self.sites)} workers on {len(set(self.hosts.values()))} hosts online in "
                   f"{time.monotonic() - t:.1f}s")
@@ -352,8 +392,13 @@ class Fleet:
 
     # -- waves ---------------------------------------------------------------------------------------------
 
-    def wave(self, cutpoint: str, during: Callable[[], None] | None = None) -> list[WaveRun]:
-        """Trigger the cutpoint for every site at once through cicd.py; wait for every run's end."""
+    def wave(self, cutpoint: str, during: Callable[[], None] | None = None,
+             waive: Sequence[str] | None = None) -> list[WaveRun]:
+        """Trigger the cutpoint for every site at once through cicd.py; wait for every run's end.
+
+        ``during`` runs in this thread once all are triggered; ``waive``: preconditions waived (default: the
+        cutpoints before startup_pre_process, which the fleet does not run).
+        """
         from deployments import cicd
         from deployments.deploy_sites import deployment_suffix
 
@@ -362,7 +407,8 @@ class Fleet:
         def one(run: WaveRun) -> None:
             request = cicd.validate_request(cutpoint, SOURCE, self.options.target, run.site,
                                             deployment_suffix=deployment_suffix(run.site),
-                                            waive=WAIVE.get(cutpoint, ()), reason="bench: a wave of the fleet",
+                                            waive=WAIVE.get(cutpoint, ()) if waive is None else waive,
+                                            reason="bench: a wave of the fleet",
                                             by="bench_fleet")
             run.code = cicd.execute(request, timeout=self.options.run_timeout, poll=self.options.cicd_poll,
                                     echo=run.output.append)
@@ -505,6 +551,8 @@ class Fleet:
             "server_cpu_avg_percent": round(100 * cpu_seconds / max(sum(self.wave_seconds.values()), 1e-9), 1),
             "server_cpu_peak_percent": round(100 * self.sampler.peak_cpu, 1),
             "doctor_during_wave": (self.doctor or {}).get("status", "not run"),
+            "worker_restarts": sum(self.workers.restarts.values()),
+            "api_errors_500": self.server.log.read_text(errors="replace").count("Exception in ASGI application"),
         }
 
 
@@ -548,7 +596,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(json.dumps(figures, indent=2))
     for key in ("runs_completed", "runs_triggered", "fleet_cutpoints_per_minute", "trigger_to_first_statement_p50_s",
                 "trigger_to_first_statement_p95_s", "statement_end_to_api_p95_s", "server_peak_rss_mb",
-                "server_cpu_avg_percent", "events_dropped", "site_lock_refusals"):
+                "server_cpu_avg_percent", "api_errors_500", "worker_restarts", "events_dropped", "site_lock_refusals"):
         print(f"{key}: {figures[key]}")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end "
           f"(shared with other work)")
