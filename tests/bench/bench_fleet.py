@@ -3,7 +3,7 @@
 Run on its own (it cleans up after itself: databases, server, workers, engine processes, temp dirs):
 
     .venv/bin/python tests/bench/bench_fleet.py [--sites 50] [--chain 10] [--statements 20]
-        [--sites-per-host 10] [--fleet-concurrency 20] [--worker-poll 5]
+        [--sites-per-host 10] [--fleet-concurrency 10] [--worker-poll 10]
 
 The path a release wave takes: a Prefect server on a fresh database of the local PostgreSQL with
 ``deployments/server.env.example``'s settings; ``deploy_sites.py`` for N sites (a pool per site, the fleet's
@@ -48,6 +48,7 @@ if str(PROJECT) not in sys.path:
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
+from deployments.deploy_sites import FLEET_CONCURRENCY, RUN_ENV  # noqa: E402
 from tests.prefect_server import (  # noqa: E402
     PrefectServer,
     postgres_database,
@@ -71,9 +72,9 @@ class FleetOptions:
     chain: int = 10
     statements: int = 20
     sites_per_host: int = 10
-    fleet_concurrency: int = 20
+    fleet_concurrency: int = FLEET_CONCURRENCY
     pool_concurrency: int | None = None
-    worker_poll: float = 5.0
+    worker_poll: float = 10.0  # Prefect's default
     cicd_poll: float = 5.0
     run_timeout: float = 3600.0
     gate: bool = False  # the first statement of every chain waits until open_gate(): to act during the runs
@@ -277,7 +278,9 @@ class Fleet:
 
     def host_env(self, host: str) -> dict[str, str]:
         poll = str(self.options.worker_poll)
-        return {**self.tree, "FT_UPGRADE_HOME": str(self.home(host)), "FT_UPGRADE_MARKER_SCHEMA": self.marker_schema,
+        # a worker host as the README sets one up: the workers retry an API 500 as the runs do (RUN_ENV)
+        return {**self.tree, **RUN_ENV, "FT_UPGRADE_HOME": str(self.home(host)),
+                "FT_UPGRADE_MARKER_SCHEMA": self.marker_schema,
                 "FT_UPGRADE_CLICKHOUSE_IDLE_SECONDS": "5", "PREFECT_WORKER_QUERY_SECONDS": poll,
                 "PREFECT_WORKER_PREFETCH_SECONDS": poll}
 

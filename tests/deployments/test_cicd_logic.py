@@ -83,6 +83,7 @@ def test_deployments_start_the_engine_of_the_worker_hosts_checkout_directly() ->
     """prefect.yaml and the per-site deployments run the same command, read on the worker's host."""
     config = yaml.safe_load((PROJECT / "deployments" / "prefect.yaml").read_text(encoding="utf-8"))
     assert config["definitions"]["work_pool"]["job_variables"]["command"] == deploy_sites.ENGINE_COMMAND
+    assert config["definitions"]["work_pool"]["job_variables"]["env"] == deploy_sites.job_variables()["env"]
     argv = shlex.split(deploy_sites.ENGINE_COMMAND)
     assert argv[:2] == ["sh", "-c"] and len(argv) == 3
     assert argv[2].startswith('py="$FT_UPGRADE_PROJECT_DIR/.venv/bin/python"\n')
