@@ -418,7 +418,9 @@ class Fleet:
 
         started = time.monotonic()
         with self._api():
-            threads = [threading.Thread(target=contextvars.copy_context().run, args=(one, run)) for run in runs]
+            # daemon threads: an interrupted benchmark cleans up and ends without waiting for their polls
+            threads = [threading.Thread(target=contextvars.copy_context().run, args=(one, run), daemon=True)
+                       for run in runs]
             for thread in threads:
                 thread.start()
             if during is not None:
