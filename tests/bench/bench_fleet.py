@@ -14,7 +14,8 @@ one embedded ClickHouse log store); a chain of ``--chain`` patch versions with o
 ``--statements`` statements each. Then ``cicd.py`` (its ``execute``, one thread per site, as N CICD jobs)
 triggers all N startup_pre_process runs at once, then startup_post_process and post_upgrade.
 
-Printed: runs completed / triggered, ``fleet_cutpoints_per_minute``, p50/p95 of trigger → first statement,
+Printed: runs completed / triggered, ``fleet_cutpoints_per_minute``, p50/p95 of trigger → first statement
+(waiting for a slot of the fleet limit included; also from the run's start, without it),
 p95 of statement end → visible in the API (its task run's final state stored), the server's peak RSS and
 CPU, ``events_dropped`` (statements in the ledgers missing from ClickHouse: must be 0), site-lock
 refusals (must be 0 across different sites) and the doctor's answer on a worker host during the wave.
@@ -508,11 +509,13 @@ class Fleet:
                     if len(page) < 200:
                         break
 
-        first_statement = []
+        first_statement, started_to_first = [], []  # from the trigger (queueing included), from the run's start
         for site, fr in pre_runs.items():
             starts = [r[4] for r in ledgers.get(site, []) if r[4] is not None]
             if starts:
                 first_statement.append((_utc(min(starts)) - fr.created).total_seconds())
+                if fr.start_time is not None:
+                    started_to_first.append((_utc(min(starts)) - fr.start_time).total_seconds())
         tasks_of: dict[Any, list[tuple[datetime, datetime]]] = {}
         for tr in task_runs:
             if tr.end_time is not None and tr.state is not None and tr.state.is_final():
@@ -545,6 +548,8 @@ class Fleet:
             "fleet_cutpoints_per_minute": round(completed / minutes, 2) if minutes else 0.0,
             "trigger_to_first_statement_p50_s": round(percentile(first_statement, 0.5), 2),
             "trigger_to_first_statement_p95_s": round(percentile(first_statement, 0.95), 2),
+            "run_start_to_first_statement_p50_s": round(percentile(started_to_first, 0.5), 2),
+            "run_start_to_first_statement_p95_s": round(percentile(started_to_first, 0.95), 2),
             "statement_end_to_api_p95_s": round(percentile(visible, 0.95), 2),
             "statement_end_to_api_p50_s": round(percentile(visible, 0.5), 2),
             "statements_in_ledgers": sum(in_ledger.values()),
