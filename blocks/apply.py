@@ -19,6 +19,7 @@ from blocks.redis import RedisConnection
 from blocks.site_profile import SiteProfile
 from tasks.core.environment import is_secret_key
 from tasks.core.errors import ConfigError, ConfigErrors
+from tasks.core.off_peak import OffPeakWindows, TimeZoneName
 
 
 class SiteSpec(BaseModel):
@@ -39,6 +40,16 @@ class SiteSpec(BaseModel):
     notifications: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Block name → {type: dingtalk|wecom|feishu, token/key, secret, endpoint}.")
     alerts: AlertSettings | None = Field(default=None, description="Automations made by deploy_sites.py.")
+    off_peak: OffPeakWindows = Field(default_factory=list, description="Off-peak windows, HH:MM-HH:MM in timezone.")
+    timezone: TimeZoneName = Field(default="UTC", description="The site's IANA time zone (Asia/Shanghai).")
+    smtp_block: str | None = Field(default=None, description="E-mail block the configs' notification recipients "
+                                                             "are mailed through; default: the first `email` one "
+                                                             "of notifications.")
+
+    def mail_block(self) -> str | None:
+        """The block that mails the configs' recipients: the one named, else the first e-mail notification."""
+        return self.smtp_block or next((name for name, fields in self.notifications.items()
+                                        if fields.get("type") == "email"), None)
 
     @classmethod
     def from_data(cls, data: dict[str, Any], *, source: str) -> SiteSpec:
@@ -103,7 +114,8 @@ def apply_site(spec: SiteSpec) -> list[str]:
     profile = SiteProfile(site_id=site, environment_name=spec.environment_name, services=spec.services,
                           paths=spec.paths, environment=spec.environment, secrets=spec.secrets,
                           notify_blocks=list(spec.alerts.notify) if spec.alerts else [],
-                          language=spec.alerts.language if spec.alerts else "zh")
+                          language=spec.alerts.language if spec.alerts else "zh", off_peak=spec.off_peak,
+                          timezone=spec.timezone, smtp_block=spec.mail_block())
     profile.save(SiteProfile.block_name(site), overwrite=True)
     saved.append(SiteProfile.block_name(site))
     return saved

@@ -130,6 +130,24 @@ class AlertSettings(BaseModel):
     missed_heartbeats: int = Field(default=3, ge=2, le=20, description="Missed heartbeats before a run is Crashed.")
 
 
+def mail_to(block_name: str, recipients: list[str], subject: str, body: str) -> dict[str, Any]:
+    """Mail ``recipients`` (a config's ``notifications``) through the SMTP server of the site's e-mail block.
+
+    The block's own ``to`` (the site's alert recipients) is left aside. What happened, for the report; a missing
+    block, a block of another type or a refusing server is reported, never raised.
+    """
+    outcome: dict[str, Any] = {"block": block_name, "recipients": list(recipients)}
+    try:
+        block = SmtpEmail.load(block_name)
+        block.to = list(recipients)
+        block.block_initialization()  # apprise's client is built from the recipients
+        with block.raise_on_failure():
+            block.notify(body=body, subject=subject)
+    except Exception as exc:  # reported with the run, whatever went wrong
+        return {**outcome, "delivered": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {**outcome, "delivered": True}
+
+
 def send_to_blocks(names: list[str], subject: str, body: str) -> list[dict[str, Any]]:
     """Send through each named notification block (any type: these, Prefect's, a collection's).
 

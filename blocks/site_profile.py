@@ -8,6 +8,7 @@ from prefect.blocks.core import Block
 from pydantic import Field, SecretStr, field_validator
 
 from tasks.core.environment import is_secret_key
+from tasks.core.off_peak import OffPeak, OffPeakWindows, TimeZoneName
 
 
 class SiteProfile(Block):
@@ -22,6 +23,9 @@ class SiteProfile(Block):
         secrets: Secret values for placeholders and steps (stored as secrets, shown masked).
         notify_blocks: Notification blocks the run's own end-of-run message goes to.
         language: zh (default) or en, for the site's messages.
+        off_peak: Daily windows (``22:00-06:00``) in ``timezone`` when heavy work may run without a waiver.
+        timezone: The site's IANA time zone (``Asia/Shanghai``), for ``off_peak``.
+        smtp_block: The e-mail block the configs' ``notifications`` recipients are mailed through.
 
     Example:
         ```python
@@ -44,6 +48,16 @@ class SiteProfile(Block):
     notify_blocks: list[str] = Field(default_factory=list, description="Notification blocks a run reports to "
                                                                        "when it ends (the site file's alerts).")
     language: Literal["zh", "en"] = Field(default="zh", description="Language of the site's messages.")
+    off_peak: OffPeakWindows = Field(default_factory=list, description="Off-peak windows (HH:MM-HH:MM, site time): "
+                                     "index optimization and data backups run outside them only with a waiver.")
+    timezone: TimeZoneName = Field(default="UTC", description="The site's time zone (IANA name), for off_peak.")
+    smtp_block: str | None = Field(default=None, description="E-mail block (FT SMTP Email) the configs' "
+                                                             "notification recipients are mailed through.")
+
+    def off_peak_windows(self) -> OffPeak | None:
+        """The site's off-peak windows (None: it declares none)."""
+        windows = getattr(self, "off_peak", None)
+        return OffPeak.parse(windows, getattr(self, "timezone", None) or "UTC") if windows else None
 
     @field_validator("environment")
     @classmethod

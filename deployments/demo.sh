@@ -31,6 +31,9 @@ for db in ft_demo_cn ft_demo_cn_middle ft_demo_us ft_demo_us_middle; do
 done
 rm -f "$FT_UPGRADE_HOME/metadata.db"*
 
+# the sample sites list the FT services (configs' required_components) at ports where nothing runs: the
+# demo has no FT services, so pre_business_check warns that they do not answer and startup_pre_process
+# finds them stopped
 say "blocks of the sample sites (credentials in SecretStr fields)"
 ft-upgrade blocks apply --file deployments/sites/demo-cn.json
 ft-upgrade blocks apply --file deployments/sites/demo-us.json
@@ -88,7 +91,8 @@ say "CICD retries a job that already completed: nothing is executed again (deplo
     --poll 1 | grep -E 'already completed|: Completed' | sed 's/^> //; s/^/  /'
 
 say "done. Reports: Prefect UI http://127.0.0.1:4200 -> Artifacts (keys ft-<site>-<cutpoint>), or"
-echo "  .venv/bin/prefect artifact inspect ft-cn-startup-pre-process"
+echo "  PREFECT_API_URL=$PREFECT_API_URL .venv/bin/prefect artifact inspect ft-cn-startup-pre-process"
+echo "  (the whole upgrade: ... artifact inspect ft-cn-upgrade-3-17-0-3-17-5-p1)"
 echo "  .venv/bin/ft-upgrade status <execution id>   /   .venv/bin/ft-upgrade report <execution id>"
 echo "Stop the server and worker: kill \"\$(cat .prefect/server.pid)\" \"\$(cat .prefect/worker.pid)\""
 

@@ -2,6 +2,7 @@
 
     .venv/bin/python deployments/deploy_sites.py                       # every deployments/sites/*.json
     .venv/bin/python deployments/deploy_sites.py --site CN --site US   # or a list of sites
+    .venv/bin/python deployments/deploy_sites.py --alerts-only         # alerts only, for prefect.yaml's deployments
 
 For site CN this creates work pool ``ft-upgrade-cn`` (type ``process``; start one worker next to the
 site's databases with ``prefect worker start --pool ft-upgrade-cn``) and deployments
@@ -9,6 +10,11 @@ site's databases with ``prefect worker start --pool ft-upgrade-cn``) and deploym
 defaults to CN. It talks to ``PREFECT_API_URL`` directly (one process, no ``prefect deploy`` per site,
 no git, no image), so hundreds of sites take seconds. Re-running it updates what exists. Like
 ``deployments/prefect.yaml``, the worker runs the flows from ``$FT_UPGRADE_PROJECT_DIR`` (its checkout).
+
+The alerts match a site's runs by the tag ``site:<id>``: the site's deployments carry it, and every cutpoint
+run tags itself with its ``site_id`` when it starts, so the runs of the shared deployments of ``prefect.yaml``
+(the site a parameter) alert the same way. ``--alerts-only`` creates just the sites' automations, for an
+installation that uses those shared deployments (pool ``--alerts-pool``, default ``ft-upgrade``).
 
 Limits, so that a wave of triggers cannot overload the server and its PostgreSQL: ``--fleet-concurrency N``
 (default 10) lets at most N cutpoint runs of all sites run at once, the rest waiting in Scheduled
@@ -282,7 +288,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"cutpoint runs at once over all sites, a global concurrency limit "
                              f"<prefix>-fleet (default {FLEET_CONCURRENCY}; 0: no limit); the others wait "
                              "in Scheduled/AwaitingConcurrencySlot")
+    parser.add_argument("--alerts-only", action="store_true",
+                        help="only the sites' alert automations (for the shared deployments of prefect.yaml)")
+    parser.add_argument("--alerts-pool", default="ft-upgrade",
+                        help="with --alerts-only: the work pool a late run's alert names")
     return parser.parse_args(argv)
+
+
+def apply_alerts_only(sites: Sequence[str], alerts: dict[str, Any], pool: str, echo: Any = print) -> None:
+    """The sites' automations alone (no pool, no deployment): the runs of prefect.yaml's deployments tag
+    themselves ``site:<id>``. A site without an ``alerts`` section in its site file is an input error."""
+    from prefect.client.orchestration import get_client
+
+    missing = [s for s in sites if s not in alerts]
+    if missing:
+        raise ValueError(f"no alerts section in the site file of {', '.join(missing)}")
+    with get_client(sync_client=True) as client:
+        for site in sites:
+            echo(f"site {site}: automations {', '.join(apply_site_alerts(client, site, pool, alerts[site]))}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -299,8 +322,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         alerts = alerts_from_files(args.sites_dir)
-        deploy(sites, prefix=args.pool_prefix, pool_concurrency=args.pool_concurrency,
-               fleet_concurrency=args.fleet_concurrency, alerts=alerts)
+        if args.alerts_only:
+            apply_alerts_only(sites, alerts, args.alerts_pool)
+        else:
+            deploy(sites, prefix=args.pool_prefix, pool_concurrency=args.pool_concurrency,
+                   fleet_concurrency=args.fleet_concurrency, alerts=alerts)
     except ValueError as exc:  # a site file's alerts section, or a block it names that does not exist
         print(f"bad input: {exc}", file=sys.stderr)
         return 2

@@ -174,7 +174,11 @@ def _guard(fn: Any) -> Any:
 @_guard
 def validate(configs: ConfigsOpt = None, sql_root: SqlRootOpt = None,
              site: Annotated[str | None, typer.Option(
-                 "--site", help="Also check that the scripts applied at this site are unchanged on disk.")] = None,
+                 "--site", help="Also check that the scripts applied at this site are unchanged on disk, and "
+                                "plan from the site's recorded version.")] = None,
+             source: Annotated[str | None, typer.Option(
+                 "--from", help="Also plan from this source version (e.g. the version of the sites to upgrade).")
+             ] = None,
              db: DbOpt = None, json_out: JsonOpt = False) -> None:
     """Check every config, step class, step parameter and SQL file, and plan every range at every site known;
     exit 2 listing every problem."""
@@ -185,7 +189,7 @@ def validate(configs: ConfigsOpt = None, sql_root: SqlRootOpt = None,
     settings = where.settings
     sites, databases = _known_sites(where, site)
     loaded = validate_tree(settings.configs, settings.sql_root, settings.allowed_step_modules, sites=sites,
-                           known_databases=databases)
+                           known_databases=databases, sources=_sources(source, site, where))
     drift = _script_drift(site, where) if site else []
     if drift:
         raise InputError(f"scripts applied at site {site} have changed on disk:\n" +
@@ -198,6 +202,23 @@ def validate(configs: ConfigsOpt = None, sql_root: SqlRootOpt = None,
             err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     checked = f"; scripts applied at site {site} unchanged" if site else ""
     out.print(f"[green]ok[/]: {len(loaded)} configs valid in {settings.configs}{checked}", highlight=False)
+
+
+def _sources(source: str | None, site: str | None, where: _Where) -> dict[Any, str]:
+    """Versions ``validate`` plans from: ``--from``, and the version the site's store records for ``--site``."""
+    from tasks.core.versions import Version
+
+    found: dict[Any, str] = {Version.parse(source): "--from"} if source else {}
+    if site and _has_store(where):
+        from tasks.execution.service import ExecutionService
+
+        with ExecutionService.open(site, metadata_url=where.metadata_url) as service:
+            state = service.sites.get(site)
+        if state and state.current_version:
+            current = Version.parse(state.current_version)
+            label = f"site {site}'s version"
+            found[current] = f"{found[current]}, {label}" if current in found else label
+    return found
 
 
 def _known_sites(where: _Where, site: str | None) -> tuple[set[str], set[str]]:
@@ -236,17 +257,57 @@ def _has_store(where: _Where) -> bool:
                 or (where.settings.home / "metadata.db").exists())
 
 
-def _sql_preview(result: Any, where: _Where) -> Any:
-    """The plan's statements per database, marked by what the site's store recorded as applied."""
+def _sql_preview(result: Any, where: _Where) -> tuple[Any, Any]:
+    """The plan's statements per database, marked by what the site's store recorded as applied, and the
+    downtime forecast of those still to run (the site's databases read, read-only)."""
     from tasks.planning.sql_preview import preview_sql
+    from tasks.sql.forecast.site import plan_forecast
 
-    applied: dict[str, Any] = {}
-    if _has_store(where):
-        from tasks.execution.service import ExecutionService
+    if not _has_store(where):
+        preview = preview_sql(result, where.settings.sql_root, {})
+        return preview, plan_forecast(preview.pending, result.site_id, settings=where.settings,
+                                      overrides=where.overrides)
+    from tasks.execution.service import ExecutionService
 
-        with ExecutionService.open(result.site_id, metadata_url=where.metadata_url) as service:
-            applied = {a.path: a for a in service.applied_scripts(result.site_id)}
-    return preview_sql(result, where.settings.sql_root, applied)
+    with ExecutionService.open(result.site_id, metadata_url=where.metadata_url) as service:
+        applied = {a.path: a for a in service.applied_scripts(result.site_id)}
+        preview = preview_sql(result, where.settings.sql_root, applied)
+        return preview, plan_forecast(preview.pending, result.site_id, settings=where.settings,
+                                      overrides=where.overrides, store_engine=service.store.engine)
+
+
+def _print_forecast(forecast: Any) -> None:
+    """The downtime forecast: each DDL's algorithm and seconds, the total, what dominates, what could run online."""
+    from rich.text import Text
+
+    from tasks.sql.forecast.site import seconds_text
+
+    shown = [s for s in forecast.statements if s.shown]
+    table = Table(title=f"downtime forecast of startup_pre_process: {seconds_text(forecast.seconds)} for "
+                        f"{len(forecast.statements)} statements still to run")
+    for col in ("file:line", "database", "table", "algorithm", "rebuild", "rows", "seconds", "statement"):
+        table.add_column(col, overflow="fold")
+    for s in shown:
+        how = s.category + (f" [{s.algorithm}, LOCK={s.lock}]" if s.algorithm not in ("", "INSTANT", "COPY") else "")
+        first = s.sql.strip().splitlines()[0][:60] if s.sql.strip() else ""
+        table.add_row(Text(s.where), s.database, s.table, how + ("" if s.certain else " ?"),
+                      {"rebuild": "yes", "copy": "copy"}.get(s.work, "-"), str(s.rows), f"{s.seconds:.2f}", Text(first))
+    out.print(table)
+    rates = ", ".join(f"{w} {r.rows_per_second:,.0f} rows/s ({'learned' if r.learned_from else 'default'})"
+                      for w, r in forecast.rates.items())
+    out.print(f"throughput: {rates}", highlight=False)
+    for db, server in forecast.servers.items():
+        out.print(f"{db}: {server}", highlight=False)
+    for db, why in forecast.unavailable.items():
+        err.print(f"[yellow]forecast:[/] no facts for {db}: {why}; its statements count at their fixed cost",
+                  highlight=False)
+    if forecast.uncertain:
+        out.print(f"{len(forecast.uncertain)} statements of unknown duration (marked ?)", highlight=False)
+    for s in forecast.dominating:
+        out.print(f"dominating: {s.where} {s.seconds:.1f}s ({s.category}, {s.rows} rows of {s.table})", highlight=False)
+    for s in forecast.online_candidates:
+        out.print(f"could run online before the stop (advice only): {s.where} {s.seconds:.1f}s "
+                  f"({s.category}, LOCK=NONE)", highlight=False)
 
 
 _STATUS_STYLE = {"applied": "green", "pending": "yellow", "changed since applied": "red"}
@@ -273,6 +334,17 @@ def _print_sql_preview(preview: Any) -> None:
         out.print("no SQL statements in this plan", highlight=False)
 
 
+def _print_releases(result: Any) -> None:
+    """The releases the range crosses, each with its config or the words "no config" (nothing of it runs)."""
+    table = Table(title=f"releases crossed by {result.source_version} → {result.target_version}")
+    for col in ("version", "kind", "config", "steps"):
+        table.add_column(col)
+    for release in result.releases:
+        config = release.config_file or f"[yellow]no config[/] ({release.known_from}): nothing of it runs"
+        table.add_row(release.version, release.kind, config, str(release.steps))
+    out.print(table)
+
+
 @app.command()
 @_guard
 def plan(
@@ -285,32 +357,39 @@ def plan(
     db: DbOpt = None,
     json_out: JsonOpt = False,
     sql: Annotated[bool, typer.Option("--sql", help="Also list every statement per database: file:line, kind, "
-                                                    "the guarantee it gets, applied at the site or not.")] = False,
+                                                    "the guarantee it gets, applied at the site or not; and the "
+                                                    "downtime forecast (reads the site's databases, read-only).")
+                   ] = False,
 ) -> None:
     """Show which steps would run, in order; unresolved step classes and changed applied scripts are marked."""
+    from rich.text import Text  # a description may hold [brackets] that rich would read as markup
+
     from tasks.planning.config_loader import load_configs
     from tasks.planning.plan import build_plan
 
     where = _where(configs, sql_root, db)
     settings = where.settings
     result = build_plan(load_configs(settings.configs), source, target, site, cutpoint,
-                        allowed_step_modules=settings.allowed_step_modules)
-    preview = _sql_preview(result, where) if sql else None
+                        allowed_step_modules=settings.allowed_step_modules, sql_root=settings.sql_root)
+    preview, forecast = _sql_preview(result, where) if sql else (None, None)
     if json_out and preview is not None:
-        print(json.dumps({**result.model_dump(mode="json"), "sql": preview.to_json()}, indent=2, ensure_ascii=False))
+        print(json.dumps({**result.model_dump(mode="json"), "sql": preview.to_json(), "forecast": forecast.to_json()},
+                         indent=2, ensure_ascii=False))
         return
     if json_out:
         print(result.model_dump_json(indent=2))
         return
     table = Table(title=f"plan {result.source_version} → {result.target_version} at {result.site_id} "
                         f"(chain: {', '.join(result.chain)})")
-    for col in ("#", "cutpoint", "version", "step", "class", "timeout", "retries", "required", "est."):
+    for col in ("#", "cutpoint", "version", "step", "description", "class", "timeout", "retries", "required", "est."):
         table.add_column(col)
     for i, step in enumerate(result.steps, 1):
         impl = step.class_name.rpartition(".")[2] if step.resolved else f"[red]UNRESOLVED {step.class_name}[/]"
-        table.add_row(str(i), step.cutpoint.value, step.version, step.step_id, impl, str(step.timeout or "-"),
+        table.add_row(str(i), step.cutpoint.value, step.version, step.step_id, Text(step.description or "-"), impl,
+                      str(step.timeout or "-"),
                       str(step.retry_count), "yes" if step.required else "no", f"{step.estimated_duration or 0}s")
     out.print(table)
+    _print_releases(result)
     out.print(f"estimated duration: {result.estimated_seconds}s", highlight=False)
     for w in result.warnings:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
@@ -318,6 +397,7 @@ def plan(
         err.print(f"[red]unresolved:[/] {step.config_file}: {step.step_id}: {step.unresolved_reason}", highlight=False)
     if preview is not None:
         _print_sql_preview(preview)
+        _print_forecast(forecast)
     for drift in _script_drift(result.site_id, where):
         err.print(f"[red]changed since applied:[/] {drift.describe()}", highlight=False)
 
@@ -364,7 +444,8 @@ def run(
     environment = _pairs(env, "--env")
     check_environment(environment, where="--env")
     settings = where.settings
-    validate_tree(settings.configs, settings.sql_root, settings.allowed_step_modules)  # every config and script
+    validate_tree(settings.configs, settings.sql_root, settings.allowed_step_modules,  # every config and script
+                  sources={Version.parse(source): "--from"})
     with _terminal_progress(not json_out), _ephemeral_api_patience():
         state = CUTPOINT_FLOWS[cutpoint](source_version=source, target_version=target, site_id=site,
                                          environment=environment, rerun=rerun, waive=list(waive or []),
@@ -430,8 +511,8 @@ def _finish_run(state: Any, json_out: bool, site: str, where: _Where) -> None:
     with ExecutionService.open(site, metadata_url=where.metadata_url) as service:
         data = service.build_report(execution_id).to_json()
         stored = service.latest_report(execution_id)
-    if stored and stored["report_content"]:  # what was published, notification outcome included
-        data = {**json.loads(stored["report_content"]), **data}
+    if stored and stored.content:  # what was published, notification outcome included
+        data = {**stored.content, **data}
         data.pop("markdown", None)
     _print_report(data, json_out)
     raise typer.Exit(1)
@@ -496,13 +577,11 @@ def resume(
                                 inflight=inflight)
     with ExecutionService.locate(execution_id, site, metadata_url=where.metadata_url) as service:
         execution = service.prepare_resume(execution_id, decision)
-    if execution["status"] == ExecutionStatus.SUCCESS:
+    if execution.status == ExecutionStatus.SUCCESS:
         out.print(f"execution {execution_id} already succeeded; nothing to resume")
         return
-    where = _where(configs or _recorded_path(execution, "configs_dir"),
-                   sql_root or _recorded_path(execution, "sql_root"), db)
-    missing = [n for n in (execution.get("db_overrides") or "").split(",")
-               if n and n not in where.databases and not _db_in_environment(n)]
+    where = _where(configs or _recorded_path(execution.configs_dir), sql_root or _recorded_path(execution.sql_root), db)
+    missing = [n for n in execution.db_overrides if n not in where.databases and not _db_in_environment(n)]
     if missing:
         err.print(f"[yellow]warning:[/] {', '.join(missing)} were given with --db when the execution started; "
                   "give them again with --db NAME=URL if the blocks do not hold them", highlight=False)
@@ -512,17 +591,16 @@ def resume(
     if masked:
         raise InputError(f"{', '.join(masked)} were stored masked (before secrets were passed by reference): "
                          f"give them again as --env {masked[0]}=secret:<Secret block name>")
-    cutpoint = Cutpoint(execution["step_type"])
+    cutpoint = Cutpoint(execution.cutpoint)
     with _terminal_progress(not json_out), _ephemeral_api_patience():
-        state = CUTPOINT_FLOWS[cutpoint](source_version=execution["source_version"],
-                                         target_version=execution["target_version"], site_id=execution["site_id"],
+        state = CUTPOINT_FLOWS[cutpoint](source_version=execution.source_version,
+                                         target_version=execution.target_version, site_id=execution.site_id,
                                          environment=environment, requested_by=decision.by,
                                          execution_id=execution_id, return_state=True, **where.flow_parameters())
-    _finish_run(state, json_out, execution["site_id"], where)
+    _finish_run(state, json_out, execution.site_id, where)
 
 
-def _recorded_path(execution: dict[str, Any], column: str) -> Path | None:
-    recorded = execution.get(column)
+def _recorded_path(recorded: str | None) -> Path | None:
     return Path(recorded) if recorded and Path(recorded).is_dir() else None
 
 
@@ -552,17 +630,17 @@ def executions(
     if latest:
         if not rows:
             raise InputError("no execution matches")
-        print(rows[0]["execution_id"])
+        print(rows[0].execution_id)
         return
     if json_out:
-        print(json.dumps(rows, default=str, ensure_ascii=False))
+        print(json.dumps([r.listing() for r in rows], default=str, ensure_ascii=False))
         return
     table = Table()
     for col in ("execution", "site", "cutpoint", "from", "to", "status", "resumes", "started (UTC)"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["execution_id"], r["site_id"], r["step_type"], r["source_version"], r["target_version"],
-                      r["status"], str(r["resume_count"]), str(r["start_time"])[:19])
+        table.add_row(r.execution_id, r.site_id, r.cutpoint, r.source_version, r.target_version, r.status,
+                      str(r.resume_count), str(r.start_time)[:19])
     out.print(table)
 
 
@@ -604,10 +682,10 @@ def report(execution_id: Annotated[str, typer.Argument()],
     from tasks.execution.service import ExecutionService
 
     with ExecutionService.locate(execution_id, site, metadata_url=_where(db=db).metadata_url) as service:
-        row = service.latest_report(execution_id)
-    if row is None:
+        stored = service.latest_report(execution_id)
+    if stored is None:
         raise InputError(f"no report for execution {execution_id!r}")
-    content = json.loads(row["report_content"])
+    content = dict(stored.content)
     if fmt == "md":
         print(content["markdown"])
     else:
@@ -632,17 +710,13 @@ def baseline(
 
     from tasks.core.versions import Version
     from tasks.execution.service import ExecutionService
-    from tasks.store.site_lock import site_lock
 
     parsed = str(Version.parse(version))
     where = _where(db=db)
     who = by or getpass.getuser()
-    with ExecutionService.open(site, metadata_url=where.metadata_url) as service, site_lock(
-            service.store.engine, site, holder=f"baseline {parsed} by {who}",
-            wait_seconds=where.settings.site_lock_wait_seconds,
-            check_seconds=where.settings.site_lock_check_seconds):
-        before = service.sites.get(site)
-        service.baseline(site, parsed, by=who, notes=notes)
+    with ExecutionService.open(site, metadata_url=where.metadata_url) as service, \
+            service.hold(site, f"baseline {parsed} by {who}", settings=where.settings):
+        before = service.baseline(site, parsed, by=who, notes=notes)
     was = f" (was {before.current_version or 'unknown'})" if before else ""
     out.print(f"site {site} is on {parsed}{was}; recorded by {who}", highlight=False)
 
@@ -659,7 +733,7 @@ def info(site: Annotated[str, typer.Option("--site", help="Site id.")], db: DbOp
 
     where = _where(configs, None, db)
     with ExecutionService.open(site, metadata_url=where.metadata_url) as service:
-        state = service.sites.get(site)
+        state = service.site(site)
         current = Version.parse(state.current_version) if state and state.current_version else None
         configs_found = sorted(load_configs(where.settings.configs), key=lambda c: c.version.code)
         pending = [str(c.version) for c in configs_found if current is None or c.version > current]
@@ -667,6 +741,7 @@ def info(site: Annotated[str, typer.Option("--site", help="Site id.")], db: DbOp
     if json_out:
         for bp in data["active_breakpoints"]:
             bp.pop("breakpoint")
+        data["last_executions"] = [e.listing() for e in data["last_executions"]]
         print(json.dumps(data, ensure_ascii=False, default=str))
         return
     _print_info(data)
@@ -701,9 +776,9 @@ def _print_info(data: dict[str, Any]) -> None:
         table = Table(title="last executions")
         for col in ("execution", "cutpoint", "from → to", "status", "started (UTC)"):
             table.add_column(col)
-        for r in data["last_executions"]:
-            table.add_row(r["execution_id"], r["step_type"], f"{r['source_version']} → {r['target_version']}",
-                          r["status"], str(r["start_time"])[:19])
+        for e in data["last_executions"]:
+            table.add_row(e.execution_id, e.cutpoint, f"{e.source_version} → {e.target_version}", e.status,
+                          str(e.start_time)[:19])
         out.print(table)
 
 
@@ -723,10 +798,12 @@ def doctor(
     checks = run_doctor(site, settings=_where(configs, sql_root).settings)
     bad = problems(checks)
     if json_out:
-        print(json.dumps({"status": "fail" if bad else "ok", "checks": [asdict(c) for c in checks]}))
+        print(json.dumps({"status": "fail" if bad else "ok",
+                          "checks": [{**asdict(c), "status": c.status} for c in checks]}))
     else:
+        marks = {"ok": "[green]ok[/]     ", "skipped": "[yellow]skipped[/]", "failed": "[red]FAIL[/]   "}
         for c in checks:
-            out.print(f"{'[green]ok[/]  ' if c.ok else '[red]FAIL[/]'} {c.name}: {c.detail}", highlight=False)
+            out.print(f"{marks[c.status]} {c.name}: {c.reason}", highlight=False)
         if bad:
             err.print(f"[red]not ready:[/] {', '.join(c.name for c in bad)}", highlight=False)
     if bad:
@@ -838,16 +915,15 @@ def backup_restore(
     lock and asks for confirmation on a terminal (--yes for scripts)."""
     from tasks.backup.commands import restore_backup
     from tasks.core.errors import SiteBusy, UpgradeError
-    from tasks.store.site_lock import site_lock
+    from tasks.execution.service import ExecutionService
 
     _confirm(yes, f"restore backup {backup_id} over the live tables of site {site}"
                   f"{' (' + tables + ')' if tables else ''}?")
     where = _where(db=db)
     try:
         with _site_resources(site, where) as resources, _terminal_progress(not json_out), \
-                site_lock(resources.metadata_store().engine, site, holder=f"ft-upgrade backup restore {backup_id}",
-                          wait_seconds=where.settings.site_lock_wait_seconds,
-                          check_seconds=where.settings.site_lock_check_seconds):
+                ExecutionService(resources.metadata_store()).hold(site, f"ft-upgrade backup restore {backup_id}",
+                                                                  settings=where.settings):
             report = restore_backup(backup_id, resources.path("backup_dir"), resources.engine,
                                     tables=[t.strip() for t in tables.split(",")] if tables else None,
                                     include_files=files)
@@ -883,10 +959,10 @@ def rollback(
     where = _where(db=db)
     with ExecutionService.locate(execution_id, site, metadata_url=where.metadata_url) as service:
         execution = service.execution(execution_id)
-    _confirm(yes, f"roll back {execution['step_type']} {execution['source_version']} → "
-                  f"{execution['target_version']} at site {execution['site_id']} ({execution_id})?")
+    _confirm(yes, f"roll back {execution.cutpoint} {execution.source_version} → "
+                  f"{execution.target_version} at site {execution.site_id} ({execution_id})?")
     with _terminal_progress(not json_out), _ephemeral_api_patience():
-        state = rollback_flow(execution_id=execution_id, site_id=execution["site_id"], reason=reason,
+        state = rollback_flow(execution_id=execution_id, site_id=execution.site_id, reason=reason,
                               requested_by=by or getpass.getuser(), configs_dir=str(where.settings.configs),
                               databases=where.flow_parameters()["databases"], return_state=True)
     if not state.is_completed():

@@ -14,11 +14,9 @@ resume`` then work as before. CLI runs have no one to ask and never suspend.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from prefect import get_run_logger
 from prefect.input import RunInput
@@ -29,7 +27,10 @@ from tasks.core.clock import utcnow
 from tasks.core.errors import InputError, UpgradeFailed
 from tasks.core.language import language_code, words
 from tasks.core.settings import Settings
-from tasks.store.breakpoints import OperatorDecision, active_breakpoint
+from tasks.store.breakpoints import Breakpoint, OperatorDecision
+
+if TYPE_CHECKING:
+    from tasks.execution.service import ExecutionService
 
 #: The choices shown, per language; each starts with its key (``retry``, ``applied``, ``skip``, ``stop``),
 #: which is what the run reads back, whatever the language the form was shown in.
@@ -90,10 +91,10 @@ class DecisionForm(RunInput):
         return self
 
 
-def form_for(bp: Mapping[str, Any], language: str | None = "zh") -> type[DecisionForm]:
+def form_for(bp: Breakpoint, language: str | None = "zh") -> type[DecisionForm]:
     """The form of one breakpoint in the site's language: "mark applied" only where the statement may have
     taken effect. ``language=None``: every language's choices (to read back a submission)."""
-    keys = IN_DOUBT_KEYS if in_doubt(bp) else FAILED_KEYS
+    keys = IN_DOUBT_KEYS if bp.in_doubt else FAILED_KEYS
     languages = [language_code(language)] if language is not None else list(CHOICES)
     choices = tuple(CHOICES[lang][k] for lang in languages for k in keys)
     fields = _FIELDS[languages[0]]
@@ -107,26 +108,21 @@ def form_for(bp: Mapping[str, Any], language: str | None = "zh") -> type[Decisio
     return cast(type[DecisionForm], model)
 
 
-def in_doubt(bp: Mapping[str, Any]) -> bool:
-    return bool(_context(bp).get("in_doubt"))
-
-
-def asks(bp: Mapping[str, Any] | None, settings: Settings) -> bool:
+def asks(bp: Breakpoint | None, settings: Settings) -> bool:
     """Whether this breakpoint suspends the run: a statement's, in a deployment run, the form not turned off."""
     return (bp is not None and settings.decide_in_ui and bool(deployment.id) and bool(flow_run.id)
-            and bp["breakpoint_type"] == "SQL_LEVEL" and bp.get("sql_sequence") is not None
-            and not _context(bp).get("lock_lost"))
+            and bp.at_statement and not bp.lock_lost)
 
 
-def pause_key(bp: Mapping[str, Any]) -> str:
+def pause_key(bp: Breakpoint) -> str:
     """One suspension per breakpoint: its submission is found under this key when the run comes back (Prefect
     allows lowercase letters, digits and dashes in input keys)."""
-    return "decision-" + re.sub(r"[^a-z0-9]+", "-", str(bp["id"]).lower())
+    return "decision-" + re.sub(r"[^a-z0-9]+", "-", bp.id.lower())
 
 
-def wait_seconds(bp: Mapping[str, Any], settings: Settings) -> int:
+def wait_seconds(bp: Breakpoint, settings: Settings) -> int:
     """How long the form waits: the configured time, never beyond the breakpoint's expiry."""
-    left = max((bp["expiry_time"] - utcnow()).total_seconds(), 1.0)
+    left = max((bp.expiry_time - utcnow()).total_seconds(), 1.0)
     configured = settings.decision_timeout_seconds
     return int(min(configured, left) if configured else left)
 
@@ -165,42 +161,39 @@ _DESCRIBE = {
 }
 
 
-def describe(bp: Mapping[str, Any], execution_id: str, site_id: str, language: str = "zh") -> str:
+def describe(bp: Breakpoint, execution_id: str, site_id: str, language: str = "zh") -> str:
     """The form's markdown in the site's language: where it stopped, the statement (masked), the error, what
     to check."""
     t = words(_DESCRIBE, language)
-    where = f"{bp['sql_file_name']}:{bp['sql_line_number']}"
-    database = _context(bp).get("database") or "?"
-    code = t["code"].format(code=bp["error_code"]) if bp.get("error_code") else ""
-    kind = "doubt" if in_doubt(bp) else "failed"
+    code = t["code"].format(code=bp.error_code) if bp.error_code else ""
+    kind = "doubt" if bp.in_doubt else "failed"
     return "\n\n".join([
-        t[f"{kind}_head"].format(where=where, seq=bp["sql_sequence"], database=database),
-        t["where"].format(site=site_id, step=bp["step_id"], execution=execution_id, bp=bp["id"]),
-        f"```sql\n{(bp.get('sql_content') or '').strip()[:2000]}\n```",
-        t["error"].format(code=code, reason=bp.get("failure_reason") or t["unknown"]),
+        t[f"{kind}_head"].format(where=bp.where, seq=bp.sql_sequence, database=bp.database or "?"),
+        t["where"].format(site=site_id, step=bp.step_id, execution=execution_id, bp=bp.id),
+        f"```sql\n{(bp.sql_content or '').strip()[:2000]}\n```",
+        t["error"].format(code=code, reason=bp.failure_reason or t["unknown"]),
         t["check"].format(check=t[f"{kind}_check"]),
-        t["stop"].format(expiry=f"{bp['expiry_time']:%Y-%m-%d %H:%M} UTC", execution=execution_id),
+        t["stop"].format(expiry=f"{bp.expiry_time:%Y-%m-%d %H:%M} UTC", execution=execution_id),
     ])
 
 
-def ask_operator(engine: Any, execution_id: str, site_id: str, settings: Settings, language: str = "zh") -> None:
+def ask_operator(bp: Breakpoint | None, site_id: str, settings: Settings, language: str = "zh") -> None:
     """In a deployment run: suspend with the decision form, in the site's language (the process exits here);
     otherwise return."""
     from prefect.flow_runs import suspend_flow_run
 
-    bp = active_breakpoint(engine, execution_id)
     if bp is None or not asks(bp, settings):
         return
     timeout = wait_seconds(bp, settings)
     get_run_logger().warning(
-        "%s:%s: waiting up to %s for an operator's decision in the Prefect UI (%s): open the flow run, Resume, "
-        "fill in the form", bp["sql_file_name"], bp["sql_line_number"], _duration(timeout), flow_run.ui_url)
-    form = form_for(bp, language).with_initial_data(description=describe(bp, execution_id, site_id, language))
+        "%s: waiting up to %s for an operator's decision in the Prefect UI (%s): open the flow run, Resume, "
+        "fill in the form", bp.where, _duration(timeout), flow_run.ui_url)
+    form = form_for(bp, language).with_initial_data(description=describe(bp, bp.execution_id, site_id, language))
     try:
         suspend_flow_run(wait_for_input=form, timeout=timeout, key=pause_key(bp))
     except Exception as exc:  # noqa: BLE001 - no form: the run ends Failed with its breakpoint, as without one
         get_run_logger().error("could not ask in the Prefect UI (%s: %s); the run ends Failed with breakpoint %s",
-                               type(exc).__name__, exc, bp["id"])
+                               type(exc).__name__, exc, bp.id)
 
 
 @dataclass(frozen=True)
@@ -218,7 +211,7 @@ class Submission:
         return OperatorDecision(by=self.by, notes=notes, inflight=self.inflight)
 
 
-def submitted(bp: Mapping[str, Any] | None) -> Submission | None:
+def submitted(bp: Breakpoint | None) -> Submission | None:
     """The operator's submission for this breakpoint, when this run was resumed from its form (else None).
 
     Only a key that fired in this flow run counts; a submission is removed once it is recorded
@@ -240,51 +233,41 @@ def submitted(bp: Mapping[str, Any] | None) -> Submission | None:
     try:
         form = form_for(bp, language=None).model_validate(raw)
     except ValueError as exc:
-        raise InputError(f"breakpoint {bp['id']}: the decision submitted is not valid: {exc}") from None
-    return Submission(breakpoint_id=bp["id"], inflight=inflight_of(form.decision), by=form.by.strip(),
+        raise InputError(f"breakpoint {bp.id}: the decision submitted is not valid: {exc}") from None
+    return Submission(breakpoint_id=bp.id, inflight=inflight_of(form.decision), by=form.by.strip(),
                       reason=form.reason.strip())
 
 
-def apply_submission(service: Any, execution_id: str) -> None:
+def apply_submission(service: ExecutionService, execution_id: str) -> None:
     """On a run resumed from the form: record the decision as the CLI does, or end Failed on "stop"."""
-    store = service.store
-    bp = active_breakpoint(store.engine, execution_id)
+    bp = service.active_breakpoint(execution_id)
     answer = submitted(bp)
     if answer is None or bp is None:
         return
-    where = f"{bp['sql_file_name']}:{bp['sql_line_number']}"
-    logger = get_run_logger()
     if answer.inflight is None:
-        e = store.require_execution(execution_id)
-        service.sites.record(e["site_id"], "OPERATOR_STOPPED", cutpoint=e["step_type"], source=e["source_version"],
-                             target=e["target_version"], execution_id=execution_id, flow_run_id=str(flow_run.id),
-                             actor=answer.by, detail={"breakpoint": bp["id"], "reason": answer.reason})
+        service.operator_stopped(execution_id, bp, by=answer.by, reason=answer.reason, flow_run_id=str(flow_run.id))
         _forget(bp)
-        raise UpgradeFailed(f"{where}: stopped here by {answer.by} in the Prefect UI ({answer.reason or 'no reason'}); "
-                            f"breakpoint {bp['id']} is kept: fix the cause, then Retry this flow run, run the "
-                            f"deployment again or `ft-upgrade resume {execution_id}`",
-                            execution_id=execution_id, step_id=bp["step_id"])
+        raise UpgradeFailed(f"{bp.where}: stopped here by {answer.by} in the Prefect UI "
+                            f"({answer.reason or 'no reason'}); breakpoint {bp.id} is kept: fix the cause, then Retry "
+                            f"this flow run, run the deployment again or `ft-upgrade resume {execution_id}`",
+                            execution_id=execution_id, step_id=bp.step_id)
     service.prepare_resume(execution_id, answer.decision())  # on the breakpoint: it survives a crash from here on
     _forget(bp)
-    logger.warning("%s: decision from the Prefect UI: %s by %s: %s", where, answer.inflight, answer.by,
-                   answer.reason or "-")
+    get_run_logger().warning("%s: decision from the Prefect UI: %s by %s: %s", bp.where, answer.inflight, answer.by,
+                             answer.reason or "-")
 
 
-def _response_key(bp: Mapping[str, Any]) -> str:
+def _response_key(bp: Breakpoint) -> str:
     from prefect.input import keyset_from_base_key
 
     return keyset_from_base_key(f"{SUSPENDED}-{pause_key(bp)}")["response"]
 
 
-def _forget(bp: Mapping[str, Any]) -> None:
+def _forget(bp: Breakpoint) -> None:
     """The submission is recorded (breakpoint or site history): a later attempt of this run must not see it."""
     from prefect.input.actions import delete_flow_run_input
 
     delete_flow_run_input(_response_key(bp), flow_run_id=flow_run.id)
-
-
-def _context(bp: Mapping[str, Any]) -> dict[str, Any]:
-    return cast(dict[str, Any], json.loads(bp.get("context_data") or "{}"))
 
 
 def _duration(seconds: int) -> str:

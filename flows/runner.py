@@ -1,14 +1,12 @@
-"""The body every cutpoint flow shares: plan → admission → execution record → step tasks → report.
+"""Prefect's part of every cutpoint flow; the run itself is :func:`tasks.execution.cutpoint_run.run_cutpoint`.
 
-It composes and records; the rules are in the execution service and the work in the step classes.
-A trigger with the same request (Prefect UI retry, ``prefect deployment run`` again, ``ft-upgrade
-resume``) continues the unfinished execution: steps the ledger shows as done are not run again. A
-cutpoint that already completed for (site, source, target) executes nothing and says so.
+This module hands it what only Prefect can do (cf. Alembic's ``command.upgrade``, which only wires):
+run a step as a task run (its retries, timeout and cached result), publish the artifacts on the flow run,
+ask an operator's decision on the flow run's page, and name the run (flow run id, deployment).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,45 +17,24 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
-from prefect.context import TaskRunContext
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.runtime import deployment, flow_run
 from prefect.utilities.annotations import quote
 from pydantic import SecretStr
 
-from blocks.database import url_from_environment
-from blocks.notifications import send_to_blocks
-from blocks.site_profile import load_site_profile
 from flows.decision import apply_submission, ask_operator, asks
 from tasks.core.cutpoints import Cutpoint
-from tasks.core.environment import check_environment, is_secret_key, secret_reference
-from tasks.core.errors import Refused, SiteBusy, StepFailed, UpgradeFailed
-from tasks.core.language import language_of
-from tasks.core.masking import mask_text
 from tasks.core.parameters import SiteId, VersionText, Waivable
 from tasks.core.settings import Settings, get_settings
-from tasks.core.statuses import STEP_BLOCKING, STEP_DONE, ExecutionStatus, StepStatus
-from tasks.core.steps import StepResult
-from tasks.execution.admission import Admission, Request
-from tasks.execution.report_text import report_text
-from tasks.execution.reporting import RunReport, artifact_key, render_markdown, render_refusal, steps_table
-from tasks.execution.service import ExecutionService, StartTerms, describe_applied
-from tasks.execution.site_info import OVERVIEW_KEY, latest_overview_rows, merge_overview, overview_rows
-from tasks.notify.message import render_message
-from tasks.notify.webhook import notify
-from tasks.planning.plan import PlannedStep, UpgradePlan, plan_for
-from tasks.site.resources import SiteOverrides, SiteResources, open_site_resources
-from tasks.steps.context import StepContext
-from tasks.steps.registry import resolve_step_class
-from tasks.store.breakpoints import active_breakpoint, open_breakpoint
-from tasks.store.metadata_store import MetadataStore
-from tasks.store.site_lock import site_lock
-
-
-def masked_environment(environment: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The environment as recorded: Secret block references kept (a resume reads them again), any other
-    value of a secret-looking key replaced (an execution recorded before references were required)."""
-    return {k: ("***" if is_secret_key(k) and secret_reference(v) is None else v)
-            for k, v in (environment or {}).items()}
+from tasks.execution import cutpoint_run
+from tasks.execution.admission import Request
+from tasks.execution.loop import Launched, StepLoop
+from tasks.execution.reporting import RunReport, artifact_key, steps_table
+from tasks.execution.service import ExecutionService
+from tasks.execution.site_info import OVERVIEW_KEY, latest_overview_rows, merge_overview
+from tasks.planning.plan import PlannedStep
+from tasks.site.resources import SiteOverrides
+from tasks.store.breakpoints import Breakpoint
 
 
 def _step_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -67,44 +44,95 @@ def _step_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
 
 
 @task(persist_result=True, cache_key_fn=_step_cache_key, log_prints=False)
-def run_step(step: PlannedStep, execution_id: str, order: int, run: dict[str, Any], resources: SiteResources,
-             store: MetadataStore) -> dict[str, Any]:
+def run_step(step: PlannedStep, execution_id: str, order: int, loop: StepLoop) -> dict[str, Any]:
     """Run one step, unless the ledger says it already finished in this execution."""
-    row = store.step_row(execution_id, step.key)
-    if row and row["status"] in STEP_DONE:
-        return {"status": row["status"], "summary": report_text(language_of(resources.profile))["step_reused"],
-                "reused": True}
-    if store.lock is not None:
-        store.lock.ensure_held()  # lost between steps: this step does not start
-    logger = get_run_logger()
-    store.start_step(execution_id=execution_id, step_key=step.key, step_id=step.step_id, step_name=step.name,
-                     cutpoint=step.cutpoint.value, class_name=step.class_name, order=order,
-                     metadata={"version": step.version, "implementation": step.implementation,
-                               "config_file": step.config_file, "params": step.params})
-    resolution = resolve_step_class(step.class_name, get_settings().allowed_step_modules)
-    assert resolution.step_class is not None, "plan.require_resolved() guarantees this"
-    cls = resolution.step_class
-    context = StepContext(
-        execution_id=execution_id, cutpoint=step.cutpoint.value, step_id=step.step_id, step_key=step.key,
-        step_name=step.name, version=step.version, source_version=run["source_version"],
-        target_version=run["target_version"], site_id=run["site_id"],
-        environment=resources.step_environment(run["environment"]), resources=resources, logger=logger)
-    logger.info("step %s (%s) started", step.step_id, step.class_name)
+    return loop.run_step(step, order, get_run_logger())
+
+
+def launch_task(loop: StepLoop, step: PlannedStep, order: int) -> Launched:
+    """The launcher: one step as a task run, with the step's retries and timeout."""
+    configured = run_step.with_options(
+        name=step.step_id, task_run_name=f"{step.step_id} ({step.version})",
+        retries=step.retry_count, retry_delay_seconds=step.retry_delay_seconds, timeout_seconds=step.timeout)
+    # the loop is quoted: Prefect would otherwise walk it (the resources, the store) as a parameter
+    state = configured(step, loop.scope.execution_id, order, quote(loop), return_state=True)
+    return Launched(completed=state.is_completed(), message=state.message or "")
+
+
+class FlowRunArtifacts:
+    """The publisher: the run's report, its progress, a refusal and the sites overview as artifacts."""
+
+    def __init__(self, cutpoint: Cutpoint, site_id: str) -> None:
+        self.cutpoint, self.site_id = cutpoint, site_id
+        self._progress: Any = None
+
+    def progress(self, percent: float) -> None:
+        if self._progress is None:
+            self._progress = create_progress_artifact(progress=percent,
+                                                      description=f"{self.cutpoint.value} at {self.site_id}")
+        else:
+            update_progress_artifact(self._progress, progress=percent)
+
+    def report(self, report: RunReport, markdown: str) -> None:
+        e = report.execution
+        key = artifact_key(e.site_id, e.cutpoint)
+        create_markdown_artifact(markdown=markdown, key=key,
+                                 description=f"{e.cutpoint} {e.source_version} → {e.target_version} "
+                                             f"at {e.site_id}: {report.status}")
+        create_table_artifact(table=steps_table(report.steps), key=key + "-steps",
+                              description=f"steps of {e.execution_id}")
+
+    def refusal(self, markdown: str) -> None:
+        create_markdown_artifact(markdown=markdown, key=artifact_key(self.site_id, self.cutpoint.value),
+                                 description=f"{self.cutpoint.value} at {self.site_id}: REFUSED")
+
+    def overview(self, rows: list[dict[str, str]]) -> None:
+        create_table_artifact(table=merge_overview(rows, latest_overview_rows()), key=OVERVIEW_KEY,
+                              description="FT sites: version and each cutpoint's state of the current upgrade")
+
+    def upgrade(self, key: str, markdown: str, description: str) -> None:
+        create_markdown_artifact(markdown=markdown, key=key, description=description)
+
+
+def tag_site(site_id: str) -> None:
+    """Tag this flow run ``site:<id>`` (if it is not yet): the site's alert automations match runs by that tag,
+    so a run of the shared deployments of ``prefect.yaml`` (the site a parameter) alerts like one of the site's
+    own. Never fails the run: a tag that cannot be set is logged."""
+    tag = f"site:{site_id}"
+    if not flow_run.id or tag in (flow_run.tags or []):
+        return
+    from prefect.client.orchestration import get_client
+
     try:
-        result = cls(cls.Params.model_validate(step.params), context).run()
-    except Exception as exc:
-        found = exc.result if isinstance(exc, StepFailed) and isinstance(exc.result, StepResult) else None
-        raw = str(exc) if isinstance(exc, UpgradeFailed) else f"{type(exc).__name__}: {exc}"
-        message = mask_text(raw, resources.secrets)
-        store.finish_step(execution_id=execution_id, step_key=step.key, status=StepStatus.FAILED,
-                          result=found.to_json() if found else None, error_message=message)
-        logger.error("step %s failed: %s", step.step_id, message)
-        raise
-    status = result.status if result.status != StepStatus.FAILED else StepStatus.WARNING
-    store.finish_step(execution_id=execution_id, step_key=step.key, status=status.value,
-                      result=result.to_json(), error_message=None)
-    logger.info("step %s %s: %s", step.step_id, status.value, result.summary)
-    return result.to_json()
+        with get_client(sync_client=True) as client:
+            current = client.read_flow_run(flow_run.id).tags or []
+            client.update_flow_run(flow_run.id, tags=[*current, tag])
+        context = FlowRunContext.get()
+        if context is not None and context.flow_run is not None:  # the events this process sends (heartbeats)
+            context.flow_run.tags = [*(context.flow_run.tags or []), tag]
+    except Exception as exc:  # noqa: BLE001 - an alert tag never changes a run's outcome
+        get_run_logger().warning("could not tag the flow run %s: %s", tag, exc)
+
+
+class FlowRunDecisions:
+    """The decider: the decision form on the flow run's page (deployment runs only; :mod:`flows.decision`)."""
+
+    def __init__(self, settings: Settings, site_id: str) -> None:
+        self.settings, self.site_id = settings, site_id
+
+    def resumed(self, service: ExecutionService, execution_id: str) -> None:
+        apply_submission(service, execution_id)
+
+    def page(self, bp: Breakpoint | None) -> str | None:
+        if not asks(bp, self.settings):
+            return None
+        from prefect.utilities.urls import url_for
+
+        return url_for("flow-run", obj_id=flow_run.id) or f"flow run {flow_run.id}"
+
+    def ask(self, bp: Breakpoint | None, language: str) -> None:
+        if bp is not None:
+            ask_operator(bp, self.site_id, self.settings, language)
 
 
 def run_cutpoint(cutpoint: Cutpoint, source_version: str, target_version: str, site_id: str,
@@ -112,55 +140,21 @@ def run_cutpoint(cutpoint: Cutpoint, source_version: str, target_version: str, s
                  reason: str = "", requested_by: str = "", accept_changed_scripts: bool = False,
                  execution_id: str | None = None, configs_dir: str | None = None, sql_root: str | None = None,
                  databases: Mapping[str, SecretStr] | None = None) -> dict[str, Any]:
-    """The flow body of every cutpoint. Raises :class:`UpgradeFailed` (flow Failed) after reporting.
-
-    A trigger is admitted first (:mod:`tasks.execution.admission`): a cutpoint that already completed
-    for (site, source, target) returns its report and executes nothing; a refused one raises
-    :class:`Refused` (exit 2) and executes nothing. ``configs_dir``, ``sql_root`` and ``databases`` are
-    what a caller gives instead of the settings and blocks (the CLI's options), explicitly.
-    """
-    check_environment(environment)
+    """The flow body of every cutpoint: the request, settings and connections from its parameters, and
+    Prefect's hooks. ``configs_dir``, ``sql_root`` and ``databases`` are what a caller gives instead of the
+    settings and blocks (the CLI's options), explicitly."""
+    tag_site(site_id)  # first: whatever fails next, the site's alerts see this run
     settings = get_settings(configs=configs_dir, sql_root=sql_root)
     overrides = SiteOverrides(databases={k: v.get_secret_value() for k, v in (databases or {}).items()})
-    plan = plan_for(cutpoint, source_version, target_version, site_id, settings)
-    steps = plan.for_cutpoint(cutpoint)
-    run_id = str(flow_run.id) if flow_run.id else None
-    request = Request(cutpoint=cutpoint, source_version=plan.source_version, target_version=plan.target_version,
-                      site_id=plan.site_id, rerun=rerun, waive=tuple(waive), reason=reason,
+    request = Request(cutpoint=cutpoint, source_version=source_version, target_version=target_version,
+                      site_id=site_id, rerun=rerun, waive=tuple(waive), reason=reason,
                       by=requested_by or _default_actor(), accept_changed_scripts=accept_changed_scripts,
                       execution_id=execution_id)
-    service = ExecutionService.open(plan.site_id, metadata_url=overrides.databases.get("metadata"))
-    holder = f"{cutpoint.value} {plan.source_version}→{plan.target_version} (flow run {run_id})"
-    try:
-        with site_lock(service.store.engine, plan.site_id, holder=holder,
-                       wait_seconds=settings.site_lock_wait_seconds, check_seconds=settings.site_lock_check_seconds,
-                       on_lost=get_run_logger().error) as held, service.store.fenced_by(held):
-            profile = load_site_profile(plan.site_id)
-            service.language = language_of(profile)  # one language per report
-            try:
-                admission = service.admit(request, sql_root=settings.sql_root, flow_run_id=run_id,
-                                          services=profile.services if profile else None)
-            except Refused as exc:
-                _publish_refusal(service, request, str(exc))
-                raise
-            if admission.action == "noop":
-                return _publish_noop(service, request, admission, run_id)
-            if admission.action == "resume" and admission.execution_id:
-                apply_submission(service, admission.execution_id)  # resumed from the Prefect UI's decision form
-            with open_site_resources(plan.site_id, settings=settings, overrides=overrides, profile=profile,
-                                     store=service.store) as resources:
-                return _run_locked(service, request, admission, plan, steps, run_id, environment, settings,
-                                   resources)
-    except SiteBusy as exc:  # refused like a missing precondition: nothing ran (exit 2, CICD reads the artifact)
-        _publish_refusal(service, request, str(exc))
-        raise
-    finally:
-        service.close()
-
-
-def _writes_events(step: PlannedStep, settings: Settings) -> bool:
-    step_class = resolve_step_class(step.class_name, settings.allowed_step_modules).step_class
-    return bool(step_class is not None and step_class.writes_events)
+    run_id = str(flow_run.id) if flow_run.id else None
+    hooks = cutpoint_run.RunHooks(launch=launch_task, publish=FlowRunArtifacts(cutpoint, site_id),
+                                  decide=FlowRunDecisions(settings, site_id), logger=get_run_logger(),
+                                  flow_run_id=run_id, deployment_name=deployment.name if run_id else None)
+    return cutpoint_run.run_cutpoint(request, environment, settings=settings, overrides=overrides, hooks=hooks)
 
 
 def _default_actor() -> str:
@@ -170,177 +164,6 @@ def _default_actor() -> str:
     import getpass
 
     return getpass.getuser()
-
-
-def _run_locked(service: ExecutionService, request: Request, admission: Admission, plan: UpgradePlan,
-                steps: list[PlannedStep], run_id: str | None, environment: Mapping[str, Any] | None,
-                settings: Settings, resources: SiteResources) -> dict[str, Any]:
-    """The run itself, while this process holds the site's lock."""
-    logger = get_run_logger()
-    cutpoint, site_id, store = request.cutpoint, plan.site_id, service.store
-    overridden = tuple(sorted(n for n in ("ft_db", "middle_db", "metadata")
-                              if n in resources.overrides.databases or url_from_environment(n)))
-    resources.resolve_environment(environment)  # a missing Secret block: nothing started
-    if any(_writes_events(step, settings) for step in steps):
-        resources.event_writer()  # the event log boots beside the run's start, not beside the statements
-    execution_id = service.start(request, admission, StartTerms(
-        environment=masked_environment(environment), total_steps=len(steps), plan_fingerprint=plan.fingerprint(),
-        flow_run_id=run_id, configs_dir=str(settings.configs), sql_root=str(settings.sql_root),
-        db_overrides=overridden))
-    logger.info("execution %s: %s %s → %s at site %s, %d steps (metadata: %s)", execution_id, cutpoint.value,
-                plan.source_version, plan.target_version, site_id, len(steps), store.describe())
-    extra: dict[str, Any] = {}
-    if admission.rerun_of:
-        applied = describe_applied(service.applied_scripts(site_id))
-        extra["rerun"] = {"of": admission.rerun_of, "by": request.by, "reason": request.reason,
-                          "scripts_applied_at_site": applied}
-        logger.warning("deliberate re-run of %s (completed by %s), asked by %s: %s; scripts already applied at "
-                       "site %s:\n%s", cutpoint.value, admission.rerun_of, request.by, request.reason, site_id,
-                       "\n".join(applied) or "(none)")
-    for waiver in admission.waivers:
-        logger.warning("precondition %s waived by %s (%s): %s", waiver.precondition, waiver.by, waiver.reason,
-                       waiver.missing)
-    run = {"source_version": plan.source_version, "target_version": plan.target_version, "site_id": site_id,
-           "environment": dict(environment or {})}
-    progress = create_progress_artifact(progress=0.0, description=f"{cutpoint.value} at {site_id}")
-    weights = [max(s.estimated_duration or 1, 1) for s in steps]
-    failed: PlannedStep | None = None
-    statuses: dict[str, str] = {}
-    for order, step in enumerate(steps):
-        blocker = next((d for d in step.depends_on if statuses.get(d) in STEP_BLOCKING),
-                       None)
-        if blocker:
-            store.record_skipped_step(execution_id=execution_id, step_key=step.key, step_id=step.step_id,
-                                      step_name=step.name, cutpoint=cutpoint.value,
-                                      class_name=step.class_name, order=order,
-                                      reason=report_text(service.language)["step_blocked"].format(blocker=blocker))
-            statuses[step.key] = StepStatus.SKIPPED
-            continue
-        configured = run_step.with_options(
-            name=step.step_id, task_run_name=f"{step.step_id} ({step.version})",
-            retries=step.retry_count, retry_delay_seconds=step.retry_delay_seconds,
-            timeout_seconds=step.timeout)
-        # the resources and the store are quoted: Prefect would otherwise walk them as parameters
-        state = configured(step, execution_id, order, run, quote(resources), quote(store), return_state=True)
-        row = store.step_row(execution_id, step.key)
-        service.record_step(execution_id, step.key, json.loads(row["result"]) if row and row["result"] else None)
-        if state.is_completed():
-            statuses[step.key] = store.step_row(execution_id, step.key)["status"]
-        else:
-            if row is None or row["status"] != StepStatus.FAILED:  # e.g. a Prefect timeout before the step recorded
-                message = state.message or "step did not complete"
-                if row is None:
-                    store.start_step(execution_id=execution_id, step_key=step.key, step_id=step.step_id,
-                                     step_name=step.name, cutpoint=cutpoint.value,
-                                     class_name=step.class_name, order=order, metadata={})
-                store.finish_step(execution_id=execution_id, step_key=step.key, status=StepStatus.FAILED,
-                                  result=None, error_message=message)
-            if not step.required:
-                row = store.step_row(execution_id, step.key)
-                store.finish_step(execution_id=execution_id, step_key=step.key, status=StepStatus.WARNING,
-                                  result=None, error_message=row["error_message"] if row else None)
-                statuses[step.key] = StepStatus.WARNING
-                logger.warning("optional step %s failed; recorded as a warning, going on", step.step_id)
-            else:
-                statuses[step.key] = StepStatus.FAILED
-                failed = step
-                break
-        update_progress_artifact(progress, progress=100.0 * sum(weights[: order + 1]) / sum(weights))
-    status = ExecutionStatus.FAILED if failed else ExecutionStatus.SUCCESS
-    error = None
-    if failed:
-        row = store.step_row(execution_id, failed.key) or {}
-        error = f"step {failed.step_id} failed: {row.get('error_message') or 'unknown error'}"
-        if active_breakpoint(store.engine, execution_id) is None:
-            open_breakpoint(store.engine, execution_id=execution_id, step_id=failed.step_id, kind="STEP_LEVEL",
-                            message=error, instructions="\n".join(_build_report(service, execution_id).resume_hint),
-                            context={"step_key": failed.key}, fence=store.lock)
-    service.finish(execution_id, status, error)
-    final = _build_report(service, execution_id).to_json()
-    notified = notify(plan.notifications, final, logger=logger)
-    if notified:
-        extra["notification"] = notified
-    profile = resources.profile
-    if profile is not None and getattr(profile, "notify_blocks", None):
-        waiting = _waiting_url(store, execution_id, settings) if failed else None
-        subject, body = render_message(final, service.language, waiting_url=waiting)
-        extra["notification_blocks"] = send_to_blocks(list(profile.notify_blocks), subject,
-                                                      mask_text(body, resources.secrets))
-        for failed_block in (o for o in extra["notification_blocks"] if not o["delivered"]):
-            logger.warning("notification through block %s failed: %s", failed_block["block"], failed_block["error"])
-    report = publish_report(service, execution_id, extra=extra)
-    _publish_site_overview(service)
-    if failed:
-        ask_operator(store.engine, execution_id, site_id, settings, service.language)  # deployment runs: a form
-        raise UpgradeFailed(f"{cutpoint.value} failed at site {site_id}: {error}. "
-                            f"Fix the cause, then retry this flow run or run `ft-upgrade resume {execution_id}`.",
-                            execution_id=execution_id, step_id=failed.step_id)
-    return report.to_json()
-
-
-def _waiting_url(store: MetadataStore, execution_id: str, settings: Settings) -> str | None:
-    """The flow run's page when this run is about to ask for a decision there (its message then says so)."""
-    if not asks(active_breakpoint(store.engine, execution_id), settings):
-        return None
-    from prefect.utilities.urls import url_for
-
-    return url_for("flow-run", obj_id=flow_run.id) or f"flow run {flow_run.id}"
-
-
-def _build_report(service: ExecutionService, execution_id: str) -> RunReport:
-    return service.build_report(execution_id, deployment_name=deployment.name if flow_run.id else None)
-
-
-def publish_report(service: ExecutionService, execution_id: str, extra: dict[str, Any] | None = None,
-                   *, report_type: str = "SUMMARY") -> RunReport:
-    """Write the report as markdown + table artifacts and an ``upgrade_report`` row."""
-    report = _build_report(service, execution_id)
-    report.extra.update(extra or {})
-    e = report.execution
-    markdown = render_markdown(report)
-    key = artifact_key(e["site_id"], e["step_type"])
-    create_markdown_artifact(markdown=markdown, key=key,
-                             description=f"{e['step_type']} {e['source_version']} → {e['target_version']} "
-                                         f"at {e['site_id']}: {report.status}")
-    create_table_artifact(table=steps_table(report.steps), key=key + "-steps",
-                          description=f"steps of {e['execution_id']}")
-    service.save_report(report, markdown, report_type=report_type)
-    return report
-
-
-def _publish_noop(service: ExecutionService, request: Request, admission: Admission,
-                  run_id: str | None) -> dict[str, Any]:
-    """A completed cutpoint triggered again: its report, marked 'nothing executed'; no database is touched."""
-    assert admission.execution_id is not None
-    when = f"{admission.completed_time:%Y-%m-%d %H:%M:%S} UTC" if admission.completed_time else "an earlier run"
-    notice = (f"already completed by {admission.execution_id} at {when}; nothing executed "
-              f"(to run it again on purpose: --rerun / rerun=true with a reason)")
-    get_run_logger().info("%s at site %s: %s", request.cutpoint.value, request.site_id, notice)
-    report = publish_report(service, admission.execution_id,
-                            extra={"noop": True, "notice": notice, "trigger_flow_run_id": run_id},
-                            report_type="TRIGGER_NOOP")
-    _publish_site_overview(service)
-    return report.to_json()
-
-
-def _publish_refusal(service: ExecutionService, request: Request, message: str) -> None:
-    """A refused trigger leaves its reasons where operators look: the run's artifact (no execution exists)."""
-    create_markdown_artifact(
-        markdown=render_refusal(request.cutpoint, request.site_id, request.source_version, request.target_version,
-                                message, service.language),
-        key=artifact_key(request.site_id, request.cutpoint.value),
-        description=f"{request.cutpoint.value} at {request.site_id}: REFUSED")
-    _publish_site_overview(service)
-
-
-def _publish_site_overview(service: ExecutionService) -> None:
-    """The table artifact across sites (site × cutpoint state) that operators open in the Prefect UI."""
-    try:
-        rows = overview_rows(service)
-        create_table_artifact(table=merge_overview(rows, latest_overview_rows()), key=OVERVIEW_KEY,
-                              description="FT sites: version and each cutpoint's state of the current upgrade")
-    except Exception as exc:  # noqa: BLE001 - an overview must never change a run's outcome
-        get_run_logger().warning("site overview artifact not updated: %s", exc)
 
 
 def cutpoint_flow(cutpoint: Cutpoint) -> Flow[..., dict[str, Any]]:

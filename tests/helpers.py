@@ -48,3 +48,85 @@ def open_store(site_id: str | None = None) -> Any:
     from tasks.execution.service import ExecutionService
 
     return ExecutionService.open(site_id).store
+
+
+class AnsweringService:
+    """A local HTTP service answering 200 to every GET, as a running FT service's health URL does.
+
+    ``stop()`` refuses connections, as a stopped service; ``start()`` again keeps the port (the site
+    profile's URL stays right).
+    """
+
+    def __init__(self) -> None:
+        self.server: Any = None
+        self.port = 0
+        self.start()
+
+    def start(self) -> None:
+        import http.server
+        import threading
+
+        class Up(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                body = b'{"status": "UP"}'
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Up)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, path: str = "/actuator/health") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+@contextmanager
+def answering_service() -> Iterator[AnsweringService]:
+    service = AnsweringService()
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@contextmanager
+def smtp_receiver() -> Iterator[tuple[int, list[Any]]]:
+    """A local SMTP server (aiosmtpd) on a free port; yields (port, the envelopes it received)."""
+    from aiosmtpd.controller import Controller
+
+    from tests.prefect_server import free_port
+
+    received: list[Any] = []
+
+    class Keep:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's
+            received.append(envelope)
+            return "250 OK"
+
+    controller = Controller(Keep(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller.port, received
+    finally:
+        controller.stop()
+
+
+def write_configs(folder: Path, upgrade_steps: Mapping[str, Any], **sections: Any) -> Path:
+    """A configs folder holding one config, 317500, with these steps and top-level sections (notifications…)."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "317500.json").write_text(json.dumps({"version": "317500", "upgrade_steps": dict(upgrade_steps),
+                                                    **sections}), encoding="utf-8")
+    return folder

@@ -1,9 +1,11 @@
-"""Dependencies run one way: deployments → flows → tasks → blocks → core, and no module cycle.
+"""Dependencies run one way: deployments → flows → tasks → blocks → core, no module cycle and no cycle
+between capability packages; records are read by attribute outside the store and the execution.
 
 The import graph of the product packages is read from the source (every import, at module level or
 inside a function: both are dependencies). ``tasks.core`` is the bottom layer and imports nothing of
 the project; ``blocks`` may use only the core; ``tasks`` may use blocks and the core; ``flows`` anything
-below it; the scripts in ``deployments/`` anything.
+below it; the scripts in ``deployments/`` anything. Within ``tasks`` each capability (``tasks.sql``,
+``tasks.steps``, …) is a package: two of them never import each other, through any chain of modules.
 """
 
 from __future__ import annotations
@@ -54,14 +56,14 @@ def test_no_import_runs_from_a_lower_layer_to_a_higher_one() -> None:
     assert upward == []
 
 
-def test_the_import_graph_has_no_cycle() -> None:
-    graph = import_graph()
+def cycles_of(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The cycles a depth-first walk finds (none: the graph runs one way)."""
     state: dict[str, int] = {}
     cycles: list[list[str]] = []
 
     def visit(node: str, path: list[str]) -> None:
         state[node] = 1
-        for nxt in sorted(graph[node]):
+        for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
                 cycles.append(path[path.index(nxt):] + [nxt])
             elif nxt not in state:
@@ -71,7 +73,101 @@ def test_the_import_graph_has_no_cycle() -> None:
     for start in sorted(graph):
         if start not in state:
             visit(start, [start])
-    assert cycles == []
+    return cycles
+
+
+def test_the_import_graph_has_no_cycle() -> None:
+    assert cycles_of(import_graph()) == []
+
+
+def capability(module: str) -> str:
+    """``tasks.sql.step`` → ``tasks.sql``; other packages count as one each (``flows``, ``blocks``)."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "tasks" and len(parts) > 2 else parts[0]
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    packages: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        for target in targets:
+            if capability(module) != capability(target):
+                packages.setdefault(capability(module), set()).add(capability(target))
+    return packages
+
+
+def test_capability_packages_import_each_other_one_way() -> None:
+    cycles = cycles_of(package_graph(import_graph()))
+    assert cycles == [], "capability packages in a loop (the modules that tie them: test_layers.import_graph)"
+
+
+def test_the_package_check_sees_a_cycle_between_capabilities() -> None:
+    """A function-level import from a step contract back into a capability is a cycle like any other."""
+    graph = {"tasks.steps.base": {"tasks.core.steps"}, "tasks.cache.step": {"tasks.steps.base"},
+             "tasks.steps.registry": {"tasks.cache.step"}, "tasks.core.steps": set()}
+    assert cycles_of(package_graph(graph)) == [["tasks.cache", "tasks.steps", "tasks.cache"]]
+    del graph["tasks.steps.registry"]
+    assert cycles_of(package_graph(graph)) == []
+
+
+#: Where records are rows: the store builds them, the execution owns the run.
+ROW_READERS = ("tasks/store/", "tasks/execution/")
+#: Columns that documents the tool publishes or reads share with the metadata tables: the report's JSON (CICD
+#: reads it), ``info --json``, a step's details, the folders a step checks, a config file's step (``class_name``);
+#: indexing those is reading a document.
+DOCUMENT_KEYS = {"current_version", "schema_version", "version_origin", "state", "configs_dir", "sql_root",
+                 "affected_rows", "error_code", "sha256", "version", "result", "metadata", "detail", "summary",
+                 "cutpoint", "status", "id", "event", "actor", "duration", "class_name"}
+
+
+def record_columns() -> set[str]:
+    from tasks.store import schema
+
+    tables = (schema.upgrade_execution, schema.step_execution, schema.upgrade_breakpoint, schema.upgrade_report,
+              schema.site_state, schema.site_cutpoint, schema.site_history, schema.site_script,
+              schema.sql_execution_record)
+    return {c.name for t in tables for c in t.columns}
+
+
+def column_reads(tree: ast.AST, columns: set[str]) -> list[tuple[int, str]]:
+    """``x["column"]``, ``x.get("column")`` and ``json.loads`` of a stored column (by key or attribute)."""
+    found = []
+    for node in ast.walk(tree):
+        key = None
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            key = node.slice.value
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+              and node.args and isinstance(node.args[0], ast.Constant)):
+            key = node.args[0].value
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "loads"
+              and node.args and isinstance(node.args[0], ast.Attribute)
+              and node.args[0].attr in {"environment", "waivers", "result", "context_data", "report_content"}):
+            key = node.args[0].attr
+        if isinstance(key, str) and key in columns:
+            found.append((node.lineno, key))
+    return found
+
+
+def test_no_module_outside_the_store_and_the_execution_reads_a_record_by_column_name() -> None:
+    from tasks.execution.reporting import RunReport
+    from tasks.store.records import Execution, StepRun
+
+    report = RunReport(execution=Execution.from_row({"execution_id": "E", "site_id": "S", "step_type": "c",
+                                                     "source_version": "1", "target_version": "2",
+                                                     "status": "SUCCESS"}),
+                       steps=[StepRun(step_id="s", step_key="1:s", status="SUCCESS")], status="SUCCESS").to_json()
+    columns = record_columns() - DOCUMENT_KEYS - {*report, *report["step_results"][0]}
+    assert {"step_type", "error_message", "context_data", "sql_file_name", "report_content"} <= columns
+    reads = [f"{path.relative_to(PROJECT)}:{line}: {key}"
+             for package in PACKAGES for path in sorted((PROJECT / package).rglob("*.py"))
+             if not str(path.relative_to(PROJECT)).startswith(ROW_READERS)
+             for line, key in column_reads(ast.parse(path.read_text(encoding="utf-8")), columns)]
+    assert reads == []
+
+
+def test_the_record_check_sees_column_reads() -> None:
+    code = 'e["step_type"]\nbp.get("context_data")\njson.loads(row.result)\nreport["status"]\n'
+    assert column_reads(ast.parse(code), record_columns() - {"status"}) == [
+        (1, "step_type"), (2, "context_data"), (3, "result")]
 
 
 def test_the_graph_sees_the_packages_it_checks() -> None:

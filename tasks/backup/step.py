@@ -8,8 +8,9 @@ stops. ``RestoreBackupStep`` is meant for a config's ``rollback_steps``: it rest
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
@@ -66,6 +67,7 @@ class BackupParams(StepParams):
     databases: list[DatabaseBackup] = Field(default_factory=list)
     config_files: list[str] = Field(default_factory=list,
                                     description="Files to back up; relative paths are under the site's config_dir.")
+    site_config_dir: bool = Field(default=False, description="Also every file directly in the site's config_dir.")
     keep_upgrades: int = Field(default=KEEP_UPGRADES, ge=1, le=100)
     attempts: int = Field(default=ATTEMPTS, ge=1, le=10)
     batch_rows: int = Field(default=2000, ge=1, le=100_000)
@@ -91,16 +93,24 @@ class BackupStep(UpgradeStep):
     description = "Non-blocking backup: snapshot dump, manifest with CHECKSUM TABLE and SHA-256, retention"
     params: BackupParams
 
+    @classmethod
+    def needs_off_peak(cls, params: Mapping[str, Any]) -> bool:
+        """A backup of database tables reads them whole while the site serves: heavy (configs alone are not)."""
+        return bool(params.get("databases"))
+
     def run(self) -> StepResult:
         from tenacity import Retrying, stop_after_attempt, wait_exponential
 
         from tasks.backup.create import create_backup
         from tasks.backup.dump import SnapshotPlan, estimated_rows
 
-        if not self.params.databases and not self.params.config_files:
-            return StepResult(StepStatus.SKIPPED, words(TEXT, self.context.language)["nothing"])
         ctx, res = self.context, self.context.resources
         files = [_config_path(self, f) for f in self.params.config_files]
+        if self.params.site_config_dir:
+            folder = res.path("config_dir")
+            files += sorted(f for f in folder.iterdir() if f.is_file() and f not in files)
+        if not self.params.databases and not files:
+            return StepResult(StepStatus.SKIPPED, words(TEXT, self.context.language)["nothing"])
         missing = [str(f) for f in files if not f.is_file()]
         if missing:
             raise StepFailed(f"config files to back up are missing: {', '.join(missing)}")

@@ -1,6 +1,13 @@
-"""Redis cache rebuild with no moment of an empty or half-built cache.
+"""Redis cache rebuild with no moment of an empty or half-built cache, in one of two modes.
 
-Layout of one cache ``namespace`` (e.g. ``ft:cache``)::
+**In place** (the default when every dataset gives the ``pattern`` of the keys it owns): the keys the
+services read (``<namespace>:<key>``, e.g. ``ft:cache:user:42``) are overwritten where they are, with
+pipelined ``SET`` (a hash is replaced by one Lua call: ``DEL`` + ``HSET`` atomically), then the keys of
+each pattern the new data no longer has are deleted, and every key written is checked to exist and a
+sample read back. A key the new data has is never missing: it holds the old value, then the new one.
+A failed rebuild leaves old and new values side by side and deletes nothing; running it again finishes.
+
+**Generation** (services that resolve a pointer key first), layout of one cache ``namespace``::
 
     ft:cache:current                 → "g317500-20240101100000-1a2b"   (the pointer readers follow)
     ft:cache:g317500-…-1a2b:user:42  → a row (string: JSON or a template; hash: columns)
@@ -21,6 +28,7 @@ Pure parts (templates, names, value encoding) are plain functions; :class:`Cache
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import random
 import re
@@ -174,6 +182,7 @@ class DatasetOutcome:
     duplicates: int = 0
     seconds: float = 0.0
     samples: list[tuple[bytes, str, object]] = field(default_factory=list)
+    keys: list[bytes] = field(default_factory=list)  # in place, from a shard process: the keys it wrote
 
     @property
     def keys_per_second(self) -> float:
@@ -182,6 +191,18 @@ class DatasetOutcome:
 
 _SET = b"*4\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$2\r\nNX\r\n"
 _SET_EX = b"*6\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$2\r\nNX\r\n$2\r\nEX\r\n$%d\r\n%b\r\n"
+_OVERWRITE = b"*3\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
+_OVERWRITE_EX = b"*5\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$2\r\nEX\r\n$%d\r\n%b\r\n"
+
+#: In place, a hash is replaced in one step (no moment without it, no field of the old row left):
+#: ``EVALSHA <sha> 1 key ttl field value …``.
+REPLACE_HASH_SCRIPT = """
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+if tonumber(ARGV[1]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return 1
+"""
+REPLACE_HASH_SHA = hashlib.sha1(REPLACE_HASH_SCRIPT.encode(), usedforsecurity=False).hexdigest().encode()
 
 
 def _bulk(part: bytes) -> bytes:
@@ -189,10 +210,16 @@ def _bulk(part: bytes) -> bytes:
 
 
 class RowEncoder:
-    """Turns a batch of row tuples into RESP commands for one dataset (whole batches: fewer calls per row)."""
+    """Turns a batch of row tuples into RESP commands for one dataset (whole batches: fewer calls per row).
 
-    def __init__(self, spec: DatasetSpec, columns: Sequence[str], prefix: str) -> None:
+    ``overwrite``: the in-place commands (``SET`` over the key, a hash replaced whole), each key written
+    appended to ``keys``; else ``SET NX`` / ``HSET`` into a fresh generation.
+    """
+
+    def __init__(self, spec: DatasetSpec, columns: Sequence[str], prefix: str, *, overwrite: bool = False,
+                 keys: list[bytes] | None = None) -> None:
         self.spec, self.columns = spec, tuple(columns)
+        self.overwrite, self.keys = overwrite, keys
         try:
             self._key = (prefix.replace("{", "{{").replace("}", "}}") + positional(spec.key, columns)).format
             self._value = positional(spec.value, columns).format if spec.value is not None else None
@@ -226,11 +253,14 @@ class RowEncoder:
             dumps, columns, convert = orjson.dumps, self.columns, self._converted(rows)
             pairs = [(key(*r).encode(), dumps(dict(zip(columns, convert(r), strict=False)), default=_json_default))
                      for r in rows]
+        if self.keys is not None:
+            self.keys.extend(k for k, _ in pairs)
+        plain, expiring = (_OVERWRITE, _OVERWRITE_EX) if self.overwrite else (_SET, _SET_EX)
         if ttl:
             t = str(ttl).encode()
-            data = b"".join([_SET_EX % (len(k), k, len(v), v, len(t), t) for k, v in pairs])
+            data = b"".join([expiring % (len(k), k, len(v), v, len(t), t) for k, v in pairs])
         else:
-            data = b"".join([_SET % (len(k), k, len(v), v) for k, v in pairs])
+            data = b"".join([plain % (len(k), k, len(v), v) for k, v in pairs])
         return data, [(len(pairs), b"+OK")]
 
     def _converted(self, rows: Sequence[Sequence[Any]]) -> Callable[[Sequence[Any]], Sequence[Any]]:
@@ -255,6 +285,8 @@ class RowEncoder:
         return convert
 
     def _hash_commands(self, rows: Sequence[Sequence[Any]]) -> tuple[bytes, list[tuple[int, bytes]]]:
+        if self.overwrite:
+            return self._replace_hash_commands(rows)
         ttl = self.spec.ttl_seconds
         head = b"*%d\r\n$4\r\nHSET\r\n" % (2 + 2 * len(self._fields))
         names = [_bulk(name) for name, _ in self._fields]
@@ -269,6 +301,21 @@ class RowEncoder:
                 out.append(b"*3\r\n$6\r\nEXPIRE\r\n" + _bulk(key) + _bulk(str(ttl).encode()))
         expect = [(1, created), (1, b"")] * len(rows) if ttl else [(len(rows), created)]
         return b"".join(out), expect
+
+
+    def _replace_hash_commands(self, rows: Sequence[Sequence[Any]]) -> tuple[bytes, list[tuple[int, bytes]]]:
+        """In place: one ``EVALSHA`` of :data:`REPLACE_HASH_SCRIPT` per row (reply ``:1``)."""
+        head = b"*%d\r\n$7\r\nEVALSHA\r\n" % (5 + 2 * len(self._fields)) + _bulk(REPLACE_HASH_SHA) + _bulk(b"1")
+        ttl = _bulk(str(self.spec.ttl_seconds or 0).encode())
+        names = [_bulk(name) for name, _ in self._fields]
+        out: list[bytes] = []
+        for row in rows:
+            key = self.key(row)
+            if self.keys is not None:
+                self.keys.append(key)
+            out.append(head + _bulk(key) + ttl + b"".join(n + _bulk(field_bytes(row[i]))
+                                                          for n, (_, i) in zip(names, self._fields, strict=True)))
+        return b"".join(out), [(len(rows), b":1")]
 
 
 # ---------------------------------------------------------------- I/O: pipelined writer
@@ -294,13 +341,7 @@ class PipelineWriter:
 
         Returns (keys created, keys that already existed).
         """
-        total = sum(n for n, _ in expect)
-        try:
-            self._conn.send_packed_command([data], check_health=False)
-            lines = self._read_lines(total)
-        except BaseException:
-            self._conn.disconnect()  # replies may be left unread: never reuse this socket
-            raise
+        lines = self._exchange(data, sum(n for n, _ in expect))
         created = duplicates = 0
         position = 0
         for count, wanted in expect:
@@ -310,12 +351,49 @@ class PipelineWriter:
                 ok = run.count(wanted)
                 created += ok
                 duplicates += count - ok
-        errors = [line for line in lines if line[:1] == b"-"]
-        if errors:
-            import redis
-
-            raise redis.ResponseError(errors[0][1:].decode("utf-8", "replace"))
+        _raise_first_error(lines)
         return created, duplicates
+
+    def counts(self, command: bytes, keys: Sequence[bytes], *, chunk: int = 1000) -> int:
+        """The sum of the integer replies of a multi-key command (``EXISTS``, ``UNLINK``) over ``keys``."""
+        total = 0
+        for start in range(0, len(keys), chunk * 50):
+            group = keys[start:start + chunk * 50]
+            commands = [b"*%d\r\n" % (len(part) + 1) + _bulk(command) + b"".join([_bulk(k) for k in part])
+                        for part in (group[i:i + chunk] for i in range(0, len(group), chunk))]
+            lines = self._exchange(b"".join(commands), len(commands))
+            _raise_first_error(lines)
+            total += sum(int(line[1:]) for line in lines)
+        return total
+
+    def scan(self, cursor: int, match: bytes, count: int) -> tuple[int, list[bytes]]:
+        """One ``SCAN``, its reply parsed by lengths (a key may hold any byte); redis-py's parser costs ~6 µs a key."""
+        data = b"*6\r\n" + b"".join(_bulk(part) for part in (b"SCAN", b"%d" % cursor, b"MATCH", match, b"COUNT",
+                                                                 b"%d" % count))
+        try:
+            self._conn.send_packed_command([data], check_health=False)
+            reply = _ReplyReader(self._conn._sock)
+            head = reply.line()
+            if head[:1] == b"-":
+                import redis
+
+                raise redis.ResponseError(head[1:].decode("utf-8", "replace"))
+            next_cursor = int(reply.bulk(int(reply.line()[1:])))
+            keys = [reply.bulk(int(reply.line()[1:])) for _ in range(int(reply.line()[1:]))]
+            reply.done()
+        except BaseException:
+            self._conn.disconnect()
+            raise
+        return next_cursor, keys
+
+    def _exchange(self, data: bytes, replies: int) -> list[bytes]:
+        """Send ``data`` and read its ``replies`` one-line replies."""
+        try:
+            self._conn.send_packed_command([data], check_health=False)
+            return self._read_lines(replies)
+        except BaseException:
+            self._conn.disconnect()  # replies may be left unread: never reuse this socket
+            raise
 
     def _read_lines(self, count: int) -> list[bytes]:
         sock = getattr(self._conn, "_sock", None)
@@ -340,6 +418,47 @@ class PipelineWriter:
 
     def close(self) -> None:
         self.client.connection_pool.release(self._conn)
+
+
+def _raise_first_error(lines: Sequence[bytes]) -> None:
+    errors = [line for line in lines if line[:1] == b"-"]
+    if errors:
+        import redis
+
+        raise redis.ResponseError(errors[0][1:].decode("utf-8", "replace"))
+
+
+class _ReplyReader:
+    """Reads one RESP reply from a socket by its lengths (lines and bulk strings)."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock, self.buf, self.pos = sock, b"", 0
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(1 << 20)
+        if not chunk:
+            import redis
+
+            raise redis.ConnectionError("Redis closed the connection during a reply")
+        self.buf, self.pos = self.buf[self.pos:] + chunk, 0
+
+    def line(self) -> bytes:
+        while (end := self.buf.find(b"\r\n", self.pos)) < 0:
+            self._fill()
+        out, self.pos = self.buf[self.pos:end], end + 2
+        return out
+
+    def bulk(self, size: int) -> bytes:
+        while len(self.buf) - self.pos < size + 2:
+            self._fill()
+        out, self.pos = self.buf[self.pos:self.pos + size], self.pos + size + 2
+        return out
+
+    def done(self) -> None:
+        if self.pos != len(self.buf):
+            import redis
+
+            raise redis.ConnectionError("more bytes than one reply: protocol out of step")
 
 
 def _line(reply: object) -> bytes:
@@ -398,14 +517,24 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
 
 
 class CacheBuilder:
-    """Builds one generation of a namespace, verifies it, switches the pointer, drops generations."""
+    """Builds one generation of a namespace, verifies it, switches the pointer, drops generations.
 
-    def __init__(self, client: redis.Redis, layout: CacheLayout, generation: str, *,
+    With ``generation`` None it rebuilds in place: it overwrites the services' keys, remembers each key
+    written (``written``), then :meth:`sweep` deletes the stale ones and :meth:`missing` checks the rest.
+    """
+
+    def __init__(self, client: redis.Redis, layout: CacheLayout, generation: str | None, *,
                  on_keys: Callable[[int], None] = lambda n: None, sample_size: int = 200) -> None:
         self.client, self.layout, self.generation = client, layout, generation
         self.on_keys = on_keys
         self.sample_size = sample_size
         self._rng = random.Random()
+        self.written: set[bytes] | None = set() if generation is None else None
+
+    @property
+    def prefix(self) -> str:
+        """What every key written starts with: the generation's prefix, or (in place) the namespace's."""
+        return self.layout.prefix(self.generation) if self.generation else self.layout.namespace + ":"
 
     def current(self) -> str | None:
         value = self.client.get(self.layout.pointer)
@@ -419,14 +548,21 @@ class CacheBuilder:
         """Write every row of a dataset; ``batches`` yields (columns, rows) chunks."""
         outcome = DatasetOutcome(spec.name)
         start = time.perf_counter()
+        in_place = self.written is not None
+        if in_place and spec.kind == "hash":
+            self.client.script_load(REPLACE_HASH_SCRIPT)
         writer = PipelineWriter(self.client)
         encoder: RowEncoder | None = None
+        keys: list[bytes] | None = [] if in_place else None
         try:
             for columns, rows in batches:
                 if encoder is None:
-                    encoder = RowEncoder(spec, columns, self.layout.prefix(self.generation))
+                    encoder = RowEncoder(spec, columns, self.prefix, overwrite=in_place, keys=keys)
                 data, expect = encoder.commands(rows)
                 created, duplicates = writer.send(data, expect)
+                if keys is not None:
+                    created, duplicates = self._remember(keys)
+                    keys.clear()
                 outcome.created += created
                 outcome.duplicates += duplicates
                 outcome.rows += len(rows)
@@ -436,6 +572,43 @@ class CacheBuilder:
             writer.close()
         outcome.seconds = time.perf_counter() - start
         return outcome
+
+    def _remember(self, keys: Sequence[bytes]) -> tuple[int, int]:
+        """In place: (keys new to this rebuild, keys it had already written: two rows, one key)."""
+        assert self.written is not None
+        before = len(self.written)
+        self.written.update(keys)
+        fresh = len(self.written) - before
+        return fresh, len(keys) - fresh
+
+    def absorb(self, outcome: DatasetOutcome) -> None:
+        """In place: take over the keys a shard process wrote (counting keys two shards both wrote)."""
+        if self.written is None or not outcome.keys:  # written here: remembered as they went
+            return
+        fresh, again = self._remember(outcome.keys)
+        outcome.created, outcome.duplicates = fresh, outcome.duplicates + again
+        outcome.keys = []
+
+    def stale_scan(self, patterns: Iterable[str]) -> StaleScan:
+        """In place: start listing the keys of the patterns (below the namespace) beside the write."""
+        return StaleScan(self.client, [self.prefix + p for p in dict.fromkeys(patterns)])
+
+    def unlink(self, keys: Sequence[bytes]) -> int:
+        """Delete ``keys`` (``UNLINK``: freed in the background); how many existed."""
+        connection = PipelineWriter(self.client)
+        try:
+            return connection.counts(b"UNLINK", keys)
+        finally:
+            connection.close()
+
+    def missing(self) -> int:
+        """In place: how many keys written do not exist now (``EXISTS`` in pipelined chunks)."""
+        assert self.written is not None
+        connection = PipelineWriter(self.client)
+        try:
+            return len(self.written) - connection.counts(b"EXISTS", list(self.written))
+        finally:
+            connection.close()
 
     def _sample(self, encoder: RowEncoder, rows: Sequence[Sequence[Any]], outcome: DatasetOutcome) -> None:
         """Remember a few rows per batch to read back after the build."""
@@ -489,6 +662,45 @@ class CacheBuilder:
         names = self.client.sunion(self.layout.building, self.layout.retired)
         found = sorted(n.decode() if isinstance(n, bytes) else n for n in names)
         return [g for g in found if g != current and g != self.generation]
+
+
+class StaleScan:
+    """The keys of some patterns as they are before an in-place rebuild writes, listed beside the write.
+
+    ``SCAN`` returns every key present for its whole run, so every key of the old data is listed; keys
+    the write adds may be listed too, and are kept, being written. A key a service adds meanwhile that
+    the new data lacks may be missed: it stays (a cache entry, not stale data). Running in a thread of
+    its own, the scan costs the rebuild almost nothing while shard processes write.
+    """
+
+    def __init__(self, client: redis.Redis, patterns: Sequence[str], *, count: int = 20_000) -> None:
+        self.client, self.patterns, self.count = client, patterns, count
+        self.found: list[bytes] = []
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._scan, name="cache-stale-scan", daemon=True)
+        self.thread.start()
+
+    def _scan(self) -> None:
+        connection = PipelineWriter(self.client)
+        try:
+            for pattern in self.patterns:
+                cursor = 0
+                while True:
+                    cursor, keys = connection.scan(cursor, pattern.encode(), self.count)
+                    self.found += keys
+                    if cursor == 0:
+                        break
+        except BaseException as exc:  # raised by stale()
+            self.error = exc
+        finally:
+            connection.close()
+
+    def stale(self, written: set[bytes]) -> list[bytes]:
+        """The keys listed that the rebuild did not write (waits for the scan to finish)."""
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return [key for key in dict.fromkeys(self.found) if key not in written]
 
 
 def unlink_matching(client: redis.Redis, pattern: str, *, count: int = 20_000) -> int:

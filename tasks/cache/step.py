@@ -1,15 +1,20 @@
 """CacheRebuildStep: rebuild the FT Redis cache from SQL datasets without an empty-cache moment.
 
-See :mod:`tasks.cache_rebuild` for the layout (versioned generations behind a pointer key). This
-step counts rows for progress, builds the new generation while the old one keeps serving, verifies
-it, switches the pointer atomically, waits ``drain_seconds`` and drops the old generation. Any
-failure before the switch drops the half-built generation; readers never notice.
+See :mod:`tasks.cache.rebuild` for the two modes. **In place** (every dataset gives the ``pattern`` of
+the keys it owns, or ``mode: in_place``): the keys the services read are overwritten, then the keys
+of those patterns the new data no longer has are deleted, then every key written is checked to exist
+and a sample is read back. **Generation** (``mode: generation``, or no patterns): the step builds a
+new generation while the old one keeps serving, verifies it, switches the pointer atomically, waits
+``drain_seconds`` and drops the old generation; a failure before the switch drops the half-built
+generation. Either way a reader never finds a key of the new data missing.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime
@@ -58,6 +63,12 @@ TEXT = {
         "parallel": "数据集 {name}：{rows:,} 行，由 {shards} 个进程并行构建",
         "memory": "Redis maxmemory {limit}，淘汰策略 {policy}：两代并存期间键可能被淘汰（已用 {used}）",
         "summary": "缓存 {namespace}：{keys:,} 个键，耗时 {seconds:.1f} 秒（{rate:,.0f} 键/秒），当前代 {generation}",
+        "in_place": "已原地覆盖 {keys:,} 个键，删除 {stale:,} 个新数据已没有的键（{patterns}）；"
+                    "校验：{keys:,} 个键均存在，无淘汰，回读 {samples} 个值",
+        "in_place_failed": "缓存 {namespace}：原地重建失败（{reason}）；已覆盖 {keys:,} 个键，未删除任何键："
+                           "读取方读到旧值或新值，不会缺键；重新执行本步骤即可完成",
+        "summary_in_place": "缓存 {namespace}（原地重建）：{keys:,} 个键，耗时 {seconds:.1f} 秒（{rate:,.0f} 键/秒），"
+                            "删除过期键 {stale:,} 个",
     },
     "en": {
         "header": "| dataset | rows counted | rows read | keys | duplicates | s | keys/s |",
@@ -77,6 +88,13 @@ TEXT = {
                   "coexist (used {used})",
         "summary": "cache {namespace}: {keys:,} keys in {seconds:.1f}s ({rate:,.0f} keys/s), now generation "
                    "{generation}",
+        "in_place": "overwrote {keys:,} keys in place, deleted {stale:,} keys the new data no longer has "
+                    "({patterns}); verified: all {keys:,} keys exist, no evictions, {samples} values read back",
+        "in_place_failed": "cache {namespace}: in-place rebuild failed ({reason}) after {keys:,} keys were "
+                           "overwritten; no key was deleted: readers see old or new values, never a missing key; "
+                           "run the step again to finish",
+        "summary_in_place": "cache {namespace} (in place): {keys:,} keys in {seconds:.1f}s ({rate:,.0f} keys/s), "
+                            "{stale:,} stale keys deleted",
     },
 }
 
@@ -101,6 +119,9 @@ class Dataset(StepParams):
     value: str | None = Field(default=None, description="string: value template; default the row as JSON.")
     fields: list[str] | None = Field(default=None, description="hash: columns stored as fields; default all.")
     ttl_seconds: int | None = Field(default=None, gt=0)
+    pattern: str | None = Field(default=None, min_length=1, description="SCAN glob of the keys this dataset owns, "
+                                "below the namespace (e.g. 'user:*'): rebuilt in place, its keys the new data no "
+                                "longer has are deleted.")
 
     @field_validator("query")
     @classmethod
@@ -117,11 +138,20 @@ class Dataset(StepParams):
             template_fields(self.value)
         if self.fields is not None and self.type != "hash":
             raise ValueError("'fields' applies to type 'hash' only")
+        if self.pattern is not None and not _owns(self.pattern, self.key):
+            raise ValueError(f"pattern {self.pattern!r} does not match the keys of template {self.key!r}: the "
+                             "pattern names the keys this dataset writes (e.g. 'user:*' for 'user:{id}')")
         return self
 
     def spec(self) -> DatasetSpec:
         return DatasetSpec(self.name, self.key, self.type, self.value,
                            tuple(self.fields) if self.fields is not None else None, self.ttl_seconds)
+
+
+def _owns(pattern: str, template: str) -> bool:
+    """Whether a key of ``template`` (its fields filled with a digit, or a letter) matches the glob ``pattern``."""
+    return any(fnmatch.fnmatchcase(template.format_map(defaultdict(lambda sample=sample: sample)), pattern)
+               for sample in ("0", "x"))
 
 
 class CacheRebuildParams(StepParams):
@@ -137,13 +167,27 @@ class CacheRebuildParams(StepParams):
     parallel_min_rows: int = Field(default=200_000, ge=0, description="Smaller datasets build in-process.")
     full_count: bool = Field(default=False, description="Also count the new generation with SCAN (slower: it "
                                                         "walks the whole keyspace).")
+    mode: Literal["in_place", "generation"] | None = Field(
+        default=None, description="in_place: overwrite the services' keys '<namespace>:<key>', then delete the "
+        "stale ones (needs every dataset's pattern); generation: a new generation behind '<namespace>:current'. "
+        "Default: in_place when the datasets give their patterns.")
 
     @model_validator(mode="after")
     def _unique(self) -> CacheRebuildParams:
         names = [d.name for d in self.datasets]
         if len(set(names)) != len(names):
             raise ValueError(f"dataset names must be unique: {names}")
+        with_pattern = [d.name for d in self.datasets if d.pattern is not None]
+        if with_pattern and len(with_pattern) != len(self.datasets) or self.mode == "in_place" and not with_pattern:
+            raise ValueError("give every dataset its key 'pattern' (rebuilt in place: the services' keys are "
+                             "overwritten and the stale ones deleted) or none (mode generation)")
+        if self.mode == "generation" and with_pattern:
+            raise ValueError("'pattern' is for mode in_place: a generation is dropped whole; remove the patterns")
         return self
+
+    @property
+    def in_place(self) -> bool:
+        return self.mode == "in_place" or self.mode is None and all(d.pattern for d in self.datasets)
 
 
 class CacheRebuildStep(UpgradeStep):
@@ -154,6 +198,8 @@ class CacheRebuildStep(UpgradeStep):
     params: CacheRebuildParams
 
     def run(self) -> StepResult:
+        if self.params.in_place:
+            return self._run_in_place()
         p = self.params
         client = self.context.resources.redis()
         layout = CacheLayout(p.namespace)
@@ -212,6 +258,59 @@ class CacheRebuildStep(UpgradeStep):
             namespace=p.namespace, keys=total, seconds=build_seconds, rate=keys_per_second, generation=generation)
         return result
 
+    def _run_in_place(self) -> StepResult:
+        """Overwrite the services' keys, delete the stale ones, check every key is there; nothing goes missing."""
+        p = self.params
+        client = self.context.resources.redis()
+        tracker = _RateTracker(self.context.logger, p.namespace)
+        builder = CacheBuilder(client, CacheLayout(p.namespace), None, on_keys=tracker.advance,
+                               sample_size=p.sample_size)
+        expected = {d.name: self._count(d) for d in p.datasets}
+        tracker.start(sum(expected.values()))
+        notes: list[Note] = self._memory_notes(client)
+        outcomes: list[DatasetOutcome] = []
+        try:
+            evicted = builder.evictions()
+            listing = builder.stale_scan(d.pattern or "" for d in p.datasets)
+            for dataset in p.datasets:
+                outcome = self._build(dataset, builder, expected[dataset.name], tracker.advance, notes)
+                builder.absorb(outcome)
+                outcomes.append(outcome)
+            if problems := verify(outcomes, None, 0):  # two rows, one key: which value is right is unknown
+                raise CacheBuildFailed("; ".join(problems[:5]))
+            written = tracker.elapsed
+            stale = builder.unlink(listing.stale(builder.written or set()))
+            swept = tracker.elapsed
+            missing = builder.missing()
+            problems = verify(outcomes, None, builder.evictions() - evicted) + builder.check_samples(outcomes)
+            if missing:
+                problems.append(f"{missing} of the keys written do not exist when read back")
+            if problems:
+                raise CacheBuildFailed("; ".join(problems[:5]))
+            seconds = tracker.elapsed
+        except Exception as exc:
+            failed: Note = ("in_place_failed", {"namespace": p.namespace, "reason": _reason(exc),
+                                                "keys": len(builder.written or ())})
+            result = self._result(StepStatus.FAILED, outcomes, expected, notes + [failed], None, None)
+            raise StepFailed(note_text(failed, "en"), result) from exc
+        tracker.finish()
+        total = sum(o.created for o in outcomes)
+        keys_per_second = rate(total, seconds)
+        notes.append(("in_place", {"keys": total, "stale": stale, "samples": sum(len(o.samples) for o in outcomes),
+                                   "patterns": ", ".join(f"`{builder.prefix}{d.pattern}`" for d in p.datasets)}))
+        status = StepStatus.SUCCESS
+        if total >= RATE_CHECK_MIN_KEYS and keys_per_second < p.min_keys_per_second:
+            status = StepStatus.WARNING
+            notes.append(("slow", {"rate": keys_per_second, "minimum": p.min_keys_per_second}))
+        result = self._result(status, outcomes, expected, notes, None, None)
+        result.details.update(keys=total, stale_keys_deleted=stale, seconds=round(seconds, 3),
+                              keys_per_second=round(keys_per_second),
+                              phases={"write": round(written, 3), "sweep": round(swept - written, 3),
+                                      "verify": round(seconds - swept, 3)})
+        result.summary = words(TEXT, self.context.language)["summary_in_place"].format(
+            namespace=p.namespace, keys=total, seconds=seconds, rate=keys_per_second, stale=stale)
+        return result
+
     def _build(self, dataset: Dataset, builder: CacheBuilder, rows: int, on_keys: Callable[[int], None],
                notes: list[Note]) -> DatasetOutcome:
         """One dataset into the new generation: in this process, or in shard processes when it is big."""
@@ -255,7 +354,7 @@ class CacheRebuildStep(UpgradeStep):
         return []
 
     def _result(self, status: StepStatus, outcomes: list[DatasetOutcome], expected: dict[str, int],
-                notes: list[Note], generation: str, old: str | None) -> StepResult:
+                notes: list[Note], generation: str | None, old: str | None) -> StepResult:
         rows = [{"dataset": o.name, "expected_rows": expected.get(o.name), "rows": o.rows, "keys": o.created,
                  "duplicates": o.duplicates, "seconds": round(o.seconds, 3),
                  "keys_per_second": round(o.keys_per_second)} for o in outcomes]
@@ -270,6 +369,7 @@ class CacheRebuildStep(UpgradeStep):
         percent = 100.0 * done / total if total else 100.0
         return StepResult(status=status, summary=note_text(notes[-1], language) if notes else "",
                           details={"namespace": self.params.namespace, "generation": generation,
+                                   "mode": "in_place" if self.params.in_place else "generation",
                                    "previous_generation": old, "datasets": rows, "percent": round(percent, 1),
                                    "notes": english},
                           markdown="\n".join(lines))

@@ -7,6 +7,7 @@ still catches a key produced by two shards. Processes report progress and their 
 a failure terminates the others, so nothing writes into a generation after it was dropped.
 
 Trade-off: each shard reads in its own statement, so the shards are not one consistent snapshot.
+In place, a shard sends back the keys it wrote, for the parent's sweep of stale keys.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class ShardJob:
     db_url: str
     redis_kwargs: dict[str, Any]
     namespace: str
-    generation: str
+    generation: str | None  # None: in place (the shard sends back the keys it wrote)
     spec: DatasetSpec
     query: str
     batch_size: int
@@ -102,6 +103,8 @@ def build_shard(job: ShardJob, report: Callable[[tuple[str, int, Any]], None]) -
                                on_keys=lambda n: report(("keys", job.index, n)), sample_size=job.sample_size)
         with closing(prefetch(stream_rows(engine, job.query, job.batch_size))) as batches:
             outcome = builder.write(job.spec, batches)
+        if builder.written is not None:
+            outcome.keys = list(builder.written)
         report(("done", job.index, outcome))
     except BaseException as exc:  # reported to the parent, which fails the build
         report(("error", job.index, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
@@ -195,6 +198,7 @@ def merge(parts: Sequence[DatasetOutcome], *, sample_size: int) -> DatasetOutcom
         merged.duplicates += part.duplicates
         merged.seconds = max(merged.seconds, part.seconds)
         merged.samples += part.samples
+        merged.keys += part.keys
     merged.samples = merged.samples[:sample_size]
     return merged
 

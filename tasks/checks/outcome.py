@@ -46,6 +46,8 @@ class Measurement:
         problems: The offending objects, for the JSON report and the suggestion's ``{objects}``.
         sql: A ready-to-run SQL that shows the offending rows, when there is one.
         facts: Values measured (versions, bytes free, …) for the JSON report and suggestion placeholders.
+        status: For a check with more than one level of breach (a resource short, or only tight): the
+            probe's own grade, instead of ``count`` against the threshold (the rule's severity still caps it).
     """
 
     count: int | float
@@ -54,6 +56,7 @@ class Measurement:
     problems: tuple[Problem, ...] = ()
     sql: str | None = None
     facts: dict[str, Any] = field(default_factory=dict)
+    status: CheckStatus | None = None
 
 
 @dataclass(frozen=True)

@@ -94,15 +94,16 @@ def _result_line(o: CheckOutcome, w: dict[str, Any]) -> str:
 
 
 def render_markdown(outcomes: Sequence[CheckOutcome], *, source: str, target: str, site: str,
-                    language: str | None = None) -> str:
+                    language: str | None = None, title: str | None = None) -> str:
     """The seed's report: numbered 检查项 with 结果 and 建议, then a compact table of every check.
 
-    In Chinese unless ``language`` is ``en`` (the same report with English labels).
+    In Chinese unless ``language`` is ``en`` (the same report with English labels); ``title`` replaces
+    the seed's ``[FT前置业务检查报告]`` for another set of checks.
     """
     w = words(TEXT, language)
     c = counts(outcomes)
     lines = [
-        f"**{w['title']}**",
+        f"**{title or w['title']}**",
         "",
         w["counts"].format(site=site, source=source, target=target, fail=c["fail"], warn=c["warn"],
                            passed=c["pass"], skipped=c["skipped"], verdict=w["statuses"][overall_status(outcomes)]),

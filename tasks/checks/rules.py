@@ -40,6 +40,7 @@ from pydantic import (
 from tasks.checks.middleware_versions import meets_minimum, parse_requirement
 from tasks.checks.sql_builders import check_identifier, check_read_only_select, parse_target_type
 from tasks.core.errors import InputError
+from tasks.core.resources import parse_amount
 from tasks.core.versions import Version
 
 RULE_ID_PATTERN = r"^[A-Za-z0-9_.\-]+$"
@@ -403,13 +404,84 @@ class CustomSqlRule(_Rule):
         return super().suggestion_template()
 
 
+class RequiredComponentsRule(_Rule):
+    """A version's ``required_components``: each listed in the site profile's services and, with ``running``, answering.
+
+    Not listed (or no services listed at all: nothing to decide on) fails; listed but not answering
+    while it should run is a warning (the seed's 前置升级处理 checks service status and restarts).
+    """
+
+    PLACEHOLDERS = frozenset({"missing", "silent", "components"})
+    DEFAULT_SUGGESTION = "在局点配置（site profile）的 services 中登记并部署：{missing}；确认正在运行：{silent}"
+    TARGET_REQUIRED = False
+
+    type: Literal["required_components"]
+    components: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    running: bool = Field(default=True, description="Each must answer at its URL; false: listed is enough.")
+
+
+class RequiredResourceRule(_Rule):
+    """A version's ``required_resources`` entry: free memory, free disk or CPU cores on the worker (or ``host``).
+
+    Below the requirement fails; within ``headroom`` of it (less than 20% to spare by default; for CPU,
+    fewer idle cores than required by the 1-minute load) is a warning.
+    """
+
+    PLACEHOLDERS = frozenset({"resource", "label", "required", "available", "path", "host", "where"})
+    DEFAULT_SUGGESTION = "为{where}释放或扩充{label}：至少{required}，当前{available}"
+    TARGET_REQUIRED = False
+
+    type: Literal["required_resource"]
+    resource: Literal["memory", "disk", "cpu"]
+    required: str = Field(description="As configs write it: '2GB', '10GB', '2cores'.")
+    path: str | None = Field(default=None, description="disk: an absolute path on the file system to measure; "
+                                                       "default: the site's backup folder.")
+    host: str | None = Field(default=None, description="Measure over SSH on this host ([user@]host[:port]).")
+    headroom: float = Field(default=1.2, ge=1, description="Less than required × headroom available: a warning.")
+
+    @model_validator(mode="after")
+    def _amount(self) -> RequiredResourceRule:
+        parse_amount(self.resource, self.required)
+        if self.path is not None and not self.path.startswith("/"):
+            raise ValueError(f"rule {self.id!r}: {self.path!r} is not an absolute path")
+        if self.resource == "disk" and self.host and self.path is None:
+            raise ValueError(f"rule {self.id!r}: name the 'path' to measure on host {self.host}")
+        return self
+
+
+class SourceVersionRule(_Rule):
+    """A version config's source range (``min_source_version``/``max_source_version``/``required_base_version``)
+    against the version in effect before it; the plan refuses a chain that breaks one, the report shows it."""
+
+    PLACEHOLDERS = frozenset({"config", "in_effect", "range"})
+    DEFAULT_SUGGESTION = "从{range}范围内的版本升级到{config}"
+    TARGET_REQUIRED = False
+
+    type: Literal["source_version"]
+    config: str = Field(description="The config's version.")
+    in_effect: str = Field(description="The version in effect before it (the source, for the first config).")
+    min_version: str | None = None
+    max_version: str | None = None
+    base_version: str | None = None
+
+    @field_validator("config", "in_effect", "min_version", "max_version", "base_version")
+    @classmethod
+    def _version(cls, value: str | None) -> str | None:
+        try:
+            return None if value is None else str(Version.parse(value))
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+
+
 Rule = Annotated[
     MiddlewareVersionRule | ZookeeperDataDiskRule | DiskFreeRule | KafkaTopicsRule | DuplicateKeysRule
-    | MissingPrimaryKeyRule | IllegalCharactersRule | ColumnFitRule | CustomSqlRule,
+    | MissingPrimaryKeyRule | IllegalCharactersRule | ColumnFitRule | CustomSqlRule | RequiredComponentsRule
+    | RequiredResourceRule | SourceVersionRule,
     Field(discriminator="type"),
 ]
 RULE_TYPES = ("middleware_version", "zookeeper_data_disk", "disk_free", "kafka_topics", "duplicate_keys",
-              "missing_primary_key", "illegal_characters", "column_fit", "custom_sql")
+              "missing_primary_key", "illegal_characters", "column_fit", "custom_sql", "required_components",
+              "required_resource", "source_version")
 DATA_QUALITY_TYPES = frozenset({"duplicate_keys", "missing_primary_key", "illegal_characters", "column_fit",
                                 "custom_sql"})
 RULES = TypeAdapter(list[Rule])

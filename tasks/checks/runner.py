@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tasks.checks import architecture, data_quality, middleware
+from tasks.checks import architecture, data_quality, middleware, requirements
 from tasks.checks.outcome import CheckOutcome, CheckStatus, Measurement
 from tasks.checks.targets import CheckEnv
 from tasks.checks.verdict import errored, judge, skip_reason, skipped
@@ -26,6 +26,9 @@ PROBES: dict[str, Probe] = {
     "illegal_characters": data_quality.measure_illegal_characters,
     "column_fit": data_quality.measure_column_fit,
     "custom_sql": data_quality.measure_custom_sql,
+    "required_components": requirements.measure_components,
+    "required_resource": requirements.measure_resource,
+    "source_version": requirements.measure_source_version,
 }
 
 

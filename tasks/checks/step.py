@@ -19,13 +19,14 @@ Example step in a version config:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, ValidationInfo, model_validator
 
 from tasks.checks.rule_files import load_rule_file
 from tasks.checks.rules import Rule, check_unique_ids
 from tasks.core.errors import StepFailed
+from tasks.core.language import words
 from tasks.core.masking import mask_text, mask_url
 from tasks.core.progress import Progress
 from tasks.core.settings import get_settings
@@ -110,6 +111,8 @@ class PreBusinessCheckStep(UpgradeStep):
     Params = BusinessCheckParams
     description = "前置业务检查: middleware versions, deployment architecture, data-quality rules with thresholds"
     params: BusinessCheckParams
+    #: The report's title by language; None: the seed's [FT前置业务检查报告].
+    titles: ClassVar[dict[str, str] | None] = None
 
     def run(self) -> StepResult:
         # the runtime here, not at the top: `validate` and `plan` need only the parameters (and the
@@ -136,7 +139,9 @@ class PreBusinessCheckStep(UpgradeStep):
         status = overall_status(outcomes)
         result = StepResult(status=_STEP_STATUS[status.value],
                             summary=_masked(summary_line(outcomes, ctx.language), secrets), details=details,
-                            markdown=_masked(render_markdown(outcomes, **where, language=ctx.language), secrets))
+                            markdown=_masked(render_markdown(outcomes, **where, language=ctx.language,
+                                                             title=words(self.titles, ctx.language)
+                                                             if self.titles else None), secrets))
         if result.status == StepStatus.FAILED:
             raise StepFailed(result.summary, result)
         return result

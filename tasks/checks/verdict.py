@@ -35,10 +35,10 @@ def skip_reason(rule: Any, source: Version, target: Version) -> str | None:
 
 
 def judge(rule: Any, m: Measurement, *, duration_ms: int = 0) -> CheckOutcome:
-    breached = m.count > rule.threshold
+    breached = m.count > rule.threshold if m.status is None else m.status != CheckStatus.PASS
     status = CheckStatus.PASS
     if breached:
-        status = CheckStatus.WARN if rule.severity == "warn" else CheckStatus.FAIL
+        status = CheckStatus.WARN if rule.severity == "warn" or m.status == CheckStatus.WARN else CheckStatus.FAIL
     values = {**m.facts, "id": rule.id, "title": rule.title, "target": rule.target or "-", "count": m.count,
               "threshold": rule.threshold, "sql": m.sql or "-",
               "objects": ", ".join(p.db_object for p in m.problems) or "-"}

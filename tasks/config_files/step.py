@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from tasks.config_files.preprocess import FileChange, apply_changes, format_of
 from tasks.core.errors import PreprocessError, StepFailed
@@ -29,11 +29,15 @@ from tasks.steps.base import UpgradeStep
 #: 预处理结果 (the changed configuration files), in the site's language.
 TEXT = {
     "zh": {"header": "| 文件 | 结果 | 原版本 |", "changed": "已修改", "unchanged": "已是最新", "new": "（新文件）",
-           "summary": "已修改 {changed} 个配置文件，{unchanged} 个无变化", "failed": "配置预处理失败：{error}"},
+           "summary": "已修改 {changed} 个配置文件，{unchanged} 个无变化", "failed": "配置预处理失败：{error}",
+           "no_templates": "{folder} 中没有 *.tpl 模板，无需预处理"},
     "en": {"header": "| file | result | previous version |", "changed": "changed", "unchanged": "already up to date",
            "new": "(new file)", "summary": "{changed} config file(s) changed, {unchanged} unchanged",
-           "failed": "{error}"},
+           "failed": "{error}", "no_templates": "no *.tpl template in {folder}: nothing to preprocess"},
 }
+
+TEMPLATE_SUFFIX = ".tpl"
+
 
 class ConfigFile(StepParams):
     """A file to preprocess; ``template`` (optional) is read instead of the file and written over it."""
@@ -45,7 +49,16 @@ class ConfigFile(StepParams):
 
 class ConfigPreprocessParams(StepParams):
     config_files: list[ConfigFile | str] = Field(
-        min_length=1, description="Paths (relative to the site's config_dir) or {path, template, format} objects.")
+        default_factory=list, description="Paths (relative to the site's config_dir) or {path, template, format} "
+                                          "objects.")
+    site_templates: bool = Field(default=False, description="Also every '<name>.tpl' directly in the site's "
+                                 "config_dir, rendered to '<name>' beside it (none: nothing to do).")
+
+    @model_validator(mode="after")
+    def _something(self) -> ConfigPreprocessParams:
+        if not self.config_files and not self.site_templates:
+            raise ValueError("name the config_files to preprocess (or site_templates: true)")
+        return self
 
     @field_validator("config_files")
     @classmethod
@@ -55,8 +68,15 @@ class ConfigPreprocessParams(StepParams):
             raise ValueError(f"listed twice: {', '.join(dupes)}")
         return value
 
-    def files(self) -> list[ConfigFile]:
-        return [ConfigFile(path=v) if isinstance(v, str) else v for v in self.config_files]
+    def files(self, config_dir: Path | None = None) -> list[ConfigFile]:
+        """The files to preprocess; with ``site_templates``, the templates found in ``config_dir`` too."""
+        listed = [ConfigFile(path=v) if isinstance(v, str) else v for v in self.config_files]
+        if self.site_templates and config_dir is not None:
+            taken = {f.path for f in listed}
+            listed += [ConfigFile(path=t.name.removesuffix(TEMPLATE_SUFFIX), template=t.name)
+                       for t in sorted(config_dir.glob("*" + TEMPLATE_SUFFIX))
+                       if t.is_file() and t.name.removesuffix(TEMPLATE_SUFFIX) not in taken]
+        return listed
 
 
 class ConfigPreprocessStep(UpgradeStep):
@@ -74,8 +94,11 @@ class ConfigPreprocessStep(UpgradeStep):
             path = Path(name)
             return path if path.is_absolute() else root / path
 
+        files = self.params.files(root)
+        if not files:
+            return StepResult(StepStatus.SKIPPED, words(TEXT, ctx.language)["no_templates"].format(folder=root))
         changes = [FileChange(resolve(f.path), format_of(Path(f.path), f.format),
-                              resolve(f.template) if f.template else None) for f in self.params.files()]
+                              resolve(f.template) if f.template else None) for f in files]
         absent = [str(c.source) for c in changes if not c.source.is_file()]
         if absent:
             raise StepFailed(f"config files not found: {', '.join(absent)}; no file was changed")

@@ -21,10 +21,11 @@ VersionText = Annotated[str, Field(pattern=VERSION_PATTERN, examples=["3.17.5", 
 SiteId = Annotated[str, Field(pattern=SITE_ID_PATTERN, examples=["CN"],
                               description="Letters, digits, _ and -, starting with a letter or digit.")]
 
-#: A precondition an operator may waive (with a reason): a cutpoint that must have completed before, or
-#: the FT services being stopped. ``tasks.execution.admission.PRECONDITIONS`` uses exactly these names.
+#: A precondition an operator may waive (with a reason): a cutpoint that must have completed before, the FT
+#: services being stopped, or the site's off-peak window for heavy work. ``tasks.execution.admission.PRECONDITIONS``
+#: uses exactly these names.
 Waivable = Literal["pre_business_check", "pre_upgrade_process", "services_stopped", "startup_pre_process",
-                   "startup_post_process"]
+                   "startup_post_process", "off_peak"]
 
 #: What an operator decides about the statement a run stopped at (``resume --inflight``).
 InflightDecision = Literal["applied", "retry", "skip"]

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
                                description="Schema of the tool's own on each target server for DML markers.")
     marker_retention_days: int = Field(default=30, ge=8, description="Days marker rows are kept (longer than a "
                                        "breakpoint's 7 days).")
+    notify_blocks: str = Field(default="", description="Comma-separated notification blocks a run tells when its "
+                               "site names none of its own (an unknown site, a site without a profile).")
+    report_retention_days: int = Field(default=90, ge=1, description="Days a report stays GENERATED in "
+                                       "upgrade_report before it is marked ARCHIVED (the requirements' "
+                                       "report-retention-days, 90).")
     decide_in_ui: bool = Field(default=True, description="Deployment runs: a statement's breakpoint suspends "
                                "the flow run with a decision form in the Prefect UI (false: the run ends Failed).")
     decision_timeout_seconds: float | None = Field(default=None, gt=0, description="How long a run waits for the "
@@ -45,6 +50,10 @@ class Settings(BaseSettings):
     @cached_property
     def allowed_step_modules(self) -> tuple[str, ...]:
         return tuple(p.strip() for p in self.step_modules.split(",") if p.strip())
+
+    @property
+    def fallback_notify_blocks(self) -> tuple[str, ...]:
+        return tuple(n.strip() for n in self.notify_blocks.split(",") if n.strip())
 
     @property
     def default_metadata_url(self) -> str:

@@ -19,6 +19,14 @@ class ExecutionStatus(StrEnum):
     EXPIRED = "EXPIRED"  # its breakpoint outlived the 7 days: never resumed again
 
 
+class ReportStatus(StrEnum):
+    """``upgrade_report.status`` (the requirements' 报告状态): a report is GENERATED, then ARCHIVED once it is
+    older than the report retention (``FT_UPGRADE_REPORT_RETENTION_DAYS``). The outcome is in its content."""
+
+    GENERATED = "GENERATED"
+    ARCHIVED = "ARCHIVED"
+
+
 #: Executions a trigger of the same request continues (EXPIRED is found, then refused).
 RESUMABLE = (ExecutionStatus.RUNNING, ExecutionStatus.FAILED, ExecutionStatus.PENDING)
 
@@ -66,6 +74,13 @@ class BreakpointStatus(StrEnum):
     EXPIRED = "EXPIRED"
 
 
+class BreakpointKind(StrEnum):
+    """``upgrade_breakpoint.breakpoint_type``: where a run stopped."""
+
+    SQL_LEVEL = "SQL_LEVEL"  # at one statement of a script (the ledger knows which)
+    STEP_LEVEL = "STEP_LEVEL"  # at a step that failed otherwise
+
+
 class CutpointState(StrEnum):
     """A cutpoint's state in one upgrade at one site."""
 
@@ -81,3 +96,21 @@ class UpgradeStatus(StrEnum):
     IN_PROGRESS = "IN_PROGRESS"
     COMPLETED = "COMPLETED"
     CLOSED = "CLOSED"  # a baseline recorded where the site stands instead
+
+
+class SiteEvent(StrEnum):
+    """``upgrade_site_history.event``: what happened to a site, append-only."""
+
+    TRIGGER_REFUSED = "TRIGGER_REFUSED"
+    TRIGGER_NOOP = "TRIGGER_NOOP"
+    UPGRADE_STARTED = "UPGRADE_STARTED"
+    UPGRADE_COMPLETED = "UPGRADE_COMPLETED"
+    CUTPOINT_STARTED = "CUTPOINT_STARTED"
+    CUTPOINT_COMPLETED = "CUTPOINT_COMPLETED"
+    CUTPOINT_FAILED = "CUTPOINT_FAILED"
+    VERSION_MOVED = "VERSION_MOVED"
+    SCRIPT_CHANGES_ACCEPTED = "SCRIPT_CHANGES_ACCEPTED"
+    BASELINE = "BASELINE"
+    OPERATOR_STOPPED = "OPERATOR_STOPPED"
+    ROLLBACK_FINISHED = "ROLLBACK_FINISHED"
+    ROLLBACK_FAILED = "ROLLBACK_FAILED"

@@ -23,20 +23,23 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from tasks.core.cutpoints import Cutpoint
+from tasks.core.off_peak import OFF_PEAK
 from tasks.core.statuses import RESUMABLE, CutpointState, ExecutionStatus, UpgradeStatus
+from tasks.store.records import Execution
 from tasks.store.site_state import CutpointRecord, SiteState
 
 MAX_RESUMES = 10
 RESUMABLE_STATES = RESUMABLE
 SERVICES_STOPPED = "services_stopped"
 
-#: The requirements' 前置条件 of each cutpoint, by the name an operator waives them with.
+#: The requirements' 前置条件 of each cutpoint, by the name an operator waives them with. ``off_peak``: heavy
+#: steps of a serving site (index optimization, data backups) in its off-peak window (tasks.core.off_peak).
 PRECONDITIONS: dict[Cutpoint, tuple[str, ...]] = {
     Cutpoint.PRE_BUSINESS_CHECK: (),
-    Cutpoint.PRE_UPGRADE_PROCESS: (Cutpoint.PRE_BUSINESS_CHECK.value,),
+    Cutpoint.PRE_UPGRADE_PROCESS: (Cutpoint.PRE_BUSINESS_CHECK.value, OFF_PEAK),
     Cutpoint.STARTUP_PRE_PROCESS: (Cutpoint.PRE_UPGRADE_PROCESS.value, SERVICES_STOPPED),
-    Cutpoint.STARTUP_POST_PROCESS: (Cutpoint.STARTUP_PRE_PROCESS.value,),
-    Cutpoint.POST_UPGRADE: (Cutpoint.STARTUP_POST_PROCESS.value,),
+    Cutpoint.STARTUP_POST_PROCESS: (Cutpoint.STARTUP_PRE_PROCESS.value, OFF_PEAK),
+    Cutpoint.POST_UPGRADE: (Cutpoint.STARTUP_POST_PROCESS.value, OFF_PEAK),
 }
 
 
@@ -82,11 +85,12 @@ class SiteView:
 
     site: SiteState | None
     cutpoints: Mapping[str, CutpointRecord]
-    latest: Mapping[str, Any] | None = None
-    named: Mapping[str, Any] | None = None
+    latest: Execution | None = None
+    named: Execution | None = None
     breakpoint_expiry: datetime | None = None
     running_services: tuple[str, ...] = ()
     drift: tuple[ScriptDrift, ...] = ()
+    outside_window: str = ""  # heavy steps planned outside the site's off-peak window: what and when it opens
 
 
 @dataclass(frozen=True)
@@ -149,44 +153,42 @@ def admit(request: Request, view: SiteView, *, now: datetime, check_max_age: tim
 
     state = view.cutpoints.get(cutpoint.value)
     completed = state is not None and state.state == CutpointState.COMPLETED
-    candidate: Mapping[str, Any] | None
+    candidate: Execution | None
     if r.execution_id:
         candidate = view.named
         if candidate is None:
             d.reasons.append(f"no execution {r.execution_id!r} in this site's metadata store")
             return d.refuse()
         asked = (r.site_id, cutpoint.value, r.source_version, r.target_version)
-        found = (candidate["site_id"], candidate["step_type"], candidate["source_version"],
-                 candidate["target_version"])
+        found = (candidate.site_id, candidate.cutpoint, candidate.source_version, candidate.target_version)
         if found != asked:
             d.reasons.append(f"execution {r.execution_id} is {found[1]} {found[2]} → {found[3]} at site {found[0]}, "
                              f"not {asked[1]} {asked[2]} → {asked[3]} at site {asked[0]}")
             return d.refuse()
-        if candidate["status"] == ExecutionStatus.SUCCESS:
-            return Admission(action="noop", execution_id=candidate["execution_id"],
-                             completed_time=candidate.get("end_time"))
+        if candidate.status == ExecutionStatus.SUCCESS:
+            return Admission(action="noop", execution_id=candidate.execution_id, completed_time=candidate.end_time)
     else:
         if completed and not r.rerun:
             assert state is not None
             return Admission(action="noop", execution_id=state.execution_id, completed_time=state.finished_time)
         latest = view.latest
-        resumable = latest is not None and latest["status"] in (*RESUMABLE_STATES, ExecutionStatus.EXPIRED)
+        resumable = latest is not None and latest.status in (*RESUMABLE_STATES, ExecutionStatus.EXPIRED)
         candidate = latest if resumable and not (completed and r.rerun) else None
 
     expire = False
     if candidate is not None:
-        execution_id = candidate["execution_id"]
-        if candidate["status"] == ExecutionStatus.ABANDONED:
+        execution_id = candidate.execution_id
+        if candidate.status == ExecutionStatus.ABANDONED:
             d.reasons.append(f"execution {execution_id} was abandoned; run the cutpoint again for a new execution")
-        elif candidate["status"] == ExecutionStatus.EXPIRED or (view.breakpoint_expiry is not None
-                                                  and view.breakpoint_expiry < now):
-            expire = candidate["status"] != ExecutionStatus.EXPIRED
+        elif candidate.status == ExecutionStatus.EXPIRED or (view.breakpoint_expiry is not None
+                                                             and view.breakpoint_expiry < now):
+            expire = candidate.status != ExecutionStatus.EXPIRED
             when = (f"on {view.breakpoint_expiry:%Y-%m-%d %H:%M} UTC" if expire and view.breakpoint_expiry
-                    else f"({candidate.get('error_message') or 'earlier'})")
+                    else f"({candidate.error_message or 'earlier'})")
             d.reasons.append(f"the breakpoint of execution {execution_id} expired {when} (breakpoints are kept "
                              f"7 days); check the databases, then `ft-upgrade abandon {execution_id}` and run "
                              "again for a new execution")
-        elif candidate["resume_count"] >= MAX_RESUMES:
+        elif candidate.resume_count >= MAX_RESUMES:
             d.reasons.append(f"execution {execution_id} has been resumed {MAX_RESUMES} times, the maximum; "
                              f"investigate, then `ft-upgrade abandon {execution_id}` and run again for a new execution")
         if d.reasons:
@@ -199,9 +201,9 @@ def admit(request: Request, view: SiteView, *, now: datetime, check_max_age: tim
                          "with --accept-changed-scripts --reason TEXT):\n" +
                          "\n".join(f"  {x.describe()}" for x in view.drift))
     if d.reasons:
-        return d.refuse(execution_id=candidate["execution_id"] if candidate else None)
+        return d.refuse(execution_id=candidate.execution_id if candidate else None)
     return Admission(action="resume" if candidate is not None else "new",
-                     execution_id=candidate["execution_id"] if candidate is not None else None,
+                     execution_id=candidate.execution_id if candidate is not None else None,
                      rerun_of=state.execution_id if (completed and r.rerun and state) else None,
                      waivers=tuple(waivers), accepted_drift=view.drift if r.accept_changed_scripts else ())
 
@@ -226,10 +228,10 @@ def _check_upgrade(d: _Decider) -> None:
                          f"with `ft-upgrade baseline --site {r.site_id} --version V`")
 
 
-def _check_preconditions(d: _Decider, candidate: Mapping[str, Any] | None) -> list[Waiver]:
+def _check_preconditions(d: _Decider, candidate: Execution | None) -> list[Waiver]:
     """Each missing precondition is refused, unless waived now or by the execution being continued."""
     r = d.request
-    recorded = {w["precondition"]: w for w in (candidate or {}).get("waivers") or []}
+    recorded = {w["precondition"]: w for w in (candidate.waivers if candidate else [])}
     waivers = []
     for name in PRECONDITIONS[r.cutpoint]:
         missing = _missing(d, name, resuming=candidate is not None)
@@ -248,6 +250,8 @@ def _check_preconditions(d: _Decider, candidate: Mapping[str, Any] | None) -> li
 def _missing(d: _Decider, name: str, *, resuming: bool) -> str:
     """What is missing of one precondition and how to satisfy it ('' when it holds)."""
     r, view = d.request, d.view
+    if name == OFF_PEAK:
+        return view.outside_window
     if name == SERVICES_STOPPED:
         if not view.running_services:
             return ""

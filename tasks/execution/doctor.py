@@ -1,6 +1,8 @@
 """``ft-upgrade doctor``: is everything a run needs reachable and sane, before CICD calls a cutpoint?
 
-Each check is independent and never raises: one broken part is named, the others still report.
+Each check is independent and never raises: one broken part is named, the others still report. A check
+that had nothing to look at says "skipped" and why (never "ok"): for example a site's blocks when no
+Prefect API is configured to read them from.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tasks.core.settings import Settings, get_settings
 
 MIN_FREE_BYTES = 1 << 30  # 1 GiB
 SKIPPED = "skipped: "
+DEFAULT_SITE = "doctor"  # the site whose resources are opened when none is given
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,18 @@ class Check:
     name: str
     ok: bool
     detail: str
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``skipped`` (nothing was checked; the detail says why) or ``failed``."""
+        if not self.ok:
+            return "failed"
+        return "skipped" if self.detail.startswith(SKIPPED) else "ok"
+
+    @property
+    def reason(self) -> str:
+        """The detail without the ``skipped:`` prefix."""
+        return self.detail.removeprefix(SKIPPED)
 
 
 def _guard(name: str, probe: Callable[[], str]) -> Check:
@@ -44,10 +59,21 @@ def check_prefect_api() -> str:
 
     url = PREFECT_API_URL.value()
     if not url:
-        return "ephemeral (PREFECT_API_URL not set: each run starts a temporary server; CICD needs a shared one)"
+        return SKIPPED + ("PREFECT_API_URL is not set, so no server was checked (each run starts a temporary "
+                          "one; CICD, deployments and the sites' blocks need a shared one: export "
+                          "PREFECT_API_URL=http://HOST:4200/api)")
     response = httpx.get(url.rstrip("/") + "/health", timeout=5)
     response.raise_for_status()
     return f"{mask_url(url)} healthy"
+
+
+def blocks_unread(site_id: str | None) -> str:
+    """Why a site's blocks were not consulted ('' when they were, or no site was given)."""
+    from blocks.database import can_load_blocks
+
+    if site_id is None or can_load_blocks():
+        return ""
+    return f"site {site_id}'s blocks were not read: PREFECT_API_URL is not set"
 
 
 def check_metadata(site_id: str | None = None) -> str:
@@ -55,7 +81,8 @@ def check_metadata(site_id: str | None = None) -> str:
 
     with ExecutionService.open(site_id) as service, service.store.engine.connect() as conn:
         conn.execute(text("SELECT 1"))
-        return f"{service.store.describe()} reachable"
+        unread = blocks_unread(site_id)
+        return f"{service.store.describe()} reachable" + (f" ({unread}; this is the default store)" if unread else "")
 
 
 def check_log_store(settings: Settings, site_id: str) -> str:
@@ -70,7 +97,8 @@ def check_log_store(settings: Settings, site_id: str) -> str:
         pid = getattr(client, "server_pid", None)  # an embedded store: the host's engine process, shared with runs
         kind = f"embedded chdb, engine process {pid}" if pid else "embedded chdb" if log.store.is_embedded \
             else "ClickHouse server"
-        return f"{log.table_ref} ({kind}) answers"
+        unread = blocks_unread(site_id if site_id != DEFAULT_SITE else None)
+        return f"{log.table_ref} ({kind}) answers" + (f" ({unread}; this is the default log store)" if unread else "")
 
 
 def check_redis(settings: Settings, site_id: str | None) -> str:
@@ -79,6 +107,9 @@ def check_redis(settings: Settings, site_id: str | None) -> str:
 
     if RedisConnection.from_env() is None and site_id is None:
         return SKIPPED + "FT_UPGRADE_REDIS_URL not set (pass a site to check its '<site>-redis' block)"
+    if RedisConnection.from_env() is None and blocks_unread(site_id):
+        return SKIPPED + f"{blocks_unread(site_id)} (its '{(site_id or '').lower()}-redis' block), and " \
+                         "FT_UPGRADE_REDIS_URL is not set"
     with open_site_resources(site_id or "-", settings=settings) as resources:
         try:
             client = resources.redis()
@@ -108,7 +139,12 @@ def check_marker_schema(settings: Settings, site_id: str | None) -> str:
         if problems:
             raise RuntimeError("; ".join(problems))
         if not checked:
-            return SKIPPED + "no business database configured (pass a site, or set FT_UPGRADE_DB_FT_DB)"
+            if site_id is None:
+                return SKIPPED + "no business database configured (pass a site, or set FT_UPGRADE_DB_FT_DB)"
+            unread = blocks_unread(site_id)
+            return SKIPPED + (f"{unread} (its ft_db and middle_db blocks)" if unread else
+                              f"site {site_id} has no ft_db or middle_db block") + \
+                " and FT_UPGRADE_DB_FT_DB is not set"
         return f"statement markers in schema {settings.marker_schema!r} on {', '.join(checked)}"
 
 
@@ -135,7 +171,7 @@ def run_doctor(site_id: str | None = None, *, settings: Settings | None = None,
                min_free_bytes: int = MIN_FREE_BYTES) -> list[Check]:
     """All checks, in the order an operator fixes things."""
     settings = settings or get_settings()
-    site = site_id or os.environ.get("FT_UPGRADE_SITE_ID") or "doctor"
+    site = site_id or os.environ.get("FT_UPGRADE_SITE_ID") or DEFAULT_SITE
     return [
         _guard("prefect_api", check_prefect_api),
         _guard("metadata_db", lambda: check_metadata(site_id)),

@@ -39,6 +39,9 @@ REPORT_TEXT: dict[str, dict[str, str]] = {
                 "-p target_version={target} -p site_id={site} --watch`（参数相同）。",
         "cli": "命令行：`ft-upgrade resume {execution_id}`。",
         "step_reused": "本次执行中已完成", "step_blocked": "已跳过：依赖的步骤 {blocker} 未成功",
+        "decisions": "断点与操作员决定", "at": "失败位置", "statement": "失败语句", "error": "错误",
+        "decision": "决定", "decided_by": "决定人", "notes": "说明", "no_decision": "尚无决定", "outcome": "结果",
+        "bp_active": "等待处理（ACTIVE）", "bp_expired": "已过期", "bp_resolved": "已解决：{by}，{when}：{notes}",
     },
     "en": {
         "status": "Status", "site": "site", "field": "field", "value": "value",
@@ -67,6 +70,10 @@ REPORT_TEXT: dict[str, dict[str, str]] = {
         "cli": "CLI: `ft-upgrade resume {execution_id}`.",
         "step_reused": "already done in this execution",
         "step_blocked": "skipped: dependency {blocker} did not succeed",
+        "decisions": "Breakpoints and operators' decisions", "at": "stopped at", "statement": "statement",
+        "error": "error", "decision": "decision", "decided_by": "decided by", "notes": "notes",
+        "no_decision": "no decision yet", "outcome": "outcome", "bp_active": "waiting (ACTIVE)",
+        "bp_expired": "expired", "bp_resolved": "resolved by {by} at {when}: {notes}",
     },
 }
 

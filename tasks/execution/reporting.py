@@ -6,7 +6,6 @@ key per site and cutpoint); CICD reads its JSON through ``ft-upgrade report`` or
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,8 +13,11 @@ from typing import Any
 
 from tasks.core.cutpoints import CUTPOINT_TITLES, Cutpoint
 from tasks.core.language import language_code
-from tasks.core.statuses import STEP_FINISHED, ExecutionStatus, StepStatus
+from tasks.core.masking import mask_sql
+from tasks.core.statuses import STEP_FINISHED, BreakpointStatus, ExecutionStatus, StepStatus
 from tasks.execution.report_text import DEFAULT_LANGUAGE, report_text
+from tasks.store.breakpoints import Breakpoint
+from tasks.store.records import Execution, StepRun
 
 DONE_STATUSES = STEP_FINISHED
 
@@ -24,17 +26,18 @@ DONE_STATUSES = STEP_FINISHED
 class RunReport:
     """Everything a report shows; ``return_code`` is what the CLI exits with."""
 
-    execution: dict[str, Any]
-    steps: list[dict[str, Any]]
+    execution: Execution
+    steps: list[StepRun]
     status: str
     resume_hint: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     sql_counts: dict[str, int] = field(default_factory=lambda: {"total": 0, "success": 0, "failed": 0})
     language: str = DEFAULT_LANGUAGE  # of the markdown and the resume hints: the site's (zh unless it says en)
+    breakpoints: list[Breakpoint] = field(default_factory=list)  # every stop of the execution, with its decision
 
     @property
     def counts(self) -> dict[str, int]:
-        statuses = [s["status"] for s in self.steps]
+        statuses = [s.status for s in self.steps]
         return {
             "total": len(statuses),
             "success": statuses.count(StepStatus.SUCCESS),
@@ -50,59 +53,48 @@ class RunReport:
 
     @property
     def duration_ms(self) -> int:
-        start, end = self.execution.get("start_time"), self.execution.get("end_time")
-        if isinstance(start, datetime) and isinstance(end, datetime):
+        start, end = self.execution.start_time, self.execution.end_time
+        if start is not None and end is not None:
             return int((end - start).total_seconds() * 1000)
         return 0
 
     @property
-    def failures(self) -> list[dict[str, Any]]:
-        return [s for s in self.steps
-                if s["status"] in (StepStatus.FAILED, StepStatus.WARNING) and s.get("error_message")]
+    def failures(self) -> list[StepRun]:
+        return [s for s in self.steps if s.status in (StepStatus.FAILED, StepStatus.WARNING) and s.error_message]
 
     def to_json(self) -> dict[str, Any]:
         e = self.execution
         return {
-            "execution_id": e["execution_id"],
+            "execution_id": e.execution_id,
             "status": self.status,
-            "cutpoint": e["step_type"],
-            "site_id": e["site_id"],
-            "source_version": e["source_version"],
-            "target_version": e["target_version"],
-            "flow_run_id": e.get("flow_run_id"),
-            "resume_count": e.get("resume_count", 0),
+            "cutpoint": e.cutpoint,
+            "site_id": e.site_id,
+            "source_version": e.source_version,
+            "target_version": e.target_version,
+            "flow_run_id": e.flow_run_id,
+            "resume_count": e.resume_count,
             "duration_ms": self.duration_ms,
             "steps": self.counts,
             "sql": self.sql_counts,
-            "requested_by": e.get("requested_by"),
-            "rerun_of": e.get("rerun_of"),
-            "waivers": e.get("waivers") or [],
+            "requested_by": e.requested_by,
+            "rerun_of": e.rerun_of,
+            "waivers": e.waivers,
             "step_results": [
-                {"step_id": s["step_id"], "key": s["step_key"], "status": s["status"],
-                 "duration_ms": s.get("duration"), "summary": _result(s).get("summary", ""),
-                 "error": s.get("error_message"), "details": _result(s).get("details", {})}
+                {"step_id": s.step_id, "key": s.step_key, "description": s.description, "status": s.status,
+                 "duration_ms": s.duration, "summary": s.summary, "error": s.error_message, "details": s.details}
                 for s in self.steps
             ],
             "resume": self.resume_hint,
+            "breakpoints": [breakpoint_json(bp) for bp in self.breakpoints],
             **self.extra,
         }
-
-
-def _result(step: Mapping[str, Any]) -> dict[str, Any]:
-    raw = step.get("result")
-    if not raw:
-        return {}
-    try:
-        return json.loads(raw)
-    except (TypeError, ValueError):
-        return {}
 
 
 _ICONS = {StepStatus.SUCCESS: "✅", StepStatus.WARNING: "⚠️", StepStatus.FAILED: "❌", StepStatus.SKIPPED: "⏭️",
           StepStatus.RUNNING: "⏳", StepStatus.PENDING: "…"}
 
 
-def _cell(text: object) -> str:
+def cell(text: object) -> str:
     return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ")[:300]
 
 
@@ -119,42 +111,45 @@ def render_markdown(report: RunReport) -> str:
     """The markdown report in the report's language: header, steps table, failures, what to do next, steps."""
     t = report_text(report.language)
     e = report.execution
-    cutpoint = Cutpoint(e["step_type"])
+    cutpoint = Cutpoint(e.cutpoint)
     c, sql = report.counts, report.sql_counts
     notice = report.extra.get("notice")
     lines = [
         f"# {_title(cutpoint, report.language)}",
         "",
         *([f"> **{notice}**", ""] if notice else []),
-        f"**{t['status']}: {_ICONS.get(report.status, '')} {report.status}** — {t['site']} `{e['site_id']}`, "
-        f"{e['source_version']} → {e['target_version']}",
+        f"**{t['status']}: {_ICONS.get(report.status, '')} {report.status}** — {t['site']} `{e.site_id}`, "
+        f"{e.source_version} → {e.target_version}",
         "",
         f"| {t['field']} | {t['value']} |",
         "|---|---|",
-        f"| {t['execution_id']} | `{e['execution_id']}` |",
+        f"| {t['execution_id']} | `{e.execution_id}` |",
         f"| {t['cutpoint']} | `{cutpoint.value}` |",
-        f"| {t['flow_run']} | `{e.get('flow_run_id') or '-'}` |",
-        f"| {t['started']} | {e.get('start_time') or '-'} |",
-        f"| {t['ended']} | {e.get('end_time') or '-'} |",
+        f"| {t['flow_run']} | `{e.flow_run_id or '-'}` |",
+        f"| {t['started']} | {e.start_time or '-'} |",
+        f"| {t['ended']} | {e.end_time or '-'} |",
         f"| {t['duration']} | {_seconds(report.duration_ms)} |",
-        f"| {t['resumes']} | {e.get('resume_count', 0)} |",
+        f"| {t['resumes']} | {e.resume_count} |",
         f"| {t['steps_row']} | {t['steps_counts'].format(**c)} |",
         f"| {t['sql_row']} | {t['sql_counts'].format(**sql)} |",
-        f"| {t['requested_by']} | {_cell(e.get('requested_by') or '-')} |",
+        f"| {t['requested_by']} | {cell(e.requested_by or '-')} |",
     ]
-    if e.get("rerun_of"):
-        lines.append(f"| {t['rerun_of']} | {t['rerun_value'].format(of=e['rerun_of'])} |")
+    if e.rerun_of:
+        lines.append(f"| {t['rerun_of']} | {t['rerun_value'].format(of=e.rerun_of)} |")
     lines += ["", f"## {t['steps']}", "", t["step_header"], "|---|---|---|---|---|---|"]
     for i, s in enumerate(report.steps, 1):
-        version = s["step_key"].split(":", 1)[0]
-        lines.append(f"| {i} | `{s['step_id']}` {_cell(s.get('step_name'))} | {version} | "
-                     f"{_ICONS.get(s['status'], '')} {s['status']} | {_seconds(s.get('duration'))} | "
-                     f"{_cell(_result(s).get('summary') or s.get('error_message'))} |")
+        described = f" — {cell(s.description)}" if s.description else ""
+        lines.append(f"| {i} | `{s.step_id}` {cell(s.step_name)}{described} | {s.version} | "
+                     f"{_ICONS.get(s.status, '')} {s.status} | {_seconds(s.duration)} | "
+                     f"{cell(s.summary or s.error_message)} |")
     lines += _waivers_and_rerun(report, t)
+    if report.breakpoints:  # after a failure and a resume: what failed, what was decided and by whom
+        lines += ["", f"## {t['decisions']}", ""]
+        lines += [line for bp in report.breakpoints for line in decision_lines(bp, t)]
     if report.failures:
         lines += ["", f"## {t['failures']}", ""]
         for s in report.failures:
-            lines.append(f"- **{s['step_id']}** ({s['status']}): {_cell(s.get('error_message'))}")
+            lines.append(f"- **{s.step_id}** ({s.status}): {cell(s.error_message)}")
     notification = report.extra.get("notification")
     if notification:
         state = t["delivered"] if notification["delivered"] else t["not_delivered"].format(
@@ -169,25 +164,65 @@ def render_markdown(report: RunReport) -> str:
     else:
         lines += [f"- {hint}" for hint in report.resume_hint]
     for s in report.steps:
-        section = _result(s).get("markdown")
-        if section:
-            lines += ["", f"## {s['step_id']}", "", section]
+        if s.markdown:
+            lines += ["", f"## {s.step_id}", "", s.markdown]
     return "\n".join(lines) + "\n"
 
 
 def _waivers_and_rerun(report: RunReport, t: Mapping[str, str]) -> list[str]:
     lines: list[str] = []
-    waivers = report.execution.get("waivers") or []
+    waivers = report.execution.waivers
     if waivers:
         lines += ["", f"## {t['waived']}", ""]
-        lines += [t["waived_line"].format(precondition=w["precondition"], by=_cell(w["by"]), reason=_cell(w["reason"]),
-                                          missing=_cell(w["missing"])) for w in waivers]
+        lines += [t["waived_line"].format(precondition=w["precondition"], by=cell(w["by"]), reason=cell(w["reason"]),
+                                          missing=cell(w["missing"])) for w in waivers]
     rerun = report.extra.get("rerun")
     if rerun:
         lines += ["", f"## {t['rerun']}", "",
-                  t["rerun_text"].format(of=rerun["of"], by=_cell(rerun["by"]), reason=_cell(rerun["reason"])), ""]
-        lines += [f"- {_cell(line)}" for line in rerun["scripts_applied_at_site"]] or [f"- {t['none']}"]
+                  t["rerun_text"].format(of=rerun["of"], by=cell(rerun["by"]), reason=cell(rerun["reason"])), ""]
+        lines += [f"- {cell(line)}" for line in rerun["scripts_applied_at_site"]] or [f"- {t['none']}"]
     return lines
+
+
+def decision_lines(bp: Breakpoint, t: Mapping[str, str], *, cutpoint: str | None = None) -> list[str]:
+    """One breakpoint: where it stopped, the statement and error, the operator's decision and who made it."""
+    where = f"`{bp.where}`" + (f" ({bp.database})" if bp.database else "")
+    execution = f"`{bp.execution_id}` ({cutpoint}), " if cutpoint else ""
+    lines = [f"- **{when(bp.breakpoint_time)}** {execution}step `{bp.step_id}` — {t['at']} {where}"]
+    if bp.sql_content:
+        lines.append(f"  - {t['statement']}: `{cell(mask_sql(bp.sql_content))}`")
+    error = " ".join(x for x in (bp.error_code, bp.failure_reason) if x)
+    if error:
+        lines.append(f"  - {t['error']}: {cell(error)}")
+    decision = bp.decision
+    if decision is not None:
+        lines.append(f"  - {t['decision']}: **{decision.inflight or 'resume'}** — {t['decided_by']}: "
+                     f"{cell(decision.by)} ({when(decision.time)}); {t['notes']}: {cell(decision.notes or '-')}")
+    elif bp.status == BreakpointStatus.ACTIVE:
+        lines.append(f"  - {t['decision']}: {t['no_decision']}")
+    outcome = (t["bp_active"] if bp.status == BreakpointStatus.ACTIVE else t["bp_expired"]
+               if bp.status == BreakpointStatus.EXPIRED else
+               t["bp_resolved"].format(by=cell(bp.resolved_by or "-"), when=when(bp.resolved_time),
+                                    notes=cell(bp.resolve_notes or "-")))
+    lines.append(f"  - {t['outcome']}: {outcome}")
+    return lines
+
+
+def breakpoint_json(bp: Breakpoint) -> dict[str, Any]:
+    """A breakpoint as the report's JSON gives it: where, what failed, the decision and who made it."""
+    decision = bp.decision
+    return {"id": bp.id, "step_id": bp.step_id, "status": bp.status, "time": when(bp.breakpoint_time),
+            "where": bp.where, "database": bp.database, "statement": mask_sql(bp.sql_content or "") or None,
+            "error_code": bp.error_code, "error": bp.failure_reason,
+            "decision": None if decision is None else {"inflight": decision.inflight, "by": decision.by,
+                                                       "notes": decision.notes, "time": when(decision.time)},
+            "resolved_by": bp.resolved_by, "resolved_time": when(bp.resolved_time) if bp.resolved_time else None,
+            "resolve_notes": bp.resolve_notes}
+
+
+def when(moment: datetime | None) -> str:
+    """A UTC time as the reports write it."""
+    return f"{moment:%Y-%m-%d %H:%M:%S}" if moment else "-"
 
 
 def render_refusal(cutpoint: Cutpoint, site_id: str, source: str, target: str, message: str,
@@ -210,11 +245,11 @@ def resume_instructions(*, execution_id: str, cutpoint: str, source: str, target
             t["cli"].format(execution_id=execution_id)]
 
 
-def steps_table(steps: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def steps_table(steps: Sequence[StepRun]) -> list[dict[str, Any]]:
     """Rows for the table artifact."""
-    return [{"step": s["step_id"], "version": s["step_key"].split(":", 1)[0], "status": s["status"],
-             "duration_ms": s.get("duration"), "retries": s.get("retry_count", 0),
-             "summary": _result(s).get("summary", ""), "error": s.get("error_message") or ""} for s in steps]
+    return [{"step": s.step_id, "description": s.description, "version": s.version, "status": s.status,
+             "duration_ms": s.duration, "retries": s.retry_count, "summary": s.summary,
+             "error": s.error_message or ""} for s in steps]
 
 
 def artifact_key(site_id: str, cutpoint: str) -> str:

@@ -8,9 +8,10 @@ steps, keeps breakpoints with the operator's typed decision, moves the site's st
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -20,20 +21,25 @@ from blocks.database import block_names, can_load_blocks, load_database_url, url
 from tasks.core.clock import utcnow
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.errors import InputError, Refused
-from tasks.core.settings import get_settings
-from tasks.core.statuses import ExecutionStatus
+from tasks.core.settings import Settings, get_settings
+from tasks.core.statuses import BreakpointKind, ExecutionStatus, SiteEvent
 from tasks.execution.admission import Admission, Request, ScriptDrift, SiteView, admit
 from tasks.execution.report_text import DEFAULT_LANGUAGE
 from tasks.execution.reporting import RunReport, resume_instructions
 from tasks.store.breakpoints import (
+    Breakpoint,
     OperatorDecision,
     active_breakpoint,
+    breakpoints_of,
     expire_breakpoint,
+    open_breakpoint,
     record_decision,
-    resolve_breakpoint,
+    resolve_as_decided,
 )
 from tasks.store.metadata_store import MetadataStore
-from tasks.store.site_state import AppliedScript, SiteStates
+from tasks.store.records import Execution, StepRun, StoredReport
+from tasks.store.site_lock import HeldLock, site_lock
+from tasks.store.site_state import AppliedScript, SiteState, SiteStates
 
 #: Which of the site's versions a completed cutpoint moves to the target.
 VERSION_MOVES: dict[Cutpoint, tuple[str, ...]] = {
@@ -112,26 +118,37 @@ class ExecutionService:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @contextlib.contextmanager
+    def hold(self, site_id: str, holder: str, *, settings: Settings | None = None,
+             on_lost: Callable[[str], None] | None = None) -> Iterator[HeldLock]:
+        """The site's lock for the block (:class:`SiteBusy` if another run keeps it); the store's writes are
+        fenced by it meanwhile. ``holder`` is what a refused run is told (e.g. the cutpoint and flow run)."""
+        settings = settings or get_settings()
+        with site_lock(self.store.engine, site_id, holder=holder, wait_seconds=settings.site_lock_wait_seconds,
+                       check_seconds=settings.site_lock_check_seconds, on_lost=on_lost) as held, \
+                self.store.fenced_by(held):
+            yield held
+
     # admission ----------------------------------------------------------------------------------
 
     def admit(self, request: Request, *, sql_root: Path, services: Mapping[str, str] | None = None,
-              flow_run_id: str | None = None) -> Admission:
-        """Decide a trigger from the site's state; a refusal is recorded in the history and raised."""
-        from tasks.execution.service_probe import running_services
+              flow_run_id: str | None = None, outside_window: str = "") -> Admission:
+        """Decide a trigger from the site's state; a refusal is recorded in the history and raised.
+        ``outside_window``: heavy steps planned outside the site's off-peak window (see SiteView)."""
+        from tasks.site.service_probe import running_services
 
         store, r = self.store, request
-        named = self._execution(r.execution_id) if r.execution_id else None
-        latest = self._execution_row(store.latest_execution(
-            site_id=r.site_id, cutpoint=r.cutpoint.value, source_version=r.source_version,
-            target_version=r.target_version))
+        named = store.get_execution(r.execution_id) if r.execution_id else None
+        latest = store.latest_execution(site_id=r.site_id, cutpoint=r.cutpoint.value,
+                                        source_version=r.source_version, target_version=r.target_version)
         candidate = named or latest
-        bp = active_breakpoint(store.engine, candidate["execution_id"]) if candidate else None
+        bp = self.active_breakpoint(candidate.execution_id) if candidate else None
         probe = r.cutpoint == Cutpoint.STARTUP_PRE_PROCESS and services
         view = SiteView(site=self.sites.get(r.site_id),
                         cutpoints=self.sites.cutpoints(r.site_id, r.source_version, r.target_version),
-                        latest=latest, named=named, breakpoint_expiry=bp["expiry_time"] if bp else None,
+                        latest=latest, named=named, breakpoint_expiry=bp.expiry_time if bp else None,
                         running_services=tuple(running_services(services)) if probe else (),
-                        drift=tuple(self.script_drift(r.site_id, sql_root)))
+                        drift=tuple(self.script_drift(r.site_id, sql_root)), outside_window=outside_window)
         settings = get_settings()
         decision = admit(r, view, now=utcnow(), check_max_age=timedelta(hours=settings.check_max_age_hours))
         if decision.action == "refuse":
@@ -141,7 +158,7 @@ class ExecutionService:
                     if view.breakpoint_expiry else "breakpoint expired"
                 store.update_execution(decision.execution_id, status=ExecutionStatus.EXPIRED, end_time=utcnow(),
                                        error_message=expired)
-            self.sites.record(r.site_id, "TRIGGER_REFUSED", cutpoint=r.cutpoint.value, source=r.source_version,
+            self.sites.record(r.site_id, SiteEvent.TRIGGER_REFUSED, cutpoint=r.cutpoint.value, source=r.source_version,
                               target=r.target_version, execution_id=decision.execution_id, flow_run_id=flow_run_id,
                               actor=r.by, detail={"reasons": list(decision.reasons)})
             raise Refused(f"{r.cutpoint.value} refused at site {r.site_id} ({r.source_version} → "
@@ -149,7 +166,7 @@ class ExecutionService:
                           "\n".join(f"- {reason}" for reason in decision.reasons),
                           site_id=r.site_id, cutpoint=r.cutpoint.value)
         if decision.action == "noop":
-            self.sites.record(r.site_id, "TRIGGER_NOOP", cutpoint=r.cutpoint.value, source=r.source_version,
+            self.sites.record(r.site_id, SiteEvent.TRIGGER_NOOP, cutpoint=r.cutpoint.value, source=r.source_version,
                               target=r.target_version, execution_id=decision.execution_id, flow_run_id=flow_run_id,
                               actor=r.by)
         return decision
@@ -202,43 +219,59 @@ class ExecutionService:
                 reason=r.reason, execution_id=execution_id)
         return execution_id
 
-    def record_step(self, execution_id: str, step_key: str, result: Mapping[str, Any] | None) -> None:
+    def record_step(self, execution_id: str, step: StepRun | None) -> None:
         """What a step leaves at the site beyond its execution: the scripts it applied, with their SHA-256."""
-        scripts = ((result or {}).get("details") or {}).get("scripts_applied")
-        if not scripts:
+        scripts = step.details.get("scripts_applied") if step else None
+        if not step or not scripts:
             return
         e = self.store.require_execution(execution_id)
-        self.sites.record_scripts(e["site_id"], scripts, execution_id=execution_id, cutpoint=e["step_type"],
-                                  step_key=step_key, version=step_key.split(":", 1)[0])
+        self.sites.record_scripts(e.site_id, scripts, execution_id=execution_id, cutpoint=e.cutpoint,
+                                  step_key=step.step_key, version=step.version)
 
     def finish(self, execution_id: str, status: str, error: str | None) -> None:
         """End the execution; the cutpoint's state at the site follows, and a completion may move the version."""
         store = self.store
         e = store.require_execution(execution_id)
-        bp = active_breakpoint(store.engine, execution_id)
-        if status == ExecutionStatus.SUCCESS and bp is not None:
-            decision = OperatorDecision.of(bp)
-            resolve_breakpoint(store.engine, execution_id, by=decision.by if decision else "ft-upgrade",
-                               notes=decision.notes if decision else "resumed and completed")
+        if status == ExecutionStatus.SUCCESS:
+            resolve_as_decided(store.engine, execution_id, notes="resumed and completed")
         store.finish_execution(execution_id, status, error)
-        cutpoint = Cutpoint(e["step_type"])
+        cutpoint = Cutpoint(e.cutpoint)
         completed = status == ExecutionStatus.SUCCESS
-        moves = {column: e["target_version"] for column in VERSION_MOVES.get(cutpoint, ())} if completed else {}
-        self.sites.cutpoint_finished(e["site_id"], source=e["source_version"], target=e["target_version"],
-                                     cutpoint=cutpoint.value, execution_id=execution_id, flow_run_id=e["flow_run_id"],
+        moves = {column: e.target_version for column in VERSION_MOVES.get(cutpoint, ())} if completed else {}
+        self.sites.cutpoint_finished(e.site_id, source=e.source_version, target=e.target_version,
+                                     cutpoint=cutpoint.value, execution_id=execution_id, flow_run_id=e.flow_run_id,
                                      completed=completed, moves=moves,
                                      detail={"status": status, **({"error": error} if error else {})})
 
-    def prepare_resume(self, execution_id: str, decision: OperatorDecision) -> dict[str, Any]:
+    # breakpoints --------------------------------------------------------------------------------
+
+    def active_breakpoint(self, execution_id: str) -> Breakpoint | None:
+        return active_breakpoint(self.store.engine, execution_id)
+
+    def stop_at_step(self, execution_id: str, step_id: str, step_key: str, message: str,
+                     instructions: str) -> None:
+        """A step failed where no statement's breakpoint says more: the execution stops at the step."""
+        if self.active_breakpoint(execution_id) is None:
+            open_breakpoint(self.store.engine, execution_id=execution_id, step_id=step_id,
+                            kind=BreakpointKind.STEP_LEVEL, message=message, instructions=instructions,
+                            context={"step_key": step_key}, fence=self.store.lock)
+
+    def operator_stopped(self, execution_id: str, bp: Breakpoint, *, by: str, reason: str,
+                         flow_run_id: str | None) -> None:
+        """An operator chose to stop at a breakpoint (in the Prefect UI): the site's history says so."""
+        e = self.store.require_execution(execution_id)
+        self.sites.record(e.site_id, SiteEvent.OPERATOR_STOPPED, cutpoint=e.cutpoint, source=e.source_version,
+                          target=e.target_version, execution_id=execution_id, flow_run_id=flow_run_id,
+                          actor=by, detail={"breakpoint": bp.id, "reason": reason})
+
+    def prepare_resume(self, execution_id: str, decision: OperatorDecision) -> Execution:
         """Check that an execution can be resumed and record the operator's decision on its breakpoint."""
-        execution = self._execution(execution_id)
-        if execution is None:
-            raise InputError(f"no execution {execution_id!r} in {self.store.describe()}")
-        if execution["status"] == ExecutionStatus.ABANDONED:
+        execution = self.execution(execution_id)
+        if execution.status == ExecutionStatus.ABANDONED:
             raise InputError(f"execution {execution_id} was abandoned; run the cutpoint again for a new execution")
-        if execution["status"] == ExecutionStatus.SUCCESS:
+        if execution.status == ExecutionStatus.SUCCESS:
             return execution
-        bp = active_breakpoint(self.store.engine, execution_id)
+        bp = self.active_breakpoint(execution_id)
         if bp is None:
             if decision.inflight:
                 raise InputError(f"execution {execution_id} has no active breakpoint to apply --inflight to")
@@ -251,90 +284,85 @@ class ExecutionService:
     def abandon(self, execution_id: str, *, by: str, reason: str) -> None:
         """Give an execution up: its breakpoint is resolved and the next trigger starts a new execution."""
         e = self.store.require_execution(execution_id)
-        if e["status"] == ExecutionStatus.SUCCESS:
+        if e.status == ExecutionStatus.SUCCESS:
             raise InputError(f"execution {execution_id} succeeded; nothing to abandon")
         self.store.abandon_execution(execution_id, by=by, reason=reason)
-        self.sites.cutpoint_finished(e["site_id"], source=e["source_version"], target=e["target_version"],
-                                     cutpoint=e["step_type"], execution_id=execution_id, flow_run_id=None,
+        self.sites.cutpoint_finished(e.site_id, source=e.source_version, target=e.target_version,
+                                     cutpoint=e.cutpoint, execution_id=execution_id, flow_run_id=None,
                                      completed=False, moves={},
                                      detail={"status": ExecutionStatus.ABANDONED, "by": by, "reason": reason})
 
-    def baseline(self, site_id: str, version: str, *, by: str, notes: str) -> None:
-        """Record the version of a site installed before this tool (or repair the record)."""
-        self.sites.set_baseline(site_id, version, actor=by, notes=notes)
+    def baseline(self, site_id: str, version: str, *, by: str, notes: str) -> SiteState | None:
+        """Record the version of a site installed before this tool (or repair the record); the state before."""
+        return self.sites.set_baseline(site_id, version, actor=by, notes=notes)
+
+    def site(self, site_id: str) -> SiteState | None:
+        """Where the site stands (None: no record yet)."""
+        return self.sites.get(site_id)
 
     # reports ------------------------------------------------------------------------------------
 
     def build_report(self, execution_id: str, *, deployment_name: str | None = None,
                      language: str | None = None) -> RunReport:
         """The execution's report; ``language`` (zh/en) is the site's, Chinese when unset."""
-        execution = self._execution(execution_id)
-        if execution is None:
-            raise InputError(f"no execution {execution_id!r} in {self.store.describe()}")
-        hint = resume_instructions(execution_id=execution_id, cutpoint=execution["step_type"],
-                                   deployment_name=deployment_name, source=execution["source_version"],
-                                   target=execution["target_version"], site=execution["site_id"],
+        execution = self.execution(execution_id)
+        hint = resume_instructions(execution_id=execution_id, cutpoint=execution.cutpoint,
+                                   deployment_name=deployment_name, source=execution.source_version,
+                                   target=execution.target_version, site=execution.site_id,
                                    language=language or self.language)
-        return RunReport(execution=execution, steps=self.store.step_rows(execution_id), status=execution["status"],
+        return RunReport(execution=execution, steps=self.store.step_runs(execution_id), status=execution.status,
                          resume_hint=hint, sql_counts=self.store.sql_counts(execution_id),
-                         language=language or self.language)
+                         language=language or self.language,
+                         breakpoints=breakpoints_of(self.store.engine, [execution_id]))
 
     def save_report(self, report: RunReport, markdown: str, *, report_type: str = "SUMMARY") -> None:
-        """The ``upgrade_report`` row: counts of steps and SQL statements, JSON and markdown."""
+        """The ``upgrade_report`` row (GENERATED): counts of steps and SQL statements, JSON and markdown; reports
+        older than the retention (``FT_UPGRADE_REPORT_RETENTION_DAYS``, 90) become ARCHIVED meanwhile."""
         e, c, sql = report.execution, report.counts, report.sql_counts
         self.store.save_report(
-            execution=e, status=report.status, total_duration_ms=report.duration_ms, report_type=report_type,
+            execution=e, total_duration_ms=report.duration_ms, report_type=report_type,
             counts={"total": c["total"], "success": c["success"] + c["warning"], "failed": c["failed"],
                     "skipped": c["skipped"], "sql_total": sql["total"], "sql_success": sql["success"],
                     "sql_failed": sql["failed"]},
             content={**report.to_json(), "markdown": markdown},
-            summary=f"{e['step_type']} {report.status}: {c['success']} success, {c['warning']} warning, "
+            summary=f"{e.cutpoint} {report.status}: {c['success']} success, {c['warning']} warning, "
                     f"{c['failed']} failed, {c['skipped']} skipped",
             recommendations="\n".join(report.resume_hint) if report.status != ExecutionStatus.SUCCESS else "")
+        self.store.archive_reports(utcnow() - timedelta(days=get_settings().report_retention_days))
 
-    def latest_report(self, execution_id: str) -> dict[str, Any] | None:
+    def latest_report(self, execution_id: str) -> StoredReport | None:
         return self.store.latest_report(execution_id)
 
     # reading ------------------------------------------------------------------------------------
 
-    def execution(self, execution_id: str) -> dict[str, Any]:
-        """The execution (waivers parsed), or an input error naming the store."""
-        found = self._execution(execution_id)
+    def execution(self, execution_id: str) -> Execution:
+        """The execution, or an input error naming the store."""
+        found = self.store.get_execution(execution_id)
         if found is None:
             raise InputError(f"no execution {execution_id!r} in {self.store.describe()}")
         return found
 
-    def _execution(self, execution_id: str | None) -> dict[str, Any] | None:
-        return self._execution_row(self.store.get_execution(execution_id)) if execution_id else None
-
-    @staticmethod
-    def _execution_row(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
-        if row is None:
-            return None
-        return {**row, "waivers": json.loads(row["waivers"]) if row.get("waivers") else []}
-
     def executions(self, *, site_id: str | None = None, cutpoint: str | None = None,
-                   limit: int = 20) -> list[dict[str, Any]]:
+                   limit: int = 20) -> list[Execution]:
         return self.store.list_executions(site_id=site_id, cutpoint=cutpoint, limit=limit)
 
 
-def resume_environment(execution: Mapping[str, Any], given: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+def resume_environment(execution: Execution, given: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
     """The environment a resume runs with: the recorded one, with values given again on top; and the keys
     still masked (secret-looking values are recorded as ``***``: they must be given again)."""
-    environment = {**json.loads(execution.get("environment") or "{}"), **given}
+    environment = {**execution.environment, **given}
     return environment, sorted(k for k, v in environment.items() if v == "***")
 
 
-def _check_inflight(bp: Mapping[str, Any], decision: OperatorDecision) -> None:
+def _check_inflight(bp: Breakpoint, decision: OperatorDecision) -> None:
     """A decision fits the breakpoint: a SQL statement; ``applied`` only where it may have taken effect."""
-    where = f"breakpoint {bp['id']}"
-    if bp["breakpoint_type"] != "SQL_LEVEL" or bp.get("sql_sequence") is None:
-        raise InputError(f"{where} is at step {bp['step_id']}, not at a SQL statement: --inflight does not apply; "
+    where = f"breakpoint {bp.id}"
+    if not bp.at_statement:
+        raise InputError(f"{where} is at step {bp.step_id}, not at a SQL statement: --inflight does not apply; "
                          "fix the cause and resume without it")
-    in_doubt = bool(json.loads(bp.get("context_data") or "{}").get("in_doubt"))
-    if decision.inflight == "applied" and not in_doubt:
-        raise InputError(f"{where}: {bp['sql_file_name']}:{bp['sql_line_number']} failed on the server "
-                         f"({bp.get('error_code') or 'error'}): it did not take effect; fix the cause and resume, or "
+    if decision.inflight == "applied" and not bp.in_doubt:
+        raise InputError(f"{where}: {bp.where} failed on the server "
+                         f"({bp.error_code or 'error'}): it did not take effect; fix the cause and resume, or "
                          "`--inflight skip --notes WHY` if you applied it by hand")
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.statuses import CutpointState
+from tasks.store.breakpoints import Breakpoint
 from tasks.store.site_state import CutpointRecord
 
 if TYPE_CHECKING:
@@ -22,23 +23,21 @@ if TYPE_CHECKING:
 OVERVIEW_KEY = "ft-sites-overview"
 
 
-def breakpoint_lines(bp: Mapping[str, Any], resume: Sequence[str]) -> list[str]:
+def breakpoint_lines(bp: Breakpoint, resume: Sequence[str]) -> list[str]:
     """An active breakpoint in the requirements' format (断点信息格式)."""
-    where = (f"{bp['sql_file_name']}:{bp['sql_line_number']}" if bp.get("sql_file_name")
-             else f"step {bp['step_id']}")
-    lines = [f"断点ID: {bp['id']}", f"执行ID: {bp['execution_id']}", f"失败位置: {where}"]
-    if bp.get("sql_content"):
-        lines.append(f"失败SQL: {bp['sql_content']}")
-    code = f"[{bp['error_code']}] " if bp.get("error_code") else ""
-    lines += [f"失败原因: {code}{bp.get('failure_reason') or ''}",
-              f"断点时间: {bp['breakpoint_time']:%Y-%m-%d %H:%M:%S} UTC "
-              f"(expires {bp['expiry_time']:%Y-%m-%d %H:%M:%S} UTC)",
+    lines = [f"断点ID: {bp.id}", f"执行ID: {bp.execution_id}", f"失败位置: {bp.where}"]
+    if bp.sql_content:
+        lines.append(f"失败SQL: {bp.sql_content}")
+    code = f"[{bp.error_code}] " if bp.error_code else ""
+    lines += [f"失败原因: {code}{bp.failure_reason or ''}",
+              f"断点时间: {bp.breakpoint_time:%Y-%m-%d %H:%M:%S} UTC "
+              f"(expires {bp.expiry_time:%Y-%m-%d %H:%M:%S} UTC)",
               "恢复方式:", *[f"  - {line}" for line in resume]]
     return lines
 
 
 def site_info(service: ExecutionService, site_id: str, *, pending_configs: Sequence[str]) -> dict[str, Any]:
-    """Everything ``ft-upgrade info`` shows, as JSON-ready data."""
+    """Everything ``ft-upgrade info`` shows (records as they are: the CLI prints them or their JSON)."""
     state = service.sites.get(site_id)
     upgrade = None
     if state and state.upgrade_source and state.upgrade_target:
@@ -50,7 +49,7 @@ def site_info(service: ExecutionService, site_id: str, *, pending_configs: Seque
             "cutpoints": [_cutpoint_row(c, cutpoints.get(c.value)) for c in Cutpoint]}
     breakpoints = []
     for bp in service.store.active_breakpoints(site_id):
-        report = service.build_report(bp["execution_id"])
+        report = service.build_report(bp.execution_id)
         breakpoints.append({"breakpoint": bp, "lines": breakpoint_lines(bp, report.resume_hint)})
     return {
         "site_id": site_id,

@@ -59,11 +59,13 @@ class HealthParams(StepParams):
     ports: list[PortCheck] = Field(default_factory=list)
     databases: list[str] = Field(default_factory=list, description="Logical databases to ping.")
     database_restarts: dict[str, RestartCommand] = Field(default_factory=dict)
+    site_services: bool = Field(default=False, description="Also every service of the site profile: a GET of its "
+                                "URL answers 200 (a profile listing none fails: nothing to decide on).")
 
     @model_validator(mode="after")
     def _something(self) -> HealthParams:
-        if not self.endpoints and not self.databases and not self.ports:
-            raise ValueError("a health check needs at least one endpoint, port or database")
+        if not self.endpoints and not self.databases and not self.ports and not self.site_services:
+            raise ValueError("a health check needs at least one endpoint, port, database or site_services")
         unknown = set(self.database_restarts) - set(self.databases)
         if unknown:
             raise ValueError(f"database_restarts names databases not checked: {', '.join(sorted(unknown))}")
@@ -77,6 +79,7 @@ TEXT = {
         "database": "数据库 {name}", "select_ok": "SELECT 1 成功", "port_open": "端口可连接",
         "port_closed": "端口无法连接：{reason}", "unexpected": "HTTP {status}，期望 {expected}",
         "no_service": "局点配置中没有服务 {service!r}",
+        "no_services": "局点 {site} 的配置（site profile）未列出任何服务，无法判断：请在 services 中登记",
         "summary": "{healthy}/{total} 正常", "summary_bad": "：异常 {targets}",
     },
     "en": {
@@ -84,6 +87,7 @@ TEXT = {
         "database": "database {name}", "select_ok": "SELECT 1 ok", "port_open": "port open",
         "port_closed": "port closed: {reason}", "unexpected": "HTTP {status}, expected {expected}",
         "no_service": "service {service!r} is not in the site profile",
+        "no_services": "the profile of site {site} lists no services: cannot decide; list them under services",
         "summary": "{healthy}/{total} healthy", "summary_bad": ": unhealthy {targets}",
     },
 }
@@ -111,11 +115,13 @@ class ServiceHealthCheckStep(UpgradeStep):
 
     def run(self) -> StepResult:
         checks: list[tuple[RestartCommand | None, Callable[[], CheckOutcome]]] = []
-        checks += [(e.restart, lambda e=e: self._check_http(e)) for e in self.params.endpoints]
+        checks += [(e.restart, lambda e=e: self._check_http(e)) for e in self._endpoints()]
         checks += [(p.restart, lambda p=p: self._check_port(p)) for p in self.params.ports]
         checks += [(self.params.database_restarts.get(n), lambda n=n: self._check_database(n))
                    for n in self.params.databases]
         outcomes = [self._recover(check(), restart, check) for restart, check in checks]
+        if (unlisted := self._site_lists_services()) is not None:
+            outcomes.insert(0, unlisted)
         bad = [o for o in outcomes if not o.healthy]
         w = words(TEXT, self.context.language)
         rows = "\n".join(
@@ -132,6 +138,23 @@ class ServiceHealthCheckStep(UpgradeStep):
         if bad:
             raise StepFailed(result.summary, result)
         return result
+
+    def _endpoints(self) -> list[HttpCheck]:
+        """The configured endpoints, and with ``site_services`` each service the site profile lists."""
+        endpoints = list(self.params.endpoints)
+        if self.params.site_services:
+            profile = self.context.resources.profile
+            services = dict(profile.services) if profile is not None else {}
+            endpoints += [HttpCheck(name=name, url=url) for name, url in sorted(services.items())]
+        return endpoints
+
+    def _site_lists_services(self) -> CheckOutcome | None:
+        """With ``site_services``, a failed check when the profile lists none: nothing to decide on."""
+        profile = self.context.resources.profile
+        if not self.params.site_services or (profile is not None and profile.services):
+            return None
+        detail, shown = self._said("no_services", site=self.context.site_id)
+        return CheckOutcome("site services", False, detail, 0, shown=shown)
 
     def _recover(self, outcome: CheckOutcome, restart: RestartCommand | None,
                  check: Callable[[], CheckOutcome]) -> CheckOutcome:

@@ -129,6 +129,7 @@ class IndexOptimizationStep(UpgradeStep):
 
     Params = IndexOptimizeParams
     description = "Index optimization: statistics and probe timings before/after, time budget, rollback"
+    off_peak = True  # the requirements: 索引优化需在低峰期执行
     params: IndexOptimizeParams
     _mariadb = False
 

@@ -17,6 +17,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from tasks.core.masking import mask_url
 from tasks.core.statuses import ExecutionStatus, StepStatus
+from tasks.notify.message import REFUSED
 
 ATTEMPTS = 4
 
@@ -24,8 +25,9 @@ ATTEMPTS = 4
 def build_payload(report: Mapping[str, Any], recipients: list[str]) -> dict[str, Any]:
     """What the webhook receives (pure)."""
     failed = [s for s in report.get("step_results", []) if s.get("status") == StepStatus.FAILED]
+    events = {ExecutionStatus.SUCCESS: "succeeded", REFUSED: "refused"}
     return {
-        "event": "ft-upgrade." + ("succeeded" if report["status"] == ExecutionStatus.SUCCESS else "failed"),
+        "event": "ft-upgrade." + events.get(report["status"], "failed"),
         "site_id": report["site_id"],
         "cutpoint": report["cutpoint"],
         "source_version": report["source_version"],
@@ -33,7 +35,7 @@ def build_payload(report: Mapping[str, Any], recipients: list[str]) -> dict[str,
         "status": report["status"],
         "execution_id": report["execution_id"],
         "flow_run_id": report.get("flow_run_id"),
-        "failure": failed[0]["error"] if failed else None,
+        "failure": failed[0]["error"] if failed else report.get("error"),
         "failed_step": failed[0]["step_id"] if failed else None,
         "resume": report.get("resume", []) if report["status"] != ExecutionStatus.SUCCESS else [],
         "recipients": recipients,

@@ -94,7 +94,21 @@ def _syntax_error(text: str, source: str, exc: json.JSONDecodeError) -> ConfigEr
     if before.endswith(",") and text[exc.pos: exc.pos + 1] in ("}", "]"):
         line, col = _position(text, len(before) - 1)
         return ConfigError(source, f"trailing comma before '{text[exc.pos]}' (strict JSON)", line=line, column=col)
+    if text.startswith("...", exc.pos):
+        return ConfigError(source, f"{exc.msg}: '...' (an example's elision) is not JSON; write the steps out",
+                           line=exc.lineno, column=exc.colno)
     return ConfigError(source, exc.msg, line=exc.lineno, column=exc.colno)
+
+
+def _misplaced_checks(steps: object, cutpoint: str) -> str:
+    """A hint when an old key holds the business check, which belongs to cutpoint 1 (pre_business_check)."""
+    checks = [s.get("id") for s in steps if isinstance(s, dict)
+              and str(s.get("class_name", "")).rpartition(".")[2] == "PreBusinessCheckStep"] \
+        if isinstance(steps, list) else []
+    if not checks:
+        return ""
+    return (f"; its business check {', '.join(repr(c) for c in checks)} then runs in {cutpoint}: to run it as "
+            "cutpoint 1, move it under 'pre_business_check'")
 
 
 _DIGESTS = {32: "md5", 64: "sha256"}
@@ -155,7 +169,8 @@ def parse_config_text(text: str, *, source: str) -> LoadedConfig:
             if old in steps:
                 pos = _line_of_key(text, old)
                 where = f"{source}:{pos[0]}:{pos[1]}" if pos else source
-                notes.append(f"{where}: cutpoint key {old!r} is deprecated; read as {new.value!r}")
+                notes.append(f"{where}: cutpoint key {old!r} is deprecated; read as {new.value!r}"
+                             + _misplaced_checks(steps[old], new.value))
     try:
         config = VersionConfig.model_validate(data)
     except ValidationError as exc:

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from tasks.core.cutpoints import CUTPOINT_ALIASES, Cutpoint
+from tasks.core.resources import RESOURCES, Resource, parse_amount
 from tasks.core.versions import Version
 
 
@@ -61,13 +62,30 @@ class Metadata(BaseModel):
 
 
 class Dependencies(_Frozen):
-    """Which source versions a config may be applied to."""
+    """Which source versions a config may be applied to, and what the site must have for it.
+
+    ``required_components`` and ``required_resources`` are checked at the site by the check the plan
+    adds first to pre_business_check (``dependencies_check``) and again to startup_pre_process
+    (``dependencies_recheck``); the source range is checked when the plan is built.
+    """
 
     min_source_version: VersionField | None = None
     max_source_version: VersionField | None = None
     required_base_version: VersionField | None = None
-    required_components: list[str] = Field(default_factory=list)
-    required_resources: dict[str, str] = Field(default_factory=dict)
+    required_components: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, description="FT components the site must run, by their name in the site profile's "
+                                          "services (ft-manager, ft-report, ft-openapi).")
+    required_resources: dict[Resource, str] = Field(
+        default_factory=dict, description="Free memory and disk (e.g. '2GB', '10GB') and CPU cores ('2cores') "
+                                          "the worker host must have.",
+        json_schema_extra={"propertyNames": {"enum": list(RESOURCES)}})
+
+    @field_validator("required_resources")
+    @classmethod
+    def _amounts(cls, value: dict[str, str]) -> dict[str, str]:
+        for resource, amount in value.items():
+            parse_amount(resource, amount)
+        return value
 
 
 class PatchInfo(BaseModel):
@@ -76,10 +94,31 @@ class PatchInfo(BaseModel):
     affected_modules: list[str] = Field(default_factory=list)
 
 
-class StepConfig(BaseModel):
-    """One step of a cutpoint. Unknown keys are the step's own parameters (see ``params``)."""
+#: Step ids of the checks the plan adds itself (see :class:`Dependencies`); a config may not use them.
+DEPENDENCY_CHECK_IDS: dict[Cutpoint, str] = {Cutpoint.PRE_BUSINESS_CHECK: "dependencies_check",
+                                             Cutpoint.STARTUP_PRE_PROCESS: "dependencies_recheck"}
 
-    model_config = ConfigDict(frozen=True, extra="allow")
+
+STEP_DESCRIPTION = (
+    "One step. Fields beyond those listed are the step class's own parameters. A step with none of its own "
+    "follows its class's convention (README: Steps written without details): PreBusinessCheckStep runs "
+    "rules/default.json of the configs folder, else the built-in default rule set; PreUpgradeProcessStep backs "
+    "up ft_db, middle_db and the site's config_dir, renders its *.tpl files and checks the site's services and "
+    "databases; StartupPreProcessStep / PatchSqlExecutorStep run every *.sql of the version's folder "
+    "(<sql root>/baseline/<code>/ or patch/<code>/) in name order, OverseasSpecificProcessStep those of its "
+    "overseas/ subfolder; StartupPostProcessStep checks the site's services and ft_db; PostUpgradeProcessStep "
+    "archives logs older than 7 days in the site's log_dir and empties its staging_dir.")
+
+
+class StepConfig(BaseModel):
+    """One step of a cutpoint. Unknown keys are the step's own parameters (see ``params``).
+
+    A step with no parameter of its own (as the seed's examples write them) follows its class's
+    convention, filled in when the plan is built (README "Steps written without details").
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow",
+                              json_schema_extra={"description": STEP_DESCRIPTION})
 
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$", description="Unique within the config.")
     name: str = Field(default="", description="Human title, shown in reports.")
@@ -97,6 +136,13 @@ class StepConfig(BaseModel):
     priority: int | None = Field(default=None, description="Alias of order, as in the requirements.")
     dependencies: list[str] = Field(default_factory=list, description="Step ids that must run first.")
     rollback_supported: bool = False
+
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in DEPENDENCY_CHECK_IDS.values():
+            raise ValueError(f"step id {value!r} is the plan's own dependency check: choose another id")
+        return value
 
     @model_validator(mode="after")
     def _runs_somewhere(self) -> StepConfig:
@@ -192,6 +238,11 @@ class VersionConfig(_Frozen):
     @property
     def kind(self) -> str:
         return "patch" if self.version.is_patch else "baseline"
+
+    @property
+    def base(self) -> Version | None:
+        """The baseline a patch is applied on (None for a baseline): its upgrade must come first."""
+        return self.version.baseline if self.version.is_patch else None
 
     def fingerprint(self) -> str:
         """A stable hash of the config's content, recorded with every execution."""

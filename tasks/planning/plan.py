@@ -6,6 +6,9 @@ touches nothing. Everything below ``flows/`` works from the plan, never from con
 Rules (requirements 0 and 3.2, DESIGN "Versions and configs"):
 
 * every config with ``source < code <= target`` takes part, baselines and patches alike;
+* a patch whose base the range crosses (source below the base) needs the base's config in the
+  folder (an empty one for a release without upgrade work): else the base's upgrade would be
+  skipped without a word;
 * each config's ``dependencies`` are checked against the version in effect at that point of the
   chain (the source for the first config, the previous config's version after that);
 * steps are ordered by version, then declared ``order``/``priority`` (else position), honouring
@@ -18,10 +21,10 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -31,6 +34,8 @@ from tasks.core.settings import Settings
 from tasks.core.versions import Version
 from tasks.planning.config_loader import LoadedConfig
 from tasks.planning.config_models import StepConfig
+from tasks.planning.conventions import ConventionContext, with_convention
+from tasks.planning.dependency_checks import dependency_checks
 from tasks.steps.base import UpgradeStep
 from tasks.steps.registry import Resolution, resolve_step_class
 
@@ -46,6 +51,7 @@ class PlannedStep(BaseModel):
     version_code: int
     step_id: str
     name: str
+    description: str = Field(default="", description="The config's description of the step (plan and report).")
     class_name: str
     implementation: str | None = Field(description="Python class that runs it; None if unresolved.")
     unresolved_reason: str = ""
@@ -64,6 +70,18 @@ class PlannedStep(BaseModel):
         return self.implementation is not None
 
 
+class Release(BaseModel):
+    """A release the range crosses, with the config that carries its upgrade work (None: the folder has none)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: str
+    kind: Literal["baseline", "patch"]
+    config_file: str | None = Field(description="None: no config in the folder, so nothing of this release runs.")
+    steps: int = Field(default=0, description="Its steps in this plan (at this site; of the one cutpoint if given).")
+    known_from: str = Field(default="", description="How a release without a config is known to exist.")
+
+
 class UpgradePlan(BaseModel):
     """The whole plan; ``steps`` are in execution order (cutpoint, then version, then order)."""
 
@@ -74,6 +92,9 @@ class UpgradePlan(BaseModel):
     site_id: str
     cutpoint: Cutpoint | None
     chain: list[str] = Field(description="Versions applied, in order.")
+    releases: list[Release] = Field(default_factory=list, description=(
+        "Every release the range is known to cross, in order: the chain's configs, and releases without a "
+        "config (earlier patches of a base in the chain), so that a missing one is seen before anything runs."))
     steps: list[PlannedStep]
     warnings: list[str] = Field(default_factory=list)
     notifications: dict[str, Any] | None = Field(
@@ -109,8 +130,11 @@ def build_plan(
     cutpoint: Cutpoint | str | None = None,
     *,
     allowed_step_modules: Iterable[str] = (),
+    sql_root: Path | None = None,
 ) -> UpgradePlan:
     """Build the plan for ``source → target`` at ``site_id`` (optionally one cutpoint only).
+
+    ``sql_root`` is where a SQL step written without scripts finds its version's folder (default: the settings').
 
     Raises:
         PlanError: no config covers the range, a dependency fails, or steps form a cycle.
@@ -140,13 +164,14 @@ def build_plan(
         resolution = resolutions.get(step.class_name) or resolve_step_class(step.class_name, prefixes)
         resolutions[step.class_name] = resolution
         params, problems = check_step_params(loaded.path, f"upgrade_steps.{item.cutpoint.value}[{item.position}]",
-                                             step, resolution.step_class, loaded.folder)
+                                             step, resolution.step_class, loaded.folder, version=loaded.version,
+                                             sql_root=sql_root)
         if problems:
             errors.extend(problems)
             continue
         planned.append(PlannedStep(
             key=item.key, cutpoint=item.cutpoint, version=str(loaded.version), version_code=loaded.version.code,
-            step_id=step.id, name=step.name or step.id, class_name=step.class_name,
+            step_id=step.id, name=step.name or step.id, description=step.description, class_name=step.class_name,
             implementation=resolution.qualified_name, unresolved_reason=resolution.reason, params=params,
             timeout=step.timeout, retry_count=step.retry_count, retry_delay_seconds=step.retry_delay_seconds,
             required=step.required, estimated_duration=step.estimated_duration,
@@ -154,24 +179,64 @@ def build_plan(
         ))
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+    for check in dependency_checks(chain, src, only):  # first in their cutpoint
+        owner = check.owner
+        at = next((i for i, s in enumerate(planned) if s.cutpoint.position >= check.cutpoint.position), len(planned))
+        planned.insert(at, PlannedStep(
+            key=f"{owner.version.code}:{check.step_id}", cutpoint=check.cutpoint, version=str(owner.version),
+            version_code=owner.version.code, step_id=check.step_id, name=check.name, class_name=check.class_name,
+            implementation=check.implementation, params=check.params, timeout=300, retry_count=0,
+            retry_delay_seconds=2.0, required=True, estimated_duration=5, config_file=owner.path,
+            config_fingerprint=fingerprints[id(owner)]))
     notifications = next((c.config.notifications.model_dump() for c in reversed(chain) if c.config.notifications),
                          None)
     return UpgradePlan(source_version=str(src), target_version=str(tgt), site_id=site, cutpoint=only,
-                       chain=[str(c.version) for c in chain], steps=planned, warnings=warnings,
-                       notifications=notifications)
+                       chain=[str(c.version) for c in chain], releases=crossed_releases(chain, src, planned),
+                       steps=planned, warnings=warnings, notifications=notifications)
+
+
+def crossed_releases(chain: Sequence[LoadedConfig], src: Version, planned: Sequence[PlannedStep] = ()) -> list[Release]:
+    """The releases ``src → (last of chain)`` crosses: each config of the chain, and the releases a patch
+    of the chain implies (its base, the patches numbered before it) above ``src`` that have no config."""
+    steps: dict[int, int] = {}
+    for step in planned:
+        steps[step.version_code] = steps.get(step.version_code, 0) + 1
+    found = {c.version.code: Release(version=str(c.version), kind=c.config.kind, config_file=c.path,
+                                     steps=steps.get(c.version.code, 0)) for c in chain}
+    for loaded in chain:
+        base = loaded.config.base
+        if base is None:
+            continue
+        implied = [(base, f"the base of {loaded.version}")]
+        implied += [(Version(base.major, base.minor, base.patch, p), f"numbered before {loaded.version}")
+                    for p in range(1, loaded.version.p)]
+        for version, why in implied:
+            if src < version and version.code not in found:
+                found[version.code] = Release(version=str(version), kind="patch" if version.is_patch else "baseline",
+                                              config_file=None, known_from=why)
+    return [found[code] for code in sorted(found)]
 
 
 def check_step_params(path: str, field: str, step: StepConfig, step_class: type[UpgradeStep] | None,
-                      configs_dir: Path | None = None) -> tuple[dict[str, Any], list[ConfigError]]:
+                      configs_dir: Path | None = None, *, version: Version | None = None,
+                      sql_root: Path | None = None) -> tuple[dict[str, Any], list[ConfigError]]:
     """Validate a step's own fields with its class's parameter model; errors name the field path.
 
     ``configs_dir`` reaches the model's validators (as pydantic's validation context): files a step
-    names, such as rule files, are relative to it.
+    names, such as rule files, are relative to it. Given the step's ``version``, a step written without
+    fields gets its class's convention (:mod:`tasks.planning.conventions`) before validation.
     """
     if step_class is None:
         return step.params, []
+    given = step.params
+    if version is not None:
+        try:
+            given = with_convention(step.class_name, step_class, given,
+                                    ConventionContext(version, configs_dir, sql_root))
+        except ValueError as exc:
+            return step.params, [ConfigError(path, str(exc), field=field)]
     try:
-        params = step_class.Params.model_validate(step.params, context={"configs_dir": configs_dir})
+        params = step_class.Params.model_validate(given, context={"configs_dir": configs_dir})
         return params.model_dump(mode="json"), []
     except ValidationError as exc:
         errors = []
@@ -190,6 +255,11 @@ def _chain(configs: Sequence[LoadedConfig], src: Version, tgt: Version) -> list[
     if not chain or chain[-1].version != tgt:
         raise PlanError(f"no config covers {src} → {tgt}: there is no config for {tgt} "
                         f"(configs exist for: {names})")
+    codes = {c.version.code for c in available}
+    for loaded in chain:
+        problem = base_problem(loaded, src, codes, f"{src} → {tgt}")
+        if problem:
+            raise PlanError(f"{loaded.path}: {problem}")
     in_effect = src
     for loaded in chain:
         problem = dependency_problem(loaded, in_effect)
@@ -198,6 +268,18 @@ def _chain(configs: Sequence[LoadedConfig], src: Version, tgt: Version) -> list[
                             f"(configs exist for: {names})")
         in_effect = loaded.version
     return chain
+
+
+def base_problem(loaded: LoadedConfig, source: Version, codes: set[int], crossing: str) -> str:
+    """Why a range from ``source`` (``crossing`` names it) through patch ``loaded`` would skip its base's
+    upgrade: the range crosses the base and ``codes`` (the folder's configs) hold none for it; "" otherwise."""
+    base = loaded.config.base
+    if base is None or not source < base or base.code in codes:
+        return ""
+    return (f"patch {loaded.version} is applied on its base {base}, which {crossing} crosses, but the folder has no "
+            f"config for {base}: {base}'s upgrade would be skipped without a word. Add {base}'s config "
+            f"({base.code}.json) to the folder, or, if {base} has no upgrade work, an empty one: "
+            f'{{"version": "{base.code}", "version_type": "baseline"}}')
 
 
 def dependency_problem(loaded: LoadedConfig, in_effect: Version) -> str:
@@ -229,16 +311,35 @@ class PlanProblem:
         return ConfigError(self.file, self.reason, field=self.field)
 
 
-def range_problems(configs: Sequence[LoadedConfig], sites: Iterable[str] = ()) -> list[PlanProblem]:
+def range_problems(configs: Sequence[LoadedConfig], sites: Iterable[str] = (),
+                   sources: Mapping[Version, str] | None = None) -> list[PlanProblem]:
     """What :func:`build_plan` would refuse for some range at some site, for ``validate``.
 
-    A config is checked against the one before it (every longer range passes there); the steps of
+    A config is checked against the one before it (every longer range passes there); a patch whose
+    base has no config, against the configs below its base (a range from them crosses it); the steps of
     the range from each config to the newest are ordered at each site named, and at any other site
-    (common steps only). Each problem is reported once.
+    (common steps only). ``sources`` are versions a site upgrades from (``--from``, a site's recorded
+    version; the value says where it came from): the ranges from them are checked too. Each problem
+    is reported once.
     """
     available = sorted(configs, key=lambda c: c.version.code)
     codes = {c.version.code for c in available}
     found: dict[str, PlanProblem] = {}
+    for loaded in available:
+        base = loaded.config.base
+        below = next((c for c in available if base is not None and c.version < base), None)
+        reason = below and base_problem(loaded, below.version, codes, f"a range from {below.version} ({below.path})")
+        if reason:
+            found.setdefault(f"base of {loaded.path}", PlanProblem(loaded.path, None, reason))
+    for source, label in (sources or {}).items():
+        after = [c for c in available if c.version > source]
+        reason = dependency_problem(after[0], source) if after else ""
+        if reason:
+            found.setdefault(reason, PlanProblem(after[0].path, "dependencies", f"{reason} ({label})"))
+        for loaded in after:
+            reason = base_problem(loaded, source, codes, f"a range from {source} ({label})")
+            if reason:
+                found.setdefault(f"base of {loaded.path}", PlanProblem(loaded.path, None, reason))
     for before, loaded in zip(available, available[1:], strict=False):
         reason = dependency_problem(loaded, before.version)
         base = loaded.config.dependencies.required_base_version
@@ -366,6 +467,6 @@ def plan_for(cutpoint: Cutpoint, source: str, target: str, site: str, settings: 
     from tasks.planning.config_loader import load_configs
 
     plan = build_plan(load_configs(settings.configs), source, target, site, cutpoint,
-                      allowed_step_modules=settings.allowed_step_modules)
+                      allowed_step_modules=settings.allowed_step_modules, sql_root=settings.sql_root)
     plan.require_resolved()
     return plan

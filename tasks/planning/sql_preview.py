@@ -3,7 +3,8 @@
 Pure apart from reading the scripts (through :func:`tasks.sql.script.load_script`, the loader the
 engine itself uses, so the statements, lines and kinds are the ones that will run). What the engine
 guarantees a statement follows from its kind (README, "SQL scripts"); whether it already ran at the
-site follows from the scripts the site recorded as applied, with their SHA-256. It opens no database.
+site follows from the scripts the site recorded as applied, with their SHA-256. It opens no database;
+``pending`` (what is still to run) is what the downtime forecast (:mod:`tasks.sql.forecast.site`) reads them for.
 
 Example:
     ```python
@@ -19,9 +20,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from tasks.core.cutpoints import Cutpoint
 from tasks.core.masking import mask_sql
 from tasks.planning.plan import PlannedStep, UpgradePlan
 from tasks.sql import kinds as k
+from tasks.sql.forecast.estimate import Statement
+from tasks.sql.forecast.site import statements_of
 from tasks.sql.inflight import ddl_probes, decidable_by_catalog
 from tasks.sql.kinds import StatementKind
 from tasks.sql.script import ScriptFile, load_script
@@ -86,6 +90,9 @@ class PreviewFile:
 class SqlPreview:
     files: tuple[PreviewFile, ...]
     statements: tuple[PreviewStatement, ...]
+    #: What startup_pre_process will run at the site (files not applied there yet), unmasked, for the downtime
+    #: forecast.
+    pending: tuple[Statement, ...] = ()
 
     def by_database(self) -> dict[str, list[PreviewStatement]]:
         """Statements per logical database, in the order they run there."""
@@ -103,6 +110,7 @@ def preview_sql(plan: UpgradePlan, sql_root: Path, applied: Mapping[str, Applied
     """The statements of the plan's SQL steps; raises :class:`SqlScriptError` naming file:line, as a run would."""
     files: list[PreviewFile] = []
     statements: list[PreviewStatement] = []
+    pending: list[Statement] = []
     for step in plan.steps:
         for script in step_scripts(step, sql_root):
             record = applied.get(script.path)
@@ -110,7 +118,9 @@ def preview_sql(plan: UpgradePlan, sql_root: Path, applied: Mapping[str, Applied
             files.append(PreviewFile(script.path, step.key, script.sha256, status,
                                      record.sha256 if record else None, record.execution_id if record else None))
             statements += _statements(script, step.key, status)
-    return SqlPreview(tuple(files), tuple(statements))
+            if status == PENDING and step.cutpoint == Cutpoint.STARTUP_PRE_PROCESS:  # the services are down then
+                pending += statements_of([script], step.key)
+    return SqlPreview(tuple(files), tuple(statements), tuple(pending))
 
 
 def step_scripts(step: PlannedStep, sql_root: Path) -> list[ScriptFile]:

@@ -10,11 +10,12 @@ or ``run``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from tasks.core.errors import ConfigError, ConfigErrors, InputError, SqlScriptError
+from tasks.core.versions import Version
 from tasks.planning.config_loader import LoadedConfig, load_configs
 from tasks.planning.config_models import StepConfig
 from tasks.planning.plan import check_step_params, range_problems
@@ -23,13 +24,16 @@ from tasks.steps.registry import resolve_step_class
 
 
 def validate_tree(configs_dir: Path, sql_root: Path, allowed_step_modules: tuple[str, ...] = (), *,
-                  sites: Iterable[str] = (), known_databases: Iterable[str] | None = None) -> list[LoadedConfig]:
+                  sites: Iterable[str] = (), known_databases: Iterable[str] | None = None,
+                  sources: Mapping[Version, str] | None = None) -> list[LoadedConfig]:
     """Load and check everything; raises :class:`ConfigErrors` listing every problem.
 
     Args:
         sites: Site ids to plan for besides those the configs' site-specific steps name.
         known_databases: Logical databases a site can reach; a SQL script routing a statement
             elsewhere is refused (None: not checked).
+        sources: Versions a site upgrades from (``--from``, the site's recorded version), each with
+            where it came from: the ranges from them to the newest config are planned too.
     """
     loaded = load_configs(configs_dir)
     known = frozenset(known_databases) if known_databases is not None else None
@@ -39,7 +43,7 @@ def validate_tree(configs_dir: Path, sql_root: Path, allowed_step_modules: tuple
         for field, step in _steps(item):
             errors.extend(_step_problems(item, field, step, allowed_step_modules, roots, known))
     named_sites = {site for item in loaded for _, step in _steps(item) for site in step.site_ids}
-    errors.extend(p.as_config_error() for p in range_problems(loaded, named_sites | set(sites)))
+    errors.extend(p.as_config_error() for p in range_problems(loaded, named_sites | set(sites), sources))
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
     return loaded
@@ -58,10 +62,11 @@ def _step_problems(item: LoadedConfig, field: str, step: StepConfig, allowed_ste
     resolution = resolve_step_class(step.class_name, allowed_step_modules)
     if resolution.step_class is None:
         return [ConfigError(item.path, resolution.reason, field=f"{field}.class_name")]
-    _, problems = check_step_params(item.path, field, step, resolution.step_class, item.folder)
+    given, problems = check_step_params(item.path, field, step, resolution.step_class, item.folder,
+                                        version=item.version, sql_root=roots["sql_root"])
     if problems:
         return list(problems)
-    params = resolution.step_class.Params.model_validate(step.params, context={"configs_dir": item.folder})
+    params = resolution.step_class.Params.model_validate(given, context={"configs_dir": item.folder})
     errors: list[InputError] = [ConfigError(item.path, p, field=field)
                                 for p in static_problems(resolution.step_class, params, roots)]
     if not errors and known is not None:

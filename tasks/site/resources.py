@@ -31,7 +31,7 @@ from blocks.redis import RedisConnection
 from tasks.core.errors import InputError, ResourceUnavailable
 from tasks.core.settings import Settings
 from tasks.events.logstore import BatchingWriter, ClickHouseEventLog
-from tasks.sql.connect import share_tls_context
+from tasks.site.connect import share_tls_context
 from tasks.store.metadata_store import MetadataStore
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from tasks.core.errors import ResourceUnavailable
-from tasks.sql.connect import SharedTlsConnection
+from tasks.site.connect import SharedTlsConnection
 from tasks.sql.marker import (
     ACCESS_DENIED,
     CREATE_MARKER_TABLE,

@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # the runtime (executor, sessions, ledger) is imported by run
     from tasks.sql.executor import ScriptRunner, StatementDecision
     from tasks.sql.schema_diff import Snapshot
     from tasks.sql.windows import Unit
-    from tasks.store.breakpoints import OperatorDecision
+    from tasks.store.breakpoints import Breakpoint
 
 
 class SqlScriptParams(StepParams):
@@ -103,10 +103,11 @@ class SqlScriptStep(UpgradeStep):
     def run(self) -> StepResult:
         from tasks.sql import report
         from tasks.sql.executor import ScriptRunner, SqlRunOptions
+        from tasks.sql.forecast.site import forecast_for_step, outcome_for_step
         from tasks.sql.ledger import SqlLedger
         from tasks.sql.session import DatabaseSession
         from tasks.sql.verify import run_checks
-        from tasks.store.breakpoints import OperatorDecision, active_breakpoint, resolve_breakpoint
+        from tasks.store.breakpoints import active_breakpoint, resolve_as_decided
 
         ctx = self.context
         resources = ctx.resources
@@ -119,7 +120,6 @@ class SqlScriptStep(UpgradeStep):
         store = resources.metadata_store()
         store_engine = store.engine
         bp = active_breakpoint(store_engine, ctx.execution_id)
-        decision = OperatorDecision.of(bp)
         for script in scripts:  # values a server error may echo where no keyword is left to mask them by
             for stmt in script.statements:
                 resources.secrets.update(secret_literals(stmt.text, self.params.mask_patterns))
@@ -128,7 +128,7 @@ class SqlScriptStep(UpgradeStep):
                                 cutpoint=ctx.cutpoint, statement_timeout=self.params.statement_timeout,
                                 per_file_transaction=self.params.transaction == "per_file",
                                 mask_patterns=tuple(self.params.mask_patterns),
-                                decision=_statement_decision(bp, decision, ctx.step_id),
+                                decision=_statement_decision(bp, ctx.step_id),
                                 secrets=tuple(resources.secrets), lock=store.lock)
         total = sum(len(s.statements) for s in scripts)
         writer = resources.event_writer()
@@ -151,12 +151,12 @@ class SqlScriptStep(UpgradeStep):
                               progress=Progress(total, f"{ctx.step_id}: SQL statements"),
                               session_factory=open_session, statement_logger=statement_logger)
         before = self._schema_before(sorted({db for s in scripts for db in s.databases}))
+        forecast = forecast_for_step(ctx, scripts)
         failed: StepFailed | None = None
         try:
             runner.prepare()
             if bp is not None:
-                resolve_breakpoint(store_engine, ctx.execution_id, by=decision.by if decision else "ft-upgrade",
-                                   notes=decision.notes if decision else "resumed")
+                resolve_as_decided(store_engine, ctx.execution_id, notes="resumed")
             self._run_all(runner, scripts)
         except StepFailed as exc:
             failed = exc
@@ -177,6 +177,8 @@ class SqlScriptStep(UpgradeStep):
                 f"- {'✅' if v['passed'] else '❌'} {v['name']}: {v['detail']}" for v in details["verify"])
         if before:
             markdown += "\n\n" + self._schema_changes(before, details)
+        versus = outcome_for_step(ctx, forecast, runner.summary.records, details)
+        markdown += f"\n\n{versus}" if versus else ""
         t = report.words(ctx.language)
         result = StepResult(status=StepStatus.FAILED if failed else StepStatus.SUCCESS,
                             summary=(t["failed"].format(error=failed) if failed else
@@ -285,15 +287,15 @@ def _publish_statement_table(step_id: str, runner: ScriptRunner, limit: int = 20
                                                   "(skipped ones left out)")
 
 
-def _statement_decision(bp: dict[str, Any] | None, decision: OperatorDecision | None,
-                        step_id: str) -> StatementDecision | None:
+def _statement_decision(bp: Breakpoint | None, step_id: str) -> StatementDecision | None:
     """The operator's decision applies to the breakpoint's statement only, in the step that stopped there."""
     from tasks.sql.executor import StatementDecision
 
-    if bp is None or decision is None or decision.inflight is None or bp["step_id"] != step_id \
-            or bp.get("sql_file_id") is None:
+    decision = bp.decision if bp is not None else None
+    if bp is None or decision is None or decision.inflight is None or bp.step_id != step_id \
+            or bp.sql_file_id is None or bp.sql_sequence is None:
         return None
-    return StatementDecision(file_id=bp["sql_file_id"], sequence=int(bp["sql_sequence"]), action=decision.inflight,
+    return StatementDecision(file_id=bp.sql_file_id, sequence=bp.sql_sequence, action=decision.inflight,
                              by=decision.by, notes=decision.notes)
 
 

@@ -6,7 +6,8 @@ whose markdown section goes into the cutpoint report.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from tasks.core.steps import NoParams, StepParams, StepResult
 
@@ -27,6 +28,14 @@ class UpgradeStep:
     # writes ClickHouse events: the run starts the event log before its first step, so the engine's
     # boot (about a second of CPU when embedded) overlaps the run's start, not the step's statements
     writes_events: ClassVar[bool] = False
+    # heavy work for a serving site (index rebuilds, data backups): runs in the site's off-peak window,
+    # or outside it only with a waiver (tasks.core.off_peak)
+    off_peak: ClassVar[bool] = False
+
+    @classmethod
+    def needs_off_peak(cls, params: Mapping[str, Any]) -> bool:
+        """Whether this step, with these (planned) parameters, is heavy work for the off-peak window."""
+        return cls.off_peak
 
     def __init__(self, params: StepParams, context: StepContext) -> None:
         self.params = params

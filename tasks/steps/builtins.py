@@ -12,6 +12,7 @@ BUILTIN_STEPS: dict[str, tuple[str, ...]] = {
     "tasks.sql.step:SqlScriptStep": (
         "StartupPreProcessStep", "PatchSqlExecutorStep", "OverseasSpecificProcessStep", "SqlExecutorStep"),
     "tasks.checks.step:PreBusinessCheckStep": (),
+    "tasks.checks.dependencies_step:DependencyCheckStep": (),
     "tasks.backup.step:BackupStep": (),
     "tasks.backup.step:RestoreBackupStep": (),
     "tasks.config_files.step:ConfigPreprocessStep": ("PatchConfigUpdaterStep",),
@@ -20,9 +21,10 @@ BUILTIN_STEPS: dict[str, tuple[str, ...]] = {
     "tasks.indexes.step:IndexOptimizationStep": ("IndexOptimizeStep",),
     "tasks.health.step:ServiceHealthCheckStep": ("HealthCheckStep",),
     "tasks.health.smoke_step:SmokeTestStep": ("SmokeTestsStep",),
-    "tasks.steps.post_process:StartupPostProcessStep": (),
+    "tasks.composite.post_process:StartupPostProcessStep": (),
     "tasks.migration.step:AsyncDataMigrationStep": (),
     "tasks.cleanup.logs_step:LogCleanupStep": (),
     "tasks.cleanup.release_step:ResourceReleaseStep": (),
-    "tasks.steps.post_upgrade:PostUpgradeStep": ("PostUpgradeProcessStep",),
+    "tasks.composite.post_upgrade:PostUpgradeStep": ("PostUpgradeProcessStep",),
+    "tasks.composite.pre_upgrade:PreUpgradeProcessStep": (),
 }

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, get_args
 
@@ -18,8 +19,9 @@ from sqlalchemy import Engine, select, update
 
 from tasks.core.clock import utcnow
 from tasks.core.parameters import InflightDecision
-from tasks.core.statuses import BreakpointStatus
+from tasks.core.statuses import BreakpointKind, BreakpointStatus
 from tasks.store import schema
+from tasks.store.records import parse_json
 
 if TYPE_CHECKING:
     from tasks.store.site_lock import HeldLock
@@ -45,15 +47,73 @@ class OperatorDecision:
     time: datetime | None = None
 
     @classmethod
-    def of(cls, row: dict[str, Any] | None) -> OperatorDecision | None:
-        """The decision recorded on a breakpoint row, if any."""
-        if row is None or not row.get("decision_by"):
+    def of_row(cls, row: Mapping[str, Any]) -> OperatorDecision | None:
+        """The decision recorded in a breakpoint row's columns, if any."""
+        if not row.get("decision_by"):
             return None
         return cls(by=row["decision_by"], notes=row.get("decision_notes") or "",
                    inflight=row.get("decision_inflight"), time=row.get("decision_time"))
 
 
-def open_breakpoint(engine: Engine, *, execution_id: str, step_id: str, kind: str, message: str,
+@dataclass(frozen=True)
+class Breakpoint:
+    """Where an execution stopped (``upgrade_breakpoint``), its context read once: what kind, which
+    statement and database, whether it may have taken effect (``in_doubt``), whether the run lost its lock."""
+
+    id: str
+    execution_id: str
+    step_id: str
+    kind: BreakpointKind
+    expiry_time: datetime
+    status: str = BreakpointStatus.ACTIVE
+    breakpoint_time: datetime | None = None
+    sql_file_id: str | None = None
+    sql_file_name: str | None = None
+    sql_line_number: int | None = None
+    sql_sequence: int | None = None
+    sql_content: str | None = None
+    failure_reason: str | None = None
+    error_code: str | None = None
+    resume_instructions: str | None = None
+    database: str | None = None
+    in_doubt: bool = False
+    lock_lost: bool = False
+    step_key: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    decision: OperatorDecision | None = None
+    resolved_by: str | None = None
+    resolved_time: datetime | None = None
+    resolve_notes: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Breakpoint:
+        context = parse_json(row.get("context_data"), {})
+        return cls(
+            id=row["id"], execution_id=row.get("execution_id") or "", step_id=row["step_id"],
+            kind=BreakpointKind(row["breakpoint_type"]), expiry_time=row["expiry_time"],
+            status=row.get("status") or BreakpointStatus.ACTIVE, breakpoint_time=row.get("breakpoint_time"),
+            sql_file_id=row.get("sql_file_id"),
+            sql_file_name=row.get("sql_file_name"), sql_line_number=row.get("sql_line_number"),
+            sql_sequence=row.get("sql_sequence"), sql_content=row.get("sql_content"),
+            failure_reason=row.get("failure_reason"), error_code=row.get("error_code"),
+            resume_instructions=row.get("resume_instructions"), database=context.get("database"),
+            in_doubt=bool(context.get("in_doubt")), lock_lost=bool(context.get("lock_lost")),
+            step_key=context.get("step_key"), context=context, decision=OperatorDecision.of_row(row),
+            resolved_by=row.get("resolved_by"), resolved_time=row.get("resolved_time"),
+            resolve_notes=row.get("resolve_notes"))
+
+    @property
+    def at_statement(self) -> bool:
+        """A statement's breakpoint (the ledger knows it): an operator may decide about that statement."""
+        return self.kind == BreakpointKind.SQL_LEVEL and self.sql_sequence is not None
+
+    @property
+    def where(self) -> str:
+        """``file:line`` of a statement's breakpoint, else the step."""
+        return f"{self.sql_file_name}:{self.sql_line_number}" if self.sql_file_name else f"step {self.step_id}"
+
+
+def open_breakpoint(engine: Engine, *, execution_id: str, step_id: str, kind: BreakpointKind | str, message: str,
                     instructions: str, context: dict[str, Any], file: str | None = None,
                     file_id: str | None = None, line: int | None = None, sequence: int | None = None,
                     sql: str | None = None, error_code: str | None = None, fence: HeldLock | None = None) -> str:
@@ -79,13 +139,24 @@ def open_breakpoint(engine: Engine, *, execution_id: str, step_id: str, kind: st
     return bp_id
 
 
-def active_breakpoint(engine: Engine, execution_id: str) -> dict[str, Any] | None:
+def active_breakpoint(engine: Engine, execution_id: str) -> Breakpoint | None:
     with engine.connect() as conn:
         row = conn.execute(select(_bp).where(_bp.c.active_execution_id == execution_id)).mappings().first()
-    return dict(row) if row else None
+    return Breakpoint.from_row(row) if row else None
+
+
+def breakpoints_of(engine: Engine, execution_ids: list[str]) -> list[Breakpoint]:
+    """Every breakpoint of these executions, settled ones included (with their decisions), oldest first."""
+    if not execution_ids:
+        return []
+    with engine.connect() as conn:
+        rows = conn.execute(select(_bp).where(_bp.c.execution_id.in_(execution_ids))
+                            .order_by(_bp.c.breakpoint_time, _bp.c.id)).mappings().all()
+    return [Breakpoint.from_row(r) for r in rows]
 
 
 def resolve_breakpoint(engine: Engine, execution_id: str, *, by: str, notes: str) -> None:
+    """The active breakpoint is settled: by whom, how."""
     now = utcnow()
     with engine.begin() as conn:
         conn.execute(update(_bp).where(_bp.c.active_execution_id == execution_id).values(
@@ -111,6 +182,13 @@ def record_decision(engine: Engine, execution_id: str, decision: OperatorDecisio
     return bool(found.rowcount)
 
 
-def pending_decision(engine: Engine, execution_id: str) -> OperatorDecision | None:
-    """The decision recorded on the execution's active breakpoint (None: no breakpoint or no decision)."""
-    return OperatorDecision.of(active_breakpoint(engine, execution_id))
+def resolve_as_decided(engine: Engine, execution_id: str, *, notes: str) -> None:
+    """Settle the active breakpoint the way the operator's recorded decision says (who, notes); without a
+    decision the tool resolved it, with ``notes``. The one way a resume that got under way resolves it."""
+    bp = active_breakpoint(engine, execution_id)
+    if bp is None:
+        return
+    decision = bp.decision
+    resolve_breakpoint(engine, execution_id, by=decision.by if decision else "ft-upgrade",
+                       notes=decision.notes if decision else notes)
+

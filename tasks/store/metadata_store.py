@@ -10,6 +10,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, select, update
@@ -17,9 +18,11 @@ from sqlalchemy.engine import make_url
 
 from tasks.core.clock import new_id, utcnow
 from tasks.core.masking import mask_url
-from tasks.core.statuses import STEP_FINISHED, ExecutionStatus, StatementStatus, StepStatus
+from tasks.core.statuses import STEP_FINISHED, ExecutionStatus, ReportStatus, StatementStatus, StepStatus
 from tasks.store import schema
+from tasks.store.breakpoints import Breakpoint, resolve_breakpoint
 from tasks.store.migrations import migrate
+from tasks.store.records import Execution, StepRun, StoredReport
 
 if TYPE_CHECKING:
     from tasks.store.site_lock import HeldLock
@@ -100,7 +103,7 @@ class MetadataStore:
         return execution_id
 
     def latest_execution(self, *, site_id: str, cutpoint: str, source_version: str,
-                         target_version: str) -> dict[str, Any] | None:
+                         target_version: str) -> Execution | None:
         """The newest execution of the same request, whatever its status."""
         t = schema.upgrade_execution
         with self.engine.connect() as conn:
@@ -108,7 +111,7 @@ class MetadataStore:
                 t.c.site_id == site_id, t.c.step_type == cutpoint, t.c.source_version == source_version,
                 t.c.target_version == target_version,
             ).order_by(t.c.created_time.desc()).limit(1)).mappings().first()
-        return dict(row) if row else None
+        return Execution.from_row(row) if row else None
 
     def sql_counts(self, execution_id: str) -> dict[str, int]:
         """Statements of the execution's ledger: total, succeeded, failed."""
@@ -140,7 +143,7 @@ class MetadataStore:
         self.update_execution(execution_id, status=status, end_time=utcnow(), error_message=error_message,
                               completed_steps=completed)
 
-    def require_execution(self, execution_id: str) -> dict[str, Any]:
+    def require_execution(self, execution_id: str) -> Execution:
         """The execution, or an input error naming it (for commands given an execution id)."""
         from tasks.core.errors import InputError
 
@@ -149,11 +152,11 @@ class MetadataStore:
             raise InputError(f"no execution {execution_id!r} in {self.describe()}")
         return execution
 
-    def get_execution(self, execution_id: str) -> dict[str, Any] | None:
+    def get_execution(self, execution_id: str) -> Execution | None:
         t = schema.upgrade_execution
         with self.engine.connect() as conn:
             row = conn.execute(select(t).where(t.c.execution_id == execution_id)).mappings().first()
-        return dict(row) if row else None
+        return Execution.from_row(row) if row else None
 
     # steps --------------------------------------------------------------------------------------
 
@@ -198,19 +201,19 @@ class MetadataStore:
         self.finish_step(execution_id=execution_id, step_key=step_key, status=StepStatus.SKIPPED,
                          result={"status": StepStatus.SKIPPED, "summary": reason}, error_message=None)
 
-    def step_row(self, execution_id: str, step_key: str) -> dict[str, Any] | None:
+    def step_run(self, execution_id: str, step_key: str) -> StepRun | None:
         t = schema.step_execution
         with self.engine.connect() as conn:
             row = conn.execute(select(t).where(
                 t.c.execution_id == execution_id, t.c.step_key == step_key)).mappings().first()
-        return dict(row) if row else None
+        return StepRun.from_row(row) if row else None
 
-    def step_rows(self, execution_id: str) -> list[dict[str, Any]]:
+    def step_runs(self, execution_id: str) -> list[StepRun]:
         t = schema.step_execution
         with self.engine.connect() as conn:
             rows = conn.execute(select(t).where(t.c.execution_id == execution_id).order_by(
                 t.c.execution_order)).mappings().all()
-        return [dict(r) for r in rows]
+        return [StepRun.from_row(r) for r in rows]
 
     def count_steps(self, execution_id: str, statuses: tuple[str, ...]) -> int:
         t = schema.step_execution
@@ -220,16 +223,17 @@ class MetadataStore:
 
     # reports ------------------------------------------------------------------------------------
 
-    def save_report(self, *, execution: Mapping[str, Any], status: str, counts: Mapping[str, int],
+    def save_report(self, *, execution: Execution, counts: Mapping[str, int],
                     total_duration_ms: int, content: Mapping[str, Any], summary: str, recommendations: str,
                     report_type: str = "SUMMARY") -> str:
+        """A GENERATED report row (the outcome is in ``content`` and ``summary``)."""
         now = utcnow()
         report_id = new_id()
         with self._writing() as conn:
             conn.execute(schema.upgrade_report.insert().values(
-                id=report_id, execution_id=execution["execution_id"], report_type=report_type,
-                source_version=execution["source_version"], target_version=execution["target_version"],
-                site_id=execution["site_id"], step_type=execution["step_type"], status=status,
+                id=report_id, execution_id=execution.execution_id, report_type=report_type,
+                source_version=execution.source_version, target_version=execution.target_version,
+                site_id=execution.site_id, step_type=execution.cutpoint, status=ReportStatus.GENERATED,
                 total_steps=counts.get("total", 0), success_steps=counts.get("success", 0),
                 failed_steps=counts.get("failed", 0), skipped_steps=counts.get("skipped", 0),
                 total_sql_count=counts.get("sql_total", 0), success_sql_count=counts.get("sql_success", 0),
@@ -238,12 +242,21 @@ class MetadataStore:
                 recommendations=recommendations, generated_time=now, created_time=now, updated_time=now))
         return report_id
 
-    def latest_report(self, execution_id: str, report_type: str = "SUMMARY") -> dict[str, Any] | None:
+    def archive_reports(self, older_than: datetime) -> int:
+        """Mark GENERATED reports generated before ``older_than`` ARCHIVED; how many were."""
+        t = schema.upgrade_report
+        with self._writing() as conn:
+            done = conn.execute(update(t).where(t.c.status == ReportStatus.GENERATED,
+                                                t.c.generated_time < older_than)
+                                .values(status=ReportStatus.ARCHIVED, updated_time=utcnow()))
+        return int(done.rowcount or 0)
+
+    def latest_report(self, execution_id: str, report_type: str = "SUMMARY") -> StoredReport | None:
         t = schema.upgrade_report
         with self.engine.connect() as conn:
             row = conn.execute(select(t).where(t.c.execution_id == execution_id, t.c.report_type == report_type)
                                .order_by(t.c.generated_time.desc()).limit(1)).mappings().first()
-        return dict(row) if row else None
+        return StoredReport.from_row(row) if row else None
 
     def execution_for_flow_run(self, flow_run_id: str) -> str | None:
         t = schema.upgrade_execution
@@ -252,30 +265,36 @@ class MetadataStore:
 
     def abandon_execution(self, execution_id: str, *, by: str, reason: str) -> None:
         """Stop an unfinished execution from being resumed; the next run starts a new one."""
-        from tasks.store.breakpoints import resolve_breakpoint
-
         resolve_breakpoint(self.engine, execution_id, by=by, notes=f"abandoned: {reason}")
         self.update_execution(execution_id, status=ExecutionStatus.ABANDONED, end_time=utcnow(),
                               error_message=f"abandoned by {by}: {reason}")
 
-    def active_breakpoints(self, site_id: str) -> list[dict[str, Any]]:
+    def active_breakpoints(self, site_id: str) -> list[Breakpoint]:
         """The ACTIVE breakpoints of a site's executions, newest first."""
         bp, e = schema.upgrade_breakpoint, schema.upgrade_execution
         with self.engine.connect() as conn:
             rows = conn.execute(select(bp).join(e, e.c.execution_id == bp.c.execution_id).where(
                 e.c.site_id == site_id, bp.c.active_execution_id.is_not(None)).order_by(
                 bp.c.breakpoint_time.desc())).mappings().all()
-        return [dict(r) for r in rows]
+        return [Breakpoint.from_row(r) for r in rows]
+
+    def upgrade_executions(self, site_id: str, source_version: str, target_version: str) -> list[Execution]:
+        """Every execution of one upgrade of a site (all cutpoints), oldest first."""
+        t = schema.upgrade_execution
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t).where(
+                t.c.site_id == site_id, t.c.source_version == source_version, t.c.target_version == target_version)
+                .order_by(t.c.created_time)).mappings().all()
+        return [Execution.from_row(r) for r in rows]
 
     def list_executions(self, *, site_id: str | None = None, cutpoint: str | None = None,
-                        limit: int = 20) -> list[dict[str, Any]]:
+                        limit: int = 20) -> list[Execution]:
         t = schema.upgrade_execution
-        query = select(t.c.execution_id, t.c.site_id, t.c.step_type, t.c.source_version, t.c.target_version,
-                       t.c.status, t.c.resume_count, t.c.start_time, t.c.end_time)
+        query = select(t)
         if site_id:
             query = query.where(t.c.site_id == site_id)
         if cutpoint:
             query = query.where(t.c.step_type == cutpoint)
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(t.c.created_time.desc()).limit(limit)).mappings().all()
-        return [dict(r) for r in rows]
+        return [Execution.from_row(r) for r in rows]

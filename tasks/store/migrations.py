@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, Table, inspect, select, text
+from sqlalchemy import Connection, Engine, Table, inspect, select, text, update
 
 from tasks.store import schema
 
@@ -51,12 +51,31 @@ def _lock_token(conn: Connection) -> None:
     _add_missing_columns(conn, schema.site_lock)
 
 
+def _throughput(conn: Connection) -> None:
+    schema.site_throughput.create(conn, checkfirst=True)
+
+
+def _report_status(conn: Connection) -> None:
+    """``upgrade_report.status`` is the report's own (GENERATED/ARCHIVED), no longer the execution's outcome
+    (which stays in the report's content); archiving finds old reports by an index."""
+    from tasks.core.statuses import ReportStatus
+
+    t = schema.upgrade_report
+    conn.execute(update(t).where(t.c.status.not_in([s.value for s in ReportStatus]))
+                 .values(status=ReportStatus.GENERATED.value))
+    for index in t.indexes:
+        if index.name == "idx_report_status_time":
+            index.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "the five tables of the requirements, with their indexes", _initial),
     (2, "one upgrade per site: the site lock table", _site_lock),
     (3, "site state: version, cutpoints, history, applied scripts; execution terms; typed decisions", _site_state),
     (4, "statements: recorded session values and the server's clock at RUNNING", _statement_state),
     (5, "site lock: a fencing token per holder", _lock_token),
+    (6, "per-site throughput of DDL and DML work, for the downtime forecast", _throughput),
+    (7, "reports: status GENERATED/ARCHIVED, an index to archive by", _report_status),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1][0]

@@ -21,6 +21,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -190,6 +191,7 @@ upgrade_report = Table(
     Column("generated_time", UtcDateTime, nullable=False),
     *_times(),
     Index("idx_report_execution", "execution_id"),
+    Index("idx_report_status_time", "status", "generated_time"),
 )
 
 site_lock = Table(
@@ -258,6 +260,18 @@ site_script = Table(
     Column("step_key", String(160), nullable=False),
     Column("version", String(32), nullable=False),
     Column("applied_time", UtcDateTime, nullable=False),
+    *_times(),
+)
+
+# How fast a site's server does each kind of work (rows per second), learned from the statements run there.
+
+site_throughput = Table(
+    "upgrade_site_throughput", metadata,
+    Column("site_id", String(64), primary_key=True),
+    Column("work", String(16), primary_key=True),  # copy | rebuild | index | dml
+    Column("rows_done", BigInteger, nullable=False),  # decayed sums: older runs weigh less
+    Column("seconds", Float, nullable=False),
+    Column("statements", Integer, nullable=False),
     *_times(),
 )
 

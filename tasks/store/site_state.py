@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from tasks.core.clock import utcnow
-from tasks.core.statuses import CutpointState, UpgradeStatus
+from tasks.core.statuses import CutpointState, SiteEvent, UpgradeStatus
 from tasks.store import schema
 
 _site = schema.site_state
@@ -116,9 +116,17 @@ class SiteStates:
                 _history.c.created_time.desc(), _history.c.id.desc()).limit(limit)).mappings().all()
         return [{**r, "detail": json.loads(r["detail"]) if r["detail"] else {}} for r in rows]
 
+    def upgrade_history(self, site_id: str, source: str, target: str) -> list[dict[str, Any]]:
+        """The history events of one upgrade of a site (source → target), oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(_history).where(
+                _history.c.site_id == site_id, _history.c.source_version == source,
+                _history.c.target_version == target).order_by(_history.c.created_time, _history.c.id)).mappings().all()
+        return [{**r, "detail": json.loads(r["detail"]) if r["detail"] else {}} for r in rows]
+
     # writing ------------------------------------------------------------------------------------
 
-    def record(self, site_id: str, event: str, *, cutpoint: str | None = None, source: str | None = None,
+    def record(self, site_id: str, event: SiteEvent, *, cutpoint: str | None = None, source: str | None = None,
                target: str | None = None, execution_id: str | None = None, flow_run_id: str | None = None,
                actor: str | None = None, detail: Mapping[str, Any] | None = None) -> None:
         """Append one history event (nothing else changes)."""
@@ -137,12 +145,12 @@ class SiteStates:
                 self._save_site(conn, site_id, upgrade_source=source, upgrade_target=target,
                                 upgrade_status=UpgradeStatus.IN_PROGRESS, upgrade_started_time=now,
                                 upgrade_finished_time=None)
-                self._append(conn, site_id, "UPGRADE_STARTED", source=source, target=target, actor=actor,
+                self._append(conn, site_id, SiteEvent.UPGRADE_STARTED, source=source, target=target, actor=actor,
                              execution_id=execution_id, flow_run_id=flow_run_id,
                              detail={"previous_version": site["current_version"] if site else None})
             self._save_cutpoint(conn, site_id, source, target, cutpoint, state=CutpointState.RUNNING,
                                 execution_id=execution_id, started_time=now, finished_time=None)
-            self._append(conn, site_id, "CUTPOINT_STARTED", cutpoint=cutpoint, source=source, target=target,
+            self._append(conn, site_id, SiteEvent.CUTPOINT_STARTED, cutpoint=cutpoint, source=source, target=target,
                          execution_id=execution_id, flow_run_id=flow_run_id, actor=actor, detail=detail)
 
     def cutpoint_finished(self, site_id: str, *, source: str, target: str, cutpoint: str, execution_id: str,
@@ -158,7 +166,8 @@ class SiteStates:
         with self.engine.begin() as conn:
             self._save_cutpoint(conn, site_id, source, target, cutpoint, state=state, execution_id=execution_id,
                                 finished_time=now)
-            self._append(conn, site_id, f"CUTPOINT_{state}", cutpoint=cutpoint, source=source, target=target,
+            event = SiteEvent.CUTPOINT_COMPLETED if completed else SiteEvent.CUTPOINT_FAILED
+            self._append(conn, site_id, event, cutpoint=cutpoint, source=source, target=target,
                          execution_id=execution_id, flow_run_id=flow_run_id, detail=detail)
             if not completed or not moves:
                 return
@@ -171,11 +180,11 @@ class SiteStates:
             self._save_site(conn, site_id, **values)
             for column, version in moves.items():
                 if site.get(column) != version:
-                    self._append(conn, site_id, "VERSION_MOVED", cutpoint=cutpoint, source=source, target=target,
-                                 execution_id=execution_id, flow_run_id=flow_run_id,
+                    self._append(conn, site_id, SiteEvent.VERSION_MOVED, cutpoint=cutpoint, source=source,
+                                 target=target, execution_id=execution_id, flow_run_id=flow_run_id,
                                  detail={"column": column, "from": site.get(column), "to": version})
             if values.get("upgrade_status") == UpgradeStatus.COMPLETED:
-                self._append(conn, site_id, "UPGRADE_COMPLETED", source=source, target=target,
+                self._append(conn, site_id, SiteEvent.UPGRADE_COMPLETED, source=source, target=target,
                              execution_id=execution_id, flow_run_id=flow_run_id)
 
     def record_scripts(self, site_id: str, scripts: Iterable[Mapping[str, str]], *, execution_id: str,
@@ -202,7 +211,7 @@ class SiteStates:
             for path, sha256 in changes:
                 conn.execute(update(_script).where(_script.c.site_id == site_id, _script.c.script_path == path)
                              .values(sha256=sha256, updated_time=now))
-            self._append(conn, site_id, "SCRIPT_CHANGES_ACCEPTED", actor=actor, execution_id=execution_id,
+            self._append(conn, site_id, SiteEvent.SCRIPT_CHANGES_ACCEPTED, actor=actor, execution_id=execution_id,
                          detail={"reason": reason, "scripts": [{"path": p, "sha256": h} for p, h in changes]})
 
     def set_baseline(self, site_id: str, version: str, *, actor: str, notes: str) -> SiteState | None:
@@ -218,7 +227,7 @@ class SiteStates:
             if before and before["upgrade_status"] == UpgradeStatus.IN_PROGRESS:
                 values.update(upgrade_status=UpgradeStatus.CLOSED, upgrade_finished_time=now)
             self._save_site(conn, site_id, **values)
-            self._append(conn, site_id, "BASELINE", actor=actor, detail={
+            self._append(conn, site_id, SiteEvent.BASELINE, actor=actor, detail={
                 "version": version, "notes": notes,
                 "before": {k: before[k] for k in ("current_version", "schema_version", "upgrade_source",
                                                   "upgrade_target", "upgrade_status")} if before else None})
@@ -251,12 +260,12 @@ class SiteStates:
             conn.execute(update(_cut).where(*key).values(updated_time=now, **values))
 
     @staticmethod
-    def _append(conn: Connection, site_id: str, event: str, *, cutpoint: str | None = None,
+    def _append(conn: Connection, site_id: str, event: SiteEvent, *, cutpoint: str | None = None,
                 source: str | None = None, target: str | None = None, execution_id: str | None = None,
                 flow_run_id: str | None = None, actor: str | None = None,
                 detail: Mapping[str, Any] | None = None) -> None:
         conn.execute(insert(_history).values(
-            id=utcnow().strftime("%Y%m%d%H%M%S%f") + uuid.uuid4().hex[:12], site_id=site_id, event=event,
+            id=utcnow().strftime("%Y%m%d%H%M%S%f") + uuid.uuid4().hex[:12], site_id=site_id, event=event.value,
             cutpoint=cutpoint, source_version=source, target_version=target, execution_id=execution_id,
             flow_run_id=flow_run_id, actor=(actor or "")[:128] or None,
             detail=json.dumps(dict(detail), ensure_ascii=False, default=str) if detail else None,

@@ -61,6 +61,7 @@ def test_the_documented_server_settings_are_valid_prefect_settings(monkeypatch: 
     assert server.services.event_persister.batch_size == 500
     assert server.events.retention_period.days == 3
     assert server.services.db_vacuum.enabled == {"events", "flow_runs"}
+    assert server.events.related_resource_cache_ttl.total_seconds() == 0  # a run's own site tag reaches alerts
 
 
 def test_two_sites_upgrade_at_once_and_a_second_trigger_for_a_busy_site_is_refused(

@@ -11,7 +11,13 @@ from typer.testing import CliRunner
 from flows.cli import app
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.errors import ConfigError
-from tasks.planning.config_loader import ConfigWarning, config_checksum, load_config_file, parse_config_text
+from tasks.planning.config_loader import (
+    ConfigWarning,
+    config_checksum,
+    load_config_file,
+    load_configs,
+    parse_config_text,
+)
 
 SEED = Path(__file__).resolve().parents[1] / "data" / "seed"
 
@@ -168,3 +174,12 @@ def test_the_checksum_command_prints_what_the_config_must_carry(tmp_path: Path) 
     data["metadata"]["checksum"] = result.output.split()[0]
     path.write_text(json.dumps(data), encoding="utf-8")
     assert load_config_file(path).warnings == ()
+
+
+def test_an_empty_config_declares_a_release_without_upgrade_work_and_a_patch_names_its_base(tmp_path: Path) -> None:
+    (tmp_path / "100100.json").write_text('{"version": "100100", "version_type": "baseline"}', encoding="utf-8")
+    (tmp_path / "100101.json").write_text('{"version": "100101", "version_type": "patch", "base_version": "100100"}',
+                                          encoding="utf-8")
+    base, patch = load_configs(tmp_path)
+    assert (str(base.version), base.config.upgrade_steps, base.config.base) == ("1.0.1", {}, None)
+    assert str(patch.config.base) == "1.0.1"

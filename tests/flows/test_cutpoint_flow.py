@@ -80,10 +80,10 @@ def test_failed_run_exits_1_and_a_rerun_resumes_without_repeating_done_steps(
     from tests.helpers import open_store
 
     store = open_store(None)
-    rows = {r["step_id"]: r for r in store.step_rows(failed["execution_id"])}
+    rows = {r.step_id: r for r in store.step_runs(failed["execution_id"])}
     store.close()
-    assert rows["ping_ft"]["retry_count"] == 0, "a step that succeeded is not run again on resume"
-    assert rows["ping_middle"]["retry_count"] == 1
+    assert rows["ping_ft"].retry_count == 0, "a step that succeeded is not run again on resume"
+    assert rows["ping_middle"].retry_count == 1
 
     status = CliRunner().invoke(app, ["status", failed["execution_id"], "--json"])
     assert status.exit_code == 0 and json.loads(status.output)["status"] == "SUCCESS"

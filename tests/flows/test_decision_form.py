@@ -16,16 +16,18 @@ from prefect.utilities.schema_tools import ValidationError, validate
 from flows.decision import CHOICES, Submission, asks, describe, form_for, inflight_of, wait_seconds
 from tasks.core.clock import utcnow
 from tasks.core.settings import Settings
-from tasks.store.breakpoints import OperatorDecision
+from tasks.store.breakpoints import Breakpoint, OperatorDecision
 from tests.deployments.test_cicd_logic import load
 
 
-def breakpoint_row(*, in_doubt: bool, kind: str = "SQL_LEVEL", days_left: float = 7) -> dict[str, Any]:
-    return {"id": "BP_20260101_000000_abcdef", "step_id": "sql_001", "breakpoint_type": kind, "sql_file_name": "s.sql",
-            "sql_line_number": 12, "sql_sequence": 3, "sql_content": "CREATE USER u IDENTIFIED BY '***'",
-            "error_code": None if in_doubt else "1146", "failure_reason": "Table 'ft.prerequisite' doesn't exist",
-            "context_data": json.dumps({"database": "ft_db", "in_doubt": in_doubt}),
-            "expiry_time": utcnow() + timedelta(days=days_left)}
+def breakpoint_row(*, in_doubt: bool, kind: str = "SQL_LEVEL", days_left: float = 7) -> Breakpoint:
+    return Breakpoint.from_row({
+        "id": "BP_20260101_000000_abcdef", "step_id": "sql_001", "breakpoint_type": kind,
+        "sql_file_name": "s.sql", "sql_line_number": 12, "sql_sequence": 3,
+        "sql_content": "CREATE USER u IDENTIFIED BY '***'", "error_code": None if in_doubt else "1146",
+        "failure_reason": "Table 'ft.prerequisite' doesn't exist",
+        "context_data": json.dumps({"database": "ft_db", "in_doubt": in_doubt}),
+        "expiry_time": utcnow() + timedelta(days=days_left)})
 
 
 def server_accepts(form: type, run_input: dict[str, Any]) -> bool:

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
+from tests.helpers import smtp_receiver, write_configs
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -45,14 +46,9 @@ def test_failure_and_then_completion_are_posted_to_the_configured_webhook(
         isolated_env: Path, mariadb_database: str, receiver: tuple[str, list[tuple[str, dict[str, Any]]]]) -> None:
     base, posted = receiver
     url = f"{base}/hooks/upgrade"
-    configs = isolated_env / "configs"
-    configs.mkdir()
-    (configs / "317500.json").write_text(json.dumps({
-        "version": "317500",
-        "upgrade_steps": {"pre_business_check": [
-            {"id": "ping", "class_name": "ServiceHealthCheckStep", "databases": ["ft_db"]}]},
-        "notifications": {"on_success": ["ops@example.com"], "on_failure": ["ops@example.com", "dev@example.com"],
-                          "webhook_url": url}}), encoding="utf-8")
+    configs = write_configs(isolated_env / "configs", {"pre_business_check": [
+        {"id": "ping", "class_name": "ServiceHealthCheckStep", "databases": ["ft_db"]}]}, notifications={
+        "on_success": ["ops@example.com"], "on_failure": ["ops@example.com", "dev@example.com"], "webhook_url": url})
     args = ["run", "pre_business_check", "--from", "3.17.0", "--to", "3.17.5", "--site", "US", "--json",
             "--configs", str(configs)]
     failed = CliRunner().invoke(app, [*args, "--db", "ft_db=mysql+pymysql://root:pw@127.0.0.1:1/x"])
@@ -104,9 +100,6 @@ def test_a_failed_run_tells_the_sites_notification_blocks_where_and_how_to_go_on
 def test_each_notification_block_type_renders_what_its_receiver_expects(
         receiver: tuple[str, list[tuple[str, dict[str, Any]]]]) -> None:
     """DingTalk (signed markdown), WeCom, Feishu to a local receiver; e-mail to a local SMTP server."""
-    import asyncore
-    import smtpd
-
     from blocks.notifications import DingTalkWebhook, FeishuWebhook, SmtpEmail, WeComWebhook
 
     base, received = receiver
@@ -124,21 +117,11 @@ def test_each_notification_block_type_renders_what_its_receiver_expects(
     assert wecom_path == "/cgi-bin/webhook/send?key=k0123" and "`a.sql:3`" in json.dumps(wecom, ensure_ascii=False)
     assert feishu_path == "/open-apis/bot/v2/hook/t0123/" and feishu["msg_type"] == "text"
 
-    mails: list[tuple[str, list[str], bytes]] = []
-
-    class Sink(smtpd.SMTPServer):
-        def process_message(self, peer: Any, mailfrom: str, rcpttos: list[str], data: bytes, **kw: Any) -> None:
-            mails.append((mailfrom, rcpttos, data))
-
-    server = Sink(("127.0.0.1", 0), None, decode_data=False)
-    threading.Thread(target=asyncore.loop, kwargs={"timeout": 0.1}, daemon=True).start()
-    try:
-        mail = SmtpEmail(host="127.0.0.1", port=server.socket.getsockname()[1], security="none",
-                         from_addr="ft-upgrade@example.com", to=["ops@example.com"])
+    with smtp_receiver() as (port, mails):
+        mail = SmtpEmail(host="127.0.0.1", port=port, security="none", from_addr="ft-upgrade@example.com",
+                         to=["ops@example.com"])
         with mail.raise_on_failure():
             mail.notify("正文", "【FT 升级】站点 CN：失败")
-    finally:
-        server.close()
-    [(sender, recipients, data)] = mails
-    assert (sender, recipients) == ("ft-upgrade@example.com", ["ops@example.com"])
-    assert b"Subject: =?utf-8?" in data
+    [envelope] = mails
+    assert (envelope.mail_from, envelope.rcpt_tos) == ("ft-upgrade@example.com", ["ops@example.com"])
+    assert b"Subject: =?utf-8?" in envelope.original_content

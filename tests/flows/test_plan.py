@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from flows.cli import app
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.errors import ConfigError, PlanError, StepResolutionError
+from tasks.core.settings import get_settings
 from tasks.core.versions import Version
-from tasks.planning.config_loader import LoadedConfig, parse_config_text
-from tasks.planning.plan import build_plan
+from tasks.planning.config_loader import LoadedConfig, load_configs, parse_config_text
+from tasks.planning.plan import build_plan, plan_for
 
 HEALTH = {"class_name": "ServiceHealthCheckStep", "databases": ["ft_db"]}
 
@@ -177,3 +181,78 @@ def test_the_plan_round_trips_through_json() -> None:
     again = type(plan).model_validate_json(plan.model_dump_json())
     assert again == plan
     assert json.loads(plan.model_dump_json())["steps"][0]["key"] == "317001:check_317001"
+
+
+# issue 31: a plan never silently skips a release
+
+PATCH_ONLY = {"100101.json": {"version": "100101", "version_type": "patch", "base_version": "100100",
+                              "upgrade_steps": {"startup_pre_process": [step("fix")]}}}
+EMPTY_BASE = {"100100.json": {"version": "100100", "version_type": "baseline"}}
+
+
+def folder(path: Path, files: dict[str, dict[str, Any]]) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (path / name).write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_a_patch_whose_base_has_no_config_is_refused_from_below_the_base_naming_file_base_and_remedy(
+        tmp_path: Path) -> None:
+    configs = load_configs(folder(tmp_path / "configs", PATCH_ONLY))
+    with pytest.raises(PlanError) as info:
+        build_plan(configs, "1.0.0", "1.0.1-P1", "CN")
+    message = str(info.value)
+    assert message.startswith(f"{configs[0].path}: patch 1.0.1-P1 is applied on its base 1.0.1, which "
+                              "1.0.0 → 1.0.1-P1 crosses, but the folder has no config for 1.0.1"), message
+    assert "Add 1.0.1's config (100100.json)" in message
+    assert 'an empty one: {"version": "100100", "version_type": "baseline"}' in message
+    assert info.value.exit_code == 2
+    on_base = build_plan(configs, "1.0.1", "1.0.1-P1", "CN")  # a site already on the base: unaffected
+    assert on_base.chain == ["1.0.1-P1"] and [s.step_id for s in on_base.steps] == ["fix"]
+
+
+def test_every_cutpoint_refuses_a_plan_that_skips_a_patchs_base(tmp_path: Path) -> None:
+    settings = get_settings(configs=folder(tmp_path / "configs", PATCH_ONLY), sql_root=tmp_path)
+    for cutpoint in Cutpoint:
+        with pytest.raises(PlanError, match="no config for 1.0.1"):
+            plan_for(cutpoint, "1.0.0", "1.0.1-P1", "CN", settings)
+        assert plan_for(cutpoint, "1.0.1", "1.0.1-P1", "CN", settings).chain == ["1.0.1-P1"]
+
+
+def test_an_explicit_empty_config_for_the_base_is_accepted_and_listed_among_the_releases(tmp_path: Path) -> None:
+    configs = load_configs(folder(tmp_path / "configs", {**PATCH_ONLY, **EMPTY_BASE}))
+    plan = build_plan(configs, "1.0.0", "1.0.1-P1", "CN")
+    assert plan.chain == ["1.0.1", "1.0.1-P1"] and [s.step_id for s in plan.steps] == ["fix"]
+    assert [(r.version, r.kind, r.config_file, r.steps) for r in plan.releases] == [
+        ("1.0.1", "baseline", configs[0].path, 0), ("1.0.1-P1", "patch", configs[1].path, 1)]
+
+
+def test_the_releases_crossed_include_earlier_patches_that_have_no_config() -> None:
+    configs = [config("3.17.5"), config("3.17.5-P3"), config("3.18.0")]
+    plan = build_plan(configs, "3.17.5-P1", "3.18.0", "CN")
+    assert [(r.version, r.config_file, r.known_from) for r in plan.releases] == [
+        ("3.17.5-P2", None, "numbered before 3.17.5-P3"), ("3.17.5-P3", "configs/317503.json", ""),
+        ("3.18.0", "configs/318000.json", "")]
+
+
+def test_plan_shows_the_releases_it_crosses_in_text_and_json(isolated_env: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(isolated_env)  # config files shown relative to it
+    configs = folder(isolated_env / "configs", {**PATCH_ONLY, **EMPTY_BASE,
+                                                "100103.json": {"version": "100103", "version_type": "patch"}})
+    args = ["plan", "--from", "1.0.0", "--to", "1.0.1-P3", "--site", "CN", "--configs", str(configs)]
+    text = CliRunner().invoke(app, args, terminal_width=200)
+    assert text.exit_code == 0, text.output
+    rows = [" ".join(line.strip("│┃ ").split()) for line in text.output.splitlines() if line.startswith("│ 1.0.1")]
+    assert rows == ["1.0.1 │ baseline │ configs/100100.json │ 0", "1.0.1-P1 │ patch │ configs/100101.json │ 1",
+                    "1.0.1-P2 │ patch │ no config (numbered before 1.0.1-P3): nothing of it runs │ 0",
+                    "1.0.1-P3 │ patch │ configs/100103.json │ 0"], text.output
+    data = json.loads(CliRunner().invoke(app, [*args, "--json"]).output)
+    assert [(r["version"], r["config_file"]) for r in data["releases"]] == [
+        ("1.0.1", "configs/100100.json"), ("1.0.1-P1", "configs/100101.json"), ("1.0.1-P2", None),
+        ("1.0.1-P3", "configs/100103.json")]
+    (configs / "100100.json").unlink()
+    refused = CliRunner().invoke(app, args, terminal_width=200)
+    assert refused.exit_code == 2 and "configs/100101.json: patch 1.0.1-P1 is applied on its base 1.0.1" in \
+        " ".join(refused.output.split())

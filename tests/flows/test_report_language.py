@@ -10,6 +10,7 @@ import pytest
 from deployments.cicd import REFUSED_MARK, execution_id_of
 from tasks.core.cutpoints import Cutpoint
 from tasks.execution.reporting import RunReport, render_markdown, render_refusal, resume_instructions
+from tasks.store.records import Execution, StepRun
 
 EXECUTION = {"execution_id": "EXEC_20261202_010203_abcd1234", "step_type": "startup_pre_process",
              "site_id": "CN", "source_version": "3.17.0", "target_version": "3.17.5", "flow_run_id": None,
@@ -24,7 +25,8 @@ STEPS = [{"step_id": "sql_001", "step_key": "317500:sql_001", "step_name": "SQL"
 def report(language: str) -> RunReport:
     hints = resume_instructions(execution_id=EXECUTION["execution_id"], cutpoint="startup_pre_process",
                                 source="3.17.0", target="3.17.5", site="CN", language=language)
-    return RunReport(execution=dict(EXECUTION), steps=STEPS, status="FAILED", resume_hint=hints,
+    return RunReport(execution=Execution.from_row({**EXECUTION, "status": "FAILED"}),
+                     steps=[StepRun.from_row(s) for s in STEPS], status="FAILED", resume_hint=hints,
                      extra={"rerun": {"of": EXECUTION["rerun_of"], "by": "ann", "reason": "vendor fix",
                                       "scripts_applied_at_site": ["s.sql 3/3"]}},
                      sql_counts={"total": 3, "success": 1, "failed": 1}, language=language)

@@ -39,7 +39,7 @@ def test_a_failed_step_leaves_a_step_level_breakpoint_resolved_by_the_resume(
     assert code == 1
     store = open_store(None)
     bp = active_breakpoint(store.engine, report["execution_id"])
-    assert bp is not None and bp["breakpoint_type"] == "STEP_LEVEL" and bp["step_id"] == "ping"
+    assert bp is not None and bp.kind == "STEP_LEVEL" and bp.step_id == "ping"
     code, again, _ = failing_run(isolated_env, mariadb_database)
     assert code == 0 and again["execution_id"] == report["execution_id"]
     assert active_breakpoint(store.engine, report["execution_id"]) is None
@@ -64,7 +64,7 @@ def test_an_expired_breakpoint_refuses_to_resume_with_a_clear_error(isolated_env
     resumed = CliRunner().invoke(app, ["resume", report["execution_id"]])
     assert resumed.exit_code == 2 and "expired" in resumed.output
     store = open_store(None)
-    assert store.get_execution(report["execution_id"])["status"] == "EXPIRED"
+    assert store.get_execution(report["execution_id"]).status == "EXPIRED"
     store.close()
 
 

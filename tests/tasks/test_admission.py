@@ -8,6 +8,7 @@ from typing import Any
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.statuses import CutpointState
 from tasks.execution.admission import Request, ScriptDrift, SiteView, admit
+from tasks.store.records import Execution
 from tasks.store.site_state import CutpointRecord, SiteState
 
 NOW = datetime(2026, 12, 1, 12, 0, 0)
@@ -29,9 +30,10 @@ def upgrading(**extra: Any) -> SiteState:
                      upgrade_status="IN_PROGRESS", upgrade_started_time=NOW - DAY, **extra)
 
 
-def execution(status: str, **extra: Any) -> dict[str, Any]:
-    return {"execution_id": "EXEC_2", "site_id": "CN", "step_type": "startup_pre_process", "source_version": "3.17.0",
-            "target_version": "3.17.5", "status": status, "resume_count": 1, "waivers": [], **extra}
+def execution(status: str, **extra: Any) -> Execution:
+    return Execution.from_row({"execution_id": "EXEC_2", "site_id": "CN", "step_type": "startup_pre_process",
+                               "source_version": "3.17.0", "target_version": "3.17.5", "status": status,
+                               "resume_count": 1, "waivers": [], **extra})
 
 
 def decide(request: Request, view: SiteView):  # type: ignore[no-untyped-def]

@@ -42,7 +42,7 @@ def test_one_execution_has_at_most_one_active_breakpoint(mariadb_database: str) 
         second = open_breakpoint(store.engine, execution_id="E1", step_id="s", kind="STEP_LEVEL",
                                  message="two", instructions="", context={})
         active = active_breakpoint(store.engine, "E1")
-        assert active is not None and active["id"] == second != first
+        assert active is not None and active.id == second != first
         with pytest.raises(IntegrityError), store.engine.begin() as conn:  # the unique index holds the line
             conn.exec_driver_sql("UPDATE upgrade_breakpoint SET active_execution_id = 'E1' WHERE id = %s",
                                  (first,))
@@ -61,7 +61,7 @@ def test_times_are_stored_in_utc(mariadb_database: str) -> None:
                                            flow_run_id=None, plan_fingerprint="x")
         row = store.get_execution(execution)
         assert row is not None
-        assert abs((row["start_time"] - before).total_seconds()) < 5
+        assert abs((row.start_time - before).total_seconds()) < 5
     finally:
         store.close()
 

@@ -7,7 +7,7 @@ import ssl
 import pytest
 from sqlalchemy import create_engine, text
 
-from tasks.sql.connect import SharedTlsConnection, share_tls_context
+from tasks.site.connect import SharedTlsConnection, share_tls_context
 from tasks.sql.session import client_connection
 
 pytestmark = pytest.mark.mariadb

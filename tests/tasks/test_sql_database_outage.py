@@ -50,7 +50,7 @@ def test_a_database_outage_mid_run_ends_in_a_clean_breakpoint_and_resume_complet
         assert "database 'ft_db'" in report["error"] and "unreachable after 4 attempts" in report["error"]
         store = create_engine(f"sqlite:///{tmp_path / 'home' / 'metadata.db'}")
         bp = active_breakpoint(store, "EXEC_OUTAGE")
-        assert bp is not None and bp["sql_file_name"] == "long.sql"
+        assert bp is not None and bp.sql_file_name == "long.sql"
         time.sleep(max(0.0, 10 - (time.monotonic() - down_at)))
 
         db.start()

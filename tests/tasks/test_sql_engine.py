@@ -117,10 +117,10 @@ def test_failure_leaves_an_active_breakpoint_and_resume_continues_at_the_fixed_s
         run_step(tmp_path, {"ft_db": mariadb_database}, [name])
     bp = active_breakpoint(metadata_engine(tmp_path), "EXEC_T")
     assert bp is not None
-    assert (bp["sql_file_name"], bp["sql_line_number"], bp["sql_sequence"], bp["error_code"]) == ("a.sql", 7, 6, "1062")
-    assert bp["sql_content"] == "INSERT INTO t VALUES (1)"
-    assert bp["status"] == "ACTIVE"
-    assert (bp["expiry_time"] - bp["breakpoint_time"]).days == 7
+    assert (bp.sql_file_name, bp.sql_line_number, bp.sql_sequence, bp.error_code) == ("a.sql", 7, 6, "1062")
+    assert bp.sql_content == "INSERT INTO t VALUES (1)"
+    assert bp.status == "ACTIVE"
+    assert (bp.expiry_time - bp.breakpoint_time).days == 7
     assert [r["status"] for r in ledger(tmp_path)] == ["SUCCESS"] * 5 + ["FAILED", "PENDING"]
 
     write(tmp_path / "sql", "a.sql", SCRIPT.replace("INSERT INTO t VALUES (1);\nINSERT INTO t VALUES (1);",
@@ -387,7 +387,7 @@ def test_ledger_and_breakpoint_on_a_mariadb_metadata_store(tmp_path: Path, maria
     with store.connect() as conn:
         statuses = [r.status for r in conn.execute(select(t.c.status).order_by(t.c.sql_sequence))]
     assert statuses == ["SUCCESS"] * 5 + ["FAILED", "PENDING"]
-    assert active_breakpoint(store, "EXEC_T")["sql_line_number"] == 7
+    assert active_breakpoint(store, "EXEC_T").sql_line_number == 7
     (tmp_path / "sql" / name).write_text(SCRIPT.replace("INSERT INTO t VALUES (1);\nINSERT INTO t VALUES (1);",
                                                         "INSERT INTO t VALUES (1);\nINSERT INTO t VALUES (2);"))
     details = run_step(tmp_path, databases, [name])

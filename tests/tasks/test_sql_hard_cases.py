@@ -217,7 +217,7 @@ def test_an_inflight_decision_applies_to_the_breakpoints_statement_only(
     assert log.queries("CALL one()") == [], "decided applied by the operator: not sent"
     assert len(log.queries("CALL two()")) == 1, "in doubt after the lost connection: not silently taken as applied"
     bp = active_breakpoint(metadata_engine(tmp_path), "EXEC_T")
-    assert bp["sql_line_number"] == 7, "the later uncertain statement has a breakpoint of its own"
+    assert bp.sql_line_number == 7, "the later uncertain statement has a breakpoint of its own"
     assert ledger(tmp_path)[3]["execution_result"].startswith("marked applied by ops: checked by hand")
 
 
@@ -233,7 +233,7 @@ def test_dml_on_myisam_is_never_batched_nor_run_twice_after_an_error(
     with pytest.raises(StepFailed, match=r"m.sql:4: .*\[1062\].*non-transactional table m \(MYISAM\)"):
         run_step(tmp_path, {"ft_db": mariadb_database}, ["m.sql"])
     bp = active_breakpoint(metadata_engine(tmp_path), "EXEC_T")
-    assert json.loads(bp["context_data"])["in_doubt"], "the operator decides: part of it may have been written"
+    assert bp.in_doubt, "the operator decides: part of it may have been written"
     decide(tmp_path, "skip", notes="duplicate row, not needed")
     run_step(tmp_path, {"ft_db": mariadb_database}, ["m.sql"])
     assert [len(log.queries(f"INSERT INTO m VALUES ({n})")) for n in (1, 2, 3)] == [1, 2, 1]
@@ -346,7 +346,7 @@ def test_a_password_quoted_in_a_server_error_is_masked_everywhere_the_tool_write
     assert "[1064]" in str(info.value) and secret not in str(info.value)
     rows = ledger(tmp_path)
     bp = active_breakpoint(metadata_engine(tmp_path), "EXEC_T")
-    written = [rows[0]["error_message"], rows[0]["sql_content"], bp["failure_reason"], bp["sql_content"],
+    written = [rows[0]["error_message"], rows[0]["sql_content"], bp.failure_reason, bp.sql_content,
                caplog.text, repr(info.value.__cause__), repr(info.value.__context__ if not
                                                            info.value.__suppress_context__ else None)]
     assert all(secret not in (w or "") for w in written), written

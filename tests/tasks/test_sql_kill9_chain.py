@@ -9,7 +9,6 @@ for a statement in doubt it looks at the database (an oracle per statement) and 
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
@@ -146,8 +145,8 @@ class Site:
         try:
             bp = active_breakpoint(engine, self.execution)
             assert bp is not None, "a failed run leaves a breakpoint"
-            assert json.loads(bp["context_data"])["in_doubt"], f"unexpected failure: {bp['failure_reason']}"
-            sql = bp["sql_content"]
+            assert bp.in_doubt, f"unexpected failure: {bp.failure_reason}"
+            sql = bp.sql_content
             oracle = next((check for prefix, check in ORACLES.items() if sql.startswith(prefix)), None)
             assert oracle is not None, f"no operator check for a statement in doubt: {sql}"
             inflight = "applied" if oracle(self.ft, self.mid) else "retry"

@@ -18,12 +18,12 @@ from tasks.backup.step import BackupParams, BackupStep
 from tasks.checks.outcome import CheckOutcome, CheckStatus
 from tasks.checks.report import summary_line
 from tasks.cleanup.release_step import release_result
+from tasks.composite.parts import combine
 from tasks.core.errors import StepFailed
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepResult
 from tasks.execution.report_text import report_text
 from tasks.health.step import HealthParams, ServiceHealthCheckStep
-from tasks.steps.post_upgrade import combine
 from tests.helpers import step_context
 from tests.tasks.backup.data import fill
 

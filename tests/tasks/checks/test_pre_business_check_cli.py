@@ -65,7 +65,7 @@ def test_failed_checks_fail_the_flow_with_the_seed_report_everywhere(
         row = store.latest_report(report["execution_id"])
     finally:
         store.close()
-    stored = json.loads(row["report_content"])
+    stored = row.content
     assert stored["step_results"][0]["details"]["checksPerformed"][2]["sql"] == (
         "SELECT * FROM orders WHERE id IN (SELECT id FROM orders GROUP BY id HAVING COUNT(*) > 1);")
 

@@ -196,3 +196,114 @@ def test_generations_left_by_a_crashed_run_are_removed_by_the_next_rebuild(
 def test_bad_dataset_configs_are_refused_at_plan_time(change: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         CacheRebuildParams.model_validate({"namespace": "ft", "datasets": [{**USER_STRINGS, **change}]})
+
+
+# ---------------------------------------------------------------- in place: the keys the services read
+
+USERS_IN_PLACE = {**USER_STRINGS, "pattern": "user:*"}
+PROFILES_IN_PLACE = {"name": "profile", "database": "ft_db", "type": "hash", "fields": ["name", "region"],
+                     "query": "SELECT id, name, region FROM users", "key": "profile:{id}", "pattern": "profile:*"}
+STALE = range(USERS + 1, USERS + 301)  # users deleted since the old version cached them
+
+
+def old_cache(client: redis.Redis, prefix: str) -> None:
+    """The services' cache as the old version left it: every user, some deleted since, a field dropped since."""
+    pipe = client.pipeline(transaction=False)
+    for i in [*range(1, USERS + 1), *STALE]:
+        pipe.set(f"{prefix}user:{i}", json.dumps({"id": i, "name": f"old{i}"}))
+        pipe.hset(f"{prefix}profile:{i}", mapping={"name": f"old{i}", "legacy": "x"})
+    pipe.set(f"{prefix}session:1", "not the cache's: another pattern")
+    pipe.execute()
+
+
+def test_an_in_place_rebuild_under_readers_hammering_the_services_keys_misses_none_and_deletes_the_stale_ones(
+        tmp_path: Path, ft_db: str, namespace: str, redis_client: redis.Redis) -> None:
+    prefix = namespace + ":"
+    old_cache(redis_client, prefix)
+    stop, reading = threading.Event(), threading.Barrier(3)
+    counts = {"old": 0, "new": 0}
+    misses: list[tuple[str, int]] = []
+    wrong: list[tuple[str, int, object]] = []
+
+    def reader(kind: str) -> None:
+        """Reads the keys as the services do, the string and the hash of random users, all the time."""
+        client = redis.Redis.from_url(REDIS_URL)
+        rng = random.Random(kind)
+        reading.wait()
+        while not stop.is_set():
+            i = rng.randint(1, USERS)
+            if kind == "string":
+                value = client.get(f"{prefix}user:{i}")
+                name = json.loads(value)["name"] if value else None
+            else:
+                fields = client.hgetall(f"{prefix}profile:{i}")
+                name = fields[b"name"].decode() if fields else None
+                if name == f"user{i}" and b"legacy" in fields:
+                    wrong.append((kind, i, fields))  # a hash is replaced whole, never merged
+            if name is None:
+                misses.append((kind, i))
+            elif name in (f"old{i}", f"user{i}"):
+                counts["old" if name.startswith("old") else "new"] += 1
+            else:
+                wrong.append((kind, i, name))
+        client.close()
+
+    threads = [threading.Thread(target=reader, args=(kind,)) for kind in ("string", "hash")]
+    for thread in threads:
+        thread.start()
+    reading.wait()
+    before = dict(counts)
+    with cache_context(tmp_path, ft_db) as ctx:
+        result = rebuild(ctx, namespace, [USERS_IN_PLACE, PROFILES_IN_PLACE])
+    during = sum(counts.values()) - sum(before.values())
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert misses == [] and wrong == [], f"{len(misses)} misses, {len(wrong)} wrong of {counts}"
+    assert counts["old"] > 0 and counts["new"] > 0 and during > 0, f"readers read throughout: {counts}, {during}"
+    assert result.status is StepStatus.SUCCESS, result.summary
+    assert result.details["mode"] == "in_place" and result.details["keys"] == 2 * USERS
+    assert result.details["stale_keys_deleted"] == 2 * len(STALE)
+    assert not any(redis_client.exists(f"{prefix}user:{i}", f"{prefix}profile:{i}") for i in STALE)
+    assert redis_client.get(f"{prefix}session:1") == b"not the cache's: another pattern"
+    assert json.loads(redis_client.get(f"{prefix}user:7") or b"") == {
+        "id": 7, "name": "user7", "region": None, "balance": "0.07", "created": "2024-01-01T10:00:00"}
+    assert redis_client.hgetall(f"{prefix}profile:14") == {b"name": b"user14", b"region": b""}
+    assert f"删除 600 个新数据已没有的键（`{prefix}user:*`, `{prefix}profile:*`）；校验：100,000 个键均存在" \
+        in result.markdown
+    assert redis_client.get(CacheLayout(namespace).pointer) is None, "no generation, no pointer"
+
+
+def test_an_in_place_rebuild_by_shard_processes_deletes_only_what_no_shard_wrote(
+        tmp_path: Path, ft_db: str, namespace: str, redis_client: redis.Redis) -> None:
+    prefix = namespace + ":"
+    old_cache(redis_client, prefix)
+    with cache_context(tmp_path, ft_db) as ctx:
+        result = rebuild(ctx, namespace, [USERS_IN_PLACE], workers=3, parallel_min_rows=1000)
+    assert f"dataset users: {USERS:,} rows built by 3 processes in parallel" in result.details["notes"]
+    assert result.details["keys"] == USERS and result.details["stale_keys_deleted"] == len(STALE)
+    assert json.loads(redis_client.get(f"{prefix}user:{USERS}") or b"")["name"] == f"user{USERS}"
+    assert redis_client.exists(f"{prefix}user:{STALE[0]}") == 0
+
+
+def test_an_in_place_rebuild_with_duplicate_keys_fails_and_deletes_nothing(
+        tmp_path: Path, ft_db: str, namespace: str, redis_client: redis.Redis) -> None:
+    redis_client.set(f"{namespace}:region:XX", "stale")
+    regions = {"name": "regions", "database": "ft_db", "query": "SELECT id, region FROM users WHERE id < 100",
+               "key": "region:{region}", "pattern": "region:*"}
+    with cache_context(tmp_path, ft_db) as ctx, pytest.raises(StepFailed) as failed:
+        rebuild(ctx, namespace, [regions])
+    assert "key template is not unique" in str(failed.value) and "no key was deleted" in str(failed.value)
+    assert redis_client.get(f"{namespace}:region:XX") == b"stale"
+
+
+@pytest.mark.parametrize(("datasets", "mode", "message"), [
+    ([USERS_IN_PLACE, PROFILES_IN_PLACE | {"pattern": None}], None, "give every dataset its key 'pattern'"),
+    ([USER_STRINGS], "in_place", "give every dataset its key 'pattern'"),
+    ([USERS_IN_PLACE], "generation", "'pattern' is for mode in_place"),
+    ([{**USERS_IN_PLACE, "pattern": "users:*"}], None, "pattern 'users:\\*' does not match the keys of template"),
+])
+def test_in_place_configs_that_could_delete_the_wrong_keys_are_refused_at_plan_time(
+        datasets: list[dict[str, Any]], mode: str | None, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        CacheRebuildParams.model_validate({"namespace": "ft", "datasets": datasets, "mode": mode})

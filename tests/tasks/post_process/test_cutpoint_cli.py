@@ -11,7 +11,7 @@ import pytest
 import redis
 from typer.testing import CliRunner
 
-import tasks.steps.post_process  # noqa: F401  (registers the steps)
+import tasks.composite.post_process  # noqa: F401  (registers the steps)
 from flows.cli import app
 from tasks.cache.rebuild import read
 from tests.tasks.post_process.builders import Route, http_service, manifest_for, run_sql, write_zip

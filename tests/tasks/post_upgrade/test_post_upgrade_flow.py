@@ -18,7 +18,7 @@ import redis
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-import tasks.steps.post_upgrade  # noqa: F401  (registers the steps)
+import tasks.composite.post_upgrade  # noqa: F401  (registers the steps)
 from flows.cli import app
 from tasks.steps.registry import resolve_step_class
 from tests.tasks.post_upgrade.files import aged
@@ -47,7 +47,7 @@ def run_cli(configs: Path, url: str) -> tuple[int, dict[str, Any]]:
 
 def test_the_seed_step_name_resolves_to_the_composite() -> None:
     found = resolve_step_class("com.ft.upgrade.steps.PostUpgradeProcessStep")
-    assert found.qualified_name == "tasks.steps.post_upgrade.PostUpgradeStep"
+    assert found.qualified_name == "tasks.composite.post_upgrade.PostUpgradeStep"
 
 
 def test_post_upgrade_stopped_by_a_bad_row_continues_from_its_checkpoint_when_run_again(

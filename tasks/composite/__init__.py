@@ -1,0 +1,1 @@
+"""Composite steps: one step of the seed that runs several capabilities' steps in order."""
