@@ -332,13 +332,15 @@ class Fleet:
         self.echo(f"{len(self.sites)} workers on {len(set(self.hosts.values()))} hosts online in "
                   f"{time.monotonic() - t:.1f}s")
 
-    def _client(self) -> Any:
+    def client(self) -> Any:
+        """A sync Prefect client (inside :meth:`api`)."""
         from prefect.client.orchestration import get_client
 
         return get_client(sync_client=True)
 
     @contextlib.contextmanager
-    def _api(self) -> Iterator[None]:
+    def api(self) -> Iterator[None]:
+        """Prefect settings pointing at this fleet's server, for the block (threads: copy the context)."""
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         with temporary_settings(updates={PREFECT_API_URL: self.server.api_url}):
@@ -347,7 +349,7 @@ class Fleet:
     def _wait_for_workers(self, timeout: float = 900) -> None:
         deadline = time.monotonic() + timeout
         waiting = set(self.sites)
-        with self._api(), self._client() as client:
+        with self.api(), self.client() as client:
             while waiting:
                 for site in sorted(waiting):
                     workers = client.read_workers_for_work_pool(f"ft-upgrade-{site.lower()}")
@@ -418,7 +420,7 @@ class Fleet:
                                     echo=run.output.append)
 
         started = time.monotonic()
-        with self._api():
+        with self.api():
             # daemon threads: an interrupted benchmark cleans up and ends without waiting for their polls
             threads = [threading.Thread(target=contextvars.copy_context().run, args=(one, run), daemon=True)
                        for run in runs]
@@ -485,7 +487,7 @@ class Fleet:
         in_ledger = Counter((str(r[0]), int(r[1]), int(r[2]), str(r[3])) for rows in ledgers.values() for r in rows)
         dropped = sum((in_ledger - events).values())
 
-        with self._api(), self._client() as client:
+        with self.api(), self.client() as client:
             flow_runs = []
             offset = 0
             while True:

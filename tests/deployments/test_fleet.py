@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,11 +31,9 @@ def fleet() -> Iterator[Fleet]:
         yield running
 
 
-def wait_for(condition: object, what: str, timeout: float = 240) -> None:
-    import time
-
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
+    while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.5)
 
@@ -77,7 +76,7 @@ def test_the_fleet_limit_holds_runs_beyond_it_and_a_second_deploy_keeps_it(fleet
     runs = fleet.wave("startup_post_process", waive=("startup_pre_process",))
 
     assert [r.code for r in runs] == [0, 0, 0, 0], [r.output for r in runs]
-    with fleet._api(), fleet._client() as client:
+    with fleet.api(), fleet.client() as client:
         deployment = client.read_deployment_by_name("startup_post_process/startup-post-process-s001")
         assert (deployment.global_concurrency_limit.name, deployment.global_concurrency_limit.limit) == \
             ("ft-upgrade-fleet", 2)
