@@ -1,7 +1,7 @@
 """Prefect block pointing at the ClickHouse store that keeps per-statement / per-step log events.
 
 The same clickhouse-connect client serves a real ClickHouse server (``clickhouse://``, ``http(s)://``)
-and the embedded default, ``chdb://`` (chdb-core: the real ClickHouse engine in-process), so a site
+and the embedded default, ``chdb://`` (chdb-core: the real ClickHouse engine as a library), so a site
 without a ClickHouse server still gets the full log store. What clickhouse-connect 1.12 / chdb-core
 26.9 do with ``chdb`` DSNs (checked against the library source and by experiment):
 
@@ -12,15 +12,14 @@ without a ClickHouse server still gets the full log store. What clickhouse-conne
   cannot be written in a DSN: the default DSN here is therefore always absolute.
 * Query parameters: ``ch_<setting>=`` become ClickHouse settings; host/port/user/password are
   ignored with a warning (chdb has no authentication).
-* One process hosts at most ONE engine path. Any number of clients may be open on the same path
-  (each has its own session: ``USE``/``SET`` are per client), but opening a client on a different
-  path (or on ``:memory:`` vs a directory) while any client is open raises
-  ``clickhouse_connect.driver.exceptions.ProgrammingError`` ("EmbeddedServer already initialized
-  with path ..."). Once every client on the old path is closed, another path can be opened.
-  Consequence: everything in one process (flow run, test session) must share one chdb path, and
-  clients must be closed, not left to the garbage collector.
-* A chdb client may be used from another thread (calls are serialised by a per-client lock).
-  The async client is not supported for chdb.
+* One process hosts at most ONE engine path, and a path is open in at most one process (the engine
+  locks ``<dir>/status``): two processes on one host could not share a store. So a ``chdb:///dir`` store
+  is never opened in the caller's process: :mod:`blocks.clickhouse_process` serves each directory from
+  one process per host, started by whoever needs it first, and every process (runs, ``doctor``, log
+  cleanup, tests) is a client of it. Only the in-memory engine runs in the caller's process.
+* Within a process, any number of clients may be open on the same path (each has its own session:
+  ``USE``/``SET`` are per client); a chdb client may be used from another thread (calls are serialised
+  by a per-client lock). The async client is not supported for chdb.
 """
 
 from __future__ import annotations
@@ -76,9 +75,9 @@ class ClickHouseLogStore(Block):
     Block pointing at the ClickHouse database that stores detailed upgrade log events.
 
     The clickhouse-connect client is created lazily on first use and kept until ``close()``;
-    use the block as a context manager so the client (and, for ``chdb://``, the in-process
-    engine) is released. Load and use it within one task or flow: the client is not carried
-    across pickling.
+    use the block as a context manager so the client (its connection to the host's engine process,
+    for ``chdb:///dir``) is released. Load and use it within one task or flow: the client is not
+    carried across pickling.
 
     Attributes:
         dsn: clickhouse-connect DSN, e.g. ``clickhouse://user:password@host:8123`` or
@@ -113,7 +112,6 @@ class ClickHouseLogStore(Block):
 
     _client: Any = PrivateAttr(default=None)
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
-    _engine_apart: bool = PrivateAttr(default=False)
 
     @classmethod
     def from_env_or_default(cls) -> ClickHouseLogStore:
@@ -126,24 +124,26 @@ class ClickHouseLogStore(Block):
         """True for chdb: one engine path per process, no credentials."""
         return self.dsn.get_secret_value().startswith("chdb:")
 
-    def engine_apart(self) -> ClickHouseLogStore:
-        """An embedded engine runs in a child process (:mod:`blocks.clickhouse_process`), started now.
+    @property
+    def directory(self) -> Path | None:
+        """The data directory of an embedded store (None for a server or the in-memory engine)."""
+        if not self.is_embedded:
+            return None
+        from blocks.clickhouse_process import embedded_directory
 
-        For a run's event log: the engine boots beside the run instead of holding its interpreter lock.
-        The path is the child's until :meth:`close`; nothing else in this process may open it meanwhile.
-        """
-        self._engine_apart = True
-        if self.is_embedded:
-            self.get_client()
-        return self
+        return embedded_directory(self.dsn.get_secret_value())
 
     def get_client(self) -> Client:
-        """The shared clickhouse-connect client, created on first call; the only place the DSN is read."""
+        """The shared client, created on first call; the only place the DSN is read.
+
+        A ``chdb:///dir`` store is a client of the host's engine process for ``dir``
+        (:class:`blocks.clickhouse_process.EngineProcess`, the few calls the event log makes).
+        """
         with self._lock:
             if self._client is None:
                 if self.is_embedded:
                     require_embedded_engine(self.dsn.get_secret_value())
-                if self._engine_apart and self.is_embedded:
+                if self.directory is not None:
                     from blocks.clickhouse_process import EngineProcess
 
                     self._client = EngineProcess(self.dsn.get_secret_value())
@@ -154,7 +154,7 @@ class ClickHouseLogStore(Block):
             return self._client
 
     def close(self) -> None:
-        """Close the client; for chdb this releases the engine so another path can be opened."""
+        """Close the client (an engine process goes on serving its other clients, and ends when idle)."""
         with self._lock:
             client, self._client = self._client, None
         if client is not None:
@@ -170,7 +170,7 @@ class ClickHouseLogStore(Block):
         """Pickle without the live client and lock; they are recreated on the other side."""
         state = super().__getstate__()
         private = dict(state.get("__pydantic_private__") or {})
-        private.update(_client=None, _lock=None, _engine_apart=False)
+        private.update(_client=None, _lock=None)
         return {**state, "__pydantic_private__": private}
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -15,6 +15,11 @@ The alerts match a site's runs by the tag ``site:<id>``: the site's deployments 
 run tags itself with its ``site_id`` when it starts, so the runs of the shared deployments of ``prefect.yaml``
 (the site a parameter) alert the same way. ``--alerts-only`` creates just the sites' automations, for an
 installation that uses those shared deployments (pool ``--alerts-pool``, default ``ft-upgrade``).
+
+Limits, so that a wave of triggers cannot overload the server and its PostgreSQL: ``--fleet-concurrency N``
+(default 10) lets at most N cutpoint runs of all sites run at once, the rest waiting in Scheduled
+(AwaitingConcurrencySlot) — a global concurrency limit ``ft-upgrade-fleet`` that every cutpoint deployment
+shares; ``--pool-concurrency N`` limits the runs of each site's pool.
 """
 
 from __future__ import annotations
@@ -42,8 +47,42 @@ PULL_STEPS = [{"prefect.deployments.steps.set_working_directory": {"directory": 
 # 3.9's process worker first starts a workspace supervisor process that imports Prefect too (about two
 # seconds per run). The shell reads FT_UPGRADE_PROJECT_DIR on the worker's host when the run starts, as the
 # pull step does; `exec` leaves one process, the one Prefect watches and cancels. prefect.yaml says the same.
-ENGINE_COMMAND = """sh -c 'exec "$FT_UPGRADE_PROJECT_DIR/.venv/bin/python" -m prefect.engine'"""
+# Before that, a look (some 30 ms) that the interpreter runs and has Prefect: if not, the run ends Failed
+# with a message naming the interpreter and the fix (sent by the host's python3, standard library only: the
+# project's interpreter is the one missing), also printed to the worker's log; else the worker would only
+# say "exit code 127, command not found".
+ENGINE_SCRIPT = """\
+py="$FT_UPGRADE_PROJECT_DIR/.venv/bin/python"
+if "$py" -c "import sys, importlib.util as u; sys.exit(not u.find_spec(sys.argv[1]))" prefect 2>/dev/null; then
+  exec "$py" -m prefect.engine
+fi
+if [ -x "$py" ]; then why="does not run, or has no prefect installed"; else why="does not exist"; fi
+[ -n "$FT_UPGRADE_PROJECT_DIR" ] || why="does not exist (FT_UPGRADE_PROJECT_DIR is not set for the worker)"
+msg="cannot start the flow run: the interpreter $py $why. On the worker host, install the project in \
+the checkout FT_UPGRADE_PROJECT_DIR names (bash deployments/install.sh there makes its .venv), or start \
+the worker with FT_UPGRADE_PROJECT_DIR set to the checkout whose .venv has it."
+echo "ft-auto-upgrade: $msg" >&2
+python3 - "$msg" <<"REPORT" || echo "ft-auto-upgrade: could not mark the flow run failed (python3)" >&2
+import base64, json, os, sys, urllib.request as http
+url = os.environ["PREFECT_API_URL"].rstrip("/") + "/flow_runs/" + os.environ["PREFECT__FLOW_RUN_ID"] + "/set_state"
+headers = {"Content-Type": "application/json"}
+if os.environ.get("PREFECT_API_KEY"):
+    headers["Authorization"] = "Bearer " + os.environ["PREFECT_API_KEY"]
+elif os.environ.get("PREFECT_API_AUTH_STRING"):
+    headers["Authorization"] = "Basic " + base64.b64encode(os.environ["PREFECT_API_AUTH_STRING"].encode()).decode()
+state = {"state": {"type": "FAILED", "name": "Failed", "message": sys.argv[1]}}
+http.urlopen(http.Request(url, json.dumps(state).encode(), headers), timeout=30).read()
+REPORT
+exit 127"""
+ENGINE_COMMAND = f"sh -c '{ENGINE_SCRIPT}'"
+# The flow-run process retries an API call answered 500 as Prefect retries a 503 (5 times, backing off): a
+# server busy with a wave answers 500 when its database pool runs dry (tests/bench/bench_fleet.py at 50 sites)
+# and a run must not fail for that. prefect.yaml says the same.
+RUN_ENV = {"PREFECT_CLIENT_RETRY_EXTRA_CODES": "500"}
 _SITE = re.compile(SITE_ID_PATTERN)
+# Cutpoint runs at once over the whole fleet, by default: what one server process was measured to hold beside
+# 50 sites' workers without running out of database connections (README, Scale; tests/bench/bench_fleet.py).
+FLEET_CONCURRENCY = 10
 
 
 @dataclass(frozen=True)
@@ -123,9 +162,21 @@ def rollback_name(site_id: str) -> str:
     return "rollback" + deployment_suffix(site_id)
 
 
+def fleet_limit_name(prefix: str = "ft-upgrade") -> str:
+    """``ft-upgrade-fleet``: the global concurrency limit every site's cutpoint deployments share."""
+    return f"{prefix}-fleet"
+
+
 def deploy(sites: Iterable[str], *, prefix: str = "ft-upgrade", pool_concurrency: int | None = None,
-           alerts: dict[str, Any] | None = None, echo: Any = print) -> list[SiteDeployment]:
-    """Create/update each site's work pool and deployments (and its alert automations) on the Prefect API."""
+           fleet_concurrency: int = FLEET_CONCURRENCY, alerts: dict[str, Any] | None = None,
+           echo: Any = print) -> list[SiteDeployment]:
+    """Create/update each site's work pool and deployments (and its alert automations) on the Prefect API.
+
+    ``pool_concurrency``: flow runs at once per site pool (None: no limit). ``fleet_concurrency``: cutpoint
+    runs at once over all sites (0: no limit), a global concurrency limit the cutpoint deployments share;
+    a run beyond it waits in Scheduled/AwaitingConcurrencySlot until a slot frees (the rollback deployments
+    are not limited: an operator's rollback never queues behind a wave).
+    """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
     from prefect.exceptions import ObjectAlreadyExists
@@ -136,6 +187,11 @@ def deploy(sites: Iterable[str], *, prefix: str = "ft-upgrade", pool_concurrency
     rollback_schema = _rollback_schema()
     done: list[SiteDeployment] = []
     with get_client(sync_client=True) as client:
+        fleet = None
+        if fleet_concurrency > 0:
+            client.upsert_global_concurrency_limit_by_name(fleet_limit_name(prefix), fleet_concurrency)
+            fleet = client.read_global_concurrency_limit_by_name(fleet_limit_name(prefix))
+            echo(f"fleet: at most {fleet.limit} cutpoint runs at once (global concurrency limit {fleet.name})")
         flow_ids = {cp: client.create_flow_from_name(cp.value) for cp in Cutpoint}
         rollback_flow = client.create_flow_from_name("rollback")
         for site in sites:
@@ -148,16 +204,17 @@ def deploy(sites: Iterable[str], *, prefix: str = "ft-upgrade", pool_concurrency
             except ObjectAlreadyExists:
                 client.update_work_pool(pool, WorkPoolUpdate(concurrency_limit=pool_concurrency))
             for d in planned:
-                client.create_deployment(
-                    flow_id=flow_ids[d.cutpoint], name=d.name, work_pool_name=d.pool, work_queue_name="default",
-                    entrypoint=d.entrypoint, pull_steps=PULL_STEPS, parameters={"site_id": site},
-                    job_variables=job_variables((alerts or {}).get(site)),
+                upsert_deployment(
+                    client, d.full_name, fleet, flow_id=flow_ids[d.cutpoint], name=d.name, work_pool_name=d.pool,
+                    work_queue_name="default", entrypoint=d.entrypoint, pull_steps=PULL_STEPS,
+                    parameters={"site_id": site}, job_variables=job_variables((alerts or {}).get(site)),
                     parameter_openapi_schema=schemas[d.cutpoint], tags=[*TAGS, f"site:{site}"],
                     description=f"{d.cutpoint.value} of site {site} (pool {d.pool})", enforce_parameter_schema=True)
                 done.append(d)
-            client.create_deployment(  # the operator's rollback: never scheduled, started from the UI
-                flow_id=rollback_flow, name=rollback_name(site), work_pool_name=pool, work_queue_name="default",
-                entrypoint="flows/rollback.py:rollback", pull_steps=PULL_STEPS, parameters={"site_id": site},
+            upsert_deployment(  # the operator's rollback: never scheduled, started from the UI
+                client, f"rollback/{rollback_name(site)}", None, flow_id=rollback_flow, name=rollback_name(site),
+                work_pool_name=pool, work_queue_name="default", entrypoint="flows/rollback.py:rollback",
+                pull_steps=PULL_STEPS, parameters={"site_id": site},
                 job_variables=job_variables((alerts or {}).get(site)), parameter_openapi_schema=rollback_schema,
                 tags=[*TAGS, f"site:{site}", "rollback"], enforce_parameter_schema=True,
                 description=f"Rollback of an upgrade execution of site {site}: the configs' rollback_steps")
@@ -168,12 +225,42 @@ def deploy(sites: Iterable[str], *, prefix: str = "ft-upgrade", pool_concurrency
     return done
 
 
+def upsert_deployment(client: Any, full_name: str, fleet: Any, **fields: Any) -> Any:
+    """Create or update one deployment; with ``fleet`` (the shared global concurrency limit) under it.
+
+    Prefect 3.9 deletes the global concurrency limit a deployment points at when the deployment is created
+    again without a limit of its own (or deleted): the fleet's limit is shared, so a deployment already under
+    it is re-created with that same limit (which Prefect leaves alone), and one that must leave it lets go of
+    it first.
+    """
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        current = client.read_deployment_by_name(full_name)
+    except ObjectNotFound:
+        current = None
+    held = current.global_concurrency_limit if current is not None else None
+    on_fleet = fleet is not None and held is not None and held.id == fleet.id
+    if held is not None and not on_fleet and not held.name.startswith("deployment:"):  # a shared limit
+        _patch_deployment(client, current.id, {"global_concurrency_limit_id": None})
+    deployment_id = client.create_deployment(**fields, concurrency_limit=fleet.limit if on_fleet else None)
+    if fleet is not None and not on_fleet:
+        _patch_deployment(client, deployment_id, {"global_concurrency_limit_id": str(fleet.id),
+                                                  "concurrency_options": {"collision_strategy": "ENQUEUE"}})
+    return deployment_id
+
+
+def _patch_deployment(client: Any, deployment_id: Any, body: dict[str, Any]) -> None:
+    """``PATCH /deployments/{id}``: the client's update model has no field for a shared limit."""
+    client.request("PATCH", "/deployments/{id}", path_params={"id": deployment_id}, json=body).raise_for_status()
+
+
 def job_variables(alert: Any = None) -> dict[str, Any]:
-    """The flow-run process: the engine command; with alerts, a heartbeat the server watches."""
-    variables: dict[str, Any] = {"command": ENGINE_COMMAND}
+    """The flow-run process: the engine command, its API retries; with alerts, a heartbeat the server watches."""
+    env = dict(RUN_ENV)
     if alert is not None:
-        variables["env"] = {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(alert.heartbeat_seconds)}
-    return variables
+        env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(alert.heartbeat_seconds)
+    return {"command": ENGINE_COMMAND, "env": env}
 
 
 def apply_site_alerts(client: Any, site: str, pool: str, settings: Any) -> list[str]:
@@ -195,7 +282,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--sites-dir", type=Path, default=SITES_DIR, help="folder of site JSON files")
     parser.add_argument("--pool-prefix", default="ft-upgrade", help="work pools are <prefix>-<site>")
     parser.add_argument("--pool-concurrency", type=int, default=None,
-                        help="flow runs at once per site pool (1 queues a second trigger instead of refusing it)")
+                        help="flow runs at once per site pool (default: no limit; 1 queues a second trigger "
+                             "for a busy site instead of refusing it)")
+    parser.add_argument("--fleet-concurrency", type=int, default=FLEET_CONCURRENCY,
+                        help=f"cutpoint runs at once over all sites, a global concurrency limit "
+                             f"<prefix>-fleet (default {FLEET_CONCURRENCY}; 0: no limit); the others wait "
+                             "in Scheduled/AwaitingConcurrencySlot")
     parser.add_argument("--alerts-only", action="store_true",
                         help="only the sites' alert automations (for the shared deployments of prefect.yaml)")
     parser.add_argument("--alerts-pool", default="ft-upgrade",
@@ -233,7 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.alerts_only:
             apply_alerts_only(sites, alerts, args.alerts_pool)
         else:
-            deploy(sites, prefix=args.pool_prefix, pool_concurrency=args.pool_concurrency, alerts=alerts)
+            deploy(sites, prefix=args.pool_prefix, pool_concurrency=args.pool_concurrency,
+                   fleet_concurrency=args.fleet_concurrency, alerts=alerts)
     except ValueError as exc:  # a site file's alerts section, or a block it names that does not exist
         print(f"bad input: {exc}", file=sys.stderr)
         return 2

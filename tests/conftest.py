@@ -17,6 +17,8 @@ os.environ["PREFECT_HOME"] = str(_HOME / "prefect")
 os.environ["FT_UPGRADE_HOME"] = str(_HOME / "ft-upgrade")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+# an embedded log store's engine process (blocks.clickhouse_process) ends soon after its last client
+os.environ.setdefault("FT_UPGRADE_CLICKHOUSE_IDLE_SECONDS", "2")
 
 MARIADB_ROOT = os.environ.get("FT_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306")
 PROJECT = Path(__file__).resolve().parents[1]

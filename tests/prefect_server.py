@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,32 @@ import httpx
 
 PROJECT = Path(__file__).resolve().parents[1]
 PREFECT = str(Path(sys.executable).parent / "prefect")
+POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432"
+
+
+def psql(statement: str, database: str = "postgres") -> str:
+    """Run one statement on the local PostgreSQL (trust auth); its rows, unaligned."""
+    result = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1",
+                             "-tA", "-c", statement], check=True, capture_output=True, text=True, timeout=60)
+    return result.stdout
+
+
+@contextmanager
+def postgres_database(prefix: str = "prefect") -> Iterator[str]:
+    """A fresh database on the local PostgreSQL for a Prefect server (its URL), dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    psql(f"CREATE DATABASE {name}")
+    try:
+        yield f"{POSTGRES}/{name}"
+    finally:
+        psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def tuned_settings() -> dict[str, str]:
+    """deployments/server.env.example without its placeholder database URL (the caller brings its own)."""
+    pairs = (line.split("=", 1) for line in (PROJECT / "deployments" / "server.env.example").read_text().splitlines()
+             if line.strip() and not line.startswith("#"))
+    return {k: v for k, v in pairs if k != "PREFECT_API_DATABASE_CONNECTION_URL"}
 
 
 def free_port() -> int:
@@ -35,6 +62,7 @@ class PrefectServer:
     home: Path
     env: dict[str, str]
     log: Path
+    pid: int = 0  # of `prefect server start`, the leader of its process group (the API is a child)
 
     def cli(self, *args: str, check: bool = True, timeout: float = 300,
             extra_env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -63,22 +91,26 @@ class PrefectServer:
             raise AssertionError(f"python snippet failed:\n{result.stdout}\n{result.stderr}")
         return result.stdout
 
+    def start_worker(self, pool: str, *, extra_env: Mapping[str, str] | None = None,
+                     name: str = "test-worker") -> subprocess.Popen[bytes]:
+        """A process worker polling ``pool``, output appended to ``worker-<name>.log`` (stop: ``stop_process``)."""
+        with open(self.home / f"worker-{name}.log", "ab") as log:
+            return subprocess.Popen([PREFECT, "worker", "start", "--pool", pool, "--name", name, "--type", "process"],
+                                    cwd=PROJECT, env={**self.env, **(extra_env or {})}, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+
     @contextmanager
     def worker(self, pool: str, *, extra_env: Mapping[str, str] | None = None,
                name: str = "test-worker") -> Iterator[subprocess.Popen[bytes]]:
         """A process worker polling ``pool`` until the block exits."""
-        log = open(self.home / f"worker-{name}.log", "wb")  # noqa: SIM115 - closed below
-        proc = subprocess.Popen([PREFECT, "worker", "start", "--pool", pool, "--name", name, "--type", "process"],
-                                cwd=PROJECT, env={**self.env, **(extra_env or {})}, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = self.start_worker(pool, extra_env=extra_env, name=name)
         try:
             yield proc
         finally:
-            _stop(proc)
-            log.close()
+            stop_process(proc)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -134,7 +166,7 @@ def prefect_server(home: Path, *, database_url: str | None = None,
     try:
         wait_for_health(api, log_path, running=lambda: proc.poll() is None)
         env["PREFECT_API_URL"] = api
-        yield PrefectServer(api_url=api, home=home, env=env, log=log_path)
+        yield PrefectServer(api_url=api, home=home, env=env, log=log_path, pid=proc.pid)
     finally:
-        _stop(proc)
+        stop_process(proc)
         log.close()

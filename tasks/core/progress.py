@@ -1,12 +1,15 @@
 """Progress of long work, shown as a Prefect progress artifact on the current run.
 
 Updates are throttled (a 10,000-statement file must not send 10,000 API calls); outside a Prefect
-run it only counts, so the same step code runs in tests and the CLI.
+run it only counts, so the same step code runs in tests and the CLI. The artifact only shows progress:
+an API that fails to take it (a server overloaded by a wave of sites answers 500) is logged, never
+fails the work.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
@@ -15,6 +18,7 @@ from uuid import UUID
 from tasks.core.runtime import in_prefect_run
 
 ProgressListener = Callable[["Progress"], None]
+logger = logging.getLogger(__name__)
 
 _LISTENERS: ContextVar[tuple[ProgressListener, ...]] = ContextVar("ft_upgrade_progress_listeners", default=())
 
@@ -47,7 +51,10 @@ class Progress:
         if in_prefect_run():
             from prefect.artifacts import create_progress_artifact
 
-            self._artifact = create_progress_artifact(progress=0.0, description=description, key=key)
+            try:
+                self._artifact = create_progress_artifact(progress=0.0, description=description, key=key)
+            except Exception as exc:  # noqa: BLE001 - a progress bar is not worth an upgrade
+                logger.warning("progress artifact %r not created: %s", description, exc)
 
     @property
     def percent(self) -> float:
@@ -74,4 +81,7 @@ class Progress:
         self._last = now
         from prefect.artifacts import update_progress_artifact
 
-        update_progress_artifact(self._artifact, progress=self.percent, description=self.description)
+        try:
+            update_progress_artifact(self._artifact, progress=self.percent, description=self.description)
+        except Exception as exc:  # noqa: BLE001 - a progress bar is not worth an upgrade; the next update may land
+            logger.warning("progress artifact %r not updated: %s", self.description, exc)

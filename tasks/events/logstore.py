@@ -1,8 +1,10 @@
 """Detailed upgrade log events (one row per statement / step / message) in ClickHouse.
 
 The log store is a diagnostic aid, never a reason to fail an upgrade: every ClickHouse error is
-logged as a warning and the affected events are counted in ``dropped``. Secrets are masked here,
-before anything leaves the process, so no caller can forget it.
+logged as a warning and the affected events are counted in ``dropped``. An embedded store
+(``chdb:///dir``) loses nothing even then: a batch its engine process cannot take is spooled to disk
+and ingested by the next one (:mod:`blocks.clickhouse_process`). Secrets are masked here, before
+anything leaves the process, so no caller can forget it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ logger = logging.getLogger(__name__)
 EventKind = Literal["statement", "step", "message"]
 KINDS: frozenset[str] = frozenset({"statement", "step", "message"})
 MAX_TEXT = 64 * 1024  # a giant data INSERT must not turn the log store into a second copy of the data
+# After an embedded engine process failed an insert, batches go straight to the spool this long, so a run
+# that ends meanwhile is not held up by a second attempt (its writer has 30 s to finish)
+SPOOL_SECONDS = 30.0
 
 
 def utc_now_ms() -> datetime:
@@ -92,6 +97,8 @@ assert list(COLUMNS) == [f.name for f in fields(LogEvent)]
 
 _UINT32 = ("line", "sequence")
 _TTL_DAYS_RE = re.compile(r"TTL\s+event_time\s*\+\s*toIntervalDay\((\d+)\)")
+# An embedded store's inserts carry a token (blocks.clickhouse_process): a batch delivered twice is kept once.
+DEDUPLICATION_WINDOW = "non_replicated_deduplication_window = 1000"
 
 
 def _ident(name: str) -> str:
@@ -126,6 +133,7 @@ class ClickHouseEventLog:
         self._lock = threading.RLock()
         self._schema_ready = False
         self._failing = False
+        self._spool_until = 0.0
 
     @property
     def table_ref(self) -> str:
@@ -161,6 +169,11 @@ class ClickHouseEventLog:
 
     # ---- schema -------------------------------------------------------------------------------------
 
+    @property
+    def _deduplicates(self) -> bool:
+        """Only an embedded store's inserts carry tokens; a ClickHouse server's table stays as it was."""
+        return self.store.directory is not None
+
     def schema_sql(self) -> list[str]:
         """DDL creating the database and the event table."""
         cols = ",\n    ".join(f"{_ident(name)} {ctype}" for name, ctype in COLUMNS.items())
@@ -172,7 +185,7 @@ class ClickHouseEventLog:
             "PARTITION BY toYYYYMMDD(event_time)\n"
             "ORDER BY (execution_id, event_time)\n"
             f"TTL event_time + INTERVAL {days} DAY\n"
-            "SETTINGS ttl_only_drop_parts = 1",
+            "SETTINGS ttl_only_drop_parts = 1" + (f", {DEDUPLICATION_WINDOW}" if self._deduplicates else ""),
         ]
 
     def ensure_schema(self) -> bool:
@@ -193,6 +206,8 @@ class ClickHouseEventLog:
                         f"ALTER TABLE {self.table_ref} MODIFY TTL "
                         f"event_time + INTERVAL {int(self.store.retention_days)} DAY"
                     )
+                if self._deduplicates and DEDUPLICATION_WINDOW not in str(engine_full):  # made by an older version
+                    client.command(f"ALTER TABLE {self.table_ref} MODIFY SETTING {DEDUPLICATION_WINDOW}")
                 self._schema_ready = True
         except Exception as exc:
             self._failed("ensure_schema", exc)
@@ -222,23 +237,50 @@ class ClickHouseEventLog:
         return "\n".join(lines).encode("utf-8", "surrogatepass")
 
     def write(self, events: Iterable[LogEvent]) -> int:
-        """Insert events in one batch (masked first); returns how many were written, 0 on failure."""
+        """Insert events in one batch (masked first); returns how many were written (or spooled), 0 on failure."""
         batch = list(events)
         if not batch:
             return 0
         try:
             body = self._rows(batch)
-            with self._lock:
-                if not self._schema_ready and not self.ensure_schema():
-                    self.count_dropped(len(batch))
-                    return 0
-                self._client().raw_insert(self.table_ref, column_names=list(COLUMNS), insert_block=body,
-                                          fmt="JSONEachRow")
         except Exception as exc:
             self._failed(f"insert of {len(batch)} events", exc, len(batch))
             return 0
+        if time.monotonic() < self._spool_until:  # the engine process just failed: no second wait now
+            return self._spool(body, len(batch), None)
+        try:
+            with self._lock:
+                if not self._schema_ready and not self.ensure_schema():
+                    return self._spool(body, len(batch), None)
+                self._client().raw_insert(self.table_ref, column_names=list(COLUMNS), insert_block=body,
+                                          fmt="JSONEachRow")
+        except Exception as exc:
+            return self._spool(body, len(batch), exc)
         self._ok()
         return len(batch)
+
+    def _spool(self, body: bytes, n: int, exc: BaseException | None) -> int:
+        """An embedded store keeps a batch its engine process could not take on disk, for the next one."""
+        if self.store.directory is None:
+            if exc is not None:
+                self._failed(f"insert of {n} events", exc, n)
+            else:
+                self.count_dropped(n)
+            return 0
+        from blocks.clickhouse_process import spool
+
+        try:
+            where = spool(self.store.dsn.get_secret_value(), table=self.table_ref, column_names=list(COLUMNS),
+                          body=body, fmt="JSONEachRow", schema=self.schema_sql())
+        except Exception as spool_exc:
+            self._failed(f"spooling of {n} events", spool_exc, n)
+            return 0
+        log = logger.debug if self._failing else logger.warning
+        log("ClickHouse log store: %d events kept in %s for the engine process to ingest (%s)", n, where,
+            mask_url(str(exc)) if exc else "the engine process is unavailable")
+        self._failing = True
+        self._spool_until = max(self._spool_until, time.monotonic() + SPOOL_SECONDS)
+        return n
 
     def events(self, execution_id: str) -> list[LogEvent]:
         """All events of one execution in time order; [] if ClickHouse is unavailable."""

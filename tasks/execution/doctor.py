@@ -90,12 +90,15 @@ def check_log_store(settings: Settings, site_id: str) -> str:
 
     with open_site_resources(site_id, settings=settings) as resources:
         log = resources.event_log()
-        value = log.store.get_client().query("SELECT 1").result_rows[0][0]
+        client = log.store.get_client()
+        value = client.query("SELECT 1").result_rows[0][0]
         if value != 1:
             raise RuntimeError(f"SELECT 1 returned {value!r}")
+        pid = getattr(client, "server_pid", None)  # an embedded store: the host's engine process, shared with runs
+        kind = f"embedded chdb, engine process {pid}" if pid else "embedded chdb" if log.store.is_embedded \
+            else "ClickHouse server"
         unread = blocks_unread(site_id if site_id != DEFAULT_SITE else None)
-        return f"{log.table_ref} ({'embedded chdb' if log.store.is_embedded else 'ClickHouse server'}) answers" + \
-            (f" ({unread}; this is the default log store)" if unread else "")
+        return f"{log.table_ref} ({kind}) answers" + (f" ({unread}; this is the default log store)" if unread else "")
 
 
 def check_redis(settings: Settings, site_id: str | None) -> str:

@@ -192,8 +192,9 @@ class SiteResources:
                 if store is None:
                     store = (ClickHouseLogStore.from_env_or_default() if os.environ.get(DSN_ENV) else
                              ClickHouseLogStore(dsn=f"chdb://{(self.home / 'clickhouse').resolve()}"))
-                # an embedded engine boots in a process of its own, beside the run (blocks.clickhouse_process)
-                self._event_log = ClickHouseEventLog(store.engine_apart(), secrets=tuple(self.secrets))
+                # connected by the writer's thread (event_writer): an embedded engine boots in the host's
+                # engine process (blocks.clickhouse_process), beside the run, shared with the host's other runs
+                self._event_log = ClickHouseEventLog(store, secrets=tuple(self.secrets))
             return self._event_log
 
     def describe(self) -> dict[str, Any]:

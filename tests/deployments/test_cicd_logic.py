@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import importlib.util
 import shlex
+import subprocess
 import sys
+from pathlib import Path
 from types import ModuleType
 
 import pytest
 import yaml
 
 from tests.conftest import PROJECT
+from tests.prefect_server import free_port
 
 
 def load(name: str) -> ModuleType:
@@ -80,5 +83,22 @@ def test_deployments_start_the_engine_of_the_worker_hosts_checkout_directly() ->
     """prefect.yaml and the per-site deployments run the same command, read on the worker's host."""
     config = yaml.safe_load((PROJECT / "deployments" / "prefect.yaml").read_text(encoding="utf-8"))
     assert config["definitions"]["work_pool"]["job_variables"]["command"] == deploy_sites.ENGINE_COMMAND
+    assert config["definitions"]["work_pool"]["job_variables"]["env"] == deploy_sites.job_variables()["env"]
     argv = shlex.split(deploy_sites.ENGINE_COMMAND)
-    assert argv[:2] == ["sh", "-c"] and argv[2].startswith('exec "$FT_UPGRADE_PROJECT_DIR/.venv/bin/python"')
+    assert argv[:2] == ["sh", "-c"] and len(argv) == 3
+    assert argv[2].startswith('py="$FT_UPGRADE_PROJECT_DIR/.venv/bin/python"\n')
+    assert '\n  exec "$py" -m prefect.engine\n' in argv[2]
+
+
+def test_an_interpreter_without_prefect_is_named_with_the_fix_and_the_run_never_starts(tmp_path: Path) -> None:
+    """The engine command as the worker runs it, on a checkout whose .venv is another Python (no Prefect in it)."""
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "python").symlink_to("/usr/bin/python3")
+    env = {"PATH": "/usr/bin:/bin", "FT_UPGRADE_PROJECT_DIR": str(tmp_path),
+           "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api", "PREFECT__FLOW_RUN_ID": "0" * 32}
+    result = subprocess.run(shlex.split(deploy_sites.ENGINE_COMMAND), env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 127
+    assert (f"ft-auto-upgrade: cannot start the flow run: the interpreter {tmp_path}/.venv/bin/python does not run, "
+            "or has no prefect installed. On the worker host, install the project") in result.stderr
+    assert "could not mark the flow run failed" in result.stderr, "nobody listens at that API"

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import MARIADB_ROOT, PROJECT
 from tests.deployments.sites_helpers import cicd, cicd_args, deploy_sites, site_env, wait_for_lock, write_tree
-from tests.prefect_server import prefect_server
+from tests.prefect_server import postgres_database, prefect_server, psql, tuned_settings
 
 pytestmark = pytest.mark.prefect_server
 
@@ -28,20 +28,11 @@ WAIVE = ("--waive", "pre_upgrade_process", "--reason", "test: this cutpoint alon
 SCRIPT = f"CREATE TABLE marker (n INT);\nDO SLEEP({SLEEP});\nINSERT INTO marker VALUES (1);\n"
 
 
-def psql(statement: str) -> None:
-    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-c", statement],
-                   check=True, capture_output=True, timeout=60)
-
-
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh database on the local PostgreSQL for the Prefect server."""
-    name = f"prefect_{uuid.uuid4().hex[:10]}"
-    psql(f"CREATE DATABASE {name}")
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture
@@ -58,13 +49,6 @@ def site_databases() -> Iterator[dict[str, str]]:
             for name in names.values():
                 conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
         admin.dispose()
-
-
-def tuned_settings() -> dict[str, str]:
-    """deployments/server.env.example without its placeholder database URL (the test brings its own)."""
-    pairs = (line.split("=", 1) for line in (PROJECT / "deployments" / "server.env.example").read_text().splitlines()
-             if line.strip() and not line.startswith("#"))
-    return {k: v for k, v in pairs if k != "PREFECT_API_DATABASE_CONNECTION_URL"}
 
 
 def test_the_documented_server_settings_are_valid_prefect_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -105,9 +89,8 @@ def test_two_sites_upgrade_at_once_and_a_second_trigger_for_a_busy_site_is_refus
             results = {site: (proc.wait(timeout=120), proc.stdout.read() if proc.stdout else "")
                        for site, proc in first.items()}
             elapsed = time.monotonic() - started
-        runs = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-tA", "-d", postgres_url.rsplit("/", 1)[1],
-                               "-c", "SELECT count(*) FROM flow_run"], capture_output=True, text=True, check=True)
-        assert runs.stdout.strip() == "3", "the server keeps its runs in PostgreSQL"
+        runs = psql("SELECT count(*) FROM flow_run", postgres_url.rsplit("/", 1)[1])
+        assert runs.strip() == "3", "the server keeps its runs in PostgreSQL"
         assert server.env["PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE"] == "200", "started tuned"
     for site, (code, out) in results.items():
         assert code == 0, f"{site}: {out}"

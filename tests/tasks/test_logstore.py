@@ -6,6 +6,10 @@ chdb hosts one engine path per process, so every store opened here is closed bef
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -16,6 +20,8 @@ from pydantic import SecretStr
 
 from blocks.clickhouse import ClickHouseLogStore
 from tasks.events.logstore import ClickHouseEventLog, LogEvent
+from tests.conftest import PROJECT
+from tests.prefect_server import free_port
 
 
 @pytest.fixture
@@ -215,11 +221,8 @@ def test_drop_older_than_removes_whole_old_partitions(log: ClickHouseEventLog) -
     assert log.drop_older_than(5) == []
 
 
-def test_clickhouse_failure_is_logged_and_counted_never_raised(
-    tmp_path: Path, store: ClickHouseLogStore, caplog: pytest.LogCaptureFixture
-) -> None:
-    store.get_client()  # holds the process's one chdb engine, so a second path cannot open
-    broken_store = ClickHouseLogStore(dsn=SecretStr(f"chdb://{tmp_path / 'other'}"))
+def test_clickhouse_failure_is_logged_and_counted_never_raised(caplog: pytest.LogCaptureFixture) -> None:
+    broken_store = ClickHouseLogStore(dsn=SecretStr(f"clickhouse://127.0.0.1:{free_port()}"))  # nobody listens
     broken = ClickHouseEventLog(broken_store)
 
     with caplog.at_level(logging.WARNING, logger="tasks.events.logstore"):
@@ -257,3 +260,80 @@ def test_dsn_from_the_environment_wins_and_stays_secret(monkeypatch: pytest.Monk
 
     assert configured.dsn.get_secret_value() == "clickhouse://u:hunter2@ch:8123"
     assert "hunter2" not in repr(configured)
+
+
+# ---- one embedded store, many processes (blocks.clickhouse_process) ---------------------------------------
+
+WRITER = """
+import sys
+from blocks.clickhouse import ClickHouseLogStore
+from tasks.events.logstore import ClickHouseEventLog, LogEvent
+with ClickHouseLogStore(dsn=sys.argv[1]) as store:
+    log = ClickHouseEventLog(store)
+    with log.writer(flush_interval=0.05) as writer:
+        for i in range(int(sys.argv[3])):
+            writer.put(LogEvent(execution_id=sys.argv[2], sequence=i))
+print(log.dropped)
+"""
+
+
+def _stored(store: ClickHouseLogStore, execution_id: str) -> tuple[int, int]:
+    """(rows, distinct sequences) of one execution."""
+    rows, distinct = store.get_client().query(
+        "SELECT count(), uniqExact(sequence) FROM ft_upgrade_log.upgrade_event WHERE execution_id = {e:String}",
+        parameters={"e": execution_id}).result_rows[0]
+    return int(rows), int(distinct)
+
+
+def test_processes_of_one_host_write_and_read_one_embedded_store_at_once(
+        store: ClickHouseLogStore, log: ClickHouseEventLog) -> None:
+    dsn = store.dsn.get_secret_value()
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, dsn, f"proc-{i}", "2000"], cwd=PROJECT,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    reads = 0
+    while any(w.poll() is None for w in writers):  # this process reads while they write
+        log.events("proc-0")
+        reads += 1
+    outputs = [w.communicate()[0] for w in writers]
+    assert [w.returncode for w in writers] == [0, 0], outputs
+    assert [o.strip().splitlines()[-1] for o in outputs] == ["0", "0"], "no process dropped an event"
+    assert [_stored(store, f"proc-{i}") for i in range(2)] == [(2000, 2000)] * 2
+    assert reads > 0 and log.dropped == 0
+
+
+def test_an_engine_process_killed_mid_run_loses_no_event_and_stores_none_twice(
+        store: ClickHouseLogStore, log: ClickHouseEventLog) -> None:
+    killed = []
+    with log.writer(flush_interval=0.02) as writer:
+        for i in range(1500):
+            writer.put(_event(execution_id="exec-killed", sequence=i))
+            if i in (400, 1000):
+                assert writer.flush(timeout=30)
+                pid = store.get_client().server_pid
+                assert pid is not None
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+    assert _stored(store, "exec-killed") == (1500, 1500)
+    assert log.dropped == 0
+    assert store.get_client().server_pid not in killed, "a new engine process serves the directory"
+
+
+def test_a_batch_the_engine_process_cannot_take_is_spooled_and_ingested_by_the_next(tmp_path: Path) -> None:
+    import clickhouse_connect
+
+    dsn = f"chdb://{tmp_path / 'ch'}"
+    holder = clickhouse_connect.get_client(dsn=dsn)  # the directory opened outside any engine process
+    try:
+        with ClickHouseLogStore(dsn=SecretStr(dsn)) as blocked:
+            log = ClickHouseEventLog(blocked)
+            assert log.write([_event(execution_id="exec-spooled", sequence=i) for i in range(10)]) == 10
+            assert log.dropped == 0
+    finally:
+        holder.close()
+    assert len(list((tmp_path / "ch.spool").glob("*.insert"))) == 1
+    with ClickHouseLogStore(dsn=SecretStr(dsn)) as store:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "ch.spool").is_dir() or list((tmp_path / "ch.spool").glob("*.insert")):
+            assert time.monotonic() < deadline, "the spooled batch was never ingested"
+            store.get_client().command("SELECT 1")
+        assert _stored(store, "exec-spooled") == (10, 10)
