@@ -4,10 +4,18 @@
 # bundled sample FT system from 3.17.0 to 3.17.5-P1 at sites CN and US, the way CICD does.
 # At CN one SQL statement fails on purpose (a conflicting row); the "operator" removes the row and
 # resumes; the run continues at the failed statement. The server stays up so you can read the
-# reports in the UI; stop it with: kill "$(cat .prefect/server.pid)" "$(cat .prefect/worker.pid)"
+# reports in the UI; stop what the demo started (worker, its flow runs, server) with:
+#     bash deployments/demo.sh stop
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROJECT="$PWD"
+# shellcheck source=deployments/background.sh
+source deployments/background.sh
+
+if [ "${1:-}" = "stop" ]; then  # the worker first (it ends its flow runs), then the server
+    stop_started "$PROJECT/.prefect/worker.pid" "$PROJECT/.prefect/server.pid"
+    exit 0
+fi
 
 bash deployments/install.sh
 
@@ -20,8 +28,8 @@ say() { printf '\n\033[1;36m== %s\033[0m\n' "$*"; }
 
 if ! curl -fsS "$PREFECT_API_URL/health" >/dev/null 2>&1; then
     say "starting the Prefect server on http://127.0.0.1:4200 (log: .prefect/server.log)"
-    nohup prefect server start --host 127.0.0.1 --port 4200 >"$PREFECT_HOME/server.log" 2>&1 &
-    echo $! >"$PREFECT_HOME/server.pid"
+    start_background "$PREFECT_HOME/server.pid" "$PREFECT_HOME/server.log" \
+        prefect server start --host 127.0.0.1 --port 4200
     for _ in $(seq 120); do curl -fsS "$PREFECT_API_URL/health" >/dev/null 2>&1 && break; sleep 1; done
 fi
 
@@ -57,8 +65,8 @@ prefect --no-prompt deploy --all --prefect-file deployments/prefect.yaml >/dev/n
 if [ ! -f "$PREFECT_HOME/worker.pid" ] || ! kill -0 "$(cat "$PREFECT_HOME/worker.pid")" 2>/dev/null; then
     # the demo resumes with the CLI, so its runs end Failed at a breakpoint instead of waiting for a decision
     # in the UI (README: "Deciding in the Prefect UI")
-    FT_UPGRADE_DECIDE_IN_UI=false nohup prefect worker start --pool ft-upgrade --name demo-worker >"$PREFECT_HOME/worker.log" 2>&1 &
-    echo $! >"$PREFECT_HOME/worker.pid"
+    FT_UPGRADE_DECIDE_IN_UI=false start_background "$PREFECT_HOME/worker.pid" "$PREFECT_HOME/worker.log" \
+        prefect worker start --pool ft-upgrade --name demo-worker
 fi
 
 cutpoint() {  # CICD's call: prefect deployment run … --watch
@@ -94,7 +102,7 @@ say "done. Reports: Prefect UI http://127.0.0.1:4200 -> Artifacts (keys ft-<site
 echo "  PREFECT_API_URL=$PREFECT_API_URL .venv/bin/prefect artifact inspect ft-cn-startup-pre-process"
 echo "  (the whole upgrade: ... artifact inspect ft-cn-upgrade-3-17-0-3-17-5-p1)"
 echo "  .venv/bin/ft-upgrade status <execution id>   /   .venv/bin/ft-upgrade report <execution id>"
-echo "Stop the server and worker: kill \"\$(cat .prefect/server.pid)\" \"\$(cat .prefect/worker.pid)\""
+echo "Stop the worker and the server: bash deployments/demo.sh stop"
 
 say "where site CN stands now"
 ft-upgrade info --site CN

@@ -37,7 +37,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 if str(PROJECT) not in sys.path:  # runnable as `python deployments/deploy_sites.py`
     sys.path.insert(0, str(PROJECT))
 
-from tasks.core.cutpoints import Cutpoint  # noqa: E402
+from tasks.core.cutpoints import Cutpoint, site_deployment_name  # noqa: E402
 from tasks.core.parameters import SITE_ID_PATTERN  # noqa: E402
 
 SITES_DIR = PROJECT / "deployments" / "sites"
@@ -119,7 +119,7 @@ def plan_site(site_id: str, prefix: str = "ft-upgrade") -> list[SiteDeployment]:
     """The five deployments of one site, in cutpoint order."""
     check_site(site_id)
     return [SiteDeployment(site_id=site_id, cutpoint=cp, pool=pool_name(site_id, prefix),
-                           name=cp.value.replace("_", "-") + deployment_suffix(site_id),
+                           name=site_deployment_name(cp.value, site_id),
                            entrypoint=f"flows/{cp.value}.py:{cp.value}") for cp in Cutpoint]
 
 

@@ -522,7 +522,7 @@ def _print_report(data: dict[str, Any], json_out: bool) -> None:
     if json_out:
         print(json.dumps(data, ensure_ascii=False, default=str))
         return
-    colour = "green" if data["status"] == ExecutionStatus.SUCCESS else "red"
+    colour = {ExecutionStatus.SUCCESS: "green", ExecutionStatus.PAUSED: "yellow"}.get(data["status"], "red")
     out.print(f"[{colour}]{data['status']}[/] {data['cutpoint']} {data['source_version']} → "
               f"{data['target_version']} at {data['site_id']} (execution {data['execution_id']})", highlight=False)
     if data.get("notice"):
@@ -559,8 +559,10 @@ def resume(
 ) -> None:
     """Continue a failed execution from where it stopped (after fixing the cause).
 
-    The execution's configs and SQL folders are the ones recorded when it started unless given again;
-    databases given with --db at the start must be given again (their URLs are never stored).
+    The execution's configs and SQL folders are the ones recorded when it started unless given again.
+    Databases it had from --db or from the environment (FT_UPGRADE_DB_*) of the process that ran it are
+    found again here (--db, this shell's environment, the site's blocks) or the resume is refused before
+    it starts, naming them (their URLs are never stored).
     """
     import getpass
 
@@ -581,10 +583,6 @@ def resume(
         out.print(f"execution {execution_id} already succeeded; nothing to resume")
         return
     where = _where(configs or _recorded_path(execution.configs_dir), sql_root or _recorded_path(execution.sql_root), db)
-    missing = [n for n in execution.db_overrides if n not in where.databases and not _db_in_environment(n)]
-    if missing:
-        err.print(f"[yellow]warning:[/] {', '.join(missing)} were given with --db when the execution started; "
-                  "give them again with --db NAME=URL if the blocks do not hold them", highlight=False)
     given = _pairs(env, "--env")
     check_environment(given, where="--env")
     environment, masked = resume_environment(execution, given)
@@ -602,12 +600,6 @@ def resume(
 
 def _recorded_path(recorded: str | None) -> Path | None:
     return Path(recorded) if recorded and Path(recorded).is_dir() else None
-
-
-def _db_in_environment(name: str) -> bool:
-    from blocks.database import url_from_environment
-
-    return url_from_environment(name) is not None
 
 
 @app.command()
@@ -663,13 +655,15 @@ def abandon(execution_id: Annotated[str, typer.Argument()],
 @_guard
 def status(execution_id: Annotated[str, typer.Argument()], site: SiteOpt = None, db: DbOpt = None,
            json_out: JsonOpt = False) -> None:
-    """Show an execution's status and step counts."""
+    """Show an execution's status and step counts; exit 0 succeeded or running, 4 waiting for an operator's
+    decision (PAUSED: where to decide is printed), 1 otherwise."""
     from tasks.execution.service import ExecutionService
 
     with ExecutionService.locate(execution_id, site, metadata_url=_where(db=db).metadata_url) as service:
         report = service.build_report(execution_id)
     _print_report(report.to_json(), json_out)
-    raise typer.Exit(0 if report.status in (ExecutionStatus.SUCCESS, ExecutionStatus.RUNNING) else 1)
+    raise typer.Exit(0 if report.status in (ExecutionStatus.SUCCESS, ExecutionStatus.RUNNING)
+                     else 4 if report.status == ExecutionStatus.PAUSED else 1)
 
 
 @app.command()

@@ -25,6 +25,7 @@ from pydantic import SecretStr
 from flows.decision import apply_submission, ask_operator, asks
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.parameters import SiteId, VersionText, Waivable
+from tasks.core.runtime import flow_run_page
 from tasks.core.settings import Settings, get_settings
 from tasks.execution import cutpoint_run
 from tasks.execution.admission import Request
@@ -121,14 +122,10 @@ class FlowRunDecisions:
         self.settings, self.site_id = settings, site_id
 
     def resumed(self, service: ExecutionService, execution_id: str) -> None:
-        apply_submission(service, execution_id)
+        apply_submission(service, execution_id, site_id=self.site_id, settings=self.settings)
 
     def page(self, bp: Breakpoint | None) -> str | None:
-        if not asks(bp, self.settings):
-            return None
-        from prefect.utilities.urls import url_for
-
-        return url_for("flow-run", obj_id=flow_run.id) or f"flow run {flow_run.id}"
+        return flow_run_page(flow_run.id) if asks(bp, self.settings) else None
 
     def ask(self, bp: Breakpoint | None, language: str) -> None:
         if bp is not None:

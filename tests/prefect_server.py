@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +120,21 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+def wait_for_health(api: str, log_path: Path, *, running: Callable[[], bool] = lambda: True,
+                    timeout: float = 120) -> None:
+    """Until the server at ``api`` answers its health check (RuntimeError with its log's end if it never does)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(api + "/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if not running() or time.monotonic() > deadline:
+            raise RuntimeError(f"prefect server did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.5)
+
+
 def offline_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update({
@@ -149,16 +164,7 @@ def prefect_server(home: Path, *, database_url: str | None = None,
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     api = f"http://127.0.0.1:{port}/api"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(api + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"prefect server did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.5)
+        wait_for_health(api, log_path, running=lambda: proc.poll() is None)
         env["PREFECT_API_URL"] = api
         yield PrefectServer(api_url=api, home=home, env=env, log=log_path, pid=proc.pid)
     finally:

@@ -27,3 +27,9 @@ CUTPOINT_TITLES: dict[Cutpoint, str] = {
     Cutpoint.STARTUP_POST_PROCESS: "启动后处理 startup-post process",
     Cutpoint.POST_UPGRADE: "升级后处理 post-upgrade",
 }
+
+
+def site_deployment_name(cutpoint: str, site_id: str) -> str:
+    """A site's own deployment of a cutpoint (``deployments/deploy_sites.py`` names them): for site CN,
+    ``startup-pre-process-cn``, in flow ``startup_pre_process``."""
+    return f"{cutpoint.replace('_', '-')}-{site_id.lower().replace('_', '-')}"

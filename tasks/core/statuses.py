@@ -15,6 +15,7 @@ class ExecutionStatus(StrEnum):
     RUNNING = "RUNNING"
     SUCCESS = "SUCCESS"
     FAILED = "FAILED"
+    PAUSED = "PAUSED"  # stopped at a breakpoint, waiting for an operator's decision (the seed's PAUSED)
     ABANDONED = "ABANDONED"
     EXPIRED = "EXPIRED"  # its breakpoint outlived the 7 days: never resumed again
 
@@ -28,7 +29,7 @@ class ReportStatus(StrEnum):
 
 
 #: Executions a trigger of the same request continues (EXPIRED is found, then refused).
-RESUMABLE = (ExecutionStatus.RUNNING, ExecutionStatus.FAILED, ExecutionStatus.PENDING)
+RESUMABLE = (ExecutionStatus.RUNNING, ExecutionStatus.FAILED, ExecutionStatus.PAUSED, ExecutionStatus.PENDING)
 
 
 class StepStatus(StrEnum):
@@ -88,6 +89,7 @@ class CutpointState(StrEnum):
     RUNNING = "RUNNING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
+    PAUSED = "PAUSED"  # its execution waits for an operator's decision
 
 
 class UpgradeStatus(StrEnum):
@@ -108,6 +110,7 @@ class SiteEvent(StrEnum):
     CUTPOINT_STARTED = "CUTPOINT_STARTED"
     CUTPOINT_COMPLETED = "CUTPOINT_COMPLETED"
     CUTPOINT_FAILED = "CUTPOINT_FAILED"
+    CUTPOINT_PAUSED = "CUTPOINT_PAUSED"  # stopped at a breakpoint, waiting for an operator's decision
     VERSION_MOVED = "VERSION_MOVED"
     SCRIPT_CHANGES_ACCEPTED = "SCRIPT_CHANGES_ACCEPTED"
     BASELINE = "BASELINE"

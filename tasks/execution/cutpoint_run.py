@@ -14,7 +14,6 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from blocks.database import url_from_environment
 from blocks.site_profile import SiteProfile, load_site_profile
 from tasks.core.clock import utcnow
 from tasks.core.environment import check_environment, is_secret_key, secret_reference
@@ -26,8 +25,9 @@ from tasks.core.statuses import ExecutionStatus
 from tasks.execution.admission import Admission, Request
 from tasks.execution.loop import ExecutionSteps, Launcher, Logger, LoopOutcome, RunScope, StepLoop
 from tasks.execution.reporting import RunReport, render_markdown, render_refusal
+from tasks.execution.run_databases import outside_blocks
 from tasks.execution.service import ExecutionService, StartTerms, describe_applied
-from tasks.execution.site_info import overview_rows
+from tasks.execution.site_info import overview_rows, site_deployment
 from tasks.execution.upgrade_report import gather, render_upgrade, upgrade_artifact_key
 from tasks.notify.outcome import RunNotice
 from tasks.planning.plan import PlannedStep, UpgradePlan, plan_for
@@ -117,6 +117,8 @@ def _run_cutpoint(request: Request, environment: Mapping[str, Any] | None, *, se
         raise
     request = dataclasses.replace(request, source_version=plan.source_version, target_version=plan.target_version,
                                   site_id=plan.site_id)
+    if hooks.deployment_name is None:  # e.g. the CLI: the commands it prints name the site's own deployment
+        hooks = dataclasses.replace(hooks, deployment_name=site_deployment(request.cutpoint.value, plan.site_id))
     notice.source_version, notice.target_version, notice.notifications = (plan.source_version, plan.target_version,
                                                                           plan.notifications)
     service = ExecutionService.open(plan.site_id, metadata_url=overrides.databases.get("metadata"))
@@ -130,6 +132,9 @@ def _run_cutpoint(request: Request, environment: Mapping[str, Any] | None, *, se
                                           services=profile.services if profile else None,
                                           outside_window=off_peak_missing(profile, steps, settings, hooks.logger,
                                                                           plan.site_id))
+                if admission.action == "resume" and admission.execution_id:
+                    service.require_databases(request, admission.execution_id, overrides.databases,
+                                              flow_run_id=hooks.flow_run_id)
             except Refused as exc:
                 _publish_refusal(service, request, str(exc), hooks)
                 raise
@@ -189,8 +194,7 @@ class CutpointRun:
         """The execution this run continues or creates, and what its report says beyond the steps."""
         service, request, plan, resources, logger = self.service, self.request, self.plan, self.resources, \
             self.hooks.logger
-        overridden = tuple(sorted(n for n in ("ft_db", "middle_db", "metadata")
-                                  if n in resources.overrides.databases or url_from_environment(n)))
+        overridden = tuple(o.record() for o in outside_blocks(resources.overrides.databases))
         resources.resolve_environment(environment)  # a missing Secret block: nothing started
         if any(_writes_events(step, self.settings) for step in self.steps):
             resources.event_writer()  # the event log boots beside the run's start, not beside the statements
@@ -215,31 +219,39 @@ class CutpointRun:
         return execution_id, extra
 
     def _finish(self, execution_id: str, outcome: LoopOutcome, extra: dict[str, Any]) -> dict[str, Any]:
-        """Breakpoint, the execution's end, notifications, the report; a failure asks, then raises."""
+        """Breakpoint, the execution's end, notifications, the report; a failure asks, then raises.
+
+        A failure the run is about to ask about ends this attempt PAUSED (waiting for a decision): its report,
+        messages and the site's state say so, with the page to decide at, before the run suspends.
+        """
         service, hooks, failed = self.service, self.hooks, outcome.failed
-        error = None
+        error, page = None, None
         if failed:
             error = f"step {failed.step_id} failed: {outcome.failure or 'unknown error'}"
             hint = service.build_report(execution_id, deployment_name=hooks.deployment_name).resume_hint
             service.stop_at_step(execution_id, failed.step_id, failed.key, error, "\n".join(hint))
-        service.finish(execution_id, ExecutionStatus.FAILED if failed else ExecutionStatus.SUCCESS, error)
-        extra.update(self._notify(execution_id, failed is not None))
+            page = hooks.decide.page(service.active_breakpoint(execution_id))
+        status = ExecutionStatus.SUCCESS if not failed else ExecutionStatus.PAUSED if page else ExecutionStatus.FAILED
+        service.finish(execution_id, status, error)
+        extra.update(self._notify(execution_id, page))
         report = publish_report(service, execution_id, hooks, extra=extra)
         publish_overview(service, hooks)
         publish_upgrade(service, self.plan.site_id, self.plan.source_version, self.plan.target_version, hooks)
         if failed:
             hooks.decide.ask(service.active_breakpoint(execution_id), service.language)  # deployment runs: a form
+            if page:  # the run could not suspend after all: nobody will answer, it ends Failed
+                service.finish(execution_id, ExecutionStatus.FAILED, error)
+                publish_report(service, execution_id, hooks, extra=extra)
             cutpoint, site_id = self.request.cutpoint.value, self.plan.site_id
             raise UpgradeFailed(f"{cutpoint} failed at site {site_id}: {error}. "
                                 f"Fix the cause, then retry this flow run or run `ft-upgrade resume {execution_id}`.",
                                 execution_id=execution_id, step_id=failed.step_id)
         return report.to_json()
 
-    def _notify(self, execution_id: str, failed: bool) -> dict[str, Any]:
-        """The run's message on every channel (:class:`RunNotice`); what happened, for the report."""
-        service = self.service
-        final = service.build_report(execution_id, deployment_name=self.hooks.deployment_name).to_json()
-        waiting = self.hooks.decide.page(service.active_breakpoint(execution_id)) if failed else None
+    def _notify(self, execution_id: str, waiting: str | None) -> dict[str, Any]:
+        """The run's message on every channel (:class:`RunNotice`; ``waiting``: the page where the run waits for
+        a decision); what happened, for the report."""
+        final = self.service.build_report(execution_id, deployment_name=self.hooks.deployment_name).to_json()
         return self.notice.tell(final, waiting_url=waiting)
 
 

@@ -38,6 +38,12 @@ REPORT_TEXT: dict[str, dict[str, str]] = {
         "cicd": "CICD：`prefect deployment run '{deployment}' -p source_version={source} "
                 "-p target_version={target} -p site_id={site} --watch`（参数相同）。",
         "cli": "命令行：`ft-upgrade resume {execution_id}`。",
+        "waiting": "等待操作员决定",
+        "decide": "在 Prefect UI 打开 {page}，点击 **Resume**，在表单中选择 retry / applied / skip / stop 并填写决定人"
+                  "（skip 须填写原因）；运行随即从该语句继续。",
+        "decide_cli": "命令行的同等操作：`ft-upgrade resume {execution_id} --inflight retry`（或 applied、skip）"
+                      "` --by 姓名 --notes 原因`。",
+        "decide_late": "无人在期限内决定时运行以 Failed 结束、断点保留：之后修复原因，在 UI 中 Retry 或再次运行部署。",
         "step_reused": "本次执行中已完成", "step_blocked": "已跳过：依赖的步骤 {blocker} 未成功",
         "decisions": "断点与操作员决定", "at": "失败位置", "statement": "失败语句", "error": "错误",
         "decision": "决定", "decided_by": "决定人", "notes": "说明", "no_decision": "尚无决定", "outcome": "结果",
@@ -68,6 +74,13 @@ REPORT_TEXT: dict[str, dict[str, str]] = {
         "cicd": "CICD: `prefect deployment run '{deployment}' -p source_version={source} "
                 "-p target_version={target} -p site_id={site} --watch` (same parameters).",
         "cli": "CLI: `ft-upgrade resume {execution_id}`.",
+        "waiting": "waiting for a decision",
+        "decide": "Open {page} in the Prefect UI, press **Resume** and choose retry / applied / skip / stop in the "
+                  "form, saying who decides (skip needs a reason); the run then goes on at the statement.",
+        "decide_cli": "Same on the command line: `ft-upgrade resume {execution_id} --inflight retry` (or applied, "
+                      "skip) `--by NAME --notes WHY`.",
+        "decide_late": "If nobody decides in time the run ends Failed with its breakpoint kept: fix the cause, then "
+                       "Retry it in the UI or run the deployment again.",
         "step_reused": "already done in this execution",
         "step_blocked": "skipped: dependency {blocker} did not succeed",
         "decisions": "Breakpoints and operators' decisions", "at": "stopped at", "statement": "statement",

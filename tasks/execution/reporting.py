@@ -91,7 +91,7 @@ class RunReport:
 
 
 _ICONS = {StepStatus.SUCCESS: "✅", StepStatus.WARNING: "⚠️", StepStatus.FAILED: "❌", StepStatus.SKIPPED: "⏭️",
-          StepStatus.RUNNING: "⏳", StepStatus.PENDING: "…"}
+          StepStatus.RUNNING: "⏳", StepStatus.PENDING: "…", ExecutionStatus.PAUSED: "⏸️"}
 
 
 def cell(text: object) -> str:
@@ -118,8 +118,9 @@ def render_markdown(report: RunReport) -> str:
         f"# {_title(cutpoint, report.language)}",
         "",
         *([f"> **{notice}**", ""] if notice else []),
-        f"**{t['status']}: {_ICONS.get(report.status, '')} {report.status}** — {t['site']} `{e.site_id}`, "
-        f"{e.source_version} → {e.target_version}",
+        f"**{t['status']}: {_ICONS.get(report.status, '')} {report.status}"
+        f"{' (' + t['waiting'] + ')' if report.status == ExecutionStatus.PAUSED else ''}** — {t['site']} "
+        f"`{e.site_id}`, {e.source_version} → {e.target_version}",
         "",
         f"| {t['field']} | {t['value']} |",
         "|---|---|",
@@ -236,9 +237,14 @@ def render_refusal(cutpoint: Cutpoint, site_id: str, source: str, target: str, m
 
 
 def resume_instructions(*, execution_id: str, cutpoint: str, source: str, target: str, site: str,
-                        deployment_name: str | None = None, language: str | None = None) -> list[str]:
-    """The exact ways to continue a failed cutpoint after fixing the cause (per-site deployment if known)."""
+                        deployment_name: str | None = None, language: str | None = None,
+                        decision_page: str | None = None) -> list[str]:
+    """The exact ways to continue a failed cutpoint after fixing the cause (per-site deployment if known); for
+    one waiting for an operator's decision (``decision_page``: the flow run's page), where and how to decide."""
     t = report_text(language)
+    if decision_page:
+        return [t["decide"].format(page=decision_page), t["decide_cli"].format(execution_id=execution_id),
+                t["decide_late"]]
     deployment = f"{cutpoint}/{deployment_name or cutpoint.replace('_', '-')}"
     return [t["fix"], t["ui"],
             t["cicd"].format(deployment=deployment, source=source, target=target, site=site),

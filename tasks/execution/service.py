@@ -21,11 +21,14 @@ from blocks.database import block_names, can_load_blocks, load_database_url, url
 from tasks.core.clock import utcnow
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.errors import InputError, Refused
+from tasks.core.runtime import flow_run_page
 from tasks.core.settings import Settings, get_settings
 from tasks.core.statuses import BreakpointKind, ExecutionStatus, SiteEvent
 from tasks.execution.admission import Admission, Request, ScriptDrift, SiteView, admit
 from tasks.execution.report_text import DEFAULT_LANGUAGE
 from tasks.execution.reporting import RunReport, resume_instructions
+from tasks.execution.run_databases import refusal as databases_refusal
+from tasks.execution.run_databases import unreachable_for_resume
 from tasks.store.breakpoints import (
     Breakpoint,
     OperatorDecision,
@@ -171,6 +174,23 @@ class ExecutionService:
                               actor=r.by)
         return decision
 
+    def require_databases(self, request: Request, execution_id: str, given: Mapping[str, str], *,
+                          flow_run_id: str | None = None) -> None:
+        """A resume finds every database its execution had from ``--db`` or the environment of the process that
+        ran it (:mod:`tasks.execution.run_databases`), or it is refused (recorded in the history) before
+        anything starts."""
+        e = self.execution(execution_id)
+        missing = unreachable_for_resume(e.db_overrides, given=given,
+                                         found=lambda name: load_database_url(name, e.site_id) is not None)
+        if not missing:
+            return
+        r, reason = request, databases_refusal(execution_id, e.site_id, missing)
+        self.sites.record(r.site_id, SiteEvent.TRIGGER_REFUSED, cutpoint=r.cutpoint.value, source=r.source_version,
+                          target=r.target_version, execution_id=execution_id, flow_run_id=flow_run_id, actor=r.by,
+                          detail={"reasons": [reason]})
+        raise Refused(f"{r.cutpoint.value} refused at site {r.site_id} ({r.source_version} → {r.target_version}); "
+                      f"nothing was executed:\n- {reason}", site_id=r.site_id, cutpoint=r.cutpoint.value)
+
     def script_drift(self, site_id: str, sql_root: Path) -> list[ScriptDrift]:
         """Scripts applied at the site whose file under ``sql_root`` has changed since (missing files aside)."""
         drift = []
@@ -229,18 +249,19 @@ class ExecutionService:
                                   step_key=step.step_key, version=step.version)
 
     def finish(self, execution_id: str, status: str, error: str | None) -> None:
-        """End the execution; the cutpoint's state at the site follows, and a completion may move the version."""
+        """End the execution (this attempt of it: PAUSED waits for an operator's decision); the cutpoint's state
+        at the site follows, and a completion may move the version."""
         store = self.store
         e = store.require_execution(execution_id)
         if status == ExecutionStatus.SUCCESS:
-            resolve_as_decided(store.engine, execution_id, notes="resumed and completed")
+            resolve_as_decided(store.engine, execution_id, why="the execution completed")
         store.finish_execution(execution_id, status, error)
         cutpoint = Cutpoint(e.cutpoint)
         completed = status == ExecutionStatus.SUCCESS
         moves = {column: e.target_version for column in VERSION_MOVES.get(cutpoint, ())} if completed else {}
         self.sites.cutpoint_finished(e.site_id, source=e.source_version, target=e.target_version,
                                      cutpoint=cutpoint.value, execution_id=execution_id, flow_run_id=e.flow_run_id,
-                                     completed=completed, moves=moves,
+                                     completed=completed, moves=moves, paused=status == ExecutionStatus.PAUSED,
                                      detail={"status": status, **({"error": error} if error else {})})
 
     # breakpoints --------------------------------------------------------------------------------
@@ -257,12 +278,14 @@ class ExecutionService:
                             context={"step_key": step_key}, fence=self.store.lock)
 
     def operator_stopped(self, execution_id: str, bp: Breakpoint, *, by: str, reason: str,
-                         flow_run_id: str | None) -> None:
-        """An operator chose to stop at a breakpoint (in the Prefect UI): the site's history says so."""
+                         flow_run_id: str | None, message: str) -> None:
+        """An operator chose to stop at a breakpoint (in the Prefect UI): no longer waiting, the execution is
+        FAILED with its breakpoint kept, and the site's history says who stopped it."""
         e = self.store.require_execution(execution_id)
         self.sites.record(e.site_id, SiteEvent.OPERATOR_STOPPED, cutpoint=e.cutpoint, source=e.source_version,
                           target=e.target_version, execution_id=execution_id, flow_run_id=flow_run_id,
                           actor=by, detail={"breakpoint": bp.id, "reason": reason})
+        self.finish(execution_id, ExecutionStatus.FAILED, message)
 
     def prepare_resume(self, execution_id: str, decision: OperatorDecision) -> Execution:
         """Check that an execution can be resumed and record the operator's decision on its breakpoint."""
@@ -304,12 +327,16 @@ class ExecutionService:
 
     def build_report(self, execution_id: str, *, deployment_name: str | None = None,
                      language: str | None = None) -> RunReport:
-        """The execution's report; ``language`` (zh/en) is the site's, Chinese when unset."""
+        """The execution's report; ``language`` (zh/en) is the site's, Chinese when unset. One waiting for a
+        decision (PAUSED) tells where to decide: its flow run's page."""
         execution = self.execution(execution_id)
+        page = None
+        if execution.status == ExecutionStatus.PAUSED:
+            page = flow_run_page(execution.flow_run_id) if execution.flow_run_id else "Prefect UI"
         hint = resume_instructions(execution_id=execution_id, cutpoint=execution.cutpoint,
                                    deployment_name=deployment_name, source=execution.source_version,
                                    target=execution.target_version, site=execution.site_id,
-                                   language=language or self.language)
+                                   language=language or self.language, decision_page=page)
         return RunReport(execution=execution, steps=self.store.step_runs(execution_id), status=execution.status,
                          resume_hint=hint, sql_counts=self.store.sql_counts(execution_id),
                          language=language or self.language,

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from tasks.core.cutpoints import Cutpoint
+from tasks.core.cutpoints import Cutpoint, site_deployment_name
 from tasks.core.statuses import CutpointState
 from tasks.store.breakpoints import Breakpoint
 from tasks.store.site_state import CutpointRecord
@@ -23,14 +23,38 @@ if TYPE_CHECKING:
 OVERVIEW_KEY = "ft-sites-overview"
 
 
+def site_deployment(cutpoint: str, site_id: str) -> str | None:
+    """The site's own deployment of ``cutpoint`` when the Prefect server has one (None: none, or no server to ask):
+    the commands printed for the site's operators name it instead of the shared one."""
+    from blocks.database import can_load_blocks
+
+    if not can_load_blocks():
+        return None
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    name = site_deployment_name(cutpoint, site_id)
+    try:
+        with get_client(sync_client=True) as client:
+            client.read_deployment_by_name(f"{cutpoint}/{name}")
+    except ObjectNotFound:
+        return None
+    return name
+
+
 def breakpoint_lines(bp: Breakpoint, resume: Sequence[str]) -> list[str]:
     """An active breakpoint in the requirements' format (断点信息格式)."""
     lines = [f"断点ID: {bp.id}", f"执行ID: {bp.execution_id}", f"失败位置: {bp.where}"]
     if bp.sql_content:
         lines.append(f"失败SQL: {bp.sql_content}")
     code = f"[{bp.error_code}] " if bp.error_code else ""
-    lines += [f"失败原因: {code}{bp.failure_reason or ''}",
-              f"断点时间: {bp.breakpoint_time:%Y-%m-%d %H:%M:%S} UTC "
+    lines.append(f"失败原因: {code}{bp.failure_reason or ''}")
+    first = bp.original_error
+    if first:
+        first_code = f"[{first.get('error_code')}] " if first.get("error_code") else ""
+        lines.append(f"首次错误: {first_code}{first.get('message') or ''} "
+                     f"({first.get('time')}, {first.get('breakpoint')})")
+    lines += [f"断点时间: {bp.breakpoint_time:%Y-%m-%d %H:%M:%S} UTC "
               f"(expires {bp.expiry_time:%Y-%m-%d %H:%M:%S} UTC)",
               "恢复方式:", *[f"  - {line}" for line in resume]]
     return lines
@@ -49,7 +73,9 @@ def site_info(service: ExecutionService, site_id: str, *, pending_configs: Seque
             "cutpoints": [_cutpoint_row(c, cutpoints.get(c.value)) for c in Cutpoint]}
     breakpoints = []
     for bp in service.store.active_breakpoints(site_id):
-        report = service.build_report(bp.execution_id)
+        execution = service.execution(bp.execution_id)
+        report = service.build_report(bp.execution_id,
+                                      deployment_name=site_deployment(execution.cutpoint, execution.site_id))
         breakpoints.append({"breakpoint": bp, "lines": breakpoint_lines(bp, report.resume_hint)})
     return {
         "site_id": site_id,

@@ -38,7 +38,8 @@ TEXT = {
         "waiver_line": "- `{execution}`（{cutpoint}）：**{precondition}** 由 {by} 豁免：{reason}（缺少：{missing}）",
         "rollbacks": "回滚", "history": "历史",
         "history_header": "| 时间（UTC） | 事件 | 切点 | 执行 | 操作人 | 说明 |",
-        "states": {"NOT_STARTED": "未开始", "RUNNING": "执行中", "COMPLETED": "✅ 已完成", "FAILED": "❌ 失败"},
+        "states": {"NOT_STARTED": "未开始", "RUNNING": "执行中", "COMPLETED": "✅ 已完成", "FAILED": "❌ 失败",
+                   "PAUSED": "⏸️ 等待操作员决定"},
     },
     "en": {
         "title": "[FT upgrade report] site {site}: {source} → {target}", "site_version": "site's version",
@@ -53,7 +54,7 @@ TEXT = {
         "rollbacks": "Rollbacks", "history": "History",
         "history_header": "| time (UTC) | event | cutpoint | execution | actor | detail |",
         "states": {"NOT_STARTED": "not started", "RUNNING": "running", "COMPLETED": "✅ completed",
-                   "FAILED": "❌ failed"},
+                   "FAILED": "❌ failed", "PAUSED": "⏸️ waiting for a decision"},
     },
 }
 

@@ -25,7 +25,7 @@ ATTEMPTS = 4
 def build_payload(report: Mapping[str, Any], recipients: list[str]) -> dict[str, Any]:
     """What the webhook receives (pure)."""
     failed = [s for s in report.get("step_results", []) if s.get("status") == StepStatus.FAILED]
-    events = {ExecutionStatus.SUCCESS: "succeeded", REFUSED: "refused"}
+    events = {ExecutionStatus.SUCCESS: "succeeded", ExecutionStatus.PAUSED: "waiting", REFUSED: "refused"}
     return {
         "event": "ft-upgrade." + events.get(report["status"], "failed"),
         "site_id": report["site_id"],

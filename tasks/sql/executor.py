@@ -456,8 +456,8 @@ class ScriptRunner:
             self._fail(script, stmt, row, exc, elapsed, in_doubt=durable and is_connection_error(exc),
                        partial=partial, note="" if not partial else
                        f"non-transactional table {written}: rows before the error may have been written; decide "
-                       "with --inflight retry|skip" if written else
-                       "part of its work may have been done; decide with --inflight applied|retry|skip")
+                       "with --inflight retry or skip" if written else
+                       "part of its work may have been done; decide with --inflight applied, retry or skip")
         if replay is not None:
             self.ledger.mark_recorded(row, duration_ms=ms, replay_sql=replay, note=note)
         else:

@@ -46,9 +46,8 @@ TEXT = {
                   "失败 {failed}，未执行 {not_run}；数据库内耗时 {seconds:.2f} 秒，影响 {rows} 行。",
         "failed_at": "**失败位置 `{file}:{line}`**（第 {sequence} 条语句，数据库 `{database}`，断点 `{bp}`）",
         "error": "错误信息 {code}：{message}",
-        "resume": ["修复原因后续执行（已成功的语句不会重复执行）：",
-                   "- Prefect UI：对失败的流程运行点击 **Retry**；",
-                   "- CICD：以相同参数再次 `prefect deployment run`；",
+        # how to go on depends on the run (failed: Retry…; waiting for a decision: the form): the report's 下一步
+        "resume": ["如何继续（已成功的语句不会重复执行）：见报告的「下一步」；",
                    "- 命令行：`ft-upgrade resume {execution_id}`。"],
         "decisions": "操作员决定：", "slowest": "耗时最长的语句：", "slowest_header": "| 文件:行号 | 毫秒 | SQL |",
         "checks": "数据完整性验证：",
@@ -59,9 +58,8 @@ TEXT = {
                   "done), {failed} failed, {not_run} not run; {seconds:.2f}s in the database, {rows} rows affected.",
         "failed_at": "**Failed at `{file}:{line}`** (statement #{sequence} on `{database}`, breakpoint `{bp}`)",
         "error": "Error {code}: {message}",
-        "resume": ["Resume after fixing the cause (statements that succeeded are never run again):",
-                   "- Prefect UI: **Retry** the failed flow run;", "- CICD: the same `prefect deployment run` again;",
-                   "- CLI: `ft-upgrade resume {execution_id}`."],
+        "resume": ["How to go on (statements that succeeded are never run again): see “What to do next” in the "
+                   "report;", "- CLI: `ft-upgrade resume {execution_id}`."],
         "decisions": "Operator decisions:", "slowest": "Slowest statements:",
         "slowest_header": "| file:line | ms | SQL |", "checks": "Integrity checks:",
         "summary": "{success} statements executed, {skipped} already done", "failed": "{error}",

@@ -156,7 +156,8 @@ class SqlScriptStep(UpgradeStep):
         try:
             runner.prepare()
             if bp is not None:
-                resolve_as_decided(store_engine, ctx.execution_id, notes="resumed")
+                resolve_as_decided(store_engine, ctx.execution_id,
+                                   why="it went on from here; the statement is checked again before anything is sent")
             self._run_all(runner, scripts)
         except StepFailed as exc:
             failed = exc

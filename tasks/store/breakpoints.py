@@ -4,6 +4,11 @@ Written before a step reports its failure, so the operator (and the next attempt
 it. Expires after 7 days. An operator's decision (:class:`OperatorDecision`: who, notes, and for a
 statement in doubt ``--inflight applied|retry``) is kept in the breakpoint's own columns until the
 resume that uses it resolves the breakpoint.
+
+A breakpoint at a statement (or step) where an earlier attempt already stopped keeps the first error
+there (:attr:`Breakpoint.original_error`): a resume that finds the statement in doubt says so in its own
+words, and the server's message must not be lost with it. A breakpoint closed by a later attempt says
+which attempt (resume count, flow run) and why.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, get_args
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from tasks.core.clock import utcnow
 from tasks.core.parameters import InflightDecision
@@ -85,6 +90,17 @@ class Breakpoint:
     resolved_time: datetime | None = None
     resolve_notes: str | None = None
 
+    @property
+    def original_error(self) -> dict[str, Any] | None:
+        """The first error at this statement (or step), when an earlier attempt stopped here with another one:
+        ``breakpoint``, ``time``, ``error_code``, ``message``."""
+        first = self.context.get("original_error")
+        if not isinstance(first, dict):
+            return None
+        if (first.get("error_code"), first.get("message")) == (self.error_code, self.failure_reason):
+            return None
+        return first
+
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Breakpoint:
         context = parse_json(row.get("context_data"), {})
@@ -117,7 +133,8 @@ def open_breakpoint(engine: Engine, *, execution_id: str, step_id: str, kind: Br
                     instructions: str, context: dict[str, Any], file: str | None = None,
                     file_id: str | None = None, line: int | None = None, sequence: int | None = None,
                     sql: str | None = None, error_code: str | None = None, fence: HeldLock | None = None) -> str:
-    """Record an ACTIVE breakpoint (superseding an older active one of the same execution).
+    """Record an ACTIVE breakpoint (superseding an older active one of the same execution); the first error
+    of an earlier breakpoint at the same place is kept in its context (``original_error``).
 
     ``fence``: the site lock of the run writing it; nothing is written if the run no longer holds it.
     """
@@ -126,9 +143,14 @@ def open_breakpoint(engine: Engine, *, execution_id: str, step_id: str, kind: Br
     with engine.begin() as conn:
         if fence is not None:
             fence.verify(conn)
+        first = _first_error_here(conn, execution_id, step_id, file_id, sequence)
+        if first is not None:
+            context = {**context, "original_error": first}
+        where = f"{file}:{line}" if file else f"step {step_id}"
         conn.execute(update(_bp).where(_bp.c.active_execution_id == execution_id).values(
             status=BreakpointStatus.RESOLVED, active_execution_id=None, resolved_by="ft-upgrade", resolved_time=now,
-            resolve_notes="superseded by a new failure", updated_time=now))
+            resolve_notes=f"superseded by {bp_id}: {_attempt(conn, execution_id)} stopped at {where}",
+            updated_time=now))
         conn.execute(_bp.insert().values(
             id=bp_id, execution_id=execution_id, step_id=step_id, sql_file_id=file_id, sql_file_name=file,
             sql_line_number=line, sql_sequence=sequence, sql_content=sql, breakpoint_type=kind,
@@ -137,6 +159,35 @@ def open_breakpoint(engine: Engine, *, execution_id: str, step_id: str, kind: Br
             active_execution_id=execution_id, breakpoint_time=now, expiry_time=now + BREAKPOINT_TTL,
             created_time=now, updated_time=now))
     return bp_id
+
+
+def _first_error_here(conn: Connection, execution_id: str, step_id: str, file_id: str | None,
+                      sequence: int | None) -> dict[str, Any] | None:
+    """The first error of the execution at this statement (or this step, for a step's breakpoint), if an
+    earlier breakpoint stopped there."""
+    earlier = conn.execute(select(_bp).where(
+        _bp.c.execution_id == execution_id, _bp.c.step_id == step_id,
+        _bp.c.sql_file_id == file_id if file_id is not None else _bp.c.sql_file_id.is_(None),
+        _bp.c.sql_sequence == sequence if sequence is not None else _bp.c.sql_sequence.is_(None),
+    ).order_by(_bp.c.breakpoint_time.desc()).limit(1)).mappings().first()
+    if earlier is None:
+        return None
+    kept = parse_json(earlier.get("context_data"), {}).get("original_error")
+    if isinstance(kept, dict):
+        return kept
+    return {"breakpoint": earlier["id"], "time": f"{earlier['breakpoint_time']:%Y-%m-%d %H:%M:%S} UTC",
+            "error_code": earlier.get("error_code"), "message": earlier.get("failure_reason")}
+
+
+def _attempt(conn: Connection, execution_id: str) -> str:
+    """Which attempt of the execution is running: its resume count and flow run (for a breakpoint it closes)."""
+    e = schema.upgrade_execution
+    row = conn.execute(select(e.c.resume_count, e.c.flow_run_id).where(e.c.execution_id == execution_id)).first()
+    if row is None:
+        return "a later attempt"
+    resumes, flow_run_id = int(row[0] or 0), row[1]
+    which = f"resume {resumes}" if resumes else "the first run"
+    return f"attempt {resumes + 1} ({which}" + (f", flow run {flow_run_id})" if flow_run_id else ")")
 
 
 def active_breakpoint(engine: Engine, execution_id: str) -> Breakpoint | None:
@@ -182,13 +233,19 @@ def record_decision(engine: Engine, execution_id: str, decision: OperatorDecisio
     return bool(found.rowcount)
 
 
-def resolve_as_decided(engine: Engine, execution_id: str, *, notes: str) -> None:
+def resolve_as_decided(engine: Engine, execution_id: str, *, why: str) -> None:
     """Settle the active breakpoint the way the operator's recorded decision says (who, notes); without a
-    decision the tool resolved it, with ``notes``. The one way a resume that got under way resolves it."""
+    decision the tool closes it, saying which attempt and ``why`` (never just "resumed"). The one way a
+    resume that got under way resolves it."""
     bp = active_breakpoint(engine, execution_id)
     if bp is None:
         return
     decision = bp.decision
-    resolve_breakpoint(engine, execution_id, by=decision.by if decision else "ft-upgrade",
-                       notes=decision.notes if decision else notes)
+    if decision is not None:
+        resolve_breakpoint(engine, execution_id, by=decision.by, notes=decision.notes)
+        return
+    with engine.connect() as conn:
+        attempt = _attempt(conn, execution_id)
+    resolve_breakpoint(engine, execution_id, by="ft-upgrade", notes=f"closed by {attempt} without an operator's "
+                                                                   f"decision: {why}")
 

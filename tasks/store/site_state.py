@@ -155,18 +155,20 @@ class SiteStates:
 
     def cutpoint_finished(self, site_id: str, *, source: str, target: str, cutpoint: str, execution_id: str,
                           flow_run_id: str | None, completed: bool, moves: Mapping[str, str],
-                          detail: Mapping[str, Any]) -> None:
-        """The execution ended: COMPLETED or FAILED; ``moves`` sets the site's versions that this completes.
+                          detail: Mapping[str, Any], paused: bool = False) -> None:
+        """The execution ended: COMPLETED, FAILED or PAUSED (waiting for an operator's decision); ``moves``
+        sets the site's versions that this completes.
 
         ``moves`` may hold ``schema_version`` and ``current_version``; ``current_version`` also completes
         the upgrade in progress.
         """
         now = utcnow()
-        state = CutpointState.COMPLETED if completed else CutpointState.FAILED
+        state = CutpointState.COMPLETED if completed else CutpointState.PAUSED if paused else CutpointState.FAILED
         with self.engine.begin() as conn:
             self._save_cutpoint(conn, site_id, source, target, cutpoint, state=state, execution_id=execution_id,
                                 finished_time=now)
-            event = SiteEvent.CUTPOINT_COMPLETED if completed else SiteEvent.CUTPOINT_FAILED
+            event = SiteEvent.CUTPOINT_COMPLETED if completed else \
+                SiteEvent.CUTPOINT_PAUSED if paused else SiteEvent.CUTPOINT_FAILED
             self._append(conn, site_id, event, cutpoint=cutpoint, source=source, target=target,
                          execution_id=execution_id, flow_run_id=flow_run_id, detail=detail)
             if not completed or not moves:

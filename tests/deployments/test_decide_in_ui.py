@@ -11,6 +11,8 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from flows.decision import CHOICES
+from tests.conftest import PROJECT
 from tests.deployments.sites_helpers import PYTHON, cicd, site_env, write_tree
 from tests.deployments.test_alerts import receiving, wait_for_message
 from tests.general_log import general_log
@@ -89,7 +92,7 @@ def read_form(server: PrefectServer, run_id: str, state: dict[str, Any]) -> tupl
     description = json.loads(httpx.get(f"{server.api_url}/flow_runs/{run_id}/input/{keys['description']}").text)
     schema = json.loads(httpx.get(f"{server.api_url}/flow_runs/{run_id}/input/{keys['schema']}").text)
     assert "properties" in schema, schema
-    return description, schema["properties"]["decision"]["enum"]
+    return description, schema["properties"]["decision"]["anyOf"][0]["enum"]  # the list shown: the site's labels
 
 
 def decide(server: PrefectServer, run_id: str, **run_input: str) -> dict[str, Any]:
@@ -240,9 +243,129 @@ def test_a_decision_nobody_makes_in_time_ends_the_run_failed_with_its_breakpoint
         run_id = run_id_of(out)
         failed = wait_for_state(server, run_id, "Failed", timeout=60)
         assert "never resumed" in failed["message"], failed
+        # the execution still waits at its breakpoint (issue 27: PAUSED, not FAILED); Retry or resume continue it
         assert sql(store(tmp_path, "EU"), "SELECT e.status, b.status, b.sql_line_number FROM upgrade_execution e "
-                   "JOIN upgrade_breakpoint b ON b.execution_id = e.execution_id") == [("FAILED", "ACTIVE", 2)]
+                   "JOIN upgrade_breakpoint b ON b.execution_id = e.execution_id") == [("PAUSED", "ACTIVE", 2)]
         sql(mariadb_database, "CREATE TABLE prerequisite (x INT)", "INSERT INTO prerequisite VALUES (0)")
         retry(server, run_id)  # today's path: fixed, Retry in the UI, continues at the failed statement
         wait_for_state(server, run_id, "Completed")
     assert sql(mariadb_database, "SELECT n FROM side") == [(1,)]
+
+
+def input_exists(server: PrefectServer, run_id: str, key: str) -> bool:
+    return httpx.get(f"{server.api_url}/flow_runs/{run_id}/input/{key}", timeout=30).status_code == 200
+
+
+def suspended_by_an_older_version(server: PrefectServer, run_id: str, state: dict[str, Any]) -> None:
+    """What a run suspended before this version of the form saved: the reason of a skip checked by length
+    only (``minLength: 3``, no pattern). The server checks a submission against the schema saved then."""
+    key = state["state_details"]["run_input_keyset"]["schema"]
+    schema = json.loads(httpx.get(f"{server.api_url}/flow_runs/{run_id}/input/{key}").text)
+    del schema["then"]["properties"]["reason"]["pattern"]
+    api(server, "DELETE", f"/flow_runs/{run_id}/input/{key}")
+    api(server, "POST", f"/flow_runs/{run_id}/input", json={"key": key, "value": json.dumps(schema)})
+
+
+PROCEDURE = ("CREATE PROCEDURE fill_side() BEGIN INSERT INTO side VALUES (1, 'a'); "
+             "INSERT INTO side VALUES (2, 'long'); END")
+
+
+def test_a_refused_answer_asks_again_the_first_error_survives_a_retry_and_the_key_decides_on_a_chinese_site(
+        server: PrefectServer, tmp_path: Path, mariadb_database: str) -> None:
+    """A CALL that commits part of its work and fails (1406): whatever the operator sends, the run never ends
+    in a state Retry cannot leave, and the server's error stays in the breakpoint and the form."""
+    script = ("CREATE TABLE side (n INT NOT NULL, tag VARCHAR(3) NOT NULL);\nCALL fill_side();\n"
+              "INSERT INTO side VALUES (3, 'c');\n")
+    sql(mariadb_database, PROCEDURE)
+    env = {**write_tree(tmp_path, STEPS, {"s.sql": script}), **site_env(tmp_path, "CN", mariadb_database)}
+    cli_env = {**server.env, **env}
+    with server.worker("ft-upgrade-cn", extra_env=env, name="cn-refused"):
+        code, out = cicd(server.env, "startup_pre_process", "CN", *WAIVE)
+        assert code == 4, out
+        run_id = run_id_of(out)
+        # the report printed while waiting says so, with the page to decide at; no Retry on a Suspended run
+        assert "执行状态: ⏸️ PAUSED (等待操作员决定)" in out and "执行状态: ❌" not in out, out
+        assert f"/runs/flow-run/{run_id}，点击 **Resume**" in out and "点击 **Retry**" not in out, out
+        assert sql(store(tmp_path, "CN"), "SELECT status FROM upgrade_execution") == [("PAUSED",)]
+        assert sql(store(tmp_path, "CN"), "SELECT state FROM upgrade_site_cutpoint "
+                   "WHERE cutpoint = 'startup_pre_process'") == [("PAUSED",)]
+        execution = sql(store(tmp_path, "CN"), "SELECT execution_id FROM upgrade_execution")[0][0]
+        status = subprocess.run([str(Path(sys.executable).parent / "ft-upgrade"), "status", execution], cwd=PROJECT,
+                                env=cli_env, capture_output=True, text=True, timeout=120)
+        assert status.returncode == 4 and f"/runs/flow-run/{run_id}" in status.stdout, status.stdout + status.stderr
+
+        first = wait_for_state(server, run_id, "Suspended")
+        description, choices = read_form(server, run_id, first)
+        assert "存疑语句 `s.sql:2`" in description and "错误 1406：Data too long for column 'tag'" in description
+        assert choices == [RETRY, APPLIED, SKIP, STOP], "the CALL may have done part of its work"
+        for reason in ("   ", "1.2", ""):  # the schema refuses a skip whose reason has no letters
+            assert decide(server, run_id, decision=SKIP, by="ops", reason=reason)["status"] == "REJECT", reason
+        assert decide(server, run_id, decision="applied: no such label", by="ops")["status"] == "REJECT"
+
+        # a run suspended by the older form: the server takes the blank reason, the run refuses it and asks again
+        suspended_by_an_older_version(server, run_id, first)
+        assert decide(server, run_id, decision=SKIP, by="ops", reason="   ")["status"] == "ACCEPT"
+        again = wait_for_state(server, run_id, "Suspended", other_than=first["id"])
+        description, _ = read_form(server, run_id, again)
+        assert "上一次提交未被接受" in description and "选择 skip 时必须填写原因" in description, description
+        assert "错误 1406：Data too long for column 'tag'" in description, "the error is still there"
+        assert not input_exists(server, run_id, first["state_details"]["run_input_keyset"]["response"]), \
+            "the refused answer is deleted: no Retry can replay it"
+        assert sql(store(tmp_path, "CN"), "SELECT status FROM upgrade_execution") == [("PAUSED",)]
+
+        assert decide(server, run_id, decision="stop", by="ops", reason="asking the DBA")["status"] == "ACCEPT"
+        stopped = wait_for_state(server, run_id, "Failed")
+        assert "stopped here by ops in the Prefect UI (asking the DBA)" in stopped["message"], stopped
+        assert sql(store(tmp_path, "CN"), "SELECT status FROM upgrade_execution") == [("FAILED",)]
+        info = subprocess.run([str(Path(sys.executable).parent / "ft-upgrade"), "info", "--site", "CN"], cwd=PROJECT,
+                              env=cli_env, capture_output=True, text=True, timeout=120)
+        assert "prefect deployment run 'startup_pre_process/startup-pre-process-cn'" in info.stdout, info.stdout
+
+        retry(server, run_id)  # UI Retry after the refused answer: the CALL is in doubt now, the run asks again
+        third = wait_for_state(server, run_id, "Suspended", other_than=again["id"])
+        description, choices = read_form(server, run_id, third)
+        assert "its effects are not visible" in description and choices == [RETRY, APPLIED, SKIP, STOP]
+        assert "**首次错误**" in description and "Data too long for column 'tag'" in description, description
+        active = sql(store(tmp_path, "CN"), "SELECT context_data FROM upgrade_breakpoint WHERE status = 'ACTIVE'")
+        assert "Data too long for column 'tag'" in json.loads(active[0][0])["original_error"]["message"]
+        closed = sql(store(tmp_path, "CN"), "SELECT resolve_notes FROM upgrade_breakpoint WHERE status = 'RESOLVED'")
+        assert [n.split(" (")[0] for (n,) in closed] == ["closed by attempt 2"], closed
+        assert "without an operator's decision" in closed[0][0] and run_id in closed[0][0]
+
+        sql(mariadb_database, "ALTER TABLE side MODIFY tag VARCHAR(10) NOT NULL", "DELETE FROM side")
+        with general_log() as log:  # `retry`, the key, on a Chinese site's form: the CALL is sent again
+            assert decide(server, run_id, decision="retry", by="dba", reason="widened tag, removed row 1")[
+                "status"] == "ACCEPT"
+            wait_for_state(server, run_id, "Completed")
+            assert log.queries("CALL fill_side") != []
+    assert sql(mariadb_database, "SELECT n, tag FROM side ORDER BY n") == [(1, "a"), (2, "long"), (3, "c")]
+    assert sql(store(tmp_path, "CN"), "SELECT status, resume_count FROM upgrade_execution") == [("SUCCESS", 2)]
+    assert sql(store(tmp_path, "CN"), "SELECT status, execution_result FROM sql_execution_record "
+               "WHERE sql_line_number = 2")[0][1].startswith("run again by dba: widened tag, removed row 1")
+
+
+def test_resume_finds_the_databases_the_worker_had_or_refuses_naming_them(
+        server: PrefectServer, tmp_path: Path, mariadb_database: str) -> None:
+    script = "CREATE TABLE resumed_rows (n INT NOT NULL);\nINSERT INTO resumed_rows SELECT 1 FROM prerequisite;\n"
+    env = {**write_tree(tmp_path, STEPS, {"s.sql": script}), **site_env(tmp_path, "US", mariadb_database),
+           "FT_UPGRADE_DECIDE_IN_UI": "false"}  # ft_db only in the worker's environment (FT_UPGRADE_DB_FT_DB)
+    with server.worker("ft-upgrade-us", extra_env=env, name="us-resume"):
+        code, out = cicd(server.env, "startup_pre_process", "US", *WAIVE)
+        assert code == 1, out
+    execution = sql(store(tmp_path, "US"), "SELECT execution_id, db_overrides FROM upgrade_execution")
+    assert execution[0][1] == "ft_db:env", "the origin is recorded, never the URL"
+    sql(mariadb_database, "CREATE TABLE prerequisite (x INT)", "INSERT INTO prerequisite VALUES (0)")
+    shell = {k: v for k, v in {**server.env, **env}.items() if k != "FT_UPGRADE_DB_FT_DB"}
+    resume = [str(Path(sys.executable).parent / "ft-upgrade"), "resume", execution[0][0], "--by", "ops",
+              "--notes", "created prerequisite"]
+    with general_log() as log:
+        refused = subprocess.run(resume, cwd=PROJECT, env=shell, capture_output=True, text=True, timeout=300)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        said = " ".join((refused.stdout + refused.stderr).split())
+        assert "ft_db (from the environment of the process that ran it: FT_UPGRADE_DB_FT_DB)" in said, said
+        assert "--db ft_db=URL" in said and "nothing was executed" in said
+        assert log.queries("INSERT INTO resumed_rows") == [], "nothing was sent"
+    resumed = subprocess.run(resume, cwd=PROJECT, env={**shell, "FT_UPGRADE_DB_FT_DB": mariadb_database},
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert sql(mariadb_database, "SELECT n FROM resumed_rows") == [(1,)]

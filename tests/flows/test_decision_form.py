@@ -143,3 +143,81 @@ def test_the_runs_own_message_says_it_waits_for_a_decision_and_where(language: s
     assert url in body and "Resume" in body and "Retry" not in body and "`s.sql:2`" in body
     failed_subject, failed_body = render_message(report, language)
     assert ("失败" if language == "zh" else "failed") in failed_subject and "Retry" in failed_body
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_the_key_and_either_languages_label_are_accepted_only_for_choices_offered(language: str) -> None:
+    failed = form_for(breakpoint_row(in_doubt=False), language)
+    for decision in ("retry", "stop", "skip", CHOICES["zh"]["retry"], CHOICES["en"]["stop"]):
+        answer = {"decision": decision, "by": "ops", "reason": "fixed it"}
+        assert server_accepts(failed, answer), decision
+        assert failed.model_validate(answer).decision == decision
+    for decision in ("applied", CHOICES["zh"]["applied"], "retry：", "RETRY", "retry it"):
+        assert not server_accepts(failed, {"decision": decision, "by": "ops"}), decision
+    assert server_accepts(form_for(breakpoint_row(in_doubt=True), language), {"decision": "applied", "by": "ops"})
+    schema = create_v2_schema("Decision", model_base=failed)
+    assert schema["properties"]["decision"]["anyOf"][0]["enum"] == [CHOICES[language][k] for k in
+                                                                     ("retry", "skip", "stop")], "the list shown"
+
+
+@pytest.mark.parametrize("reason", ["   ", "\t\n ", "1.2", "123", "--", "ok", " a "])
+def test_a_skip_whose_reason_has_no_letters_is_refused_by_the_server_and_by_the_run(reason: str) -> None:
+    form = form_for(breakpoint_row(in_doubt=False), "zh")
+    assert not server_accepts(form, {"decision": "skip", "by": "ops", "reason": reason})
+    with pytest.raises(ValueError):
+        form.model_validate({"decision": "skip", "by": "ops", "reason": reason})
+
+
+@pytest.mark.parametrize("reason", ["已处理", "did it", " fixed row 2 ", "手工插入第2行"])
+def test_a_skip_with_a_reason_in_any_language_is_accepted(reason: str) -> None:
+    form = form_for(breakpoint_row(in_doubt=False), "en")
+    assert server_accepts(form, {"decision": "skip", "by": "ops", "reason": reason})
+    assert form.model_validate({"decision": "skip", "by": "ops", "reason": reason}).reason == reason
+
+
+def test_the_reason_label_says_when_it_is_required() -> None:
+    for language, expected in (("zh", "原因——选择 skip 时必填；其他选择 (Optional)"),
+                               ("en", "Reason — required for skip; for other choices (Optional)")):
+        schema = create_v2_schema("Decision", model_base=form_for(breakpoint_row(in_doubt=False), language))
+        assert "reason" not in schema["required"]
+        assert f"{schema['properties']['reason']['title']} (Optional)" == expected, "what the Prefect UI shows"
+
+
+def test_what_the_run_refuses_is_said_in_the_sites_language() -> None:
+    from pydantic import ValidationError
+
+    from flows.decision import refusal_of
+
+    bp = breakpoint_row(in_doubt=False)
+    for language, skip, choice in (("zh", "选择 skip 时必须填写原因", "不是本断点可选的决定"),
+                                   ("en", "skip needs a reason", "is not a decision this breakpoint offers")):
+        reader = form_for(bp, language)
+        with pytest.raises(ValidationError) as blank:
+            reader.model_validate({"decision": "skip", "by": "ops", "reason": "   "})
+        assert skip in refusal_of(blank.value, bp, language, "ops").why
+        with pytest.raises(ValidationError) as unoffered:
+            reader.model_validate({"decision": "applied", "by": "ops"})
+        refused = refusal_of(unoffered.value, bp, language, "ops")
+        assert choice in refused.why and "retry / skip / stop" in refused.why and refused.by == "ops"
+
+
+def test_a_form_asked_again_says_why_and_keeps_the_first_error_and_long_sql_fits_the_dialog() -> None:
+    from flows.decision import SQL_WIDTH, Refusal, pause_key
+
+    row = {"id": "BP_2", "step_id": "sql_001", "breakpoint_type": "SQL_LEVEL", "sql_file_name": "s.sql",
+           "sql_line_number": 2, "sql_sequence": 2, "error_code": None,
+           "sql_content": "CALL fill_side(" + ", ".join(f"'value number {i}'" for i in range(20)) + ")",
+           "failure_reason": "InDoubt: this statement failed and its effects are not visible to the tool",
+           "context_data": json.dumps({"database": "ft_db", "in_doubt": True, "original_error": {
+               "breakpoint": "BP_1", "time": "2026-12-01 10:00:00 UTC", "error_code": "1406",
+               "message": "Data too long for column 'tag' at row 1"}}),
+           "expiry_time": utcnow() + timedelta(days=7)}
+    bp = Breakpoint.from_row(row)
+    text = describe(bp, "EXEC_1", "CN", "zh", Refusal(by="ops", why="选择 skip 时必须填写原因"))
+    assert text.startswith("> ⚠️ **上一次提交未被接受**（ops）：选择 skip 时必须填写原因")
+    assert "**首次错误**（2026-12-01 10:00:00 UTC，断点 `BP_1`）：错误 1406：Data too long for column 'tag'" in text
+    sql = text.split("```sql\n")[1].split("\n```")[0]
+    assert max(len(line) for line in sql.splitlines()) <= SQL_WIDTH + 2 and "'value number 19')" in sql
+    assert Breakpoint.from_row({**row, "error_code": "1406", "failure_reason": "Data too long for column 'tag' "
+                                "at row 1"}).original_error is None, "the same error is not shown twice"
+    assert [pause_key(bp, n) for n in (1, 2)] == ["decision-bp-2", "decision-bp-2-2"]

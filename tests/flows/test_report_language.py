@@ -89,3 +89,21 @@ def test_the_sql_section_follows_the_report_language(language: str) -> None:
         assert label in markdown, label
     if language == "en":
         assert not re.search(r"[\u4e00-\u9fff]", markdown)
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_a_report_waiting_for_a_decision_says_so_with_the_page_and_no_retry(language: str) -> None:
+    from tasks.notify.webhook import build_payload
+
+    page = "http://prefect/runs/flow-run/5c16"
+    hints = resume_instructions(execution_id=EXECUTION["execution_id"], cutpoint="startup_pre_process",
+                                source="3.17.0", target="3.17.5", site="CN", language=language, decision_page=page)
+    paused = RunReport(execution=Execution.from_row({**EXECUTION, "status": "PAUSED"}),
+                       steps=[StepRun.from_row(s) for s in STEPS], status="PAUSED", resume_hint=hints,
+                       language=language)
+    markdown = render_markdown(paused)
+    waiting = "⏸️ PAUSED (等待操作员决定)" if language == "zh" else "⏸️ PAUSED (waiting for a decision)"
+    assert waiting in markdown and f"{page}" in markdown and "**Resume**" in markdown
+    assert "**Retry**" not in markdown and "❌ FAILED**" not in markdown
+    assert f"ft-upgrade resume {EXECUTION['execution_id']} --inflight retry" in markdown
+    assert build_payload(paused.to_json(), [])["event"] == "ft-upgrade.waiting"

@@ -177,3 +177,14 @@ def test_an_explicit_execution_must_match_the_request() -> None:
     assert decide(req(Cutpoint.STARTUP_PRE_PROCESS, execution_id="EXEC_2"), ok).action == "resume"
     finished = SiteView(site=upgrading(), cutpoints={}, named=execution("SUCCESS"))
     assert decide(req(Cutpoint.STARTUP_PRE_PROCESS, execution_id="EXEC_2"), finished).action == "noop"
+
+
+def test_an_execution_waiting_for_a_decision_is_continued_and_its_cutpoint_is_not_complete() -> None:
+    paused = SiteView(site=upgrading(), cutpoints={}, latest=execution("PAUSED"))
+    resumed = decide(req(Cutpoint.PRE_BUSINESS_CHECK), paused)
+    assert (resumed.action, resumed.execution_id) == ("resume", "EXEC_2")
+    waiting = CutpointRecord("pre_business_check", CutpointState.PAUSED, "EXEC_2", NOW, NOW)
+    result = decide(req(Cutpoint.PRE_UPGRADE_PROCESS), SiteView(site=upgrading(),
+                                                                cutpoints={"pre_business_check": waiting}))
+    assert result.action == "refuse" and "has not completed" in result.message and "(paused by EXEC_2)" in \
+        result.message

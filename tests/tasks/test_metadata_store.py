@@ -82,3 +82,36 @@ def test_the_site_lock_on_mariadb_refuses_a_second_holder_and_frees_itself(maria
             pass
     finally:
         store.close()
+
+
+def test_a_breakpoint_keeps_the_first_error_of_its_statement_and_says_which_attempt_closed_the_last(
+        mariadb_database: str) -> None:
+    from tasks.store.breakpoints import resolve_as_decided
+
+    store = MetadataStore.open(mariadb_database)
+    try:
+        e = store.create_execution(source_version="3.17.0", target_version="3.17.5", site_id="CN",
+                                   cutpoint="startup_pre_process", environment={}, total_steps=1,
+                                   flow_run_id="run-1", plan_fingerprint="p")
+        at = {"execution_id": e, "step_id": "sql_001", "kind": "SQL_LEVEL", "instructions": "", "file": "s.sql",
+              "file_id": "F1", "line": 2, "sequence": 2}
+        first = open_breakpoint(store.engine, message="Data too long for column 'tag'", error_code="1406",
+                                context={"in_doubt": True}, **at)
+        store.reopen_execution(e, flow_run_id="run-1", total_steps=1)  # a Retry: attempt 2, nobody decided
+        resolve_as_decided(store.engine, e, why="it went on from here")
+        second = open_breakpoint(store.engine, message="InDoubt: its effects are not visible", context={}, **at)
+        third = open_breakpoint(store.engine, message="InDoubt again", context={}, **at)  # superseding
+        bp = active_breakpoint(store.engine, e)
+        assert bp is not None and bp.id == third
+        assert bp.original_error == {"breakpoint": first, "time": bp.original_error["time"], "error_code": "1406",
+                                     "message": "Data too long for column 'tag'"}
+        with store.engine.connect() as conn:
+            notes = dict(conn.exec_driver_sql("SELECT id, resolve_notes FROM upgrade_breakpoint").fetchall())
+        assert notes[first] == ("closed by attempt 2 (resume 1, flow run run-1) without an operator's decision: "
+                                "it went on from here")
+        assert notes[second] == f"superseded by {third}: attempt 2 (resume 1, flow run run-1) stopped at s.sql:2"
+        elsewhere = open_breakpoint(store.engine, message="other", context={}, **{**at, "sequence": 3})
+        assert active_breakpoint(store.engine, e).id == elsewhere and \
+            active_breakpoint(store.engine, e).original_error is None, "another statement: its own first error"
+    finally:
+        store.close()
