@@ -77,7 +77,7 @@ class SqlScriptStep(UpgradeStep):
             try:
                 script = load_script(Path(roots["sql_root"]), relative, version="0", default_database=params.database)
             except SqlScriptError as exc:
-                problems.append(str(exc))
+                problems += exc.problems
                 continue
             if params.transaction == "per_file":
                 problems += _per_file_problems(script)
@@ -91,7 +91,7 @@ class SqlScriptStep(UpgradeStep):
                 script = load_script(ctx.resources.sql_root, relative, version=ctx.version,
                                      default_database=self.params.database)
             except SqlScriptError as exc:
-                problems.append(str(exc))
+                problems += exc.problems
                 continue
             if self.params.transaction == "per_file":
                 problems += _per_file_problems(script)
@@ -312,7 +312,7 @@ def _applied_scripts(runner: ScriptRunner, scripts: list[ScriptFile]) -> list[di
 
 def _per_file_problems(script: ScriptFile) -> list[str]:
     allowed = ("DML", "SESSION", "USE")
-    return [f"{script.path}:{s.line}: transaction per_file allows only DML (and plain SET/USE), found {kind}"
+    return [f"{s.where}: transaction per_file allows only DML (and plain SET/USE), found {kind}"
             for s, kind in zip(script.statements, script.kinds, strict=True) if kind not in allowed]
 
 
