@@ -132,7 +132,7 @@ def step_scripts(step: PlannedStep, sql_root: Path) -> list[ScriptFile]:
 
 def _statements(script: ScriptFile, step: str, status: str) -> list[PreviewStatement]:
     in_unit = {i for begin, end in script.units for i in range(begin, end + 1)}
-    return [PreviewStatement(database=s.database, file=script.path, line=s.line, sequence=s.sequence, kind=d.kind,
+    return [PreviewStatement(database=s.database, file=s.source_name, line=s.line, sequence=s.sequence, kind=d.kind,
                              verb=d.verb, guarantee=UNIT if i in in_unit else guarantee(d, s.text), status=status,
                              step=step, sql=mask_sql(s.text))
             for i, (s, d) in enumerate(zip(script.statements, script.details, strict=True))]
