@@ -1,0 +1,205 @@
+"""``SOURCE`` / ``\\.`` as the client runs them: included files in place, under the SQL root, resumable.
+
+The chain here is compared with the plain ``mariadb`` client run of the same main file from its folder (the
+client reads SOURCE names against the folder it runs in): tables, rows with their ids, ``CHECKSUM TABLE`` and
+routines must be the same. The client goes on after an error inside a SOURCEd file unless given
+``--abort-source-on-error``; the tool stops there as everywhere, so the failing run is compared with that.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+
+from tasks.core.errors import InputError, SqlScriptError, StepFailed
+from tasks.sql.script import load_script, script_sha256
+from tasks.store.breakpoints import active_breakpoint
+from tests.tasks.test_sql_engine import ledger, metadata_engine, run_step, write
+
+MAIN = """CREATE TABLE parent (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20) NOT NULL);
+INSERT INTO parent (name) VALUES ('a');
+SOURCE 010-child.sql;
+INSERT INTO parent (name) VALUES ('z');
+"""
+CHILD = """CREATE TABLE child (id INT AUTO_INCREMENT PRIMARY KEY, parent_id INT NOT NULL, x INT NOT NULL);
+\\. sub/020-grandchild.sql
+INSERT INTO child (parent_id, x) VALUES (1, 3);
+"""
+GRANDCHILD = """DELIMITER //
+CREATE PROCEDURE add_child(p INT) BEGIN INSERT INTO child (parent_id, x) VALUES (p, 1); END//
+DELIMITER ;
+CALL add_child(1);
+INSERT INTO child (parent_id, nosuch) VALUES (1, 2);
+INSERT INTO parent (name) VALUES ('b');
+"""
+FIXED = GRANDCHILD.replace("(parent_id, nosuch)", "(parent_id, x)")
+FAILED_AT = "chain/main.sql:3 > chain/010-child.sql:2 > chain/sub/020-grandchild.sql"
+
+
+def chain(root: Path, grandchild: str = GRANDCHILD) -> str:
+    write(root, "chain/010-child.sql", CHILD)
+    write(root, "chain/sub/020-grandchild.sql", grandchild)
+    return write(root, "chain/main.sql", MAIN)
+
+
+# --- loading (no database) ---------------------------------------------------------------------------
+
+
+def test_included_statements_run_in_place_naming_their_file_and_the_sourcing_line(tmp_path: Path) -> None:
+    script = load_script(tmp_path, chain(tmp_path), version="1", default_database="ft_db")
+    assert [(s.where, s.sequence) for s in script.statements] == [
+        ("chain/main.sql:1", 1), ("chain/main.sql:2", 2), ("chain/main.sql:3 > chain/010-child.sql:1", 3),
+        (f"{FAILED_AT}:2", 4), (f"{FAILED_AT}:4", 5), (f"{FAILED_AT}:5", 6), (f"{FAILED_AT}:6", 7),
+        ("chain/main.sql:3 > chain/010-child.sql:3", 8), ("chain/main.sql:4", 9)]
+    assert script.includes == ("chain/010-child.sql", "chain/sub/020-grandchild.sql")
+
+
+def test_editing_an_included_file_changes_the_scripts_recorded_hash(tmp_path: Path) -> None:
+    name = chain(tmp_path)
+    before = script_sha256(tmp_path, name)
+    assert before == load_script(tmp_path, name, version="1", default_database="ft_db").sha256
+    write(tmp_path, "chain/sub/020-grandchild.sql", FIXED)
+    assert script_sha256(tmp_path, name) not in (None, before)
+    plain = write(tmp_path, "plain.sql", "SELECT 1;\n")
+    assert script_sha256(tmp_path, plain) == load_script(tmp_path, plain, version="1", default_database="ft_db").sha256
+
+
+def problems_of(root: Path, name: str) -> list[str]:
+    with pytest.raises(SqlScriptError) as info:
+        load_script(root, name, version="1", default_database="ft_db")
+    return info.value.problems
+
+
+def test_a_cycle_is_refused_naming_the_chain(tmp_path: Path) -> None:
+    write(tmp_path, "b.sql", "SELECT 1;\nsource c.sql\n")
+    write(tmp_path, "c.sql", "SOURCE b.sql;\n")
+    assert problems_of(tmp_path, write(tmp_path, "a.sql", "SOURCE b.sql;\n")) == [
+        "a.sql:1 > b.sql:2 > c.sql:1: SOURCE cycle: a.sql:1 > b.sql:2 > c.sql:1 > b.sql (the client would include "
+        "it again and again)"]
+
+
+def test_a_path_outside_the_sql_root_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "sql"
+    write(tmp_path, "outside.sql", "DROP DATABASE important;\n")
+    (root / "v").mkdir(parents=True)
+    (root / "v" / "link.sql").symlink_to(tmp_path / "outside.sql")
+    name = write(root, "v/a.sql", "SOURCE ../../outside.sql;\nSOURCE link.sql;\n\\. /etc/hostname\n")
+    found = problems_of(root, name)
+    assert [p.split(": ", 2)[:2] for p in found] == [
+        ["v/a.sql:1", "SOURCE ../../outside.sql"], ["v/a.sql:2", "SOURCE link.sql"],
+        ["v/a.sql:3", "SOURCE /etc/hostname"]]
+    assert "leaves the SQL root" in found[0] and "leaves the SQL root" in found[1] and "absolute" in found[2]
+
+
+def test_a_nested_name_the_client_would_read_as_another_file_is_refused_as_ambiguous(tmp_path: Path) -> None:
+    write(tmp_path, "v/sub/x.sql", "SOURCE y.sql;\n")
+    write(tmp_path, "v/sub/y.sql", "SELECT 'sub';\n")
+    write(tmp_path, "v/y.sql", "SELECT 'top';\n")  # what `cd v && mariadb < main.sql` reads
+    [problem] = problems_of(tmp_path, write(tmp_path, "v/main.sql", "SOURCE sub/x.sql;\n"))
+    assert problem.startswith("v/main.sql:1 > v/sub/x.sql:1: SOURCE y.sql: ambiguous: v/sub/y.sql here"), problem
+    assert "v/y.sql" in problem
+
+
+def test_lock_tables_is_refused_inside_a_delimiter_block_of_an_included_file(tmp_path: Path) -> None:
+    write(tmp_path, "b.sql", "DELIMITER //\nUPDATE t SET a = 1; LOCK TABLES t WRITE//\nDELIMITER ;\n")
+    [problem] = problems_of(tmp_path, write(tmp_path, "a.sql", "SELECT 1;\nSOURCE b.sql;\n"))
+    assert problem.startswith("a.sql:2 > b.sql:2: LOCK TABLES is not supported")
+
+
+# --- against the client ------------------------------------------------------------------------------
+
+
+def _admin() -> pymysql.Connection:
+    return pymysql.connect(host="127.0.0.1", user="root", autocommit=True)
+
+
+@pytest.fixture
+def client_schemas() -> Iterator[list[str]]:
+    """Fresh schemas for client runs (dropped after)."""
+    names: list[str] = []
+    yield names
+    conn = _admin()
+    try:
+        with conn.cursor() as cur:
+            for name in names:
+                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    finally:
+        conn.close()
+
+
+def run_client(schemas: list[str], main: Path, *extra: str) -> tuple[str, int]:
+    """``cd <main's folder> && mariadb [extra] <schema> < main`` on a fresh schema: (schema, exit code)."""
+    if shutil.which("mariadb") is None:
+        pytest.skip("the mariadb client is not installed")
+    name = f"i23c_client_{uuid.uuid4().hex[:8]}"
+    schemas.append(name)
+    conn = _admin()
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    conn.close()
+    with main.open("rb") as stdin:
+        done = subprocess.run(["mariadb", "--host=127.0.0.1", "--user=root", "--default-character-set=utf8mb4",
+                               *extra, name], stdin=stdin, cwd=main.parent, capture_output=True, timeout=120)
+    return name, done.returncode
+
+
+def contents(schema: str) -> dict[str, Any]:
+    """Every table (definition, rows with their ids in order, CHECKSUM TABLE) and routine of a schema."""
+    conn = _admin()
+    found: dict[str, Any] = {}
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s ORDER BY 1",
+                        (schema,))
+            for (table,) in cur.fetchall():
+                cur.execute(f"SHOW CREATE TABLE `{schema}`.`{table}`")
+                definition = cur.fetchone()[1]
+                cur.execute(f"SELECT * FROM `{schema}`.`{table}` ORDER BY 1")
+                rows = cur.fetchall()
+                cur.execute(f"CHECKSUM TABLE `{schema}`.`{table}`")
+                found[f"table {table}"] = (definition, rows, cur.fetchone()[1])
+            cur.execute("SELECT ROUTINE_NAME, ROUTINE_TYPE, ROUTINE_DEFINITION FROM information_schema.ROUTINES "
+                        "WHERE ROUTINE_SCHEMA = %s ORDER BY 1", (schema,))
+            for name, kind, body in cur.fetchall():
+                found[f"{kind} {name}"] = body
+    finally:
+        conn.close()
+    return found
+
+
+@pytest.mark.mariadb
+def test_a_failure_inside_a_nested_included_file_fixed_and_resumed_ends_as_the_client(
+        tmp_path: Path, mariadb_database: str, client_schemas: list[str]) -> None:
+    root = tmp_path / "sql"
+    main = chain(root)
+    tool = mariadb_database.rsplit("/", 1)[1].split("?")[0]
+    with pytest.raises(StepFailed, match=rf"{FAILED_AT}:5: statement #6 on ft_db failed: \[1054\]"):
+        run_step(tmp_path, {"ft_db": mariadb_database}, [main])
+    bp = active_breakpoint(metadata_engine(tmp_path), "EXEC_T")
+    assert bp is not None and bp.where == f"{FAILED_AT}:5"
+    rows = {r["sql_sequence"]: r for r in ledger(tmp_path)}
+    assert (rows[6]["sql_file_name"], rows[6]["sql_line_number"], rows[6]["status"]) == (FAILED_AT, 5, "FAILED")
+    stopped, code = run_client(client_schemas, root / main, "--abort-source-on-error")
+    assert code == 1 and contents(tool) == contents(stopped)  # the same place, the same state
+
+    write(root, "chain/010-child.sql", CHILD.replace("x INT NOT NULL", "x INT NOT NULL DEFAULT 0"))
+    with pytest.raises(InputError, match=r"chain/main.sql:3 > chain/010-child.sql:1: statement #3 already executed"):
+        run_step(tmp_path, {"ft_db": mariadb_database}, [main])  # an included file edited where it already ran
+    write(root, "chain/010-child.sql", CHILD)
+
+    write(root, "chain/sub/020-grandchild.sql", FIXED)
+    details = run_step(tmp_path, {"ft_db": mariadb_database}, [main])
+    assert (details["skipped"], details["success"]) == (5, 4)
+    assert details["scripts_applied"] == [{"path": main, "sha256": script_sha256(root, main)}]
+    fresh, code = run_client(client_schemas, root / main)
+    assert code == 0
+    ours, theirs = contents(tool), contents(fresh)
+    assert ours == theirs
+    assert [r[1] for r in ours["table parent"][1]] == ["a", "b", "z"]
