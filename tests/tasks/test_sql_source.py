@@ -203,3 +203,54 @@ def test_a_failure_inside_a_nested_included_file_fixed_and_resumed_ends_as_the_c
     ours, theirs = contents(tool), contents(fresh)
     assert ours == theirs
     assert [r[1] for r in ours["table parent"][1]] == ["a", "b", "z"]
+
+
+# --- validate and run (CLI) --------------------------------------------------------------------------
+
+
+def release_with_refused_sql(folder: Path, database: str) -> list[str]:
+    """A release whose startup_pre_process SQL is refused in two files; pre_business_check runs no SQL."""
+    import json
+
+    configs = folder / "configs"
+    configs.mkdir()
+    steps = {"pre_business_check": [{"id": "ping", "class_name": "ServiceHealthCheckStep", "databases": ["ft_db"]}],
+             "startup_pre_process": [{"id": "sql", "class_name": "StartupPreProcessStep",
+                                      "sql_scripts": ["v/a.sql", "v/c.sql"]}]}
+    (configs / "317500.json").write_text(json.dumps({"version": "317500", "upgrade_steps": steps}), encoding="utf-8")
+    sql = folder / "sql"
+    write(sql, "v/a.sql", "SOURCE missing.sql;\nDELIMITER //\nUPDATE t SET a = 1; LOCK TABLES t WRITE//\n"
+                          "DELIMITER ;\nSOURCE b.sql;\n")
+    write(sql, "v/b.sql", "LOCK TABLES t READ;\nsystem ls\nSOURCE ../../../etc/passwd;\n")
+    write(sql, "v/c.sql", "SELECT 1;\n\\. a.sql;\n")
+    return ["--configs", str(configs), "--sql-root", str(sql), "--db", f"ft_db={database}"]
+
+
+def cli(*args: str) -> tuple[int, str]:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    result = CliRunner().invoke(app, list(args), terminal_width=1000)
+    return result.exit_code, result.output
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_validate_lists_every_problem_of_every_file_and_sql_refusals_hold_back_only_the_sql_cutpoint(
+        isolated_env: Path, mariadb_database: str) -> None:
+    where = release_with_refused_sql(isolated_env, mariadb_database)
+    code, output = cli("validate", *where)
+    step = "configs/317500.json: upgrade_steps.startup_pre_process[0]"
+    listed = [line.removeprefix("error: ") for line in output.splitlines() if step in line]
+    assert code == 2 and [line.split(": ")[2] for line in listed] == [
+        "v/a.sql:1", "v/a.sql:3", "v/a.sql:5 > v/b.sql:1", "v/a.sql:5 > v/b.sql:2", "v/a.sql:5 > v/b.sql:3",
+        "v/c.sql:2:1"], output
+    assert "6 problems (6 in the files steps use). Nothing was run. Fix each problem" in output
+
+    code, output = cli("run", "pre_business_check", "--from", "3.17.0", "--to", "3.17.5", "--site", "CN", *where)
+    assert code == 0, output  # no SQL in pre_business_check: the refused scripts only warn
+    assert "warning:" in output and "(a problem for startup_pre_process, not for pre_business_check)" in output
+
+    code, output = cli("run", "startup_pre_process", "--from", "3.17.0", "--to", "3.17.5", "--site", "CN",
+                       "--waive", "pre_upgrade_process", "--waive", "services_stopped", "--reason", "test", *where)
+    assert code == 2 and "v/a.sql:3: LOCK TABLES is not supported" in output, output
