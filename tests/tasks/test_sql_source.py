@@ -180,9 +180,10 @@ def test_a_failure_inside_a_nested_included_file_fixed_and_resumed_ends_as_the_c
     root = tmp_path / "sql"
     main = chain(root)
     tool = mariadb_database.rsplit("/", 1)[1].split("?")[0]
+    execution = f"EXEC_SOURCE_{uuid.uuid4().hex[:8]}"  # markers live in a schema shared with other test runs
     with pytest.raises(StepFailed, match=rf"{FAILED_AT}:5: statement #6 on ft_db failed: \[1054\]"):
-        run_step(tmp_path, {"ft_db": mariadb_database}, [main])
-    bp = active_breakpoint(metadata_engine(tmp_path), "EXEC_T")
+        run_step(tmp_path, {"ft_db": mariadb_database}, [main], execution_id=execution)
+    bp = active_breakpoint(metadata_engine(tmp_path), execution)
     assert bp is not None and bp.where == f"{FAILED_AT}:5"
     rows = {r["sql_sequence"]: r for r in ledger(tmp_path)}
     assert (rows[6]["sql_file_name"], rows[6]["sql_line_number"], rows[6]["status"]) == (FAILED_AT, 5, "FAILED")
@@ -191,11 +192,11 @@ def test_a_failure_inside_a_nested_included_file_fixed_and_resumed_ends_as_the_c
 
     write(root, "chain/010-child.sql", CHILD.replace("x INT NOT NULL", "x INT NOT NULL DEFAULT 0"))
     with pytest.raises(InputError, match=r"chain/main.sql:3 > chain/010-child.sql:1: statement #3 already executed"):
-        run_step(tmp_path, {"ft_db": mariadb_database}, [main])  # an included file edited where it already ran
+        run_step(tmp_path, {"ft_db": mariadb_database}, [main], execution_id=execution)  # edited where it ran
     write(root, "chain/010-child.sql", CHILD)
 
     write(root, "chain/sub/020-grandchild.sql", FIXED)
-    details = run_step(tmp_path, {"ft_db": mariadb_database}, [main])
+    details = run_step(tmp_path, {"ft_db": mariadb_database}, [main], execution_id=execution)
     assert (details["skipped"], details["success"]) == (5, 4)
     assert details["scripts_applied"] == [{"path": main, "sha256": script_sha256(root, main)}]
     fresh, code = run_client(client_schemas, root / main)
