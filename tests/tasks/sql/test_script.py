@@ -1,9 +1,10 @@
 """``SOURCE`` / ``\\.`` as the client runs them: included files in place, under the SQL root, resumable.
 
 The chain here is compared with the plain ``mariadb`` client run of the same main file from its folder (the
-client reads SOURCE names against the folder it runs in): tables, rows with their ids, ``CHECKSUM TABLE`` and
-routines must be the same. The client goes on after an error inside a SOURCEd file unless given
-``--abort-source-on-error``; the tool stops there as everywhere, so the failing run is compared with that.
+client reads SOURCE names against the folder it runs in), through tests/client_compare.py: catalog (routines
+with their stored charset), ``CHECKSUM TABLE`` and rows with their ids must be the same. The client goes on
+after an error inside a SOURCEd file unless given ``--abort-source-on-error``; the tool stops there as
+everywhere, so the failing run is compared with that.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pymysql
 import pytest
@@ -21,7 +21,8 @@ import pytest
 from tasks.core.errors import InputError, SqlScriptError, StepFailed
 from tasks.sql.script import load_script, script_sha256
 from tasks.store.breakpoints import active_breakpoint
-from tests.tasks.test_sql_engine import ledger, metadata_engine, run_step, write
+from tests.client_compare import assert_same, client_database, client_result, snapshot
+from tests.tasks.sql.test_executor import ledger, metadata_engine, run_step, write
 
 MAIN = """CREATE TABLE parent (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20) NOT NULL);
 INSERT INTO parent (name) VALUES ('a');
@@ -150,36 +151,11 @@ def run_client(schemas: list[str], main: Path, *extra: str) -> tuple[str, int]:
     return name, done.returncode
 
 
-def contents(schema: str) -> dict[str, Any]:
-    """Every table (definition, rows with their ids in order, CHECKSUM TABLE) and routine of a schema."""
-    conn = _admin()
-    found: dict[str, Any] = {}
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s ORDER BY 1",
-                        (schema,))
-            for (table,) in cur.fetchall():
-                cur.execute(f"SHOW CREATE TABLE `{schema}`.`{table}`")
-                definition = cur.fetchone()[1]
-                cur.execute(f"SELECT * FROM `{schema}`.`{table}` ORDER BY 1")
-                rows = cur.fetchall()
-                cur.execute(f"CHECKSUM TABLE `{schema}`.`{table}`")
-                found[f"table {table}"] = (definition, rows, cur.fetchone()[1])
-            cur.execute("SELECT ROUTINE_NAME, ROUTINE_TYPE, ROUTINE_DEFINITION FROM information_schema.ROUTINES "
-                        "WHERE ROUTINE_SCHEMA = %s ORDER BY 1", (schema,))
-            for name, kind, body in cur.fetchall():
-                found[f"{kind} {name}"] = body
-    finally:
-        conn.close()
-    return found
-
-
 @pytest.mark.mariadb
 def test_a_failure_inside_a_nested_included_file_fixed_and_resumed_ends_as_the_client(
         tmp_path: Path, mariadb_database: str, client_schemas: list[str]) -> None:
     root = tmp_path / "sql"
     main = chain(root)
-    tool = mariadb_database.rsplit("/", 1)[1].split("?")[0]
     execution = f"EXEC_SOURCE_{uuid.uuid4().hex[:8]}"  # markers live in a schema shared with other test runs
     with pytest.raises(StepFailed, match=rf"{FAILED_AT}:5: statement #6 on ft_db failed: \[1054\]"):
         run_step(tmp_path, {"ft_db": mariadb_database}, [main], execution_id=execution)
@@ -188,7 +164,8 @@ def test_a_failure_inside_a_nested_included_file_fixed_and_resumed_ends_as_the_c
     rows = {r["sql_sequence"]: r for r in ledger(tmp_path)}
     assert (rows[6]["sql_file_name"], rows[6]["sql_line_number"], rows[6]["status"]) == (FAILED_AT, 5, "FAILED")
     stopped, code = run_client(client_schemas, root / main, "--abort-source-on-error")
-    assert code == 1 and contents(tool) == contents(stopped)  # the same place, the same state
+    assert code == 1
+    assert_same(snapshot(mariadb_database), snapshot(stopped))  # stopped at the same place, in the same state
 
     write(root, "chain/010-child.sql", CHILD.replace("x INT NOT NULL", "x INT NOT NULL DEFAULT 0"))
     with pytest.raises(InputError, match=r"chain/main.sql:3 > chain/010-child.sql:1: statement #3 already executed"):
@@ -199,11 +176,11 @@ def test_a_failure_inside_a_nested_included_file_fixed_and_resumed_ends_as_the_c
     details = run_step(tmp_path, {"ft_db": mariadb_database}, [main], execution_id=execution)
     assert (details["skipped"], details["success"]) == (5, 4)
     assert details["scripts_applied"] == [{"path": main, "sha256": script_sha256(root, main)}]
-    fresh, code = run_client(client_schemas, root / main)
-    assert code == 0
-    ours, theirs = contents(tool), contents(fresh)
-    assert ours == theirs
-    assert [r[1] for r in ours["table parent"][1]] == ["a", "b", "z"]
+    with client_database("i23c_source") as fresh:  # the fixed chain, from the main file's folder
+        client = client_result([root / main], fresh)
+        ours = snapshot(mariadb_database)
+        assert_same(ours, client)
+    assert [r[1] for r in ours.table("parent")] == ["a", "b", "z"]
 
 
 # --- validate and run (CLI) --------------------------------------------------------------------------
