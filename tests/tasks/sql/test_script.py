@@ -232,3 +232,67 @@ def test_validate_lists_every_problem_of_every_file_and_sql_refusals_hold_back_o
     code, output = cli("run", "startup_pre_process", "--from", "3.17.0", "--to", "3.17.5", "--site", "CN",
                        "--waive", "pre_upgrade_process", "--waive", "services_stopped", "--reason", "test", *where)
     assert code == 2 and "v/a.sql:3: LOCK TABLES is not supported" in output, output
+
+
+@pytest.mark.mariadb
+def test_killed_at_random_inside_included_files_and_resumed_ends_as_the_client(tmp_path: Path) -> None:
+    import random
+    import signal
+    import time
+
+    from tests.client_compare import create_database, drop_database
+    from tests.conftest import MARIADB_ROOT
+    from tests.tasks.sql.test_executor_kill9 import harness, mixed_script, run_to_completion
+
+    lines = mixed_script(300).splitlines(keepends=True)
+    third = len(lines) // 3
+    for part, chunk in enumerate([lines[:third], lines[third:2 * third], lines[2 * third:]]):
+        write(tmp_path / "sql", f"inc/part{part}.sql", "".join(chunk))
+    write(tmp_path / "sql", "mixed.sql", "SOURCE inc/part0.sql;\n\\. inc/part1.sql\nsource inc/part2.sql\n")
+    rng = random.Random(23)
+    suffix = uuid.uuid4().hex[:8]
+    names = [f"i23c_k9_{trial}_{suffix}" for trial in range(2)]
+    with client_database("i23c_k9_client") as reference:
+        client = client_result([tmp_path / "sql" / "mixed.sql"], reference)
+        try:
+            for trial, name in enumerate(names):
+                create_database(name)
+                url = f"{MARIADB_ROOT}/{name}?charset=utf8mb4"
+                execution = f"EXEC_K9_SOURCE_{trial}_{suffix}"
+                done = [0]
+                for _ in range(2):
+                    proc = harness(tmp_path, url, execution)
+                    assert proc.stdout is not None and proc.stdout.readline().strip() == "START"
+                    while succeeded(tmp_path, execution) <= done[-1]:  # not before its first statement
+                        time.sleep(0.05)
+                    time.sleep(rng.uniform(0.0, 0.8))
+                    assert proc.poll() is None, "the run ended before the kill"
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait()
+                    done.append(succeeded(tmp_path, execution))
+                run_to_completion(tmp_path, url, execution)
+                assert done[-1] < 300 and succeeded(tmp_path, execution) == 300, done
+                assert_same(snapshot(name), client)
+        finally:
+            for name in names:
+                drop_database(name)
+
+
+def succeeded(tmp_path: Path, execution: str) -> int:
+    """Statements of the execution the ledger has as done (what a kill -9 trial has reached)."""
+    from sqlalchemy import func, select
+
+    from tasks.store import schema
+
+    t = schema.sql_execution_record
+    if not (tmp_path / "home" / "metadata.db").exists():
+        return 0
+    engine = metadata_engine(tmp_path)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(select(func.count()).where(t.c.execution_id == execution,
+                                                           t.c.status == "SUCCESS")).scalar_one()
+    except Exception:  # the store is being created by the run
+        return 0
+    finally:
+        engine.dispose()
