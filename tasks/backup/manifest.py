@@ -11,10 +11,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tasks.backup.schema import SchemaCatalog
 from tasks.core.files import Private
 
 MANIFEST = "manifest.json"
-FORMAT = 1
+FORMAT = 2  # 2: ``catalogs`` (every object of each database, for the restore's comparison); 1 had none
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class Manifest:
     tables: tuple[TableEntry, ...] = ()
     files: tuple[FileEntry, ...] = ()
     views: tuple[ViewEntry, ...] = ()
+    catalogs: tuple[SchemaCatalog, ...] = ()  # empty in a backup older than format 2
     duration_seconds: float = 0.0
     format: int = FORMAT
     extra: dict[str, Any] = field(default_factory=dict)
@@ -91,6 +93,7 @@ class Manifest:
                                for t in data.get("tables", ()))
         data["files"] = tuple(FileEntry(**f) for f in data.get("files", ()))
         data["views"] = tuple(ViewEntry(**v) for v in data.get("views", ()))
+        data["catalogs"] = tuple(SchemaCatalog.from_json(c) for c in data.get("catalogs", ()))
         return cls(**data)
 
     def save(self, folder: Path, private: Private = Private()) -> Path:

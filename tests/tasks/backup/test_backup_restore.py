@@ -114,6 +114,8 @@ def test_a_tampered_but_well_formed_file_fails_the_checksum_table_comparison(tmp
         if t["table"] == "users":
             t["sha256"] = sha256_file(data)
     (folder / "manifest.json").write_text(json.dumps(manifest))
+    with engine.begin() as conn:  # else the live table, equal to the backup, is not loaded at all
+        conn.execute(text("UPDATE users SET name = 'changed' WHERE id = 3"))
     before = checksums(engine)
     with pytest.raises(StepFailed, match="restored ft_db.users: expected .* the live table was left unchanged"):
         restore(tmp_path, mariadb_database, tables=["users"])
