@@ -62,13 +62,15 @@ class CatalogComparison:
         else:
             named = "; ".join(str(d) for d in self.differences[:SHOWN])
             more = f"; and {len(self.differences) - SHOWN} more" if len(self.differences) > SHOWN else ""
-            text = f"{len(self.differences)} differences from backup {self.backup_id}: {named}{more}"
+            n = len(self.differences)
+            text = f"{n} difference{'s' if n > 1 else ''} from backup {self.backup_id}: {named}{more}"
         if self.not_compared:
             text += f" (not compared, the backup does not record them: {', '.join(self.not_compared)})"
         return text
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "ok": self.ok, "differences": [str(d) for d in self.differences]}
+        data = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        return {**data, "ok": self.ok, "differences": [str(d) for d in self.differences]}
 
 
 def compare_with_backup(manifest: Manifest, engine_for: Callable[[str], Engine], *,
@@ -134,18 +136,22 @@ def compare_objects(database: str, expected: Sequence[SchemaObject], live: Schem
     """Differences between what the backup holds and the live catalog. Pure.
 
     ``everything``: the backup lists every object, so a live one it does not list was created after it;
-    otherwise only the tables in ``tables`` and their triggers are looked at. Tables in ``outside`` are
+    otherwise only what it lists and the triggers of the tables in ``tables`` are looked at. Tables in ``outside`` are
     compared by existence only (the backup does not hold their rows to restore them).
     """
+    listed = {o.key for o in expected}
+
     def in_scope(o: SchemaObject) -> bool:
-        return everything or (o.kind == "table" and o.name in tables) or (o.kind == "trigger" and o.table in tables)
+        return everything or o.key in listed or (o.kind == "trigger" and o.table in tables)
 
     present = {o.key: o for o in live.objects if is_business(o.kind, o.name) and in_scope(o)}
     found: list[Difference] = []
     for want in expected:
         have = present.pop(want.key, None)
         if have is None:
-            found.append(Difference(database, want.kind, want.name, "missing (the backup has it)"))
+            found.append(Difference(database, want.kind, want.name, "missing" + (
+                " (it existed at backup time, but the backup holds no rows of it)" if want.name in outside
+                and want.kind == "table" else "")))
         elif want.kind == "table" and want.name not in outside:
             found += [Difference(database, "table", want.name, d) for d in table_differences(want.create, have.create)]
         elif want.kind != "table" and not want.matches(have):
