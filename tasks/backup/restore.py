@@ -274,8 +274,8 @@ def restore_table(path: Path, entry: TableEntry, engine: Engine, on_progress: Pr
         with conn.cursor() as cur:
             cur.execute("SET SESSION FOREIGN_KEY_CHECKS=0, UNIQUE_CHECKS=0, SQL_MODE='NO_AUTO_VALUE_ON_ZERO'")
             staged = _exists(cur, stage)
-            if state == "verified" and staged:
-                outcome = "resumed"
+            if state == "verified" and staged and _checksum(cur, stage) == entry.checksum:
+                outcome = "resumed"  # (the same check tells a copy left by a restore of another backup)
             elif _equal_to_backup(cur, entry, plain_create):
                 outcome, staged = "unchanged", False
                 cur.execute(f"DROP TABLE IF EXISTS {quote_ident(stage)}")
@@ -305,6 +305,11 @@ def restore_table(path: Path, entry: TableEntry, engine: Engine, on_progress: Pr
         raw.close()
 
 
+def _checksum(cur: Any, table: str) -> int | None:
+    cur.execute(f"CHECKSUM TABLE {quote_ident(table)}")
+    return cur.fetchone()[1]
+
+
 def _equal_to_backup(cur: Any, entry: TableEntry, plain_create: str) -> bool:
     """The live table has the backup's definition (foreign keys aside) and its CHECKSUM TABLE (row count)."""
     if not _exists(cur, entry.table):
@@ -315,8 +320,7 @@ def _equal_to_backup(cur: Any, entry: TableEntry, plain_create: str) -> bool:
     if entry.checksum is None:
         cur.execute(f"SELECT COUNT(*) FROM {quote_ident(entry.table)}")
         return cur.fetchone()[0] == entry.rows
-    cur.execute(f"CHECKSUM TABLE {quote_ident(entry.table)}")
-    return cur.fetchone()[1] == entry.checksum
+    return _checksum(cur, entry.table) == entry.checksum
 
 
 def _load_stage(cur: Any, conn: Any, path: Path, entry: TableEntry, stage: str, plain_create: str,

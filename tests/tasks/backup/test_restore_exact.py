@@ -158,12 +158,15 @@ def test_a_restore_killed_at_random_instants_ends_exactly_as_the_backup_after_th
 
     length, code = restore_in_child(None)  # how long a whole restore takes here
     assert code == 0 and database_state(engine) == before
-    outcomes = []
-    for trial in range(5):
+    outcomes: list[tuple[float, int]] = []
+    while sum(code == -9 for _, code in outcomes) < 4 and len(outcomes) < 8:
         at = rng.uniform(0, length)
-        outcomes.append((round(at, 3), restore_in_child(at)[1]))
+        took, code = restore_in_child(at)
+        if code == 0:  # finished before the instant: this machine is faster now
+            length = min(length, took)
+        outcomes.append((round(at, 3), code))
         run_restore(tmp_path, mariadb_database)
-        assert database_state(engine) == before, f"seed {seed}, trial {trial}, killed after {at:.3f}s"
+        assert database_state(engine) == before, f"seed {seed}, trial {len(outcomes)}, killed after {at:.3f}s"
     print(f"seed {seed}; restore {length:.2f}s; killed at (s, exit code) {outcomes}")
     assert sum(code == -9 for _, code in outcomes) >= 3, f"seed {seed}: most trials must be killed midway"
     engine.dispose()
