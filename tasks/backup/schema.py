@@ -4,7 +4,7 @@ Every object is kept as the server shows it (``SHOW CREATE …``) with the sessi
 created under (sql_mode, client character set and collation, an event's time zone): recreating it from
 that text under those settings gives the same object back, and comparing the texts compares the
 objects. Tables are listed whole (the dumped ones' definitions also live in their manifest entries);
-sequences count as tables. Triggers are listed in firing order.
+sequences and system-versioned tables count as tables. Triggers are listed in firing order.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def read_catalog(cur: Any, database: str) -> SchemaCatalog:
     charset, collation = cur.fetchone()
     objects: list[SchemaObject] = []
     cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-                "AND TABLE_TYPE IN ('BASE TABLE', 'SEQUENCE') ORDER BY TABLE_NAME")
+                "AND TABLE_TYPE IN ('BASE TABLE', 'SEQUENCE', 'SYSTEM VERSIONED') ORDER BY TABLE_NAME")
     for (name,) in cur.fetchall():
         if is_business("table", name):
             cur.execute(f"SHOW CREATE TABLE {quote_ident(name)}")

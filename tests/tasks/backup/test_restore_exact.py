@@ -170,3 +170,33 @@ def test_a_restore_killed_at_random_instants_ends_exactly_as_the_backup_after_th
     print(f"seed {seed}; restore {length:.2f}s; killed at (s, exit code) {outcomes}")
     assert sum(code == -9 for _, code in outcomes) >= 3, f"seed {seed}: most trials must be killed midway"
     engine.dispose()
+
+
+BEFORE = """CREATE TABLE `t` (
+  `id` int(11) NOT NULL AUTO_INCREMENT,
+  `a` int(11) DEFAULT NULL,
+  `b` varchar(10) DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  KEY `k_a` (`a`),
+  CONSTRAINT `fk_a` FOREIGN KEY (`a`) REFERENCES `p` (`id`),
+  CONSTRAINT `chk` CHECK (`a` > 0)
+) ENGINE=InnoDB AUTO_INCREMENT=5 DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci"""
+
+
+def test_a_table_difference_names_the_column_index_key_or_option() -> None:
+    from tasks.backup.verify import table_differences
+
+    after = (BEFORE.replace("  `b` varchar(10) DEFAULT NULL,\n", "  `b` varchar(20) DEFAULT NULL,\n  `memo` text,\n")
+             .replace("  KEY `k_a` (`a`),\n", "  KEY `k_a` (`a`,`b`),\n  KEY `k_new` (`b`),\n")
+             .replace("  CONSTRAINT `fk_a` FOREIGN KEY (`a`) REFERENCES `p` (`id`),\n", "")
+             .replace("AUTO_INCREMENT=5", "AUTO_INCREMENT=9"))
+    assert table_differences(BEFORE, after) == [
+        "foreign key `fk_a` missing", "column `memo` added", "index `k_new` added",
+        "column `b` is `b` varchar(20) DEFAULT NULL, backup `b` varchar(10) DEFAULT NULL",
+        "index `k_a` is KEY `k_a` (`a`,`b`), backup KEY `k_a` (`a`)",
+        "table options ENGINE=InnoDB AUTO_INCREMENT=9 DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci, "
+        "backup ENGINE=InnoDB AUTO_INCREMENT=5 DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci"]
+    swapped = BEFORE.replace("  `a` int(11) DEFAULT NULL,\n  `b` varchar(10) DEFAULT NULL,\n",
+                             "  `b` varchar(10) DEFAULT NULL,\n  `a` int(11) DEFAULT NULL,\n")
+    assert table_differences(BEFORE, swapped) == ["column order differs"]
+    assert table_differences(BEFORE, BEFORE) == []
