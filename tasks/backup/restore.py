@@ -107,11 +107,12 @@ def restore_backup(backup: StoredBackup, engine_for: Callable[[str], Engine], *,
     journal = RestoreJournal.open(backup.folder, Private(group))
     earlier = journal.done
     report = RestoreReport(manifest.backup_id)
-    catalogs = {c.database: c for c in manifest.catalogs} if not tables else {}
+    recorded = {c.database: c for c in manifest.catalogs}
+    catalogs = recorded if not tables else {}  # only a whole restore drops and puts back the other objects
     for catalog in catalogs.values():
         report.dropped += drop_new_objects(engine_for(catalog.database), catalog)
     for entry in entries:
-        catalog = catalogs.get(entry.database)
+        catalog = recorded.get(entry.database)
         triggers = catalog.triggers_of(entry.table) if catalog else [
             SchemaObject("trigger", trigger_name(t), t, table=entry.table) for t in entry.triggers]
         outcome = restore_table(backup.folder / "db" / entry.file, entry, engine_for(entry.database), on_progress,
