@@ -69,4 +69,5 @@ def _copy_file(source: Path, folder: Path, index: int, private: Private) -> File
     with source.open("rb") as src, private.open(stored) as raw, gzip.open(raw, "wb", compresslevel=6) as dst:
         shutil.copyfileobj(src, dst)
     return FileEntry(source=str(source.resolve()), file=stored.name, sha256=sha256_file(stored),
-                     bytes=stored.stat().st_size, mode=source.stat().st_mode & 0o777)
+                     bytes=stored.stat().st_size, mode=source.stat().st_mode & 0o777,
+                     content_sha256=sha256_file(source))

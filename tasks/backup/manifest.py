@@ -49,13 +49,15 @@ class ViewEntry:
 
 @dataclass(frozen=True)
 class FileEntry:
-    """One configuration file: where it lived, the SHA-256 of its content, its permission bits (None: older backup)."""
+    """One configuration file: where it lived, the SHA-256 of its stored copy, its permission bits and the
+    SHA-256 of its content (both None in an older backup)."""
 
     source: str
     file: str
     sha256: str
     bytes: int
     mode: int | None = None
+    content_sha256: str | None = None
 
 
 @dataclass(frozen=True)

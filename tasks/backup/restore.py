@@ -134,7 +134,7 @@ def restore_backup(backup: StoredBackup, engine_for: Callable[[str], Engine], *,
     for item in files:
         _restore_file(backup.folder / "files" / item.file, Path(item.source), item.mode)
         report.files.append(item.source)
-    report.comparison = compare_with_backup(manifest, engine_for, tables=entries if tables else None)
+    report.comparison = compare_with_backup(manifest, engine_for, tables=entries if tables else None, files=files)
     if not report.comparison.ok:
         raise RestoreMismatch(report.comparison)
     journal.finish()

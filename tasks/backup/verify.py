@@ -13,11 +13,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
-from tasks.backup.manifest import Manifest, TableEntry
+from tasks.backup.manifest import FileEntry, Manifest, TableEntry, sha256_file
 from tasks.backup.schema import SchemaCatalog, SchemaObject, is_business, quote_ident, read_catalog
 
 FULL = ("tables", "columns", "indexes", "foreign keys", "checks", "table options", "triggers", "views",
@@ -36,7 +37,8 @@ class Difference:
     what: str
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.database}.{self.name}: {self.what}"
+        where = f"{self.database}.{self.name}" if self.database else self.name
+        return f"{self.kind} {where}: {self.what}"
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class CatalogComparison:
     not_compared: tuple[str, ...] = ()
     objects: int = 0
     checksummed: tuple[str, ...] = ()  # database.table whose CHECKSUM TABLE was compared
+    files: tuple[str, ...] = ()  # config files whose content was compared
     outside_backup: tuple[str, ...] = ()  # tables that existed then but whose rows the backup does not hold
     differences: tuple[Difference, ...] = field(default_factory=tuple)
 
@@ -58,7 +61,7 @@ class CatalogComparison:
     def describe(self) -> str:
         if self.ok:
             text = (f"equal to backup {self.backup_id}: {self.objects} objects, CHECKSUM TABLE of "
-                    f"{len(self.checksummed)} tables")
+                    f"{len(self.checksummed)} tables" + (f", {len(self.files)} config files" if self.files else ""))
         else:
             named = "; ".join(str(d) for d in self.differences[:SHOWN])
             more = f"; and {len(self.differences) - SHOWN} more" if len(self.differences) > SHOWN else ""
@@ -74,8 +77,10 @@ class CatalogComparison:
 
 
 def compare_with_backup(manifest: Manifest, engine_for: Callable[[str], Engine], *,
-                        tables: Sequence[TableEntry] | None = None) -> CatalogComparison:
-    """Compare the live databases with the backup (only ``tables`` and their triggers when given)."""
+                        tables: Sequence[TableEntry] | None = None,
+                        files: Sequence[FileEntry] = ()) -> CatalogComparison:
+    """Compare the live databases with the backup (only ``tables`` and their triggers when given), and the
+    content of ``files`` (those whose content hash the backup recorded)."""
     whole = tables is None
     entries = list(manifest.tables if tables is None else tables)
     catalogs = {c.database: c for c in manifest.catalogs} if whole else {}
@@ -111,9 +116,16 @@ def compare_with_backup(manifest: Manifest, engine_for: Callable[[str], Engine],
     compared = FULL if whole and catalogs else ("tables", "columns", "indexes", "foreign keys", "checks",
                                                 "table options", "triggers", *(("views",) if whole else ()),
                                                 "CHECKSUM TABLE")
+    checked = [f for f in files if f.content_sha256]
+    for item in checked:
+        path = Path(item.source)
+        if not path.is_file():
+            differences.append(Difference("", "file", item.source, "missing"))
+        elif sha256_file(path) != item.content_sha256:
+            differences.append(Difference("", "file", item.source, "content differs from the backup's"))
     return CatalogComparison(manifest.backup_id, compared,
                              WITHOUT_CATALOG if whole and not catalogs else (), objects, tuple(checksummed),
-                             tuple(outside), tuple(differences))
+                             tuple(f.source for f in checked), tuple(outside), tuple(differences))
 
 
 def expected_objects(manifest: Manifest, database: str, catalog: SchemaCatalog | None,

@@ -74,6 +74,7 @@ RICH = [
     "CREATE VIEW customer_totals AS SELECT c.id, c.name, SUM(o.total) AS total "
     "FROM customers c LEFT JOIN orders2 o ON o.customer_id = c.id GROUP BY c.id, c.name",
     "CREATE VIEW big_customers AS SELECT id, name FROM customer_totals WHERE total > 100",
+    "CREATE VIEW region_counts AS SELECT region, COUNT(*) AS n FROM customers GROUP BY region",
     "CREATE PROCEDURE add_order(IN who INT, IN amount INT) BEGIN\n"
     "  INSERT INTO orders2 (customer_id, total) VALUES (who, amount);\n  SELECT LAST_INSERT_ID();\nEND",
     "CREATE FUNCTION with_tax(amount INT) RETURNS INT DETERMINISTIC RETURN amount * 113 DIV 100",
@@ -106,7 +107,8 @@ UPGRADE = [
     "CONSTRAINT fk_items_customer FOREIGN KEY (customer_id) REFERENCES customers (id)) ENGINE=InnoDB",
     "INSERT INTO invoices (order_id) SELECT id FROM orders2 WHERE id % 10 = 0",
     "CREATE OR REPLACE VIEW invoice_count AS SELECT COUNT(*) AS n FROM invoices",
-    "CREATE OR REPLACE VIEW customer_totals AS SELECT c.id, c.name, 0 AS total FROM customers c",
+    "DROP VIEW IF EXISTS big_customers, customer_totals",  # a view over a view: put back in two passes
+    "CREATE OR REPLACE VIEW region_counts AS SELECT region, 0 AS n FROM customers",
     "CREATE OR REPLACE TRIGGER orders2_new BEFORE INSERT ON orders2 FOR EACH ROW SET NEW.total = NEW.total + 1",
     "DROP TRIGGER IF EXISTS orders2_audit",
     "CREATE OR REPLACE PROCEDURE add_order(IN who INT) BEGIN\n  INSERT INTO orders2 (customer_id, total) "

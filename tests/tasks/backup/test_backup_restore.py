@@ -164,6 +164,7 @@ def test_config_files_are_backed_up_and_restored(tmp_path: Path, mariadb_databas
     result = restore(tmp_path, mariadb_database)
     assert conf.read_text() == "a: 1\n"
     assert str(conf.resolve()) in result.details["restored"][0]["files"]
+    assert result.details["restored"][0]["comparison"]["files"] == [str(conf.resolve())], "its content compared"
     engine.dispose()
 
 
