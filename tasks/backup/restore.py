@@ -215,8 +215,10 @@ def _put_views(cur: Any, database: str, views: list[SchemaObject]) -> list[str]:
 class RestoreJournal:
     """What an attempt finished, in the backup's folder (``restore-journal.json``, written atomically).
 
-    Per table: ``verified`` (its staging copy holds exactly the backup's rows) and ``done`` (live again,
-    with its foreign keys and triggers). A finished journal is started afresh by the next restore.
+    Per table: ``verified`` (its staging copy holds exactly the backup's rows: the next attempt swaps it
+    in without loading it again) and ``done`` (live again, with its foreign keys and triggers; the next
+    attempt still checks it against the backup, and reports it as resumed). A journal is finished only
+    when the comparison found no difference; a finished one is started afresh by the next restore.
     """
 
     NAME = "restore-journal.json"
