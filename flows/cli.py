@@ -924,11 +924,15 @@ def backup_restore(
     except UpgradeError as exc:
         _fail(str(exc), exc.exit_code, "refused" if isinstance(exc, SiteBusy) else "error")
     if json_out:
-        print(json.dumps({"backup_id": report.backup_id, "tables": report.tables, "files": report.files},
+        print(json.dumps({"backup_id": report.backup_id, "tables": report.tables, "files": report.files,
+                          "dropped": report.dropped,
+                          "comparison": report.comparison.to_json() if report.comparison else None},
                          ensure_ascii=False, default=str))
         return
     out.print(f"[green]restored[/] {report.backup_id}: {len(report.tables)} tables, {len(report.files)} files",
               highlight=False)
+    if report.comparison is not None:
+        out.print(report.comparison.describe(), highlight=False)
 
 
 @app.command()
