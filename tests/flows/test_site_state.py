@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import socket
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 from prefect.settings import PREFECT_API_URL
-from sqlalchemy import create_engine, text, update
+from sqlalchemy import create_engine, select, text, update
 from typer.testing import CliRunner
 
 from blocks.database import connector_from_url
@@ -224,14 +225,38 @@ def test_each_missing_precondition_is_refused_with_its_message_and_a_waiver_is_r
         code, out = site.run("startup_pre_process")
         assert code == 2 and "precondition services_stopped: the FT services are still running at site SVC " \
                              f"(ft-manager ({running_service}: HTTP 200)): stop them first" in out
+        with socket.socket() as silent:  # a port that accepts and never answers; a name that does not resolve
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(4)
+            port = silent.getsockname()[1]
+            SiteProfile(site_id="SVC", services={"ft-manager": f"http://127.0.0.1:{port}/health",
+                                                 "ft-report": "http://ft-report.invalid:8080/health"}
+                        ).save("site-svc", overwrite=True)
+            code, out = site.run("startup_pre_process")
+        assert code == 2 and "precondition services_stopped: cannot tell whether ft-manager (http://127.0.0.1:" \
+            f"{port}/health: port {port} accepts connections but no answer came within 0.5 s), ft-report (" \
+            "http://ft-report.invalid:8080/health: the name ft-report.invalid does not resolve" in out, out
+        assert "stopped at site SVC (only a refused connection proves a service stopped)" in out
+        SiteProfile(site_id="SVC").save("site-svc", overwrite=True)
+        monkeypatch.delenv("FT_UPGRADE_SERVICES")
+        code, out = site.run("startup_pre_process")
+        assert code == 2 and "precondition services_stopped: site SVC lists no FT services, so nothing proves them " \
+                             "stopped: list them in the site profile" in out, out
         assert not site.rows_exist()
-        code, out = site.run("startup_pre_process", "--waive", "services_stopped", "--reason", "read-only mode")
+        code, out = site.run("startup_pre_process", "--waive", "services_stopped", "--reason", "read-only mode",
+                             "--by", "ann")
         assert code == 0, out
         with store.engine.connect() as conn:
             recorded = conn.execute(text("SELECT waivers FROM upgrade_execution WHERE step_type = "
                                          "'startup_pre_process'")).scalar_one()
+            history = conn.execute(select(schema.site_history.c.detail).where(
+                schema.site_history.c.site_id == "SVC", schema.site_history.c.cutpoint == "startup_pre_process",
+                schema.site_history.c.detail.contains("waivers"))).scalars().all()
         store.close()
-        assert json.loads(recorded)[0]["precondition"] == "services_stopped"
+        (waiver,) = json.loads(recorded)
+        assert (waiver["precondition"], waiver["by"], waiver["reason"]) == ("services_stopped", "ann", "read-only mode")
+        assert "lists no FT services" in waiver["missing"]
+        assert len(history) == 1 and "read-only mode" in str(history[0])
         code, out = site.cli("report", report_of(site.run("startup_pre_process", "--json")[1])["execution_id"])
         assert "## 豁免的前置条件" in out and "**services_stopped** 由" in out
     finally:
