@@ -26,7 +26,7 @@ from tasks.core.settings import Settings, get_settings
 from tasks.core.statuses import BreakpointKind, ExecutionStatus, SiteEvent
 from tasks.execution.admission import (
     PRECONDITIONS,
-    SERVICES_STOPPED,
+    SERVICE_PRECONDITIONS,
     Admission,
     Request,
     ScriptDrift,
@@ -159,7 +159,7 @@ class ExecutionService:
                         cutpoints=self.sites.cutpoints(r.site_id, r.source_version, r.target_version),
                         latest=latest, named=named, breakpoint_expiry=bp.expiry_time if bp else None,
                         services=_probed(services or {}, settings.service_probe_seconds)
-                        if SERVICES_STOPPED in PRECONDITIONS[r.cutpoint] else None,
+                        if set(SERVICE_PRECONDITIONS) & set(PRECONDITIONS[r.cutpoint]) else None,
                         drift=tuple(self.script_drift(r.site_id, sql_root)), outside_window=outside_window)
         decision = admit(r, view, now=utcnow(), check_max_age=timedelta(hours=settings.check_max_age_hours))
         if decision.action == "refuse":
@@ -413,7 +413,8 @@ def _probed(services: Mapping[str, str], timeout: float) -> tuple[ServiceSeen, .
     """The site's FT services, each running, stopped or unknown (tasks.site.service_probe)."""
     from tasks.site.service_probe import probe_services
 
-    return tuple(ServiceSeen(p.name, p.url, p.state, p.why) for p in probe_services(services, timeout=timeout))
+    return tuple(ServiceSeen(p.name, p.url, p.state, p.why, p.healthy)
+                 for p in probe_services(services, timeout=timeout))
 
 
 def _sites_with_metadata_blocks() -> Iterator[str]:

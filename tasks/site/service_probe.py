@@ -5,7 +5,8 @@ and, for an HTTP URL, answers with a status. It is *stopped* only when the conne
 listens there. Everything else proves neither (*unknown*): a connect that times out (a firewall drops it, the
 host is down or busy), a name that does not resolve, an unreachable network, a port that accepts and never
 answers, a TLS or protocol error, a gateway's 502/503/504 (the proxy cannot reach the service: it may run).
-Preconditions fail closed on *unknown*.
+Preconditions fail closed on *unknown*. A running service is *healthy* when its HTTP (health) URL answers 2xx
+(a TCP address: when it accepts).
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ class Probe:
     url: str
     state: State
     why: str
+    status: int | None = None  # the HTTP status it answered with
+
+    @property
+    def healthy(self) -> bool:
+        """Running and, for an HTTP (health) URL, answering 2xx."""
+        return self.state == "running" and (self.status is None or 200 <= self.status < 300)
 
     def describe(self) -> str:
         return f"{self.name} ({self.url}: {self.why})"
@@ -47,33 +54,33 @@ def running_services(services: Mapping[str, str], *, timeout: float = DEFAULT_TI
     return [p.describe() for p in probe_services(services, timeout=timeout) if p.state == "running"]
 
 
-def _probe(url: str, timeout: float) -> tuple[State, str]:
+def _probe(url: str, timeout: float) -> tuple[State, str, int | None]:
     parts = urlsplit(url if "://" in url else f"tcp://{url}")
     try:
         host, port = parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)
     except ValueError as exc:  # a port that is not a number
-        return "unknown", f"cannot read the URL: {exc}"
+        return "unknown", f"cannot read the URL: {exc}", None
     if not host or port is None:
-        return "unknown", "the URL names no host or port"
+        return "unknown", "the URL names no host or port", None
     try:
         addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        return "unknown", f"the name {host} does not resolve ({exc.strerror})"
+        return "unknown", f"the name {host} does not resolve ({exc.strerror})", None
     state, why = _connect(addresses, timeout)
     if state != "running":
-        return state, why
+        return state, why, None
     if parts.scheme not in ("http", "https"):
-        return "running", f"port {port} accepts connections"
+        return "running", f"port {port} accepts connections", None
     try:
         response = httpx.get(url, timeout=timeout, verify=False, follow_redirects=False)
     except httpx.TimeoutException:
-        return "unknown", f"port {port} accepts connections but no answer came within {timeout:g} s"
+        return "unknown", f"port {port} accepts connections but no answer came within {timeout:g} s", None
     except httpx.HTTPError as exc:
-        return "unknown", f"port {port} accepts connections but HTTP failed: {type(exc).__name__}: {exc}"
+        return "unknown", f"port {port} accepts connections but HTTP failed: {type(exc).__name__}: {exc}", None
     if response.status_code in GATEWAY_ERRORS:
         return "unknown", (f"HTTP {response.status_code}: a gateway answers for it, so the service behind may "
-                           "still run; probe the service itself")
-    return "running", f"HTTP {response.status_code}"
+                           "still run; probe the service itself"), response.status_code
+    return "running", f"HTTP {response.status_code}", response.status_code
 
 
 def _connect(addresses: list[tuple], timeout: float) -> tuple[State, str]:  # type: ignore[type-arg]

@@ -196,3 +196,20 @@ def test_an_execution_waiting_for_a_decision_is_continued_and_its_cutpoint_is_no
                                                                 cutpoints={"pre_business_check": waiting}))
     assert result.action == "refuse" and "has not completed" in result.message and "(paused by EXEC_2)" in \
         result.message
+
+
+def test_services_started_holds_only_when_every_listed_service_answers_its_health_url() -> None:
+    def seen(*services: ServiceSeen) -> str:
+        view = SiteView(site=upgrading(), cutpoints=dict([done(Cutpoint.STARTUP_PRE_PROCESS)]), services=services)
+        return decide(req(Cutpoint.STARTUP_POST_PROCESS), view).message
+
+    url = "http://10.0.0.1:8080/health"
+    assert seen(ServiceSeen("ft-manager", url, "running", "HTTP 200", healthy=True)) == ""
+    assert f"the FT services are not started at site CN (ft-manager ({url}: connection refused)): start them " \
+           "first; or waive it: --waive services_started --reason TEXT" in seen(ServiceSeen(
+               "ft-manager", url, "stopped", "connection refused"))
+    assert f"answer but are not healthy at site CN (ft-manager ({url}: HTTP 500))" in seen(
+        ServiceSeen("ft-manager", url, "running", "HTTP 500"))
+    assert f"cannot tell whether ft-manager ({url}: the connection timed out after 2 s) started and healthy" in seen(
+        ServiceSeen("ft-manager", url, "unknown", "the connection timed out after 2 s"))
+    assert "site CN lists no FT services, so nothing proves them started and healthy" in seen()

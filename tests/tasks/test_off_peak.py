@@ -10,7 +10,7 @@ import pytest
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.off_peak import OffPeak, Window, outside_window
 from tasks.core.statuses import CutpointState
-from tasks.execution.admission import Request, SiteView, admit
+from tasks.execution.admission import Request, ServiceSeen, SiteView, admit
 from tasks.store.site_state import CutpointRecord
 
 # 14:30 in Shanghai (UTC+8)
@@ -76,7 +76,8 @@ def _request(**terms: object) -> Request:
 
 def _view() -> SiteView:
     done = CutpointRecord("startup_pre_process", CutpointState.COMPLETED, "EXEC_1", NOW, NOW)
-    return SiteView(site=None, cutpoints={"startup_pre_process": done},
+    up = ServiceSeen("ft-manager", "http://10.0.0.1:8080/health", "running", "HTTP 200", healthy=True)
+    return SiteView(site=None, cutpoints={"startup_pre_process": done}, services=(up,),
                     outside_window=outside_window(NIGHT, ["idx (IndexOptimizationStep)"], NOW, "CN"))
 
 
