@@ -3,6 +3,7 @@ precondition refused with the next window named, or waived with a reason."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
@@ -94,7 +95,7 @@ def test_outside_the_window_the_cutpoint_is_refused_naming_the_next_window_or_ru
     [waiver] = waived.waivers
     assert (waiver.precondition, waiver.by, waiver.reason) == ("off_peak", "ops", "customer approved a daytime window")
     assert "next window opens 2026-12-01 22:00" in waiver.missing
-    inside = SiteView(site=None, cutpoints=_view().cutpoints, outside_window="")
+    inside = dataclasses.replace(_view(), outside_window="")
     assert admit(_request(), inside, now=NOW.replace(tzinfo=None), check_max_age=NOW - NOW).action == "new"
 
 
