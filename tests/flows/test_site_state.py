@@ -261,6 +261,22 @@ def test_each_missing_precondition_is_refused_with_its_message_and_a_waiver_is_r
         assert len(history) == 1 and "read-only mode" in str(history[0])
         code, out = site.cli("report", report_of(site.run("startup_pre_process", "--json")[1])["execution_id"])
         assert "## 豁免的前置条件" in out and "**services_stopped** 由" in out
+        code, out = site.run("startup_post_process")  # the same rule for the services started and healthy
+        assert code == 2 and "precondition services_started: site SVC lists no FT services, so nothing proves " \
+                             "them started and healthy" in out, out
+        with socket.socket() as silent:
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(4)
+            port = silent.getsockname()[1]
+            SiteProfile(site_id="SVC", services={"ft-manager": f"http://127.0.0.1:{port}/health"}
+                        ).save("site-svc", overwrite=True)
+            code, out = site.run("startup_post_process")
+        assert code == 2 and "precondition services_started: cannot tell whether ft-manager (http://127.0.0.1:" \
+            f"{port}/health: port {port} accepts connections but no answer came within 0.5 s) started and healthy " \
+            "at site SVC" in out, out
+        SiteProfile(site_id="SVC", services={"ft-manager": running_service}).save("site-svc", overwrite=True)
+        code, out = site.run("startup_post_process")
+        assert code == 0, out
     finally:
         SiteProfile.delete("site-svc")
 
