@@ -4,7 +4,8 @@ A service listed in the site profile (name → base URL) is *running* when its p
 and, for an HTTP URL, answers with a status. It is *stopped* only when the connection is refused: nothing
 listens there. Everything else proves neither (*unknown*): a connect that times out (a firewall drops it, the
 host is down or busy), a name that does not resolve, an unreachable network, a port that accepts and never
-answers, a TLS or protocol error, a gateway's 502/503/504 (the proxy cannot reach the service: it may run).
+answers, a TLS or protocol error, a 502/503/504 (a proxy that cannot reach the service, which may still run,
+or the service itself saying it is not ready).
 Preconditions fail closed on *unknown*. A running service is *healthy* when its HTTP (health) URL answers 2xx
 (a TCP address: when it accepts).
 """
@@ -12,6 +13,7 @@ Preconditions fail closed on *unknown*. A running service is *healthy* when its 
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -62,10 +64,9 @@ def _probe(url: str, timeout: float) -> tuple[State, str, int | None]:
         return "unknown", f"cannot read the URL: {exc}", None
     if not host or port is None:
         return "unknown", "the URL names no host or port", None
-    try:
-        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        return "unknown", f"the name {host} does not resolve ({exc.strerror})", None
+    addresses = _resolve(host, port, timeout)
+    if isinstance(addresses, str):
+        return "unknown", addresses, None
     state, why = _connect(addresses, timeout)
     if state != "running":
         return state, why, None
@@ -78,9 +79,25 @@ def _probe(url: str, timeout: float) -> tuple[State, str, int | None]:
     except httpx.HTTPError as exc:
         return "unknown", f"port {port} accepts connections but HTTP failed: {type(exc).__name__}: {exc}", None
     if response.status_code in GATEWAY_ERRORS:
-        return "unknown", (f"HTTP {response.status_code}: a gateway answers for it, so the service behind may "
-                           "still run; probe the service itself"), response.status_code
+        return "unknown", (f"HTTP {response.status_code}: a gateway's error or the service's own, so it may still "
+                           "run; probe the service itself"), response.status_code
     return "running", f"HTTP {response.status_code}", response.status_code
+
+
+def _resolve(host: str, port: int, timeout: float) -> list[tuple] | str:  # type: ignore[type-arg]
+    """The host's addresses, or why there are none: the resolver's own timeouts are not ours to wait for."""
+    found: list[list[tuple] | str] = []  # type: ignore[type-arg]
+
+    def resolve() -> None:
+        try:
+            found.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except OSError as exc:
+            found.append(f"the name {host} does not resolve ({exc.strerror or exc})")
+
+    worker = threading.Thread(target=resolve, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return found[0] if found else f"resolving the name {host} took longer than {timeout:g} s"
 
 
 def _connect(addresses: list[tuple], timeout: float) -> tuple[State, str]:  # type: ignore[type-arg]

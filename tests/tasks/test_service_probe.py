@@ -64,6 +64,6 @@ def test_running_stopped_and_each_way_of_not_knowing() -> None:
     assert seen["b-closed"] == ("stopped", "connection refused")
     assert seen["c-silent"] == ("unknown", f"port {silent} accepts connections but no answer came within 0.3 s")
     assert seen["d-nowhere"][0] == "unknown" and "the name ft-nowhere.invalid does not resolve" in seen["d-nowhere"][1]
-    assert seen["e-gateway"][0] == "unknown" and seen["e-gateway"][1].startswith("HTTP 502: a gateway answers")
+    assert seen["e-gateway"][0] == "unknown" and seen["e-gateway"][1].startswith("HTTP 502: a gateway's error")
     assert seen["f-tcp"] == ("running", f"port {silent} accepts connections")
     assert seen["g-no-port"] == ("unknown", "the URL names no host or port")
