@@ -418,7 +418,8 @@ def run(
     ] = False,
     waive: Annotated[list[str] | None, typer.Option(
         "--waive", help="Waive a precondition (pre_business_check, pre_upgrade_process, services_stopped, "
-                        "startup_pre_process, startup_post_process); needs --reason.")] = None,
+                        "startup_pre_process, services_started, startup_post_process, off_peak); needs --reason.")
+    ] = None,
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded with --rerun, --waive, "
                                                          "--accept-changed-scripts).")] = "",
     by: ByOpt = "",
