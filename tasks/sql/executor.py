@@ -45,12 +45,11 @@ from tasks.sql.session import (
 )
 from tasks.sql.splitter import Statement
 from tasks.sql.statement_log import StatementLog
+from tasks.sql.timeouts import TIMEOUT_CODES, timeout_message
 from tasks.sql.windows import Unit
 
 if TYPE_CHECKING:
     from tasks.store.site_lock import HeldLock
-
-TIMEOUT_CODES = {"1969", "3024", "1317"}
 
 
 @dataclass
@@ -631,7 +630,9 @@ class ScriptRunner:
         """
         code, message = error_code_and_message(exc)
         if code in TIMEOUT_CODES:
-            message = f"statement timed out after {self.options.statement_timeout:g}s and was killed ({message})"
+            message = timeout_message(code, message, stmt.text, elapsed_ms=elapsed,
+                                      step_timeout=self.options.statement_timeout,
+                                      session_limit=self._session_limit(stmt.database))
         message = self.mask(message)
         if note:
             message = f"{message} [{note}]"
@@ -653,6 +654,17 @@ class ScriptRunner:
         raise StepFailed(f"{script.path}:{stmt.line}: statement #{stmt.sequence} on {stmt.database} failed: "
                          f"{'[' + code + '] ' if code else ''}{message} (breakpoint {bp})",
                          where=f"{script.path}:{stmt.line} #{stmt.sequence}") from None
+
+    def _session_limit(self, database: str) -> float | None:
+        """The session's statement time limit in seconds now (None: unknown), to say whose limit fired."""
+        session = self.sessions.get(database)
+        if session is None:
+            return None
+        with contextlib.suppress(Exception):
+            if session.is_mariadb:
+                return float(session.scalar("SELECT @@SESSION.max_statement_time"))
+            return float(session.scalar("SELECT @@SESSION.max_execution_time")) / 1000
+        return None
 
     # logging ----------------------------------------------------------------------------------
 
