@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from tasks.core.errors import EditedAfterRun, ResourceUnavailable, StepFailed
-from tasks.core.masking import mask_sql, mask_text
+from tasks.core.masking import mask_sql, mask_text, secret_literals
 from tasks.core.progress import Progress
 from tasks.core.statuses import STATEMENT_DONE, STATEMENT_IN_FLIGHT, StatementStatus
 from tasks.events.logstore import BatchingWriter, LogEvent
@@ -633,7 +633,8 @@ class ScriptRunner:
             message = timeout_message(code, message, stmt.text, elapsed_ms=elapsed,
                                       step_timeout=self.options.statement_timeout,
                                       session_limit=self._session_limit(stmt.database))
-        message = self.mask(message)
+        # the server's echo of the statement may cut a long secret short: its quoted prefix is masked too
+        message = mask_text(self.mask(message), (), echoed=secret_literals(stmt.text, self.options.mask_patterns))
         if note:
             message = f"{message} [{note}]"
         if in_doubt:
