@@ -9,7 +9,7 @@ import pytest
 
 from tasks.core.errors import StepFailed
 from tasks.sql.timeouts import own_limit, timeout_message
-from tests.tasks.test_sql_engine import ledger, run_step, write
+from tests.tasks.sql.test_executor import ledger, run_step, write
 
 pytestmark = pytest.mark.mariadb
 

@@ -7,15 +7,13 @@ database ends as the plain ``mariadb`` client leaves it.
 
 from __future__ import annotations
 
-import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.tasks.test_sql_engine import ledger, run_step, write
-from tests.tasks.test_sql_hard_cases import admin, harness, kill_9, schema_of, server_thread_running, sql
+from tests.client_compare import assert_same, client_database, client_result, snapshot
+from tests.tasks.sql.test_executor import ledger, run_step, write
+from tests.tasks.sql.test_inflight import admin, harness, kill_9, schema_of, server_thread_running, sql
 
 pytestmark = pytest.mark.mariadb
 
@@ -25,36 +23,8 @@ SCRIPT = ("UPDATE t SET c = '' WHERE c IS NULL;\n"
           "INSERT INTO t (id) VALUES (3);\n")
 
 
-@pytest.fixture
-def client_database() -> Iterator[str]:
-    """A database for the plain client's run of the same history."""
-    name = f"ft_test_client_{uuid.uuid4().hex[:8]}"
-    with admin().cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    try:
-        yield name
-    finally:
-        with admin().cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-
-
-def catalog_and_rows(schema: str) -> list[object]:
-    """What a DBA compares: the table's definition as the server shows it, its checksum and its rows."""
-    conn = admin()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"SHOW CREATE TABLE `{schema}`.t")
-            create = cur.fetchone()[1]
-            cur.execute(f"CHECKSUM TABLE `{schema}`.t")
-            checksum = cur.fetchone()[1]
-            cur.execute(f"SELECT * FROM `{schema}`.t ORDER BY id")
-            return [create, checksum, cur.fetchall()]
-    finally:
-        conn.close()
-
-
 def test_a_modify_killed_waiting_for_its_lock_is_sent_again_and_ends_as_under_the_client(
-        tmp_path: Path, mariadb_database: str, client_database: str) -> None:
+        tmp_path: Path, mariadb_database: str) -> None:
     db = schema_of(mariadb_database)
     for statement in SETUP:
         sql(mariadb_database, statement)
@@ -74,9 +44,9 @@ def test_a_modify_killed_waiting_for_its_lock_is_sent_again_and_ends_as_under_th
     run_step(tmp_path, {"ft_db": mariadb_database}, ["m.sql"])
     rows = ledger(tmp_path)
     assert rows[1]["status"] == "SUCCESS" and "already applied" not in (rows[1]["execution_result"] or "")
-    # the plain client, same history
-    setup = ";\n".join(SETUP) + ";\n"
-    subprocess.run(["mariadb", "-h127.0.0.1", "-uroot", client_database], input=setup + SCRIPT, text=True,
-                   check=True)
-    assert catalog_and_rows(db) == catalog_and_rows(client_database)
-    assert catalog_and_rows(db)[2] == ((1, ""), (2, "x"), (3, ""))
+    setup = write(tmp_path / "client", "setup.sql", ";\n".join(SETUP) + ";\n")
+    script = write(tmp_path / "client", "m.sql", SCRIPT)
+    with client_database("i23b_client") as name:  # the plain client, same history, same character set
+        client = client_result([tmp_path / "client" / setup, tmp_path / "client" / script], name, "utf8mb3")
+    assert_same(snapshot(mariadb_database), client)
+    assert client.table("t") == [(1, ""), (2, "x"), (3, "")]
