@@ -188,9 +188,18 @@ def mask_text(text: str, secrets: Iterable[str], *, echoed: Iterable[str] = ()) 
     """
     if not text:
         return text
-    pattern = _secrets_pattern(tuple(s for s in secrets if isinstance(s, str) and len(s) >= 3),
-                               tuple(s for s in echoed if isinstance(s, str) and len(s) > PREFIX_MIN))
-    return pattern.sub(_masked, text) if pattern is not None else text
+    known = tuple(s for s in secrets if isinstance(s, str) and len(s) >= 3)
+    pattern = _secrets_pattern(known)
+    if pattern is not None:
+        text = pattern.sub(MASK, text)
+    cut = tuple(s for s in echoed if isinstance(s, str) and len(s) > PREFIX_MIN)
+    if cut or (_KEYWORD.search(text) and any(len(s) > PREFIX_MIN for s in known)):
+        prefixes = _prefix_pattern(known, cut)
+        text = prefixes.sub(_masked, text) if prefixes is not None else text
+    return text
+
+
+_KEYWORD = re.compile(_BEFORE_SECRET + "['\"]")  # texts without it (nearly all) skip the prefixes
 
 
 def _masked(m: re.Match[str]) -> str:
@@ -204,14 +213,9 @@ def _prefixes(secrets: Iterable[str]) -> str:
 
 
 @lru_cache(maxsize=64)
-def _secrets_pattern(secrets: tuple[str, ...], echoed: tuple[str, ...] = ()) -> re.Pattern[str] | None:
-    """One alternation: the secrets and their URL-encoded spellings (longest first), then their quoted prefixes."""
-    variants: set[str] = set()
-    for secret in secrets:
-        variants.update({secret, quote(secret, safe=""), quote_plus(secret, safe="")})
-    if not variants and not echoed:
-        return None
-    branches = [re.escape(v) for v in sorted(variants, key=len, reverse=True)]
+def _prefix_pattern(secrets: tuple[str, ...], echoed: tuple[str, ...]) -> re.Pattern[str] | None:
+    """Quoted prefixes: of the secrets after a keyword, of the echoed ones anywhere (the longest first)."""
+    branches = []
     after_keyword = _prefixes(s for s in secrets if len(s) > PREFIX_MIN)
     anywhere = _prefixes(echoed)
     end = "(?=['\"]|\\.\\.\\.|\u2026|\\Z)"  # MariaDB's echo ends a cut statement with "..."
@@ -219,4 +223,15 @@ def _secrets_pattern(secrets: tuple[str, ...], echoed: tuple[str, ...] = ()) -> 
         branches.append(f"(?P<pre>{_BEFORE_SECRET})(?P<quote>['\"])(?:{after_keyword}){end}")
     if anywhere:
         branches.append(f"(?<=['\"])(?:{anywhere}){end}")
-    return re.compile("|".join(branches))
+    return re.compile("|".join(branches)) if branches else None
+
+
+@lru_cache(maxsize=64)
+def _secrets_pattern(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One alternation of the secrets and their URL-encoded spellings, longest first."""
+    variants: set[str] = set()
+    for secret in secrets:
+        variants.update({secret, quote(secret, safe=""), quote_plus(secret, safe="")})
+    if not variants:
+        return None
+    return re.compile("|".join(re.escape(v) for v in sorted(variants, key=len, reverse=True)))
