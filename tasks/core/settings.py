@@ -30,6 +30,11 @@ class Settings(BaseSettings):
                                            "times this is taken over).")
     check_max_age_hours: float = Field(default=24, gt=0, description="How old a passed pre_business_check may be "
                                        "when pre_upgrade_process starts.")
+    services: dict[str, str] = Field(default_factory=dict, description="FT services (name → URL, JSON) probed "
+                                     "beside the site profile's, which they override by name: a site without "
+                                     "a profile (no Prefect API) lists its services here.")
+    service_probe_seconds: float = Field(default=2.0, gt=0, le=60, description="Timeout of one service probe "
+                                         "(connect, then one HTTP answer) for the services preconditions.")
     marker_schema: str = Field(default="ft_upgrade", pattern=r"^[A-Za-z0-9_$]{1,64}$",
                                description="Schema of the tool's own on each target server for DML markers.")
     client_charset: str = Field(default="utf8mb3", pattern=r"^[A-Za-z0-9_]{1,32}$", description="Character set "
