@@ -43,6 +43,7 @@ INSERT INTO parent (name) VALUES ('b');
 """
 FIXED = GRANDCHILD.replace("(parent_id, nosuch)", "(parent_id, x)")
 FAILED_AT = "chain/main.sql:3 > chain/010-child.sql:2 > chain/sub/020-grandchild.sql"
+CHARSET = "utf8mb3"  # the tool's connection charset by default (FT_UPGRADE_CLIENT_CHARSET): the client's here too
 
 
 def chain(root: Path, grandchild: str = GRANDCHILD) -> str:
@@ -147,7 +148,7 @@ def run_client(schemas: list[str], main: Path, *extra: str) -> tuple[str, int]:
         cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
     conn.close()
     with main.open("rb") as stdin:
-        done = subprocess.run(["mariadb", "--host=127.0.0.1", "--user=root", "--default-character-set=utf8mb4",
+        done = subprocess.run(["mariadb", "--host=127.0.0.1", "--user=root", f"--default-character-set={CHARSET}",
                                *extra, name], stdin=stdin, cwd=main.parent, capture_output=True, timeout=120)
     return name, done.returncode
 
@@ -178,7 +179,7 @@ def test_a_failure_inside_a_nested_included_file_fixed_and_resumed_ends_as_the_c
     assert (details["skipped"], details["success"]) == (5, 4)
     assert details["scripts_applied"] == [{"path": main, "sha256": script_sha256(root, main)}]
     with client_database("i23c_source") as fresh:  # the fixed chain, from the main file's folder
-        client = client_result([root / main], fresh)
+        client = client_result([root / main], fresh, CHARSET)
         ours = snapshot(mariadb_database)
         assert_same(ours, client)
     assert [r[1] for r in ours.table("parent")] == ["a", "b", "z"]
@@ -253,7 +254,7 @@ def test_killed_at_random_inside_included_files_and_resumed_ends_as_the_client(t
     suffix = uuid.uuid4().hex[:8]
     names = [f"i23c_k9_{trial}_{suffix}" for trial in range(2)]
     with client_database("i23c_k9_client") as reference:
-        client = client_result([tmp_path / "sql" / "mixed.sql"], reference)
+        client = client_result([tmp_path / "sql" / "mixed.sql"], reference, CHARSET)
         try:
             for trial, name in enumerate(names):
                 create_database(name)
