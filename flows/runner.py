@@ -7,6 +7,7 @@ ask an operator's decision on the flow run's page, and name the run (flow run id
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ from prefect.utilities.annotations import quote
 from pydantic import SecretStr
 
 from flows.decision import apply_submission, ask_operator, asks
+from tasks.core import background
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.parameters import SiteId, VersionText, Waivable
 from tasks.core.runtime import flow_run_page
@@ -66,8 +68,16 @@ class FlowRunArtifacts:
     def __init__(self, cutpoint: Cutpoint, site_id: str) -> None:
         self.cutpoint, self.site_id = cutpoint, site_id
         self._progress: Any = None
+        self._shown = 0.0  # when the bar was last sent: at most once a second, off the path
 
     def progress(self, percent: float) -> None:
+        now = time.monotonic()
+        if now - self._shown < 1.0 and percent < 100.0:
+            return
+        self._shown = now
+        background.submit(lambda: self._show(percent), f"progress of {self.cutpoint.value}")
+
+    def _show(self, percent: float) -> None:
         if self._progress is None:
             self._progress = create_progress_artifact(progress=percent,
                                                       description=f"{self.cutpoint.value} at {self.site_id}")
@@ -151,7 +161,10 @@ def run_cutpoint(cutpoint: Cutpoint, source_version: str, target_version: str, s
     hooks = cutpoint_run.RunHooks(launch=launch_task, publish=FlowRunArtifacts(cutpoint, site_id),
                                   decide=FlowRunDecisions(settings, site_id), logger=get_run_logger(),
                                   flow_run_id=run_id, deployment_name=deployment.name if run_id else None)
-    return cutpoint_run.run_cutpoint(request, environment, settings=settings, overrides=overrides, hooks=hooks)
+    try:
+        return cutpoint_run.run_cutpoint(request, environment, settings=settings, overrides=overrides, hooks=hooks)
+    finally:
+        background.drain()  # the artifacts sent off the path land before the flow run ends
 
 
 def _default_actor() -> str:

@@ -163,6 +163,7 @@ class StepLoop:
         self.book.start(step, order, {"version": step.version, "implementation": step.implementation,
                                       "config_file": step.config_file, "params": step.params,
                                       **({"description": step.description} if step.description else {})})
+        self.resources.steps_started.append(step.key)
         cls = resolve_step_class(step.class_name, self.allowed_step_modules).step_class
         assert cls is not None, "plan.require_resolved() guarantees this"
         s, resources = self.scope, self.resources
