@@ -50,6 +50,6 @@ def _work() -> None:
                 context, job, what = item
                 context.run(job)
         except Exception as exc:  # noqa: BLE001 - what is shown must never fail the work it shows
-            logger.warning("%s not published: %s", item[2] if item else "job", exc)
+            logger.warning("%s failed off the path: %s", item[2] if item else "job", exc)
         finally:
             _jobs.task_done()
