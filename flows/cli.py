@@ -434,6 +434,9 @@ def run(
     """
     import getpass
 
+    from flows import temporary_api
+
+    temporary_api.start_early()  # boots in its own process while this one imports and validates
     from flows.registry import CUTPOINT_FLOWS
     from tasks.core.environment import check_environment
     from tasks.core.versions import Version
@@ -446,6 +449,7 @@ def run(
     settings = where.settings
     validate_tree(settings.configs, settings.sql_root, settings.allowed_step_modules,  # every config and script
                   sources={Version.parse(source): "--from"})
+    temporary_api.wait_ready()
     with _terminal_progress(not json_out), _ephemeral_api_patience():
         state = CUTPOINT_FLOWS[cutpoint](source_version=source, target_version=target, site_id=site,
                                          environment=environment, rerun=rerun, waive=list(waive or []),
