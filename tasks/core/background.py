@@ -11,6 +11,7 @@ held state (the ledger and the store are written on the path, as before).
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import logging
 import queue
@@ -30,6 +31,8 @@ def submit(job: Callable[[], Any], what: str) -> None:
     global _thread
     with _guard:
         if _thread is None or not _thread.is_alive():
+            if _thread is None:  # a process that ends without drain() (a rollback, a command) still delivers
+                atexit.register(drain)
             _thread = threading.Thread(target=_work, name="ft-upgrade-background", daemon=True)
             _thread.start()
     _jobs.put((contextvars.copy_context(), job, what))
