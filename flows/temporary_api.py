@@ -7,9 +7,8 @@ own process while this one imports Prefect and the project and checks the config
 imports the server package. The same command Prefect would run, with the same ``PREFECT_HOME`` and
 settings; stopped when the command ends.
 
-Only when the choice is certain: a ``PREFECT_API_URL`` in the environment or in the active profile of
-``PREFECT_HOME`` (``profiles.toml``), a settings file Prefect reads in the working folder, or
-``FT_UPGRADE_EARLY_API=0`` leave everything to Prefect, as before.
+``FT_UPGRADE_EARLY_API=0`` leaves it to Prefect, as before. Only when the choice is certain: a ``PREFECT_API_URL`` in the environment or in the active profile of
+``PREFECT_HOME`` (``profiles.toml``) leaves everything to Prefect.
 """
 
 from __future__ import annotations
