@@ -435,9 +435,6 @@ def run(
     """
     import getpass
 
-    from flows import temporary_api
-
-    temporary_api.start_early()  # boots in its own process while this one imports and validates
     from flows.registry import CUTPOINT_FLOWS
     from tasks.core.environment import check_environment
     from tasks.core.versions import Version
@@ -452,7 +449,6 @@ def run(
                              cutpoint.value, sources={Version.parse(source): "--from"})  # this cutpoint's files
     for problem in later:  # another cutpoint's files: that cutpoint refuses to run until they are fixed
         err.print(f"[yellow]warning:[/] {problem}", highlight=False)
-    temporary_api.wait_ready()
     with _terminal_progress(not json_out), _ephemeral_api_patience():
         state = CUTPOINT_FLOWS[cutpoint](source_version=source, target_version=target, site_id=site,
                                          environment=environment, rerun=rerun, waive=list(waive or []),
