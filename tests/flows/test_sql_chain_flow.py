@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from tests.tasks.test_sql_engine import execute
+from tests.tasks.sql.test_executor import execute
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.mariadb]
 
