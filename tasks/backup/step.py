@@ -18,7 +18,6 @@ from tasks.backup.catalog import KEEP_UPGRADES, apply_retention, backups_of_exec
 from tasks.core.errors import BackupError, BackupNotFound, StepFailed
 from tasks.core.language import words
 from tasks.core.progress import Progress
-from tasks.core.settings import get_settings
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.steps.base import UpgradeStep
@@ -142,7 +141,7 @@ class BackupStep(UpgradeStep):
                         root, site_id=ctx.site_id, execution_id=ctx.execution_id,
                         source_version=ctx.source_version, target_version=ctx.target_version, plans=plans,
                         engine_for=res.engine, config_files=files, on_progress=tick,
-                        batch_rows=self.params.batch_rows, group=get_settings().backup_group)
+                        batch_rows=self.params.batch_rows, group=ctx.settings.backup_group)
                 except Exception as exc:
                     last = exc
                     raise
@@ -209,7 +208,7 @@ class RestoreBackupStep(UpgradeStep):
             try:
                 report = restore_backup(backup, res.engine, tables=self.params.tables or None,
                                         include_files=self.params.include_files, on_progress=progress.advance,
-                                        group=get_settings().backup_group)
+                                        group=ctx.settings.backup_group)
             except BackupError as exc:
                 summary = words(TEXT, ctx.language)["restore_failed"].format(error=exc)
                 comparison = getattr(exc, "comparison", None)  # RestoreMismatch: what differs, for the report

@@ -29,7 +29,6 @@ from tasks.core.errors import StepFailed
 from tasks.core.language import words
 from tasks.core.masking import mask_text, mask_url
 from tasks.core.progress import Progress
-from tasks.core.settings import get_settings
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.core.versions import Version
@@ -80,7 +79,10 @@ class BusinessCheckParams(StepParams):
         rules = list(data.get("rules") or [])
         sources = list(data.get("rule_sources") or [])
         given = (info.context or {}).get("configs_dir")
-        configs = Path(given) if given else get_settings().configs
+        if not given:  # the run's configs folder, never the environment's: the plan validates with it
+            raise ValueError("rule_files are read from the configs folder: validate with "
+                             "context={'configs_dir': ...} (the plan does)")
+        configs = Path(given)
         for name in files:
             loaded, sha256 = load_rule_file(configs, name)
             rules += loaded
