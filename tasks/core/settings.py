@@ -37,6 +37,11 @@ class Settings(BaseSettings):
                                          "(connect, then one HTTP answer) for the services preconditions.")
     marker_schema: str = Field(default="ft_upgrade", pattern=r"^[A-Za-z0-9_$]{1,64}$",
                                description="Schema of the tool's own on each target server for DML markers.")
+    client_charset: str = Field(default="utf8mb3", pattern=r"^[A-Za-z0-9_]{1,32}$", description="Character set "
+                                "of the connection SQL scripts run on, as the site's `mariadb` client has it "
+                                "(`--default-character-set`): objects take their charsets from it. Default: what "
+                                "the MariaDB 10.11 client picks by itself (auto) under a UTF-8 locale, utf8mb3; "
+                                "per database: the site profile's client_charset.")
     marker_retention_days: int = Field(default=30, ge=8, description="Days marker rows are kept (longer than a "
                                        "breakpoint's 7 days).")
     notify_blocks: str = Field(default="", description="Comma-separated notification blocks a run tells when its "

@@ -9,7 +9,6 @@ steps, keeps breakpoints with the operator's typed decision, moves the site's st
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -402,11 +401,10 @@ def _check_inflight(bp: Breakpoint, decision: OperatorDecision) -> None:
 
 
 def _file_sha256(sql_root: Path, relative: str) -> str | None:
-    path = sql_root / relative
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
+    """The applied script's SHA-256 now: its bytes and those of the files it includes (``SOURCE``)."""
+    from tasks.sql.script import script_sha256
+
+    return script_sha256(sql_root, relative)
 
 
 def _probed(services: Mapping[str, str], timeout: float) -> tuple[ServiceSeen, ...]:

@@ -36,7 +36,7 @@ MIN_SECONDS = 0.05
 
 def statements_of(scripts: Iterable[Any], step: str = "") -> list[Statement]:
     """The statements of loaded scripts (``tasks.sql.script.ScriptFile``) in the order they run."""
-    return [Statement(s.database, script.path, s.line, s.sequence, kind, s.text, step)
+    return [Statement(s.database, s.source_name, s.line, s.sequence, kind, s.text, step)
             for script in scripts for s, kind in zip(script.statements, script.kinds, strict=True)]
 
 
