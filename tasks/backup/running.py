@@ -22,8 +22,8 @@ from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepResult
 
 if TYPE_CHECKING:
-    from tasks.backup.step import BackupStep, RestoreBackupStep
-    from tasks.steps.base import UpgradeStep
+    from tasks.backup.params import BackupParams, RestoreParams
+    from tasks.steps.context import StepContext
 
 #: The report sections' words (备份完成状态 and the restore's), in the site's language.
 TEXT = {
@@ -57,28 +57,28 @@ TEXT = {
 }
 
 
-def _config_path(step: UpgradeStep, name: str) -> Path:
+def _config_path(context: StepContext, name: str) -> Path:
     path = Path(name)
-    return path if path.is_absolute() else step.context.resources.path("config_dir") / path
+    return path if path.is_absolute() else context.resources.path("config_dir") / path
 
 
-def run_backup(step: BackupStep) -> StepResult:
+def run_backup(params: BackupParams, context: StepContext) -> StepResult:
     """The backup step's run: dump, manifest, retention; a failed attempt is removed and retried."""
-    ctx, res = step.context, step.context.resources
-    files = [_config_path(step, f) for f in step.params.config_files]
-    if step.params.site_config_dir:
+    ctx, res = context, context.resources
+    files = [_config_path(context, f) for f in params.config_files]
+    if params.site_config_dir:
         folder = res.path("config_dir")
         files += sorted(f for f in folder.iterdir() if f.is_file() and f not in files)
-    if not step.params.databases and not files:
-        return StepResult(StepStatus.SKIPPED, words(TEXT, step.context.language)["nothing"])
+    if not params.databases and not files:
+        return StepResult(StepStatus.SKIPPED, words(TEXT, context.language)["nothing"])
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise StepFailed(f"config files to back up are missing: {', '.join(missing)}")
-    plans = [SnapshotPlan(d.database, tuple(d.tables)) for d in step.params.databases]
+    plans = [SnapshotPlan(d.database, tuple(d.tables)) for d in params.databases]
     total = sum(estimated_rows(res.engine(p.database), p.tables) for p in plans)
     root = res.path("backup_dir")
     last: BaseException | None = None
-    for attempt in Retrying(stop=stop_after_attempt(step.params.attempts), reraise=True,
+    for attempt in Retrying(stop=stop_after_attempt(params.attempts), reraise=True,
                             wait=wait_exponential(multiplier=res.retry_wait, max=30)):
         with attempt:
             n = attempt.retry_state.attempt_number
@@ -98,18 +98,20 @@ def run_backup(step: BackupStep) -> StepResult:
                     root, site_id=ctx.site_id, execution_id=ctx.execution_id,
                     source_version=ctx.source_version, target_version=ctx.target_version, plans=plans,
                     engine_for=res.engine, config_files=files, on_progress=tick,
-                    batch_rows=step.params.batch_rows, group=ctx.settings.backup_group)
+                    batch_rows=params.batch_rows, group=ctx.settings.backup_group)
             except Exception as exc:
                 last = exc
                 raise
             progress.finish()
-    removed = apply_retention(root, ctx.site_id, step.params.keep_upgrades)
-    return _result(step, folder, manifest, removed)
+    removed = apply_retention(root, ctx.site_id, params.keep_upgrades)
+    return _result(params, context, folder, manifest, removed)
 
-def _result(step: BackupStep, folder: Path, manifest: Manifest, removed: list[Manifest]) -> StepResult:
+
+def _result(params: BackupParams, context: StepContext, folder: Path, manifest: Manifest,
+            removed: list[Manifest]) -> StepResult:
     mb = manifest.total_bytes / 1e6
     rate = manifest.total_rows / manifest.duration_seconds if manifest.duration_seconds else 0.0
-    w = words(TEXT, step.context.language)
+    w = words(TEXT, context.language)
     lines = [w["backup"].format(id=manifest.backup_id, folder=folder, mb=mb, rows=manifest.total_rows,
                                 seconds=manifest.duration_seconds, rate=rate), "",
              w["tables"], "|---|---|---|---|"]
@@ -118,7 +120,7 @@ def _result(step: BackupStep, folder: Path, manifest: Manifest, removed: list[Ma
         lines += ["", w["files"], "|---|---|"]
         lines += [f"| {f.source} | `{f.sha256[:16]}…` |" for f in manifest.files]
     if removed:
-        lines += ["", w["removed"].format(keep=step.params.keep_upgrades,
+        lines += ["", w["removed"].format(keep=params.keep_upgrades,
                                           ids=", ".join(f"`{m.backup_id}`" for m in removed))]
     return StepResult(
         StepStatus.SUCCESS,
@@ -133,12 +135,12 @@ def _result(step: BackupStep, folder: Path, manifest: Manifest, removed: list[Ma
         markdown="\n".join(lines))
 
 
-def run_restore(step: RestoreBackupStep) -> StepResult:
+def run_restore(params: RestoreParams, context: StepContext) -> StepResult:
     """The restore step's run: the execution's newest backup (or the one named), verified, compared."""
-    ctx, res = step.context, step.context.resources
+    ctx, res = context, context.resources
     root = res.path("backup_dir")
-    if step.params.backup_id:
-        backups = [find_backup(root, step.params.backup_id)]
+    if params.backup_id:
+        backups = [find_backup(root, params.backup_id)]
     else:
         execution = str(ctx.environment.get("rollback_execution_id") or ctx.execution_id)
         backups = backups_of_execution(root, ctx.site_id, execution)[:1]  # newest: the latest full state
@@ -148,8 +150,8 @@ def run_restore(step: RestoreBackupStep) -> StepResult:
     for backup in backups:
         progress = Progress(backup.manifest.total_rows, f"restore {backup.manifest.backup_id}")
         try:
-            report = restore_backup(backup, res.engine, tables=step.params.tables or None,
-                                    include_files=step.params.include_files, on_progress=progress.advance,
+            report = restore_backup(backup, res.engine, tables=params.tables or None,
+                                    include_files=params.include_files, on_progress=progress.advance,
                                     group=ctx.settings.backup_group)
         except BackupError as exc:
             summary = words(TEXT, ctx.language)["restore_failed"].format(error=exc)

@@ -33,7 +33,7 @@ class BackupStep(UpgradeStep):
     def run(self) -> StepResult:
         from tasks.backup.running import run_backup  # the runtime: `validate` and `plan` need only the parameters
 
-        return run_backup(self)
+        return run_backup(self.params, self.context)
 
 
 class RestoreBackupStep(UpgradeStep):
@@ -47,4 +47,4 @@ class RestoreBackupStep(UpgradeStep):
     def run(self) -> StepResult:
         from tasks.backup.running import run_restore
 
-        return run_restore(self)
+        return run_restore(self.params, self.context)
