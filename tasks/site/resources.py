@@ -83,6 +83,10 @@ class SiteResources:
         self._redis: redis.Redis | None = None
         self._event_log: ClickHouseEventLog | None = None
         self._event_writer: BatchingWriter | None = None
+        #: Step keys in the order this process started them, and each database's catalog as the SQL step that
+        #: ran last on it left it: the next SQL step, if it starts right after that one, needs no "before" read.
+        self.steps_started: list[str] = []
+        self.schema_after: dict[str, tuple[str, Any]] = {}
 
     def resolve_environment(self, environment: Mapping[str, Any] | None) -> None:
         """Read the Secret blocks a run's environment names (a missing one is bad input) and mask their values."""

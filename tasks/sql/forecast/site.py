@@ -288,6 +288,9 @@ def _publish(ctx: Any, markdown: str) -> None:
         return
     from prefect.artifacts import create_markdown_artifact
 
-    key = f"ft-{ctx.site_id}-{ctx.step_id}-forecast".lower()
-    create_markdown_artifact(markdown=markdown, key="".join(c if c.isalnum() else "-" for c in key),
-                             description=f"{ctx.step_id} at {ctx.site_id}: downtime forecast")
+    from tasks.core import background
+
+    key = "".join(c if c.isalnum() else "-" for c in f"ft-{ctx.site_id}-{ctx.step_id}-forecast".lower())
+    description = f"{ctx.step_id} at {ctx.site_id}: downtime forecast"
+    background.submit(lambda: create_markdown_artifact(markdown=markdown, key=key, description=description),
+                      f"forecast of {ctx.step_id}")  # off the path: the statements do not wait for the API
