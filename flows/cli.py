@@ -923,7 +923,7 @@ def backup_restore(
                                                                   settings=where.settings):
             report = restore_backup(backup_id, resources.path("backup_dir"), resources.engine,
                                     tables=[t.strip() for t in tables.split(",")] if tables else None,
-                                    include_files=files)
+                                    include_files=files, group=resources.settings.backup_group)
     except UpgradeError as exc:
         _fail(str(exc), exc.exit_code, "refused" if isinstance(exc, SiteBusy) else "error")
     if json_out:

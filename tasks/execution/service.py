@@ -142,7 +142,7 @@ class ExecutionService:
 
     # admission ----------------------------------------------------------------------------------
 
-    def admit(self, request: Request, *, sql_root: Path, services: Mapping[str, str] | None = None,
+    def admit(self, request: Request, *, sql_root: Path, settings: Settings, services: Mapping[str, str] | None = None,
               flow_run_id: str | None = None, outside_window: str = "") -> Admission:
         """Decide a trigger from the site's state; a refusal is recorded in the history and raised.
         ``outside_window``: heavy steps planned outside the site's off-peak window (see SiteView);
@@ -153,7 +153,6 @@ class ExecutionService:
                                         source_version=r.source_version, target_version=r.target_version)
         candidate = named or latest
         bp = self.active_breakpoint(candidate.execution_id) if candidate else None
-        settings = get_settings()
         view = SiteView(site=self.sites.get(r.site_id),
                         cutpoints=self.sites.cutpoints(r.site_id, r.source_version, r.target_version),
                         latest=latest, named=named, breakpoint_expiry=bp.expiry_time if bp else None,
@@ -349,9 +348,10 @@ class ExecutionService:
                          language=language or self.language,
                          breakpoints=breakpoints_of(self.store.engine, [execution_id]))
 
-    def save_report(self, report: RunReport, markdown: str, *, report_type: str = "SUMMARY") -> None:
+    def save_report(self, report: RunReport, markdown: str, *, report_type: str = "SUMMARY",
+                    retention_days: int = 90) -> None:
         """The ``upgrade_report`` row (GENERATED): counts of steps and SQL statements, JSON and markdown; reports
-        older than the retention (``FT_UPGRADE_REPORT_RETENTION_DAYS``, 90) become ARCHIVED meanwhile."""
+        older than ``retention_days`` (the run's ``FT_UPGRADE_REPORT_RETENTION_DAYS``, 90) become ARCHIVED meanwhile."""
         e, c, sql = report.execution, report.counts, report.sql_counts
         self.store.save_report(
             execution=e, total_duration_ms=report.duration_ms, report_type=report_type,
@@ -362,7 +362,7 @@ class ExecutionService:
             summary=f"{e.cutpoint} {report.status}: {c['success']} success, {c['warning']} warning, "
                     f"{c['failed']} failed, {c['skipped']} skipped",
             recommendations="\n".join(report.resume_hint) if report.status != ExecutionStatus.SUCCESS else "")
-        self.store.archive_reports(utcnow() - timedelta(days=get_settings().report_retention_days))
+        self.store.archive_reports(utcnow() - timedelta(days=retention_days))
 
     def latest_report(self, execution_id: str) -> StoredReport | None:
         return self.store.latest_report(execution_id)

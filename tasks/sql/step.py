@@ -19,7 +19,6 @@ from tasks.core.errors import InputError, SqlScriptError, StepFailed
 from tasks.core.masking import secret_literals
 from tasks.core.progress import Progress
 from tasks.core.runtime import in_prefect_run
-from tasks.core.settings import get_settings
 from tasks.core.statuses import STATEMENT_DONE, StatementStatus, StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.sql import kinds
@@ -133,7 +132,7 @@ class SqlScriptStep(UpgradeStep):
                                 secrets=tuple(resources.secrets), lock=store.lock)
         total = sum(len(s.statements) for s in scripts)
         writer = resources.event_writer()
-        settings = self._settings = get_settings()
+        settings = self.context.settings
         charsets = {name: client_charset(resources.profile, name, settings.client_charset) for name in databases}
 
         def open_session(name: str) -> DatabaseSession:
@@ -220,7 +219,7 @@ class SqlScriptStep(UpgradeStep):
                     continue
                 by, last = ctx.resources.schema_after.get(name, (None, None))
                 found[name] = last if previous is not None and by == previous else snapshot(engine)
-                private = Private(self._settings.backup_group)  # definitions may hold customer secrets
+                private = Private(self.context.settings.backup_group)  # definitions may hold customer secrets
                 private.mkdir(folder)
                 private.write_text(kept, json.dumps(found[name], ensure_ascii=False))
             except Exception as exc:  # the report loses a section; the upgrade goes on
@@ -272,7 +271,7 @@ class SqlScriptStep(UpgradeStep):
         from tasks.sql.in_prefect import show_window
         from tasks.sql.windows import follow
 
-        settings = self._settings
+        settings = self.context.settings
         follow(lambda: self._lane_units(runner, scripts), show_window,
                window_seconds=settings.statement_window_seconds, long_seconds=settings.statement_long_seconds,
                on_long=runner.statement_log.flush)
