@@ -37,6 +37,9 @@ from tasks.planning.plan import PlannedStep
 from tasks.site.resources import SiteOverrides
 from tasks.store.breakpoints import Breakpoint
 
+#: Seconds Prefect's task timeout waits beyond the step's own (tasks/execution/step_deadline.py).
+PREFECT_TIMEOUT_GRACE = 10
+
 
 def _step_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     """Prefect's cache sits on top of the ledger: same execution + same step + same params."""
@@ -51,10 +54,12 @@ def run_step(step: PlannedStep, execution_id: str, order: int, loop: StepLoop) -
 
 
 def launch_task(loop: StepLoop, step: PlannedStep, order: int) -> Launched:
-    """The launcher: one step as a task run, with the step's retries and timeout."""
+    """The launcher: one step as a task run, with the step's retries; the loop enforces its timeout (and kills
+    its statements), Prefect's timeout a little later is only the backstop."""
     configured = run_step.with_options(
         name=step.step_id, task_run_name=f"{step.step_id} ({step.version})",
-        retries=step.retry_count, retry_delay_seconds=step.retry_delay_seconds, timeout_seconds=step.timeout)
+        retries=step.retry_count, retry_delay_seconds=step.retry_delay_seconds,
+        timeout_seconds=step.timeout + PREFECT_TIMEOUT_GRACE if step.timeout else None)
     # the loop is quoted: Prefect would otherwise walk it (the resources, the store) as a parameter
     state = configured(step, loop.scope.execution_id, order, quote(loop), return_state=True)
     return Launched(completed=state.is_completed(), message=state.message or "")
