@@ -2,9 +2,10 @@
 
 Prefect's task timeout interrupts only a task on the main thread, and never the server: a statement it
 abandons keeps running (an ``ALTER TABLE`` goes on rebuilding). At the deadline this watchdog kills, from
-a connection of its own, every query the step started and still runs (``KILL QUERY``), and raises
-:class:`StepTimedOut` in the step's thread for a step busy in Python; the loop then records the step
-FAILED with a message naming the timeout.
+a connection of its own, every query the step started and still runs (``KILL QUERY``): the step fails on
+its interrupted statement and records it. A step busy in Python (or still running a few seconds after the
+kill) gets :class:`StepTimedOut` raised in its thread. The loop records the step FAILED with a message naming
+the timeout.
 """
 
 from __future__ import annotations
@@ -23,10 +24,15 @@ from tasks.core.errors import UpgradeFailed
 from tasks.site.connect import STEP_SCOPE, running_queries
 
 log = logging.getLogger(__name__)
+#: Seconds a step whose statements were killed has to fail on its own before it is interrupted.
+INTERRUPT_GRACE = 5.0
 
 
 class StepTimedOut(UpgradeFailed):
-    """A step ran longer than its config ``timeout``."""
+    """A step ran longer than its config ``timeout`` (raised in its thread without arguments, hence the default)."""
+
+    def __init__(self, message: str = "the step exceeded its timeout") -> None:
+        super().__init__(message)
 
 
 class StepDeadline:
@@ -39,6 +45,7 @@ class StepDeadline:
         self._lock = threading.Lock()
         self._done = False
         self._timer: threading.Timer | None = None
+        self._interrupted = False
         self._token: Any = None
 
     @property
@@ -62,9 +69,11 @@ class StepDeadline:
         with self._lock:
             self._done = True
             self._timer.cancel()
-            if self.expired:  # the step ended by itself meanwhile: the exception must not fire later
+            if self._interrupted:  # the step ended by itself meanwhile: the exception must not fire later
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread), None)
         STEP_SCOPE.reset(self._token)
+        if self.expired and kind is None:  # e.g. a killed SLEEP() returns 1 and the step ends "well": too late
+            raise StepTimedOut(self.message)
 
     def _expire(self) -> None:
         with self._lock:
@@ -74,8 +83,21 @@ class StepDeadline:
             for conn in running_queries(self._started, self):
                 with contextlib.suppress(Exception):  # best effort: the connection may have just finished
                     self.killed.append(kill_query(conn))
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread), ctypes.py_object(StepTimedOut))
         log.warning("%s", self.message)
+        if self.killed:  # the step fails on its killed statement and records it; interrupt only one that hangs on
+            self._timer = threading.Timer(INTERRUPT_GRACE, self._interrupt)
+            self._timer.daemon = True
+            self._timer.start()
+        else:
+            self._interrupt()
+
+    def _interrupt(self) -> None:
+        """Raise :class:`StepTimedOut` in the step's thread (at its next Python instruction)."""
+        with self._lock:
+            if not self._done:
+                self._interrupted = True
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread),
+                                                           ctypes.py_object(StepTimedOut))
 
 
 def kill_query(conn: pymysql.connections.Connection) -> int:

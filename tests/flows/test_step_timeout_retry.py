@@ -66,3 +66,16 @@ def test_retry_count_retries_a_failed_step_and_an_exhausted_one_stops(
     assert (isolated_env / "twice").read_text() == "2", "one retry, then no more"
     rows = {r.step_id: r for r in open_store("CN").step_runs(report["execution_id"])}
     assert (rows["once"].retry_count, rows["twice"].retry_count) == (1, 1)
+
+
+def test_a_step_busy_in_python_past_its_deadline_is_interrupted() -> None:
+    from tasks.execution.step_deadline import StepDeadline, StepTimedOut
+
+    deadline = StepDeadline("busy", 0.2)
+    with pytest.raises(StepTimedOut), deadline:
+        while True:
+            pass
+    assert deadline.expired and deadline.message == "step busy exceeded its timeout of 0.2 s"
+    with StepDeadline("quick", 5) as quick:
+        pass
+    assert not quick.expired
