@@ -14,9 +14,10 @@ Each cutpoint is a deployment run by a process worker (flow run PENDING → fina
 The site runs twice (the data regenerated in between, the site's metadata store kept): the second run's
 forecast of startup_pre_process uses the throughput the first one taught. The plain alternatives, on the
 same data: ``mariadb-dump --single-transaction | gzip`` for the backup, the ``mariadb`` client for the SQL
-files, one ``INSERT … SELECT`` for the migration. Printed: ``<cutpoint>_seconds`` / ``<cutpoint>_limit_seconds``
-(the seed's limits), ``<step>_ratio_vs_plain`` and ``forecast_error_ratio_run<1|2>``. Everything it creates
-(databases, Redis keys, the temporary folder) is removed.
+files, one ``INSERT … SELECT`` for the migration (the SQL's ratio: best of two against best of two).
+Printed: ``<cutpoint>_seconds`` (the slower run) / ``<cutpoint>_limit_seconds`` (the seed's limits),
+``<step>_ratio_vs_plain`` and ``forecast_error_ratio_run<1|2>``. Everything it creates (databases, Redis
+keys, the temporary folder) is removed.
 """
 
 from __future__ import annotations
@@ -355,8 +356,8 @@ def main() -> None:
     plain: dict[str, float] = {}
     try:
         generate(rows)
-        plain["sql"] = plain_sql_seconds()
-        print(f"plain: mariadb client on the SQL files {plain['sql']:.1f}s", flush=True)
+        plain_sql = [plain_sql_seconds()]
+        print(f"plain: mariadb client on the SQL files {plain_sql[-1]:.1f}s", flush=True)
         with prefect_server(work / "prefect") as server:
             server.cli("work-pool", "create", "ft-upgrade", "--type", "process")
             server.cli("deploy", "--all", "--prefect-file", "deployments/prefect.yaml")
@@ -366,8 +367,9 @@ def main() -> None:
                 generate(rows)
                 plain["backup"] = plain_backup_seconds(work)
                 plain["migration"] = plain_migration_seconds()
-                print(f"plain: mariadb-dump {plain['backup']:.1f}s, INSERT … SELECT {plain['migration']:.1f}s",
-                      flush=True)
+                plain_sql.append(plain_sql_seconds())  # the data is generated again for run 2
+                print(f"plain: mariadb-dump {plain['backup']:.1f}s, INSERT … SELECT {plain['migration']:.1f}s, "
+                      f"mariadb client on the SQL files {plain_sql[-1]:.1f}s", flush=True)
                 runs.append(site_run(server, work / "home", work, rows, 2))
     finally:
         for name in DATABASES.values():
@@ -384,7 +386,9 @@ def main() -> None:
         print(f"{cutpoint}_limit_seconds: {limit}")
     steps = {s: v for r in (last[c]["steps"] for c in CUTPOINTS) for s, v in r.items()}
     print(f"backup_ratio_vs_plain: {steps['backup_001']['seconds'] / plain['backup']:.2f}")
-    print(f"startup_pre_sql_ratio_vs_plain: {steps['sql_001']['seconds'] / plain['sql']:.2f}")
+    tool_sql = [r["startup_pre_process"]["steps"]["sql_001"]["seconds"] for r in runs]
+    print(f"startup_pre_sql_ratio_vs_plain: {min(tool_sql) / min(plain_sql):.2f} (best of two each: tool "
+          f"{', '.join(f'{s:.1f}' for s in tool_sql)}s, client {', '.join(f'{s:.1f}' for s in plain_sql)}s)")
     print(f"migration_ratio_vs_plain: {steps['migration_001']['seconds'] / plain['migration']:.2f}")
     print(f"cache_keys_per_second: {max(rows // 10, 1) / steps['cache_001']['seconds']:.0f}")
     print(f"index_optimization_seconds: {steps['indexes_001']['seconds']:.1f}")
