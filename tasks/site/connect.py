@@ -43,6 +43,13 @@ class SharedTlsConnection(pymysql.connections.Connection):
         finally:
             RUNNING.pop(id(self), None)
 
+    def next_result(self, unbuffered: bool = False) -> int:  # the next statement of a multi-statement query
+        RUNNING[id(self)] = (self, time.monotonic(), STEP_SCOPE.get())
+        try:
+            return super().next_result(unbuffered)
+        finally:
+            RUNNING.pop(id(self), None)
+
 
 #: The step whose thread runs a query (set by the step loop; threads a step starts carry none).
 STEP_SCOPE: ContextVar[object | None] = ContextVar("ft_step_scope", default=None)
