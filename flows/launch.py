@@ -16,6 +16,9 @@ from tasks.core.statuses import STEP_DONE
 from tasks.execution.loop import Launched, StepLoop
 from tasks.planning.plan import PlannedStep
 
+#: Seconds Prefect's task timeout waits beyond the step's own (tasks/execution/step_deadline.py).
+PREFECT_TIMEOUT_GRACE = 10
+
 
 def _step_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     """Prefect's cache sits on top of the ledger: same execution + same step + same params."""
@@ -30,10 +33,12 @@ def run_step(step: PlannedStep, execution_id: str, order: int, loop: StepLoop) -
 
 
 def launch_task(loop: StepLoop, step: PlannedStep, order: int) -> Launched:
-    """The launcher: one step as a task run, with the step's retries and timeout."""
+    """The launcher: one step as a task run, with the step's retries; the loop enforces its timeout (and kills
+    its statements), Prefect's timeout a little later is only the backstop."""
     configured = run_step.with_options(
         name=step.step_id, task_run_name=f"{step.step_id} ({step.version})",
-        retries=step.retry_count, retry_delay_seconds=step.retry_delay_seconds, timeout_seconds=step.timeout)
+        retries=step.retry_count, retry_delay_seconds=step.retry_delay_seconds,
+        timeout_seconds=step.timeout + PREFECT_TIMEOUT_GRACE if step.timeout else None)
     # the loop is quoted: Prefect would otherwise walk it (the resources, the store) as a parameter
     state = configured(step, loop.scope.execution_id, order, quote(loop), return_state=True)
     return Launched(completed=state.is_completed(), message=state.message or "")
@@ -87,7 +92,7 @@ class TaskLauncher:
         first, last = members[0][0], members[-1][0]
         configured = run_sql_steps.with_options(
             name="sql-steps", task_run_name=f"{first.step_id} … {last.step_id} ({len(members)} SQL steps)",
-            timeout_seconds=None if None in timeouts else sum(t or 0 for t in timeouts))
+            timeout_seconds=None if None in timeouts else sum(t or 0 for t in timeouts) + PREFECT_TIMEOUT_GRACE)
         state = configured(quote(group), quote(loop), return_state=True)
         first_result = Launched(completed=False, message=state.message or "step did not start")
         for index, (member, _) in enumerate(members[: group.reached + 1]):

@@ -25,6 +25,7 @@ from tasks.core.masking import mask_text
 from tasks.core.statuses import STEP_BLOCKING, STEP_DONE, StepStatus
 from tasks.core.steps import StepResult
 from tasks.execution.report_text import report_text
+from tasks.execution.step_deadline import StepDeadline, StepTimedOut
 from tasks.planning.plan import PlannedStep
 from tasks.steps.context import StepContext
 from tasks.steps.registry import resolve_step_class
@@ -178,15 +179,21 @@ class StepLoop:
             target_version=s.target_version, site_id=s.site_id,
             environment=resources.step_environment(s.environment), resources=resources, logger=logger)
         logger.info("step %s (%s) started", step.step_id, step.class_name)
+        deadline = StepDeadline(step.step_id, step.timeout)
         try:
-            result = cls(cls.Params.model_validate(step.params), context).run()
-        except Exception as exc:
+            with deadline:
+                result = cls(cls.Params.model_validate(step.params), context).run()
+        except Exception as raised:
+            # whatever a killed statement raised, the cause is the timeout
+            exc = StepTimedOut(deadline.message) if deadline.expired else raised
             found = exc.result if isinstance(exc, StepFailed) and isinstance(exc.result, StepResult) else None
             raw = str(exc) if isinstance(exc, UpgradeFailed) else f"{type(exc).__name__}: {exc}"
             message = mask_text(raw, resources.secrets)
             self.book.finish(step.key, StepStatus.FAILED, found.to_json() if found else None, message)
             logger.error("step %s failed: %s", step.step_id, message)
-            raise
+            if exc is raised:
+                raise
+            raise exc from raised
         status = result.status if result.status != StepStatus.FAILED else StepStatus.WARNING
         self.book.finish(step.key, status, result.to_json(), None)
         logger.info("step %s %s: %s", step.step_id, status.value, result.summary)
@@ -194,7 +201,7 @@ class StepLoop:
 
 
 def in_process(loop: StepLoop, step: PlannedStep, order: int) -> Launched:
-    """The launcher without an orchestrator: the step runs here and now (no retries, no timeout)."""
+    """The launcher without an orchestrator: the step runs here and now (no retries; the loop keeps its timeout)."""
     try:
         value = loop.run_step(step, order)
     except Exception as exc:  # noqa: BLE001 - recorded by run_step; the loop decides what it means

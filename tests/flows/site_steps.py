@@ -31,3 +31,24 @@ class SettingsRecordStep(UpgradeStep):
     def run(self) -> StepResult:
         Path(self.params.record).write_text(str(self.context.settings.configs), encoding="utf-8")  # type: ignore[attr-defined]
         return StepResult(summary="recorded")
+
+
+class FlakyParams(StepParams):
+    counter: str  # a file counting the attempts
+    failures: int = 1  # the first this many attempts fail
+
+
+class FlakyStep(UpgradeStep):
+    """Fails its first ``failures`` attempts (counted in a file), then succeeds: a step worth retrying."""
+
+    Params = FlakyParams
+
+    def run(self) -> StepResult:
+        from pathlib import Path
+
+        counter = Path(self.params.counter)  # type: ignore[attr-defined]
+        attempt = int(counter.read_text() or 0) + 1 if counter.exists() else 1
+        counter.write_text(str(attempt))
+        if attempt <= self.params.failures:  # type: ignore[attr-defined]
+            raise RuntimeError(f"attempt {attempt} fails")
+        return StepResult(summary=f"attempt {attempt} succeeded")
