@@ -296,6 +296,9 @@ class ExecutionService:
         execution = self.execution(execution_id)
         if execution.status == ExecutionStatus.ABANDONED:
             raise InputError(f"execution {execution_id} was abandoned; run the cutpoint again for a new execution")
+        if execution.cutpoint == "rollback":
+            raise InputError(f"execution {execution_id} is a rollback: the next rollback finishes it: "
+                             f"`ft-upgrade rollback --site {execution.site_id}`")
         if execution.status == ExecutionStatus.ROLLED_BACK:
             raise Refused(f"execution {execution_id} cannot be resumed: {execution.error_message or 'rolled back'}; "
                           "a new attempt starts from pre_business_check", site_id=execution.site_id,
