@@ -30,6 +30,7 @@ from tasks.core.settings import Settings, get_settings
 from tasks.core.statuses import RESUMABLE, ExecutionStatus, SiteEvent, UpgradeStatus
 from tasks.core.versions import Version
 from tasks.execution.loop import ExecutionSteps, Launcher, Logger, RunScope, StepLoop, in_process
+from tasks.execution.retire import Retired, retire_records
 from tasks.execution.service import ExecutionService
 from tasks.planning.config_loader import LoadedConfig, load_configs
 from tasks.planning.plan import PlannedStep, check_step_params
@@ -196,22 +197,35 @@ class _Rollback:
                                  target=self.target, execution_id=execution_id, flow_run_id=r.flow_run_id,
                                  actor=r.by, detail={**detail, "error": error[:500]})
             raise UpgradeFailed(error) from outcome.error
+        on_servers = self.retire(resources, backup, execution_id)
         resolve_as_decided(store.engine, execution_id, why="the rollback completed")
         retired = service.sites.rolled_back(self.site_id, source=self.source, target=self.target,
                                             execution_id=execution_id, flow_run_id=r.flow_run_id, actor=r.by,
-                                            detail={**detail, "steps": [f"{x['step_id']} {x['status']}"
-                                                                        for x in results]})
-        store.finish_execution(execution_id, ExecutionStatus.SUCCESS, None)
+                                            detail={**detail, "records_retired": on_servers,
+                                                    "steps": [f"{x['step_id']} {x['status']}" for x in results]})
+        retired["records_retired"] = on_servers
         return RollbackOutcome(execution_id=execution_id, site_id=self.site_id, source_version=self.source,
                                target_version=self.target, backup_id=backup.manifest.backup_id,
                                backup_execution_id=pre, resumed=resumed, steps=results, retired=retired,
                                forced=forced)
 
+    def retire(self, resources: Any, backup: StoredBackup, execution_id: str) -> dict[str, int]:
+        """The upgrade's package-load records and migration checkpoints on the backed-up servers, retired."""
+        executions = [e.execution_id for e in self.service.store.upgrade_executions(self.site_id, self.source,
+                                                                                     self.target)
+                      if e.cutpoint != ROLLBACK]
+        retired = Retired()
+        for database in sorted({t.database for t in backup.manifest.tables}):
+            engine = resources.engine(database)
+            retire_records(engine, rollback_id=execution_id, executions=executions,
+                           schemas=[str(engine.url.database)], since=backup.manifest.created_at, into=retired)
+        return retired.to_json()
+
     def backup(self, root: Path) -> tuple[str, StoredBackup]:
-        """The verified backup of the upgrade's pre_upgrade_process (its newest successful execution)."""
+        """The verified backup of this attempt's pre_upgrade_process (its newest successful execution; one closed by
+        an earlier rollback is not this attempt's)."""
         executions = [e for e in self.service.store.upgrade_executions(self.site_id, self.source, self.target)
-                      if e.cutpoint == Cutpoint.PRE_UPGRADE_PROCESS.value
-                      and e.status in (ExecutionStatus.SUCCESS, ExecutionStatus.ROLLED_BACK)]
+                      if e.cutpoint == Cutpoint.PRE_UPGRADE_PROCESS.value and e.status == ExecutionStatus.SUCCESS]
         for e in sorted(executions, key=_started, reverse=True):
             found = backups_of_execution(root, self.site_id, e.execution_id)[:1]
             if not found:

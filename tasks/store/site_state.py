@@ -253,8 +253,8 @@ class SiteStates:
 
     def rolled_back(self, site_id: str, *, source: str, target: str, execution_id: str, flow_run_id: str | None,
                     actor: str, detail: Mapping[str, Any]) -> dict[str, Any]:
-        """The rollback ``execution_id`` finished: in one transaction the site is back on ``source`` (version and
-        schema version), every execution of the upgrade is closed (ROLLED_BACK, breakpoints resolved), its
+        """The rollback ``execution_id`` finished: in one transaction it is SUCCESS, the site back on ``source``
+        (version and schema version), every execution of the upgrade is closed (ROLLED_BACK, breakpoints resolved), its
         cutpoint states and applied scripts are retired (listed in the history event), so a new attempt starts
         from pre_business_check and sends every statement again. Returns what was retired."""
         now = utcnow()
@@ -281,6 +281,11 @@ class SiteStates:
                        for r in conn.execute(select(_script).where(
                            _script.c.site_id == site_id, _script.c.execution_id.in_(every))).mappings()]
             conn.execute(delete(_script).where(_script.c.site_id == site_id, _script.c.execution_id.in_(every)))
+            steps = conn.execute(select(schema.step_execution.c.step_key).where(
+                schema.step_execution.c.execution_id == execution_id)).all()
+            conn.execute(update(_exec).where(_exec.c.execution_id == execution_id).values(  # the rollback's own
+                status=ExecutionStatus.SUCCESS, end_time=now, error_message=None, completed_steps=len(steps),
+                updated_time=now))
             self._save_site(conn, site_id, current_version=source, schema_version=source, version_origin="ROLLBACK",
                             upgrade_source=source, upgrade_target=target, upgrade_status=UpgradeStatus.ROLLED_BACK,
                             upgrade_finished_time=now)

@@ -121,8 +121,8 @@ def state(url: str) -> dict[str, Any]:
     CHECKSUM TABLE of the database behind ``url``."""
     engine = create_engine(url)
     q = {
-        "tables": "SELECT TABLE_NAME, TABLE_TYPE, ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-                  "ORDER BY 1",
+        "tables": "SELECT TABLE_NAME, TABLE_TYPE, ENGINE FROM information_schema.TABLES "
+                  "WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1",
         "columns": "SELECT TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA "
                    "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1, 3",
         "indexes": "SELECT TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME, NON_UNIQUE FROM "

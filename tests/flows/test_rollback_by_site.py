@@ -62,6 +62,14 @@ def first_json(output: str) -> Any:
     return json.JSONDecoder().raw_decode(output[output.index("{"):])[0]
 
 
+def not_sent(log: Any) -> list[str]:
+    """Statements of the chain that the general log does not show (each version's table, procedure call, view)."""
+    sent = "\n".join(log.queries(""))
+    wanted = [w for i in range(1, VERSIONS + 1)
+              for w in (f"CREATE TABLE up_{i} ", f"CALL proc_{i}()", f"VIEW v_up_{i} ", f"ADD COLUMN c_{i} ")]
+    return [w for w in wanted if w not in sent]
+
+
 def info() -> dict[str, Any]:
     code, output = cli("info", "--site", SITE, "--json")
     assert code == 0, output
@@ -145,9 +153,7 @@ def test_a_rollback_by_site_puts_the_database_and_the_memory_back_and_a_new_atte
         with general_log() as log:
             code, output = upgrade_to_startup_pre_process()
             assert code == 0, output
-            sent = log.queries("CREATE TABLE up_")
-        assert sum(f"up_{i} " in s for s in sent for i in range(1, VERSIONS + 1)) >= VERSIONS, \
-            "every version's statements sent again"
+            assert not_sent(log) == [], "every version's statements are sent again"
         assert differences(state(url), reference) == {}, "as the plain client leaves it"
 
         # the same after a completed startup_pre_process
@@ -160,7 +166,7 @@ def test_a_rollback_by_site_puts_the_database_and_the_memory_back_and_a_new_atte
         with general_log() as log:
             code, output = upgrade_to_startup_pre_process()
             assert code == 0, output
-            assert len(log.queries("CALL proc_")) >= VERSIONS
+            assert not_sent(log) == []
         assert differences(state(url), reference) == {}
     finally:
         with admin.begin() as conn:
