@@ -22,6 +22,8 @@ os.environ.setdefault("FT_UPGRADE_CLICKHOUSE_IDLE_SECONDS", "2")
 
 MARIADB_ROOT = os.environ.get("FT_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306")
 PROJECT = Path(__file__).resolve().parents[1]
+# fixtures that serve several capability folders (Redis namespaces, fresh databases)
+pytest_plugins = ["tests.support.fixtures"]
 
 
 @pytest.fixture(scope="session")

@@ -188,3 +188,13 @@ def test_step_modules_import_their_parameters_without_the_runtime() -> None:
             f"print(sorted(h for h in {heavy!r} if h in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]", result.stdout
+
+
+def test_tests_mirror_the_code() -> None:
+    """A capability's tests live in tests/tasks/<capability>/ beside no other: a newcomer finds them by the path."""
+    tests = PROJECT / "tests" / "tasks"
+    loose = sorted(path.name for path in tests.glob("test_*.py"))
+    assert not loose, f"tests directly under tests/tasks (move them to their capability's folder): {loose}"
+    strays = sorted(str(path.relative_to(tests)) for path in tests.rglob("test_*.py")
+                    if not (PROJECT / "tasks" / path.parent.relative_to(tests)).is_dir())
+    assert not strays, f"test folders that name no package under tasks/: {strays}"

@@ -5,7 +5,7 @@ Pure module: text in, records out (no I/O). The scanner is a port of the MariaDB
 way the upgrade runs scripts: batch mode (``mariadb < file``), default ``--skip-comments``,
 ``--default-character-set=utf8mb4`` and a server ``sql_mode`` without ANSI_QUOTES / NO_BACKSLASH_ESCAPES.
 What the client does, and therefore what ``Statement.text`` is (checked against the real client, byte
-for byte on the wire and through the server's general log, see tests/tasks/test_sql_splitter_vs_client.py):
+for byte on the wire and through the server's general log, see tests/tasks/sql/test_splitter_vs_client.py):
 
 * Ordinary comments never reach the server: ``-- `` (dash dash + whitespace/end of line, or ``--`` first
   in a statement) and ``#`` drop the rest of the line but its newline stays when the statement goes on;

@@ -36,8 +36,8 @@ from sqlalchemy import create_engine  # noqa: E402
 
 from tasks.migration.step import AsyncDataMigrationStep, DataMigrationParams  # noqa: E402
 from tests.helpers import step_context  # noqa: E402
-from tests.tasks.post_upgrade.kill_harness import finish, kill_trials, start  # noqa: E402
-from tests.tasks.post_upgrade.orders import assert_identical, create_tables, task  # noqa: E402
+from tests.support.orders import assert_identical, create_tables, task  # noqa: E402
+from tests.tasks.migration.kill_harness import finish, kill_trials, start  # noqa: E402
 
 ROOT = "mysql+pymysql://root@127.0.0.1:3306"
 WRITER_RATE = 200  # transactions per second, like a busy OLTP client

@@ -42,7 +42,7 @@ ROOT = "mysql+pymysql://root@127.0.0.1:3306"
 
 
 def mixed(n: int) -> str:
-    from tests.tasks.test_sql_kill9 import mixed_script
+    from tests.tasks.sql.test_executor_kill9 import mixed_script
 
     return mixed_script(n)
 

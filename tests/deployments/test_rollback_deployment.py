@@ -22,7 +22,7 @@ from tasks.store.schema import site_lock
 from tests.deployments.sites_helpers import deploy_sites, site_env
 from tests.prefect_server import PrefectServer, prefect_server
 from tests.tasks.backup.data import checksums, fill, fill_related
-from tests.tasks.backup.test_backup_restore import schema_objects
+from tests.tasks.backup.test_restore import schema_objects
 
 pytestmark = pytest.mark.prefect_server
 TABLES = ("accounts", "orders", "payments", "users")

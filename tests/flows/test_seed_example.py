@@ -29,7 +29,7 @@ from flows.cli import app
 from tasks.sql.splitter import split_statements
 from tests.conftest import MARIADB_ROOT, PROJECT
 from tests.helpers import AnsweringService, answering_service
-from tests.tasks.post_upgrade.files import aged
+from tests.support.files import aged
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

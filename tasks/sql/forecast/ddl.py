@@ -5,7 +5,7 @@ Pure: statement text, the server's version, the table's facts (engine, row forma
 the session (``foreign_key_checks``, ``alter_algorithm``) in; an :class:`Execution` out. The rules are the
 servers' own, as documented (MariaDB: "InnoDB Online DDL Operations with the INSTANT / NOCOPY / INPLACE
 Alter Algorithm"; MySQL 8.0: "Online DDL Operations") and as observed on the server
-(``tests/tasks/forecast/test_ddl_on_server.py`` runs each kind and watches whether the table was rebuilt):
+(``tests/tasks/sql/forecast/test_ddl_on_server.py`` runs each kind and watches whether the table was rebuilt):
 
 * an ALTER is as slow as its slowest clause (INSTANT < NOCOPY < INPLACE < COPY) and locks as much as its
   most locking one; ``ALGORITHM=COPY`` (or ``alter_algorithm``/``old_alter_table`` asking for it) copies;
