@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +20,21 @@ from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from flows.cli import app
+from tests.client_compare import Snapshot, client_database
 from tests.conftest import MARIADB_ROOT
-from tests.flows.rollback_chain import (
+from tests.general_log import general_log
+from tests.helpers import open_store
+from tests.support.rollback_chain import (
     BEFORE,
     SOURCE,
-    differences,
     fix_script,
+    not_the_same,
     plain_client,
     run_sql,
-    state,
+    snapshot,
     version,
     write_chain,
 )
-from tests.general_log import general_log
-from tests.helpers import open_store
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -91,15 +93,14 @@ def retry_flow_run(flow_run_id: str) -> Any:
 
 
 @pytest.fixture
-def reference(mariadb_database: str) -> dict[str, Any]:
+def reference(tmp_path: Path) -> Iterator[Snapshot]:
     """The chain as the plain client leaves a database that starts as the site's."""
-    run_sql(mariadb_database, BEFORE)
-    plain_client(mariadb_database, VERSIONS)
-    return state(mariadb_database)
+    with client_database("i25a_client") as name:
+        yield plain_client(tmp_path / "client", name, VERSIONS)
 
 
 def test_a_rollback_by_site_puts_the_database_and_the_memory_back_and_a_new_attempt_runs_everything(
-        isolated_env: Path, reference: dict[str, Any]) -> None:
+        isolated_env: Path, reference: Snapshot) -> None:
     admin = create_engine(MARIADB_ROOT + "/test")
     database = f"i25a_rb_{os.getpid()}"
     with admin.begin() as conn:
@@ -107,7 +108,7 @@ def test_a_rollback_by_site_puts_the_database_and_the_memory_back_and_a_new_atte
     url = f"{MARIADB_ROOT}/{database}?charset=utf8mb4"
     try:
         run_sql(url, BEFORE)
-        before = state(url)
+        before = snapshot(url)
         os.environ.update(write_chain(isolated_env / "tree", VERSIONS, fail_at=12, unsupported=[7],
                                       undo_at=[5, 20]), FT_UPGRADE_DB_FT_DB=url)
 
@@ -130,7 +131,7 @@ def test_a_rollback_by_site_puts_the_database_and_the_memory_back_and_a_new_atte
         outcome = first_json(output)
         assert [s["step_id"] for s in outcome["steps"]] == ["undo_20", "undo_5", "restore"], "newest version first"
         assert outcome["forced"] and "sql_7" in outcome["forced"][0]
-        assert differences(state(url), before) == {}, "exactly as before the upgrade"
+        assert not_the_same(snapshot(url), before) == [], "exactly as before the upgrade"
 
         shown = info()
         assert (shown["current_version"], shown["schema_version"]) == (SOURCE, SOURCE)
@@ -154,12 +155,12 @@ def test_a_rollback_by_site_puts_the_database_and_the_memory_back_and_a_new_atte
             code, output = upgrade_to_startup_pre_process()
             assert code == 0, output
             assert not_sent(log) == [], "every version's statements are sent again"
-        assert differences(state(url), reference) == {}, "as the plain client leaves it"
+        assert not_the_same(snapshot(url), reference) == [], "as the plain client leaves it"
 
         # the same after a completed startup_pre_process
         code, output = cli("rollback", "--site", SITE, "--force", "--reason", "again", "--yes")
         assert code == 0, output
-        assert differences(state(url), before) == {}
+        assert not_the_same(snapshot(url), before) == []
         assert info()["upgrade"]["status"] == "ROLLED_BACK"
         code, output = cutpoint("startup_pre_process", *WAIVE)
         assert code == 2 and "pre_upgrade_process has not completed" in output, output
@@ -167,7 +168,7 @@ def test_a_rollback_by_site_puts_the_database_and_the_memory_back_and_a_new_atte
             code, output = upgrade_to_startup_pre_process()
             assert code == 0, output
             assert not_sent(log) == []
-        assert differences(state(url), reference) == {}
+        assert not_the_same(snapshot(url), reference) == []
     finally:
         with admin.begin() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS `{database}`"))

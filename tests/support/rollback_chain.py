@@ -3,7 +3,8 @@
 The site's database starts with tables joined by a foreign key, a trigger, a view and a procedure (small
 data). Each version of the chain creates a table with a foreign key, a trigger and a procedure (DELIMITER
 blocks), a view, changes existing tables (a column, rows) and calls its procedure. The catalog (tables,
-columns, indexes, foreign keys, triggers, views, routines) and every table's CHECKSUM TABLE are the state.
+columns, indexes, foreign keys, triggers, views, routines, events) and every table's CHECKSUM TABLE and rows
+are the state (:mod:`tests.client_compare`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from tests.client_compare import Snapshot, client_result, differences, snapshot
 
 SOURCE = "3.17.5"
 BEFORE = """CREATE TABLE accounts (id INT PRIMARY KEY, name VARCHAR(32) NOT NULL, balance BIGINT NOT NULL DEFAULT 0)
@@ -111,44 +113,22 @@ def run_sql(url: str, script: str) -> None:
                     u.database or ""], input=script, text=True, check=True, capture_output=True, timeout=120)
 
 
-def plain_client(url: str, versions: int) -> None:
-    """The chain as the plain client runs it: every version's (correct) script in order."""
-    run_sql(url, "".join(version_script(i) for i in range(1, versions + 1)))
+def plain_client(folder: Path, database: str, versions: int) -> Snapshot:
+    """The site's database and the chain as the plain client runs them (every version's correct script, in
+    order), into a new database ``database``; its snapshot."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [folder / "000_before.sql"]
+    files[0].write_text(BEFORE, encoding="utf-8")
+    for i in range(1, versions + 1):
+        files.append(folder / f"{i:03d}_up.sql")
+        files[-1].write_text(version_script(i), encoding="utf-8")
+    return client_result(files, database)
 
 
-def state(url: str) -> dict[str, Any]:
-    """The catalog (tables, columns, indexes, foreign keys, triggers, views, routines) and every table's
-    CHECKSUM TABLE of the database behind ``url``."""
-    engine = create_engine(url)
-    q = {
-        "tables": "SELECT TABLE_NAME, TABLE_TYPE, ENGINE FROM information_schema.TABLES "
-                  "WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1",
-        "columns": "SELECT TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA "
-                   "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1, 3",
-        "indexes": "SELECT TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME, NON_UNIQUE FROM "
-                   "information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1, 2, 3",
-        "foreign_keys": "SELECT CONSTRAINT_NAME, TABLE_NAME, REFERENCED_TABLE_NAME, UPDATE_RULE, DELETE_RULE FROM "
-                        "information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() ORDER BY 1",
-        "triggers": "SELECT TRIGGER_NAME, EVENT_MANIPULATION, EVENT_OBJECT_TABLE, ACTION_TIMING, ACTION_STATEMENT "
-                    "FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() ORDER BY 1",
-        "views": "SELECT TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() "
-                 "ORDER BY 1",
-        "routines": "SELECT ROUTINE_NAME, ROUTINE_TYPE, ROUTINE_DEFINITION FROM information_schema.ROUTINES WHERE "
-                    "ROUTINE_SCHEMA = DATABASE() ORDER BY 1",
-    }
-    with engine.connect() as conn:
-        found: dict[str, Any] = {k: [tuple(r) for r in conn.execute(text(v))] for k, v in q.items()}
-        database = conn.execute(text("SELECT DATABASE()")).scalar_one()
-        found["views"] = [(n, d.replace(f"`{database}`.", "")) for n, d in found["views"]]
-        base = [t for t, kind, _ in found["tables"] if kind == "BASE TABLE"]
-        found["checksums"] = {t: conn.execute(text(f"CHECKSUM TABLE `{t}`")).one()[1] for t in base}
-        found["auto_increment"] = {t: conn.execute(text(
-            "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t"),
-            {"t": t}).scalar() for t in base}
-    engine.dispose()
-    return found
+def not_the_same(tool: Snapshot, reference: Snapshot) -> list[str]:
+    """What differs, catalog section by section and table by table (empty: the same)."""
+    return differences(tool, reference)
 
 
-def differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """What differs between two states, part by part (for a readable assertion)."""
-    return {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}
+__all__ = ["BEFORE", "SOURCE", "fix_script", "not_the_same", "plain_client", "run_sql", "snapshot", "version",
+           "version_script", "write_chain"]
