@@ -93,6 +93,8 @@ def _report(site_id: str, who: str, reason: str, outcome: RollbackOutcome | None
             lines += [f"- **forced** past rollback_supported: false: {'; '.join(outcome.forced)}"]
         lines += ["", "| version | step | status | summary |", "|---|---|---|---|"]
         lines += [f"| {r['version']} | {r['step_id']} | {r['status']} | {r['summary']} |" for r in outcome.steps]
+        lines += [part for r in outcome.steps if r.get("markdown")
+                  for part in ("", f"### {r['step_id']} ({r['version']})", "", r["markdown"])]
     if error:
         lines += ["", f"**Error**: {error}", "",
                   f"Fix the cause and start the rollback again (`ft-upgrade rollback --site {site_id}` or this "

@@ -185,9 +185,10 @@ class _Rollback:
         loop = StepLoop(scope, ExecutionSteps(service, execution_id), resources,
                         allowed_step_modules=self.settings.allowed_step_modules, logger=self.logger)
         outcome = loop.run(steps, launch)
+        runs = {s.key: store.step_run(execution_id, s.key) for s in steps}
         results = [{"step_id": s.step_id, "version": s.version, "status": str(outcome.statuses.get(s.key, "")),
-                    "summary": (run.summary if (run := store.step_run(execution_id, s.key)) else "")}
-                   for s in steps]
+                    "summary": run.summary if (run := runs[s.key]) else "", "markdown": run.markdown if run else ""}
+                   for s in steps]  # the restore's markdown holds its comparison with the backup's catalog
         if outcome.failed is not None:
             error = f"rollback step {outcome.failed.step_id} ({outcome.failed.version}) failed: {outcome.failure}"
             service.stop_at_step(execution_id, outcome.failed.step_id, outcome.failed.key, error,
@@ -241,55 +242,71 @@ class _Rollback:
                           "without it the databases cannot be put back")
 
     def plan(self) -> tuple[list[PlannedStep], list[str]]:
-        """The rollback steps, newest version first, and the steps forced past ``rollback_supported: false``."""
-        source, target = Version.parse(self.source), Version.parse(self.target)
-        chain = sorted((c for c in load_configs(self.settings.configs) if source < c.version <= target),
-                       key=lambda c: c.version.code, reverse=True)
-        unsupported = [f"{c.path}: step {s.id!r}" for c in chain for group in c.config.upgrade_steps.values()
-                       for s in group if "rollback_supported" in s.model_fields_set and not s.rollback_supported
-                       and self._applies(s)]
         r = self.request
-        if unsupported and not (r.force and r.reason.strip()):
-            raise self.refuse("configs in the range say rollback_supported: false:\n" +
-                              "\n".join(f"- {u}" for u in unsupported) +
-                              "\nroll back anyway only with --force --reason TEXT (recorded)")
-        if unsupported:
-            self.logger.warning("rollback forced past rollback_supported: false by %s (%s): %s", r.by, r.reason,
-                                "; ".join(unsupported))
-        order = {c.value: c.position for c in Cutpoint}
-        planned: list[PlannedStep] = []
-        for loaded in chain:
-            groups = sorted(loaded.config.rollback_steps.items(), key=lambda kv: order.get(kv[0], -1), reverse=True)
-            for name, group in groups:
-                for position, step in enumerate(group):
-                    if self._applies(step):
-                        planned.append(self._planned(loaded, name, position, step, planned))
-        if not planned:
-            raise self.refuse(f"no rollback_steps in the configs of {source} → {target}")
-        return planned, unsupported if r.force else []
+        return rollback_plan(self.settings, self.site_id, self.source, self.target, force=r.force, reason=r.reason,
+                             by=r.by, logger=self.logger)
 
-    def _applies(self, step: Any) -> bool:
-        return bool(step.applies_to_all_sites or self.site_id in step.site_ids)
 
-    def _planned(self, loaded: LoadedConfig, group: str, position: int, step: Any,
-                 planned: list[PlannedStep]) -> PlannedStep:
-        resolution = resolve_step_class(step.class_name, self.settings.allowed_step_modules)
-        if resolution.step_class is None:
-            raise self.refuse(f"{loaded.path}: rollback step {step.id!r}: {resolution.reason}")
-        params, problems = check_step_params(loaded.path, f"rollback_steps.{group}[{position}]", step,
-                                             resolution.step_class, loaded.folder)
-        if problems:
-            raise self.refuse("\n".join(str(p) for p in problems))
-        key = f"{loaded.version.code}:{step.id}"
-        cutpoint = Cutpoint(group) if group in {c.value for c in Cutpoint} else Cutpoint.STARTUP_PRE_PROCESS
-        return PlannedStep(
-            key=key if all(p.key != key for p in planned) else f"{key}#{len(planned)}",  # one record per step
-            cutpoint=cutpoint, version=str(loaded.version), version_code=loaded.version.code,
-            step_id=step.id, name=step.name or step.id, description=step.description, class_name=step.class_name,
-            implementation=resolution.qualified_name, params=params, timeout=step.timeout,
-            retry_count=step.retry_count, retry_delay_seconds=step.retry_delay_seconds, required=True,
-            estimated_duration=step.estimated_duration, config_file=loaded.path,
-            config_fingerprint=loaded.config.fingerprint())
+def rollback_plan(settings: Settings, site_id: str, source_version: str, target_version: str, *,
+                  force: bool = False, reason: str = "", by: str = "",
+                  logger: Logger | None = None) -> tuple[list[PlannedStep], list[str]]:
+    """The rollback steps of the range, newest version first (later cutpoints first within a version), their
+    classes and fields checked; and the steps forced past ``rollback_supported: false``. Raises
+    :class:`Refused` naming each such step unless ``force`` with a ``reason``, or when a step does not check."""
+    source, target = Version.parse(source_version), Version.parse(target_version)
+
+    def refuse(why: str) -> Refused:
+        return Refused(f"rollback of {source} → {target} refused at site {site_id}: {why}; nothing was executed",
+                       site_id=site_id, cutpoint=ROLLBACK)
+
+    def applies(step: Any) -> bool:
+        return bool(step.applies_to_all_sites or site_id in step.site_ids)
+
+    chain = sorted((c for c in load_configs(settings.configs) if source < c.version <= target),
+                   key=lambda c: c.version.code, reverse=True)
+    unsupported = [f"{c.path}: step {s.id!r}" for c in chain for group in c.config.upgrade_steps.values()
+                   for s in group if "rollback_supported" in s.model_fields_set and not s.rollback_supported
+                   and applies(s)]
+    if unsupported and not (force and reason.strip()):
+        raise refuse("configs in the range say rollback_supported: false:\n" +
+                     "\n".join(f"- {u}" for u in unsupported) +
+                     "\nroll back anyway only with --force --reason TEXT (recorded)")
+    if unsupported and logger is not None:
+        logger.warning("rollback forced past rollback_supported: false by %s (%s): %s", by, reason,
+                       "; ".join(unsupported))
+    order = {c.value: c.position for c in Cutpoint}
+    planned: list[PlannedStep] = []
+    for loaded in chain:
+        groups = sorted(loaded.config.rollback_steps.items(), key=lambda kv: order.get(kv[0], -1), reverse=True)
+        for name, group in groups:
+            for position, step in enumerate(group):
+                if not applies(step):
+                    continue
+                resolution = resolve_step_class(step.class_name, settings.allowed_step_modules)
+                if resolution.step_class is None:
+                    raise refuse(f"{loaded.path}: rollback step {step.id!r}: {resolution.reason}")
+                params, problems = check_step_params(loaded.path, f"rollback_steps.{name}[{position}]", step,
+                                                     resolution.step_class, loaded.folder)
+                if problems:
+                    raise refuse("\n".join(str(p) for p in problems))
+                planned.append(_planned(loaded, name, step, params, resolution.qualified_name, planned))
+    if not planned:
+        raise refuse(f"no rollback_steps in the configs of {source} → {target}")
+    return planned, unsupported if force else []
+
+
+def _planned(loaded: LoadedConfig, group: str, step: Any, params: dict[str, Any], implementation: str | None,
+             planned: list[PlannedStep]) -> PlannedStep:
+    key = f"{loaded.version.code}:{step.id}"
+    cutpoint = Cutpoint(group) if group in {c.value for c in Cutpoint} else Cutpoint.PRE_UPGRADE_PROCESS
+    return PlannedStep(
+        key=key if all(p.key != key for p in planned) else f"{key}#{len(planned)}",  # one record per step
+        cutpoint=cutpoint, version=str(loaded.version), version_code=loaded.version.code,
+        step_id=step.id, name=step.name or step.id, description=step.description, class_name=step.class_name,
+        implementation=implementation, params=params, timeout=step.timeout,
+        retry_count=step.retry_count, retry_delay_seconds=step.retry_delay_seconds, required=True,
+        estimated_duration=step.estimated_duration, config_file=loaded.path,
+        config_fingerprint=loaded.config.fingerprint())
 
 
 def _started(e: Execution) -> datetime:

@@ -106,11 +106,12 @@ def fix_script(root: Path, i: int) -> None:
 
 
 def run_sql(url: str, script: str) -> None:
-    """``script`` through the plain ``mariadb`` client (DELIMITER and all)."""
+    """``script`` through the plain ``mariadb`` client (DELIMITER and all), as :func:`client_result` runs it."""
     u = make_url(url)
     subprocess.run(["mariadb", f"--host={u.host or '127.0.0.1'}", f"--port={u.port or 3306}",
                     f"--user={u.username or 'root'}", *([f"--password={u.password}"] if u.password else []),
-                    u.database or ""], input=script, text=True, check=True, capture_output=True, timeout=120)
+                    "--default-character-set=utf8mb4", u.database or ""],
+                   input=script, text=True, check=True, capture_output=True, timeout=120)
 
 
 def plain_client(folder: Path, database: str, versions: int) -> Snapshot:
