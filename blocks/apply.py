@@ -42,6 +42,8 @@ class SiteSpec(BaseModel):
     alerts: AlertSettings | None = Field(default=None, description="Automations made by deploy_sites.py.")
     off_peak: OffPeakWindows = Field(default_factory=list, description="Off-peak windows, HH:MM-HH:MM in timezone.")
     timezone: TimeZoneName = Field(default="UTC", description="The site's IANA time zone (Asia/Shanghai).")
+    client_charset: dict[str, str] = Field(default_factory=dict, description="Logical database (* for every one) "
+                                           "→ character set of the site's mariadb client there.")
     smtp_block: str | None = Field(default=None, description="E-mail block the configs' notification recipients "
                                                              "are mailed through; default: the first `email` one "
                                                              "of notifications.")
@@ -115,7 +117,8 @@ def apply_site(spec: SiteSpec) -> list[str]:
                           paths=spec.paths, environment=spec.environment, secrets=spec.secrets,
                           notify_blocks=list(spec.alerts.notify) if spec.alerts else [],
                           language=spec.alerts.language if spec.alerts else "zh", off_peak=spec.off_peak,
-                          timezone=spec.timezone, smtp_block=spec.mail_block())
+                          timezone=spec.timezone, smtp_block=spec.mail_block(),
+                          client_charset=spec.client_charset)
     profile.save(SiteProfile.block_name(site), overwrite=True)
     saved.append(SiteProfile.block_name(site))
     return saved

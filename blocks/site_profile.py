@@ -26,6 +26,9 @@ class SiteProfile(Block):
         off_peak: Daily windows (``22:00-06:00``) in ``timezone`` when heavy work may run without a waiver.
         timezone: The site's IANA time zone (``Asia/Shanghai``), for ``off_peak``.
         smtp_block: The e-mail block the configs' ``notifications`` recipients are mailed through.
+        client_charset: Logical database (``*``: every one) → the character set the site's ``mariadb``
+            client uses there (``--default-character-set``); SQL scripts run with it. Default:
+            ``FT_UPGRADE_CLIENT_CHARSET`` (utf8mb3).
 
     Example:
         ```python
@@ -53,6 +56,9 @@ class SiteProfile(Block):
     timezone: TimeZoneName = Field(default="UTC", description="The site's time zone (IANA name), for off_peak.")
     smtp_block: str | None = Field(default=None, description="E-mail block (FT SMTP Email) the configs' "
                                                              "notification recipients are mailed through.")
+    client_charset: dict[str, str] = Field(default_factory=dict, description="Logical database (* for every one) "
+                                           "→ character set of the site's mariadb client there (utf8mb3, utf8mb4, "
+                                           "…); SQL scripts run with it.")
 
     def off_peak_windows(self) -> OffPeak | None:
         """The site's off-peak windows (None: it declares none)."""

@@ -418,7 +418,8 @@ def run(
     ] = False,
     waive: Annotated[list[str] | None, typer.Option(
         "--waive", help="Waive a precondition (pre_business_check, pre_upgrade_process, services_stopped, "
-                        "startup_pre_process, startup_post_process); needs --reason.")] = None,
+                        "startup_pre_process, services_started, startup_post_process, off_peak); needs --reason.")
+    ] = None,
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded with --rerun, --waive, "
                                                          "--accept-changed-scripts).")] = "",
     by: ByOpt = "",
@@ -924,11 +925,15 @@ def backup_restore(
     except UpgradeError as exc:
         _fail(str(exc), exc.exit_code, "refused" if isinstance(exc, SiteBusy) else "error")
     if json_out:
-        print(json.dumps({"backup_id": report.backup_id, "tables": report.tables, "files": report.files},
+        print(json.dumps({"backup_id": report.backup_id, "tables": report.tables, "files": report.files,
+                          "dropped": report.dropped,
+                          "comparison": report.comparison.to_json() if report.comparison else None},
                          ensure_ascii=False, default=str))
         return
     out.print(f"[green]restored[/] {report.backup_id}: {len(report.tables)} tables, {len(report.files)} files",
               highlight=False)
+    if report.comparison is not None:
+        out.print(report.comparison.describe(), highlight=False)
 
 
 @app.command()

@@ -17,10 +17,15 @@ os.environ["PREFECT_HOME"] = str(_HOME / "prefect")
 os.environ["FT_UPGRADE_HOME"] = str(_HOME / "ft-upgrade")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+# the FT services every test site lists: a port where nothing listens (a refused connection: stopped), so
+# startup_pre_process's services_stopped holds; a site profile's services are probed beside it
+os.environ.setdefault("FT_UPGRADE_SERVICES", '{"ft-test-stopped": "http://127.0.0.1:1/actuator/health"}')
+os.environ.setdefault("FT_UPGRADE_SERVICE_PROBE_SECONDS", "0.5")
 # an embedded log store's engine process (blocks.clickhouse_process) ends soon after its last client
 os.environ.setdefault("FT_UPGRADE_CLICKHOUSE_IDLE_SECONDS", "2")
 
 MARIADB_ROOT = os.environ.get("FT_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306")
+KEPT = ("FT_UPGRADE_HOME", "FT_UPGRADE_SERVICES", "FT_UPGRADE_SERVICE_PROBE_SECONDS")
 PROJECT = Path(__file__).resolve().parents[1]
 # fixtures that serve several capability folders (Redis namespaces, fresh databases)
 pytest_plugins = ["tests.support.fixtures"]
@@ -57,7 +62,7 @@ def isolated_env(tmp_path: Path) -> Iterator[Path]:
     """A private FT_UPGRADE_HOME (SQLite store); FT_UPGRADE_* set by the CLI in-process are undone after."""
     saved = dict(os.environ)
     for key in list(os.environ):
-        if key.startswith("FT_UPGRADE_") and key != "FT_UPGRADE_HOME":
+        if key.startswith("FT_UPGRADE_") and key not in KEPT:
             del os.environ[key]
     os.environ["FT_UPGRADE_HOME"] = str(tmp_path / "home")
     try:

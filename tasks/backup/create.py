@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from tasks.backup.catalog import site_folder
 from tasks.backup.dump import ProgressFn, SnapshotPlan, dump_database
 from tasks.backup.manifest import FileEntry, Manifest, TableEntry, ViewEntry, sha256_file
+from tasks.backup.schema import SchemaCatalog
 from tasks.core.files import Private
 
 
@@ -43,14 +44,16 @@ def create_backup(backup_root: Path, *, site_id: str, execution_id: str, source_
     try:
         tables: list[TableEntry] = []
         views: list[ViewEntry] = []
+        catalogs: list[SchemaCatalog] = []
         for plan in plans:
             tables += dump_database(engine_for(plan.database), plan, folder / "db", batch_rows=batch_rows,
-                                    on_progress=on_progress, views=views, private=private)
+                                    on_progress=on_progress, views=views, catalogs=catalogs,
+                                    private=private)
         files = [_copy_file(path, folder / "files", index, private) for index, path in enumerate(config_files)]
         manifest = Manifest(
             backup_id=backup_id, site_id=site_id, execution_id=execution_id, source_version=source_version,
             target_version=target_version, created_at=created.isoformat(timespec="microseconds"),
-            tables=tuple(tables), files=tuple(files), views=tuple(views),
+            tables=tuple(tables), files=tuple(files), views=tuple(views), catalogs=tuple(catalogs),
             duration_seconds=round(time.perf_counter() - started, 3))
         manifest.save(folder, private)
         return folder, manifest
@@ -66,4 +69,5 @@ def _copy_file(source: Path, folder: Path, index: int, private: Private) -> File
     with source.open("rb") as src, private.open(stored) as raw, gzip.open(raw, "wb", compresslevel=6) as dst:
         shutil.copyfileobj(src, dst)
     return FileEntry(source=str(source.resolve()), file=stored.name, sha256=sha256_file(stored),
-                     bytes=stored.stat().st_size, mode=source.stat().st_mode & 0o777)
+                     bytes=stored.stat().st_size, mode=source.stat().st_mode & 0o777,
+                     content_sha256=sha256_file(source))

@@ -18,6 +18,7 @@ import pymysql.cursors
 from sqlalchemy import Engine
 
 from tasks.backup.manifest import TableEntry, ViewEntry, sha256_file
+from tasks.backup.schema import SchemaCatalog, quote_ident, read_catalog
 from tasks.core.files import Private
 
 BATCH_ROWS = 2000
@@ -32,17 +33,15 @@ class SnapshotPlan:
     tables: tuple[str, ...] = ()
 
 
-def quote_ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
 def dump_database(engine: Engine, plan: SnapshotPlan, folder: Path, *, batch_rows: int = BATCH_ROWS,
                   compress_level: int = 1, on_progress: ProgressFn | None = None,
-                  views: list[ViewEntry] | None = None, private: Private = Private()) -> list[TableEntry]:
+                  views: list[ViewEntry] | None = None, catalogs: list[SchemaCatalog] | None = None,
+                  private: Private = Private()) -> list[TableEntry]:
     """Stream the planned tables of one database into ``folder``; returns their manifest entries.
 
-    Each table's triggers go with it; the database's views are appended to ``views`` (a restore puts
-    them back after the tables, as they were). Folder and files are private (see :class:`Private`).
+    Each table's triggers go with it; the database's views are appended to ``views`` and its catalog
+    (every table, view, trigger, routine and event) to ``catalogs``: a restore drops what is not in it,
+    puts the rest back and proves the result against it. Folder and files are private (see :class:`Private`).
     """
     private.mkdir(folder)
     raw = engine.raw_connection()
@@ -54,6 +53,8 @@ def dump_database(engine: Engine, plan: SnapshotPlan, folder: Path, *, batch_row
             cur.execute("SELECT DATABASE()")
             schema = cur.fetchone()[0]
             tables = list(plan.tables) or _base_tables(cur)
+            if catalogs is not None:
+                catalogs.append(read_catalog(cur, plan.database))
         entries = [_dump_table(conn, plan.database, schema, table, folder, batch_rows, compress_level, on_progress,
                                private) for table in tables]
         if views is not None:

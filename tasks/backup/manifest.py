@@ -11,10 +11,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tasks.backup.schema import SchemaCatalog
 from tasks.core.files import Private
 
 MANIFEST = "manifest.json"
-FORMAT = 1
+FORMAT = 2  # 2: ``catalogs`` (every object of each database, for the restore's comparison); 1 had none
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,15 @@ class ViewEntry:
 
 @dataclass(frozen=True)
 class FileEntry:
-    """One configuration file: where it lived, the SHA-256 of its content, its permission bits (None: older backup)."""
+    """One configuration file: where it lived, the SHA-256 of its stored copy, its permission bits and the
+    SHA-256 of its content (both None in an older backup)."""
 
     source: str
     file: str
     sha256: str
     bytes: int
     mode: int | None = None
+    content_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class Manifest:
     tables: tuple[TableEntry, ...] = ()
     files: tuple[FileEntry, ...] = ()
     views: tuple[ViewEntry, ...] = ()
+    catalogs: tuple[SchemaCatalog, ...] = ()  # empty in a backup older than format 2
     duration_seconds: float = 0.0
     format: int = FORMAT
     extra: dict[str, Any] = field(default_factory=dict)
@@ -91,6 +95,7 @@ class Manifest:
                                for t in data.get("tables", ()))
         data["files"] = tuple(FileEntry(**f) for f in data.get("files", ()))
         data["views"] = tuple(ViewEntry(**v) for v in data.get("views", ()))
+        data["catalogs"] = tuple(SchemaCatalog.from_json(c) for c in data.get("catalogs", ()))
         return cls(**data)
 
     def save(self, folder: Path, private: Private = Private()) -> Path:

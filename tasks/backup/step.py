@@ -41,6 +41,8 @@ TEXT = {
         "summary": "备份 {id}：{tables} 张表，{rows:,} 行，{files} 个文件，{mb:.2f} MB",
         "summary_removed": "；删除旧备份 {n} 个",
         "summary_restored": "已恢复 {ids}", "restore_failed": "恢复失败：{error}",
+        "proof": "**与备份比对**：{text}",
+        "dropped": "备份之后创建、已删除的对象：{names}",
     },
     "en": {
         "backup": "**Backup** `{id}` → `{folder}` ({mb:.2f} MB, {rows:,} rows, {seconds:.1f} s, {rate:,.0f} rows/s)",
@@ -52,6 +54,8 @@ TEXT = {
         "summary": "backup {id}: {tables} tables, {rows:,} rows, {files} files, {mb:.2f} MB",
         "summary_removed": "; removed {n} old",
         "summary_restored": "restored {ids}", "restore_failed": "{error}",
+        "proof": "**Compared with the backup**: {text}",
+        "dropped": "Created after the backup, dropped: {names}",
     },
 }
 
@@ -180,7 +184,8 @@ class RestoreParams(StepParams):
 
 
 class RestoreBackupStep(UpgradeStep):
-    """Rollback: restore this upgrade's backup (verified by SHA-256, then CHECKSUM TABLE per table)."""
+    """Rollback: bring the databases back to this upgrade's backup (verified by SHA-256 first; proved by a
+    comparison of every object and CHECKSUM TABLE with the manifest after, in ``details``; a difference fails)."""
 
     Params = RestoreParams
     description = "Restore the upgrade's backup (rollback_steps)"
@@ -207,13 +212,21 @@ class RestoreBackupStep(UpgradeStep):
                                         group=get_settings().backup_group)
             except BackupError as exc:
                 summary = words(TEXT, ctx.language)["restore_failed"].format(error=exc)
-                raise StepFailed(str(exc), StepResult(StepStatus.FAILED, summary)) from exc
+                comparison = getattr(exc, "comparison", None)  # RestoreMismatch: what differs, for the report
+                details = {"backup_id": backup.manifest.backup_id,
+                           "comparison": comparison.to_json() if comparison is not None else None}
+                raise StepFailed(str(exc), StepResult(StepStatus.FAILED, summary, details=details)) from exc
             progress.finish()
             restored.append(report)
+        w = words(TEXT, ctx.language)
         rows = [f"| {r.backup_id} | {t['table']} | {t['rows']:,} | {t['checksum']} |"
                 for r in restored for t in r.tables]
+        lines = [w["restored"], "|---|---|---|---|", *rows]
+        for r in restored:
+            if r.dropped:
+                lines += ["", w["dropped"].format(names=", ".join(f"`{d}`" for d in r.dropped))]
+            if r.comparison is not None:
+                lines += ["", w["proof"].format(text=r.comparison.describe())]
         return StepResult(
-            StepStatus.SUCCESS,
-            words(TEXT, ctx.language)["summary_restored"].format(ids=", ".join(r.backup_id for r in restored)),
-            details={"restored": [r.__dict__ for r in restored]},
-            markdown=words(TEXT, ctx.language)["restored"] + "\n|---|---|---|---|\n" + "\n".join(rows))
+            StepStatus.SUCCESS, w["summary_restored"].format(ids=", ".join(r.backup_id for r in restored)),
+            details={"restored": [r.to_json() for r in restored]}, markdown="\n".join(lines))

@@ -136,6 +136,17 @@ class BackupChecksumMismatch(BackupError):
         super().__init__(f"restored {table}: expected {expected}, got {actual}; the live table was left unchanged")
 
 
+class RestoreMismatch(BackupError):
+    """After a restore the databases differ from the backup (catalog or CHECKSUM TABLE); ``comparison`` says how.
+
+    The restore's journal stays unfinished: the next restore puts back what differs.
+    """
+
+    def __init__(self, comparison: Any) -> None:
+        self.comparison = comparison  # tasks.backup.verify.CatalogComparison
+        super().__init__(f"the restore did not bring the databases back to the backup: {comparison.describe()}")
+
+
 class MigrationError(UpgradeFailed):
     """Base of migration failures; the checkpoint is intact and a rerun continues from it.
 

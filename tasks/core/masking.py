@@ -170,16 +170,60 @@ def mask_url(url: str) -> str:
     return masked
 
 
-def mask_text(text: str, secrets: Iterable[str]) -> str:
+#: A quoted text this long that begins a known secret is masked where a secret may be echoed cut short: a
+#: server cuts the statement it quotes in an error (80 characters on MariaDB), so a long password's echo is
+#: a prefix of it, closed by the server's quote.
+PREFIX_MIN = 4
+_BEFORE_SECRET = r"(?i:\b(?:BY|USING)\s+|\bPASSWORD\s*\(\s*)"
+
+
+def mask_text(text: str, secrets: Iterable[str], *, echoed: Iterable[str] = ()) -> str:
     """Replace every known secret value (length >= 3) anywhere in ``text`` with ``***``.
 
     URL-encoded spellings are masked too, since a password often reappears inside a DSN.
-    Longer secrets win so a secret containing another one is masked as a whole.
+    Longer secrets win so a secret containing another one is masked as a whole. A quoted prefix of a
+    secret (a quote, at least :data:`PREFIX_MIN` of its first characters, then a quote, ``...`` or the end
+    of the text) is masked after ``BY '``, ``USING '`` and ``PASSWORD('``; for the ``echoed`` secrets (those of
+    the statement whose server error ``text`` is) it is masked wherever it stands.
     """
     if not text:
         return text
-    pattern = _secrets_pattern(tuple(s for s in secrets if isinstance(s, str) and len(s) >= 3))
-    return pattern.sub(MASK, text) if pattern is not None else text
+    known = tuple(s for s in secrets if isinstance(s, str) and len(s) >= 3)
+    pattern = _secrets_pattern(known)
+    if pattern is not None:
+        text = pattern.sub(MASK, text)
+    cut = tuple(s for s in echoed if isinstance(s, str) and len(s) > PREFIX_MIN)
+    if cut or (_KEYWORD.search(text) and any(len(s) > PREFIX_MIN for s in known)):
+        prefixes = _prefix_pattern(known, cut)
+        text = prefixes.sub(_masked, text) if prefixes is not None else text
+    return text
+
+
+_KEYWORD = re.compile(_BEFORE_SECRET + "['\"]")  # texts without it (nearly all) skip the prefixes
+
+
+def _masked(m: re.Match[str]) -> str:
+    groups = m.groupdict()
+    return (groups.get("pre") or "") + (groups.get("quote") or "") + MASK
+
+
+def _prefixes(secrets: Iterable[str]) -> str:
+    found = {secret[:n] for secret in secrets for n in range(PREFIX_MIN, len(secret))}
+    return "|".join(re.escape(p) for p in sorted(found, key=len, reverse=True))
+
+
+@lru_cache(maxsize=64)
+def _prefix_pattern(secrets: tuple[str, ...], echoed: tuple[str, ...]) -> re.Pattern[str] | None:
+    """Quoted prefixes: of the secrets after a keyword, of the echoed ones anywhere (the longest first)."""
+    branches = []
+    after_keyword = _prefixes(s for s in secrets if len(s) > PREFIX_MIN)
+    anywhere = _prefixes(echoed)
+    end = "(?=['\"]|\\.\\.\\.|\u2026|\\Z)"  # MariaDB's echo ends a cut statement with "..."
+    if after_keyword:
+        branches.append(f"(?P<pre>{_BEFORE_SECRET})(?P<quote>['\"])(?:{after_keyword}){end}")
+    if anywhere:
+        branches.append(f"(?<=['\"])(?:{anywhere}){end}")
+    return re.compile("|".join(branches)) if branches else None
 
 
 @lru_cache(maxsize=64)

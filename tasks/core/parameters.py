@@ -22,10 +22,10 @@ SiteId = Annotated[str, Field(pattern=SITE_ID_PATTERN, examples=["CN"],
                               description="Letters, digits, _ and -, starting with a letter or digit.")]
 
 #: A precondition an operator may waive (with a reason): a cutpoint that must have completed before, the FT
-#: services being stopped, or the site's off-peak window for heavy work. ``tasks.execution.admission.PRECONDITIONS``
-#: uses exactly these names.
+#: services being stopped (or started and healthy), or the site's off-peak window for heavy work.
+#: ``tasks.execution.admission.PRECONDITIONS`` uses exactly these names.
 Waivable = Literal["pre_business_check", "pre_upgrade_process", "services_stopped", "startup_pre_process",
-                   "startup_post_process", "off_peak"]
+                   "services_started", "startup_post_process", "off_peak"]
 
 #: What an operator decides about the statement a run stopped at (``resume --inflight``).
 InflightDecision = Literal["applied", "retry", "skip"]

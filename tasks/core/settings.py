@@ -30,8 +30,18 @@ class Settings(BaseSettings):
                                            "times this is taken over).")
     check_max_age_hours: float = Field(default=24, gt=0, description="How old a passed pre_business_check may be "
                                        "when pre_upgrade_process starts.")
+    services: dict[str, str] = Field(default_factory=dict, description="FT services (name → URL, JSON) probed "
+                                     "beside the site profile's, which they override by name: a site without "
+                                     "a profile (no Prefect API) lists its services here.")
+    service_probe_seconds: float = Field(default=2.0, gt=0, le=60, description="Timeout of one service probe "
+                                         "(connect, then one HTTP answer) for the services preconditions.")
     marker_schema: str = Field(default="ft_upgrade", pattern=r"^[A-Za-z0-9_$]{1,64}$",
                                description="Schema of the tool's own on each target server for DML markers.")
+    client_charset: str = Field(default="utf8mb3", pattern=r"^[A-Za-z0-9_]{1,32}$", description="Character set "
+                                "of the connection SQL scripts run on, as the site's `mariadb` client has it "
+                                "(`--default-character-set`): objects take their charsets from it. Default: what "
+                                "the MariaDB 10.11 client picks by itself (auto) under a UTF-8 locale, utf8mb3; "
+                                "per database: the site profile's client_charset.")
     marker_retention_days: int = Field(default=30, ge=8, description="Days marker rows are kept (longer than a "
                                        "breakpoint's 7 days).")
     notify_blocks: str = Field(default="", description="Comma-separated notification blocks a run tells when its "

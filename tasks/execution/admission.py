@@ -31,6 +31,9 @@ from tasks.store.site_state import CutpointRecord, SiteState
 MAX_RESUMES = 10
 RESUMABLE_STATES = RESUMABLE
 SERVICES_STOPPED = "services_stopped"
+SERVICES_STARTED = "services_started"
+#: Preconditions about the site's FT services: the service probes them before deciding.
+SERVICE_PRECONDITIONS = (SERVICES_STOPPED, SERVICES_STARTED)
 
 #: The requirements' 前置条件 of each cutpoint, by the name an operator waives them with. ``off_peak``: heavy
 #: steps of a serving site (index optimization, data backups) in its off-peak window (tasks.core.off_peak).
@@ -38,7 +41,7 @@ PRECONDITIONS: dict[Cutpoint, tuple[str, ...]] = {
     Cutpoint.PRE_BUSINESS_CHECK: (),
     Cutpoint.PRE_UPGRADE_PROCESS: (Cutpoint.PRE_BUSINESS_CHECK.value, OFF_PEAK),
     Cutpoint.STARTUP_PRE_PROCESS: (Cutpoint.PRE_UPGRADE_PROCESS.value, SERVICES_STOPPED),
-    Cutpoint.STARTUP_POST_PROCESS: (Cutpoint.STARTUP_PRE_PROCESS.value, OFF_PEAK),
+    Cutpoint.STARTUP_POST_PROCESS: (Cutpoint.STARTUP_PRE_PROCESS.value, SERVICES_STARTED, OFF_PEAK),
     Cutpoint.POST_UPGRADE: (Cutpoint.STARTUP_POST_PROCESS.value, OFF_PEAK),
 }
 
@@ -80,6 +83,20 @@ class ScriptDrift:
 
 
 @dataclass(frozen=True)
+class ServiceSeen:
+    """One FT service of the site as a probe saw it: ``running``, ``stopped`` (refused) or ``unknown``, and why."""
+
+    name: str
+    url: str
+    state: Literal["running", "stopped", "unknown"]
+    why: str
+    healthy: bool = False  # running and its health URL answers 2xx
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.url}: {self.why})"
+
+
+@dataclass(frozen=True)
 class SiteView:
     """What the store and the probes say about the site, gathered before deciding."""
 
@@ -88,7 +105,7 @@ class SiteView:
     latest: Execution | None = None
     named: Execution | None = None
     breakpoint_expiry: datetime | None = None
-    running_services: tuple[str, ...] = ()
+    services: tuple[ServiceSeen, ...] | None = None  # the site's FT services as probed; None: not probed
     drift: tuple[ScriptDrift, ...] = ()
     outside_window: str = ""  # heavy steps planned outside the site's off-peak window: what and when it opens
     #: The execution this trigger would continue (named, or the flow run being retried) was closed by a rollback.
@@ -273,10 +290,9 @@ def _missing(d: _Decider, name: str, *, resuming: bool) -> str:
     if name == OFF_PEAK:
         return view.outside_window
     if name == SERVICES_STOPPED:
-        if not view.running_services:
-            return ""
-        return (f"the FT services are still running at site {r.site_id} ({', '.join(view.running_services)}): "
-                "stop them first")
+        return _not_stopped(r.site_id, view.services or ())
+    if name == SERVICES_STARTED:
+        return _not_started(r.site_id, view.services or ())
     previous = Cutpoint(name)
     state = view.cutpoints.get(name)
     if state is None or state.state != CutpointState.COMPLETED:
@@ -291,6 +307,43 @@ def _missing(d: _Decider, name: str, *, resuming: bool) -> str:
                     f"than the {d.check_max_age.total_seconds() / 3600:g} h allowed): run it again: "
                     f"`{r.command(previous)} --rerun --reason TEXT`")
     return ""
+
+
+def _not_stopped(site_id: str, services: tuple[ServiceSeen, ...]) -> str:
+    """Fail closed: only a refused connection proves a service stopped; no service listed proves nothing."""
+    if not services:
+        return (f"site {site_id} lists no FT services, so nothing proves them stopped: list them in the site "
+                "profile (the site file's \"services\": name → URL, then `ft-upgrade blocks apply`; without a "
+                "Prefect API: FT_UPGRADE_SERVICES)")
+    said = []
+    running = [s.describe() for s in services if s.state == "running"]
+    unknown = [s.describe() for s in services if s.state == "unknown"]
+    if running:
+        said.append(f"the FT services are still running at site {site_id} ({', '.join(running)}): stop them first")
+    if unknown:
+        said.append(f"cannot tell whether {', '.join(unknown)} stopped at site {site_id} (only a refused "
+                    "connection proves a service stopped): make the probe reach it")
+    return "; ".join(said)
+
+
+def _not_started(site_id: str, services: tuple[ServiceSeen, ...]) -> str:
+    """Fail closed: every listed service answers its health URL with 2xx; a probe that cannot tell refuses."""
+    if not services:
+        return (f"site {site_id} lists no FT services, so nothing proves them started and healthy: list them in "
+                "the site profile (the site file's \"services\": name → URL, then `ft-upgrade blocks apply`; "
+                "without a Prefect API: FT_UPGRADE_SERVICES)")
+    said = []
+    stopped = [s.describe() for s in services if s.state == "stopped"]
+    sick = [s.describe() for s in services if s.state == "running" and not s.healthy]
+    unknown = [s.describe() for s in services if s.state == "unknown"]
+    if stopped:
+        said.append(f"the FT services are not started at site {site_id} ({', '.join(stopped)}): start them first")
+    if sick:
+        said.append(f"the FT services answer but are not healthy at site {site_id} ({', '.join(sick)})")
+    if unknown:
+        said.append(f"cannot tell whether {', '.join(unknown)} started and healthy at site {site_id}: make the "
+                    "probe reach it")
+    return "; ".join(said)
 
 
 def _when(moment: datetime | None) -> str:

@@ -129,7 +129,7 @@ def _run_cutpoint(request: Request, environment: Mapping[str, Any] | None, *, se
             steps = plan.for_cutpoint(request.cutpoint)
             try:
                 admission = service.admit(request, sql_root=settings.sql_root, flow_run_id=hooks.flow_run_id,
-                                          services=profile.services if profile else None,
+                                          services=site_services(profile, settings),
                                           outside_window=off_peak_missing(profile, steps, settings, hooks.logger,
                                                                           plan.site_id))
                 if admission.action == "resume" and admission.execution_id:
@@ -152,6 +152,11 @@ def _run_cutpoint(request: Request, environment: Mapping[str, Any] | None, *, se
         raise
     finally:
         service.close()
+
+
+def site_services(profile: SiteProfile | None, settings: Settings) -> dict[str, str]:
+    """The site's FT services: its profile's, overridden by name by FT_UPGRADE_SERVICES."""
+    return {**(dict(profile.services) if profile is not None else {}), **settings.services}
 
 
 def off_peak_missing(profile: SiteProfile | None, steps: list[PlannedStep], settings: Settings, logger: Logger,

@@ -24,7 +24,16 @@ from tasks.core.errors import InputError, Refused
 from tasks.core.runtime import flow_run_page
 from tasks.core.settings import Settings, get_settings
 from tasks.core.statuses import BreakpointKind, ExecutionStatus, SiteEvent
-from tasks.execution.admission import Admission, Request, ScriptDrift, SiteView, admit
+from tasks.execution.admission import (
+    PRECONDITIONS,
+    SERVICE_PRECONDITIONS,
+    Admission,
+    Request,
+    ScriptDrift,
+    ServiceSeen,
+    SiteView,
+    admit,
+)
 from tasks.execution.report_text import DEFAULT_LANGUAGE
 from tasks.execution.reporting import RunReport, resume_instructions
 from tasks.execution.run_databases import refusal as databases_refusal
@@ -137,9 +146,8 @@ class ExecutionService:
     def admit(self, request: Request, *, sql_root: Path, services: Mapping[str, str] | None = None,
               flow_run_id: str | None = None, outside_window: str = "") -> Admission:
         """Decide a trigger from the site's state; a refusal is recorded in the history and raised.
-        ``outside_window``: heavy steps planned outside the site's off-peak window (see SiteView)."""
-        from tasks.site.service_probe import running_services
-
+        ``outside_window``: heavy steps planned outside the site's off-peak window (see SiteView);
+        ``services``: the site's FT services, probed when the cutpoint's preconditions are about them."""
         store, r = self.store, request
         named = store.get_execution(r.execution_id) if r.execution_id else None
         latest = store.latest_execution(site_id=r.site_id, cutpoint=r.cutpoint.value,
@@ -149,14 +157,14 @@ class ExecutionService:
         closed = next((e for e in (named, store.get_execution(retried) if retried else None)
                        if e is not None and e.status == ExecutionStatus.ROLLED_BACK), None)
         bp = self.active_breakpoint(candidate.execution_id) if candidate else None
-        probe = r.cutpoint == Cutpoint.STARTUP_PRE_PROCESS and services
+        settings = get_settings()
         view = SiteView(site=self.sites.get(r.site_id),
                         cutpoints=self.sites.cutpoints(r.site_id, r.source_version, r.target_version),
                         latest=latest, named=named, breakpoint_expiry=bp.expiry_time if bp else None,
-                        running_services=tuple(running_services(services)) if probe else (),
+                        services=_probed(services or {}, settings.service_probe_seconds)
+                        if set(SERVICE_PRECONDITIONS) & set(PRECONDITIONS[r.cutpoint]) else None,
                         drift=tuple(self.script_drift(r.site_id, sql_root)), outside_window=outside_window,
                         closed_by_rollback=closed)
-        settings = get_settings()
         decision = admit(r, view, now=utcnow(), check_max_age=timedelta(hours=settings.check_max_age_hours))
         if decision.action == "refuse":
             if decision.expire and decision.execution_id:
@@ -410,6 +418,14 @@ def _file_sha256(sql_root: Path, relative: str) -> str | None:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         return None
+
+
+def _probed(services: Mapping[str, str], timeout: float) -> tuple[ServiceSeen, ...]:
+    """The site's FT services, each running, stopped or unknown (tasks.site.service_probe)."""
+    from tasks.site.service_probe import probe_services
+
+    return tuple(ServiceSeen(p.name, p.url, p.state, p.why, p.healthy)
+                 for p in probe_services(services, timeout=timeout))
 
 
 def _sites_with_metadata_blocks() -> Iterator[str]:

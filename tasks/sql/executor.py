@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from tasks.core.errors import EditedAfterRun, ResourceUnavailable, StepFailed
-from tasks.core.masking import mask_sql, mask_text
+from tasks.core.masking import mask_sql, mask_text, secret_literals
 from tasks.core.progress import Progress
 from tasks.core.statuses import STATEMENT_DONE, STATEMENT_IN_FLIGHT, StatementStatus
 from tasks.events.logstore import BatchingWriter, LogEvent
@@ -45,12 +45,11 @@ from tasks.sql.session import (
 )
 from tasks.sql.splitter import Statement
 from tasks.sql.statement_log import StatementLog
+from tasks.sql.timeouts import TIMEOUT_CODES, timeout_message
 from tasks.sql.windows import Unit
 
 if TYPE_CHECKING:
     from tasks.store.site_lock import HeldLock
-
-TIMEOUT_CODES = {"1969", "3024", "1317"}
 
 
 @dataclass
@@ -631,8 +630,11 @@ class ScriptRunner:
         """
         code, message = error_code_and_message(exc)
         if code in TIMEOUT_CODES:
-            message = f"statement timed out after {self.options.statement_timeout:g}s and was killed ({message})"
-        message = self.mask(message)
+            message = timeout_message(code, message, stmt.text, elapsed_ms=elapsed,
+                                      step_timeout=self.options.statement_timeout,
+                                      session_limit=self._session_limit(stmt.database))
+        # the server's echo of the statement may cut a long secret short: its quoted prefix is masked too
+        message = mask_text(self.mask(message), (), echoed=secret_literals(stmt.text, self.options.mask_patterns))
         if note:
             message = f"{message} [{note}]"
         if in_doubt:
@@ -653,6 +655,17 @@ class ScriptRunner:
         raise StepFailed(f"{script.path}:{stmt.line}: statement #{stmt.sequence} on {stmt.database} failed: "
                          f"{'[' + code + '] ' if code else ''}{message} (breakpoint {bp})",
                          where=f"{script.path}:{stmt.line} #{stmt.sequence}") from None
+
+    def _session_limit(self, database: str) -> float | None:
+        """The session's statement time limit in seconds now (None: unknown), to say whose limit fired."""
+        session = self.sessions.get(database)
+        if session is None:
+            return None
+        with contextlib.suppress(Exception):
+            if session.is_mariadb:
+                return float(session.scalar("SELECT @@SESSION.max_statement_time"))
+            return float(session.scalar("SELECT @@SESSION.max_execution_time")) / 1000
+        return None
 
     # logging ----------------------------------------------------------------------------------
 

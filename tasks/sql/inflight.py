@@ -1,12 +1,15 @@
 """Deciding a DDL statement that was in flight when the process died, from the catalog.
 
-Pure: :func:`ddl_probes` turns a statement into catalog questions ("does table x exist?");
-the executor asks them on the target connection. Where no question settles it (a MODIFY whose
-type the catalog spells differently, a RENAME, an unnamed UNIQUE key, …) the answer is ``None`` and
-the operator decides with ``ft-upgrade resume --inflight applied|retry|skip``. ``CREATE OR REPLACE``
-is never decided by existence (the old object exists either way): a table's ``CREATE_TIME`` or a
-routine's ``CREATED`` later than the server's clock when the statement was marked RUNNING proves it
-ran; an earlier one proves it did not; the same second, an index or a view: the operator decides.
+Pure: :func:`ddl_probes` turns a statement into catalog questions ("does table x exist?", "is column
+c defined as the MODIFY says?"); the executor asks them on the target connection. A probe decides only
+what it fully sees: a MODIFY/CHANGE compares the whole column definition
+(:mod:`tasks.sql.column_probe`), and every clause of an ALTER must agree. Where no question settles it
+(a clause not understood, a type or expression the catalog may spell otherwise, an unnamed UNIQUE key,
+clauses that disagree, …) the answer is ``None`` and the operator decides with ``ft-upgrade resume
+--inflight applied|retry|skip``. ``CREATE OR REPLACE`` is never decided by existence (the old object
+exists either way): a table's ``CREATE_TIME`` or a routine's ``CREATED`` later than the server's clock
+when the statement was marked RUNNING proves it ran; an earlier one proves it did not; the same second,
+an index or a view: the operator decides.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from tasks.sql.column_probe import CATALOG_SQL, ColumnSpec, compare, parse_definition
 from tasks.sql.kinds import top_level_commas as _top_level_commas
 
 _IDENT = r"(?:`(?:[^`]|``)+`|[A-Za-z0-9_$]+)"
@@ -30,7 +34,7 @@ class Probe:
     table: str | None
     name: str
     exists: bool
-    column_type: str | None = None  # for MODIFY: the type the column should have afterwards
+    definition: ColumnSpec | None = None  # MODIFY / CHANGE: the whole definition the column should have
     replaced: bool = False  # CREATE OR REPLACE: the object existing proves nothing; its creation time does
 
     def query(self) -> tuple[str, tuple[str, ...]]:
@@ -47,6 +51,9 @@ class Probe:
         if self.kind == "table":
             return (f"SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {schema_sql} "
                     "AND TABLE_NAME = %s", (*schema_args, self.name))
+        if self.kind == "column" and self.definition is not None:
+            return (CATALOG_SQL.format(schema=schema_sql),
+                    (self.definition.charset or "", *schema_args, self.table or "", self.name))
         if self.kind == "column":
             return (f"SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {schema_sql} "
                     "AND TABLE_NAME = %s AND COLUMN_NAME = %s", (*schema_args, self.table or "", self.name))
@@ -66,10 +73,6 @@ def _unquote(ident: str | None) -> str | None:
 def _strip_conditional(text: str) -> str:
     """``/*!50003 CREATE*/ /*!50020 DEFINER=…*/ PROCEDURE`` → plain text."""
     return re.sub(r"/\*!\d*\s?(.*?)\*/", r"\1", text, flags=re.DOTALL)
-
-
-def _normalise_type(text: str) -> str:
-    return re.sub(r"\s+", "", text).lower()
 
 
 def ddl_probes(text: str) -> list[Probe] | None:
@@ -109,10 +112,10 @@ def ddl_probes(text: str) -> list[Probe] | None:
 def decidable_by_catalog(text: str) -> bool:
     """Whether the catalog alone always tells if ``text`` took effect.
 
-    A MODIFY is left out: the catalog may spell the new type differently and leave it undecided.
+    A MODIFY / CHANGE is left out: the catalog may spell the new definition differently and leave it undecided.
     """
     probes = ddl_probes(text)
-    return bool(probes) and all(p.column_type is None and not p.replaced for p in probes)
+    return bool(probes) and all(p.definition is None and not p.replaced for p in probes)
 
 
 def _alter_probes(schema: str | None, table: str, body: str) -> list[Probe] | None:
@@ -142,12 +145,19 @@ def _alter_probes(schema: str | None, table: str, body: str) -> list[Probe] | No
         if m and m["n"].upper() not in ("PRIMARY", "FOREIGN", "CONSTRAINT", "CHECK", "PARTITION"):
             probes.append(Probe("column", schema, table, _unquote(m["n"]) or "", False))
             continue
-        m = re.match(rf"MODIFY\s+(?:COLUMN\s+)?(?:IF\s+EXISTS\s+)?(?P<n>{_IDENT})\s+(?P<type>.+?)"
-                     r"(?:\s+(?:NOT\s+NULL|NULL|DEFAULT|COMMENT|AFTER|FIRST|AUTO_INCREMENT|CHARACTER|COLLATE)\b.*)?$",
-                     clause, _FLAGS)
+        if re.match(r"(?:ALGORITHM|LOCK)\s*=?\s*\w+$", clause, _FLAGS):
+            continue  # how the server works, not what it changes
+        m = re.match(rf"MODIFY\s+(?:COLUMN\s+)?(?P<n>{_IDENT})\s+(?P<def>.+)$", clause, _FLAGS)
         if m:
             probes.append(Probe("column", schema, table, _unquote(m["n"]) or "", True,
-                                column_type=_normalise_type(m["type"])))
+                                definition=parse_definition(m["def"])))
+            continue
+        m = re.match(rf"CHANGE\s+(?:COLUMN\s+)?(?P<old>{_IDENT})\s+(?P<n>{_IDENT})\s+(?P<def>.+)$", clause, _FLAGS)
+        if m:
+            old, new = _unquote(m["old"]) or "", _unquote(m["n"]) or ""
+            probes.append(Probe("column", schema, table, new, True, definition=parse_definition(m["def"])))
+            if old.lower() != new.lower():
+                probes.append(Probe("column", schema, table, old, False))
             continue
         return None
     return probes or None
@@ -167,11 +177,8 @@ def decide(probe: Probe, answer: object, started: int | None = None) -> bool | N
         created = int(answer)
         return None if created == started else created > started
     if probe.kind == "column":
-        found = answer is not None
-        if probe.column_type is None:
-            return found == probe.exists
-        if not found:
-            return None
-        return True if _normalise_type(str(answer)) == probe.column_type else None
+        if probe.definition is not None:
+            return compare(probe.definition, answer)
+        return (answer is not None) == probe.exists
     count = int(answer or 0)
     return (count > 0) == probe.exists

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pymysql
+from pymysql.charset import charset_by_name
 from pymysql.constants import CLIENT
 from sqlalchemy import Engine
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from tasks.core.errors import ResourceUnavailable
+from tasks.core.errors import InputError, ResourceUnavailable
 from tasks.site.connect import SharedTlsConnection
 from tasks.sql.marker import (
     ACCESS_DENIED,
@@ -63,15 +64,34 @@ class StatementOutcome:
     rows: list[tuple[Any, ...]] = field(default_factory=list)
 
 
-def client_connection(engine: Engine) -> pymysql.connections.Connection:
+def client_charset(profile: Any, database: str, default: str) -> str:
+    """The character set the site's ``mariadb`` client uses on a logical database (profile, else ``default``).
+
+    ``utf8`` means what it means to the MariaDB 10.x client, utf8mb3 (the driver would take utf8mb4).
+    """
+    chosen = getattr(profile, "client_charset", None) or {}
+    name = (chosen.get(database) or chosen.get("*") or default).strip().lower()
+    name = "utf8mb3" if name == "utf8" else name
+    if charset_by_name(name) is None:
+        raise InputError(f"client character set {name!r} for database {database!r} is not one the MySQL "
+                         "protocol knows (utf8mb3, utf8mb4, latin1, gbk, …): fix the site profile's client_charset "
+                         "or FT_UPGRADE_CLIENT_CHARSET")
+    return name
+
+
+def client_connection(engine: Engine, charset: str | None = None) -> pymysql.connections.Connection:
     """A connection of its own (session state must not go back into a pool) with the mysql client's flags.
 
     Like the client: several statements per query are allowed (a ``DELIMITER`` block may hold several,
     and the engine sends its marker insert and ``COMMIT`` together), and affected rows count changed
-    rows, not matched ones (SQLAlchemy's dialect asks for ``FOUND_ROWS``).
+    rows, not matched ones (SQLAlchemy's dialect asks for ``FOUND_ROWS``). ``charset``: the client's
+    character set (:func:`client_charset`), in place of the URL's, which is the driver's for the tool's
+    own queries; the server's default collation for it, as ``SET NAMES`` gives.
     """
     args, kwargs = engine.dialect.create_connect_args(engine.url)
     flags = (kwargs.get("client_flag", 0) & ~CLIENT.FOUND_ROWS) | CLIENT.MULTI_STATEMENTS | CLIENT.MULTI_RESULTS
+    if charset:
+        kwargs = {k: v for k, v in kwargs.items() if k != "collation"} | {"charset": charset}
     return SharedTlsConnection(*args, **{**kwargs, "client_flag": flags, "autocommit": True})
 
 
@@ -80,8 +100,9 @@ class DatabaseSession:
 
     def __init__(self, name: str, engine: Engine, *, statement_timeout: float, reconnect_attempts: int = 4,
                  reconnect_wait: float = 1.0, marker_schema: str = MARKER_SCHEMA_DEFAULT,
-                 marker_retention_days: int = 30) -> None:
+                 marker_retention_days: int = 30, charset: str | None = None) -> None:
         self.name = name
+        self.charset = charset  # the site client's (None: the URL's, as for the tool's own queries)
         self.engine = engine
         self.statement_timeout = statement_timeout
         self.reconnect_attempts = reconnect_attempts
@@ -104,7 +125,7 @@ class DatabaseSession:
         shown = self.engine.url.render_as_string(hide_password=True)
 
         def attempt() -> None:
-            self._conn = client_connection(self.engine)
+            self._conn = client_connection(self.engine, self.charset)
 
         try:
             for attempt_ctx in Retrying(stop=stop_after_attempt(self.reconnect_attempts),

@@ -105,7 +105,7 @@ class SqlScriptStep(UpgradeStep):
         from tasks.sql.executor import ScriptRunner, SqlRunOptions
         from tasks.sql.forecast.site import forecast_for_step, outcome_for_step
         from tasks.sql.ledger import SqlLedger
-        from tasks.sql.session import DatabaseSession
+        from tasks.sql.session import DatabaseSession, client_charset
         from tasks.sql.verify import run_checks
         from tasks.store.breakpoints import active_breakpoint, resolve_as_decided
 
@@ -133,11 +133,13 @@ class SqlScriptStep(UpgradeStep):
         total = sum(len(s.statements) for s in scripts)
         writer = resources.event_writer()
         settings = get_settings()
+        charsets = {name: client_charset(resources.profile, name, settings.client_charset) for name in databases}
 
         def open_session(name: str) -> DatabaseSession:
             session = DatabaseSession(name, resources.engine(name), statement_timeout=self.params.statement_timeout,
                                       reconnect_wait=resources.retry_wait, marker_schema=settings.marker_schema,
-                                      marker_retention_days=settings.marker_retention_days)
+                                      marker_retention_days=settings.marker_retention_days,
+                                      charset=charsets.get(name))
             if session.marker_warning:
                 ctx.logger.warning("%s", session.marker_warning)
             return session

@@ -4,8 +4,10 @@ Run on its own: ``.venv/bin/python tests/bench/bench_backup.py [--rows N]``. It 
 the local MariaDB, fills ``orders`` (N rows) and ``users``, starts a writer process that commits one
 INSERT and one UPDATE per transaction on ``orders`` the whole time, and runs BackupStep. Then it changes
 data, runs RestoreBackupStep and checks that ``CHECKSUM TABLE`` equals the snapshot's value recorded in
-the manifest. Exit 1 on a mismatch. Everything it created is removed. The last line is
-``writer_max_stall_seconds: <value>``: the longest gap between two writer commits during the backup.
+the manifest; it times the restore's own proof (catalog and CHECKSUM TABLE comparison) and a second
+restore, which finds the tables equal and loads nothing. Exit 1 on a mismatch. Everything it created is
+removed. The last line is ``writer_max_stall_seconds: <value>``: the longest gap between two writer
+commits during the backup.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from tasks.backup.manifest import Manifest  # noqa: E402
 from tasks.backup.step import BackupParams, BackupStep, RestoreBackupStep, RestoreParams  # noqa: E402
+from tasks.backup.verify import compare_with_backup  # noqa: E402
 from tests.helpers import step_context  # noqa: E402
 from tests.tasks.backup.data import checksums, fill  # noqa: E402
 
@@ -98,11 +101,19 @@ def main() -> int:
                 conn.execute(text("DELETE FROM users WHERE id > 10"))
             assert checksums(engine) != snap
             t0 = time.perf_counter()
-            RestoreBackupStep(RestoreParams(), ctx).run()
+            restored = RestoreBackupStep(RestoreParams(), ctx).run().details["restored"][0]
             restore_seconds = time.perf_counter() - t0
             after = checksums(engine)
             print(f"restore: {manifest.total_rows:,} rows in {restore_seconds:.1f} s "
-                  f"({manifest.total_rows / restore_seconds:,.0f} rows/s)")
+                  f"({manifest.total_rows / restore_seconds:,.0f} rows/s); proof: {restored['comparison']['ok']}")
+            t0 = time.perf_counter()
+            compare_with_backup(manifest, ctx.resources.engine)
+            proof_seconds = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            again = RestoreBackupStep(RestoreParams(), ctx).run().details["restored"][0]
+            print(f"the comparison alone (catalog + CHECKSUM TABLE of every table): {proof_seconds:.2f} s "
+                  f"({proof_seconds / restore_seconds:.1%} of the restore); the same restore again "
+                  f"(tables {sorted({t['outcome'] for t in again['tables']})}): {time.perf_counter() - t0:.2f} s")
             print(f"CHECKSUM TABLE snapshot {snap} restored {after}: {'EQUAL' if after == snap else 'DIFFERENT'}")
             ok = after == snap
         print(f"writer_max_stall_seconds: {worst:.4f}")

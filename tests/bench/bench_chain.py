@@ -42,6 +42,8 @@ from tests.prefect_server import prefect_server  # noqa: E402
 ROOT = "mysql+pymysql://root@127.0.0.1:3306"
 FILES, ATTEMPTS = 64, 3
 DATABASES = {"ft_db": "ft_bench_chain_ft", "middle_db": "ft_bench_chain_mid"}
+# the site's FT services for startup_pre_process's services_stopped: a port where nothing listens (stopped)
+os.environ.setdefault("FT_UPGRADE_SERVICES", '{"ft-bench-stopped": "http://127.0.0.1:1/actuator/health"}')
 
 
 def chain(seed: int = 20261202) -> list[tuple[str, str, str]]:

@@ -61,7 +61,10 @@ from tests.prefect_server import (  # noqa: E402
 MARIADB = os.environ.get("FT_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306")
 SOURCE = "3.17.0"
 WAVES = ("startup_pre_process", "startup_post_process", "post_upgrade")
-WAIVE = {"startup_pre_process": ("pre_upgrade_process",)}
+WAIVE = {"startup_pre_process": ("pre_upgrade_process",), "startup_post_process": ("services_started",)}
+# the sites' FT services (for the services preconditions): a port where nothing listens, so they are stopped for
+# startup_pre_process; the fleet has none to start, so startup_post_process waives services_started
+os.environ.setdefault("FT_UPGRADE_SERVICES", '{"ft-bench-stopped": "http://127.0.0.1:1/actuator/health"}')
 GATE_TABLE = "gate"
 
 

@@ -73,7 +73,7 @@ def test_the_fleet_limit_holds_runs_beyond_it_and_a_second_deploy_keeps_it(fleet
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     assert "fleet: at most 2 cutpoint runs at once (global concurrency limit ft-upgrade-fleet)" in deployed.stdout
 
-    runs = fleet.wave("startup_post_process", waive=("startup_pre_process",))
+    runs = fleet.wave("startup_post_process", waive=("startup_pre_process", "services_started"))
 
     assert [r.code for r in runs] == [0, 0, 0, 0], [r.output for r in runs]
     with fleet.api(), fleet.client() as client:

@@ -5,6 +5,7 @@ site profile block) and the real MariaDB, through the CLI."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from flows.cli import app
+from tests.helpers import AnsweringService
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -46,6 +48,8 @@ def test_index_optimization_outside_the_window_is_refused_naming_the_next_one_an
          "database": "ft_db", "tables": [{"table": "orders", "indexes": [{"name": "ix_status",
                                                                            "columns": ["status"]}]}]}]}}),
         encoding="utf-8")
+    up = AnsweringService()  # the FT service, started and healthy (isolated_env restores the environment)
+    os.environ["FT_UPGRADE_SERVICES"] = json.dumps({"ft-manager": up.url()})
     args = ["run", "startup_post_process", "--from", "3.17.0", "--to", "3.17.5", "--site", "OP", "--json",
             "--configs", str(configs), "--db", f"ft_db={mariadb_database}", "--waive", "startup_pre_process"]
 
@@ -67,6 +71,7 @@ def test_index_optimization_outside_the_window_is_refused_naming_the_next_one_an
     shown = CliRunner().invoke(app, ["report", report["execution_id"], "--format", "md"])
     assert f"| 1 | `idx_orders` 索引优化 — {DESCRIPTION} |" in shown.output, shown.output
     assert "**off_peak** 由 " in shown.output, shown.output
+    up.stop()
 
     plan = CliRunner().invoke(app, ["plan", "--from", "3.17.0", "--to", "3.17.5", "--site", "OP", "--configs",
                                     str(configs)], terminal_width=250)

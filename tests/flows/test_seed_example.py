@@ -111,6 +111,7 @@ def test_the_seeds_main_config_validates_and_runs_all_five_cutpoints_by_its_conv
                 paths={"config_dir": str(site / "conf"), "log_dir": str(site / "logs"),
                        "staging_dir": str(site / "staging")}).save(SiteProfile.block_name(SITE), overwrite=True)
     monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))
+    monkeypatch.delenv("FT_UPGRADE_SERVICES")  # the profile lists the site's services: stopped, then started
     monkeypatch.setenv("FT_UPGRADE_REDIS_URL", os.environ.get("FT_TEST_REDIS", "redis://127.0.0.1:6379/9"))
     where = ["--configs", str(configs), "--sql-root", str(sql), "--db", f"ft_db={sample_databases['ft_db']}",
              "--db", f"middle_db={sample_databases['middle_db']}"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import socket
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 from prefect.settings import PREFECT_API_URL
-from sqlalchemy import create_engine, text, update
+from sqlalchemy import create_engine, select, text, update
 from typer.testing import CliRunner
 
 from blocks.database import connector_from_url
@@ -27,7 +28,7 @@ from flows.cli import app
 from tasks.core.clock import utcnow
 from tasks.store import schema
 from tests.general_log import general_log
-from tests.helpers import open_store
+from tests.helpers import answering_service, open_store
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -111,9 +112,11 @@ def test_a_completed_cutpoint_triggered_again_sends_nothing_and_the_version_move
         assert log.queries("INSERT INTO side") == [] and log.queries("CREATE TABLE IF NOT EXISTS side") == []
     assert site.rows() == [1, 2]
 
-    for cutpoint in CUTPOINTS[3:]:
-        code, out = site.run(cutpoint)
-        assert code == 0, (cutpoint, out)
+    with answering_service() as up:  # the FT services started again (the `site` fixture restores the environment)
+        os.environ["FT_UPGRADE_SERVICES"] = json.dumps({"ft-manager": up.url()})
+        for cutpoint in CUTPOINTS[3:]:
+            code, out = site.run(cutpoint)
+            assert code == 0, (cutpoint, out)
     code, out = site.cli("info", "--site", "CN", "--configs", str(site.root / "configs"))
     assert "site CN: version 3.17.5 (upgrade), schema 3.17.5" in out and "upgrade 3.17.0 → 3.17.5: COMPLETED" in out
     assert "pending configs: none" in out
@@ -224,16 +227,56 @@ def test_each_missing_precondition_is_refused_with_its_message_and_a_waiver_is_r
         code, out = site.run("startup_pre_process")
         assert code == 2 and "precondition services_stopped: the FT services are still running at site SVC " \
                              f"(ft-manager ({running_service}: HTTP 200)): stop them first" in out
+        with socket.socket() as silent:  # a port that accepts and never answers; a name that does not resolve
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(4)
+            port = silent.getsockname()[1]
+            SiteProfile(site_id="SVC", services={"ft-manager": f"http://127.0.0.1:{port}/health",
+                                                 "ft-report": "http://ft-report.invalid:8080/health"}
+                        ).save("site-svc", overwrite=True)
+            code, out = site.run("startup_pre_process")
+        assert code == 2 and "precondition services_stopped: cannot tell whether ft-manager (http://127.0.0.1:" \
+            f"{port}/health: port {port} accepts connections but no answer came within 0.5 s), ft-report (" \
+            "http://ft-report.invalid:8080/health: the name ft-report.invalid does not resolve" in out, out
+        assert "stopped at site SVC (only a refused connection proves a service stopped)" in out
+        SiteProfile(site_id="SVC").save("site-svc", overwrite=True)
+        monkeypatch.delenv("FT_UPGRADE_SERVICES")
+        code, out = site.run("startup_pre_process")
+        assert code == 2 and "precondition services_stopped: site SVC lists no FT services, so nothing proves them " \
+                             "stopped: list them in the site profile" in out, out
         assert not site.rows_exist()
-        code, out = site.run("startup_pre_process", "--waive", "services_stopped", "--reason", "read-only mode")
+        code, out = site.run("startup_pre_process", "--waive", "services_stopped", "--reason", "read-only mode",
+                             "--by", "ann")
         assert code == 0, out
         with store.engine.connect() as conn:
             recorded = conn.execute(text("SELECT waivers FROM upgrade_execution WHERE step_type = "
                                          "'startup_pre_process'")).scalar_one()
+            history = conn.execute(select(schema.site_history.c.detail).where(
+                schema.site_history.c.site_id == "SVC", schema.site_history.c.cutpoint == "startup_pre_process",
+                schema.site_history.c.detail.contains("waivers"))).scalars().all()
         store.close()
-        assert json.loads(recorded)[0]["precondition"] == "services_stopped"
+        (waiver,) = json.loads(recorded)
+        assert (waiver["precondition"], waiver["by"], waiver["reason"]) == ("services_stopped", "ann", "read-only mode")
+        assert "lists no FT services" in waiver["missing"]
+        assert len(history) == 1 and "read-only mode" in str(history[0])
         code, out = site.cli("report", report_of(site.run("startup_pre_process", "--json")[1])["execution_id"])
         assert "## 豁免的前置条件" in out and "**services_stopped** 由" in out
+        code, out = site.run("startup_post_process")  # the same rule for the services started and healthy
+        assert code == 2 and "precondition services_started: site SVC lists no FT services, so nothing proves " \
+                             "them started and healthy" in out, out
+        with socket.socket() as silent:
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(4)
+            port = silent.getsockname()[1]
+            SiteProfile(site_id="SVC", services={"ft-manager": f"http://127.0.0.1:{port}/health"}
+                        ).save("site-svc", overwrite=True)
+            code, out = site.run("startup_post_process")
+        assert code == 2 and "precondition services_started: cannot tell whether ft-manager (http://127.0.0.1:" \
+            f"{port}/health: port {port} accepts connections but no answer came within 0.5 s) started and healthy " \
+            "at site SVC" in out, out
+        SiteProfile(site_id="SVC", services={"ft-manager": running_service}).save("site-svc", overwrite=True)
+        code, out = site.run("startup_post_process")
+        assert code == 0, out
     finally:
         SiteProfile.delete("site-svc")
 
@@ -250,7 +293,8 @@ def test_a_script_changed_after_it_was_applied_is_reported_and_run_refuses_unles
     assert code == 0 and f"changed since applied: s.sql: applied by {applied_by}" in out
     code, out = site.run("startup_post_process", "--waive", "startup_pre_process", "--reason", "x")
     assert code == 2 and "scripts applied at this site have changed on disk" in out
-    code, out = site.run("startup_post_process", "--accept-changed-scripts", "--reason", "comment only")
+    code, out = site.run("startup_post_process", "--accept-changed-scripts", "--waive", "services_started",
+                         "--reason", "comment only; no FT services in this test")
     assert code == 0, out
     code, out = site.cli("validate", "--site", "CN", *paths)
     assert code == 0 and "scripts applied at site CN unchanged" in out

@@ -30,7 +30,8 @@ def write_config(folder: Path, steps: list[dict[str, Any]]) -> Path:
     return folder
 
 
-def run_cli(configs: Path, db: str) -> tuple[int, dict[str, Any]]:
+def run_cli(configs: Path, db: str, service_url: str) -> tuple[int, dict[str, Any]]:
+    os.environ["FT_UPGRADE_SERVICES"] = json.dumps({"ft-manager": service_url + "/health"})  # started and healthy
     result = CliRunner().invoke(app, ["run", "startup_post_process", "--from", "3.17.0", "--to", "3.17.5", "--site",
                                       "CN", "--json", "--configs", str(configs), "--db", f"ft_db={db}",
                                       "--waive", "startup_pre_process", "--reason", "test: this cutpoint alone"])
@@ -83,7 +84,7 @@ def test_the_seeds_startup_post_process_step_runs_every_part_through_the_cli(
             {"id": "smoke_again", "class_name": "SmokeTestStep", "dependencies": ["startup_post_process_001"],
              "sql": [{"name": "users", "database": "ft_db", "query": "SELECT COUNT(*) FROM users", "expect": 2000}]},
         ])
-        code, report = run_cli(configs, site_db)
+        code, report = run_cli(configs, site_db, service.url)
     assert code == 0, report
     assert report["status"] == "SUCCESS"
     steps = {s["step_id"]: s for s in report["step_results"]}
@@ -110,13 +111,13 @@ def test_a_rejected_package_fails_the_run_and_a_fixed_package_resumes_it(
     write_zip(packages / "ft-res-3.17.5.zip", FILES, manifest=manifest_for(FILES, version="3.17.4"))
     with http_service({"GET /health": Route(200, {"status": "UP"})}) as service:
         configs = write_config(isolated_env / "configs", [post_process_step(namespace, service.url)])
-        code, failed = run_cli(configs, site_db)
+        code, failed = run_cli(configs, site_db, service.url)
         assert code == 1
         assert failed["status"] == "FAILED"
         assert "package is for version 3.17.4, the target is 3.17.5" in json.dumps(failed, ensure_ascii=False)
         assert redis_client.get(namespace + ":current") is None, "later parts did not run"
         write_zip(packages / "ft-res-3.17.5.zip", FILES)
-        code, resumed = run_cli(configs, site_db)
+        code, resumed = run_cli(configs, site_db, service.url)
     assert code == 0, resumed
     assert resumed["execution_id"] == failed["execution_id"]
     assert redis_client.get(namespace + ":current") is not None

@@ -114,6 +114,8 @@ def test_a_tampered_but_well_formed_file_fails_the_checksum_table_comparison(tmp
         if t["table"] == "users":
             t["sha256"] = sha256_file(data)
     (folder / "manifest.json").write_text(json.dumps(manifest))
+    with engine.begin() as conn:  # else the live table, equal to the backup, is not loaded at all
+        conn.execute(text("UPDATE users SET name = 'changed' WHERE id = 3"))
     before = checksums(engine)
     with pytest.raises(StepFailed, match="restored ft_db.users: expected .* the live table was left unchanged"):
         restore(tmp_path, mariadb_database, tables=["users"])
@@ -162,6 +164,7 @@ def test_config_files_are_backed_up_and_restored(tmp_path: Path, mariadb_databas
     result = restore(tmp_path, mariadb_database)
     assert conf.read_text() == "a: 1\n"
     assert str(conf.resolve()) in result.details["restored"][0]["files"]
+    assert result.details["restored"][0]["comparison"]["files"] == [str(conf.resolve())], "its content compared"
     engine.dispose()
 
 

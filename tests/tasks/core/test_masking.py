@@ -196,3 +196,13 @@ def test_mask_text_prefers_the_longest_overlapping_secret() -> None:
 
 def test_mask_text_treats_regex_characters_literally() -> None:
     assert mask_text("a.b*c and axbbc", ["a.b*c"]) == "*** and axbbc"
+
+
+def test_mask_text_masks_a_secrets_truncated_echo_after_a_keyword_or_in_its_statements_error() -> None:
+    secret = "u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8dKLzdocJ2isAjIhKtJ0RlgLKOmxgJTeKdNnFRIBXuDL7DxtpYlSXpfKtHF4vU"
+    echo = f"right syntax to use near 'BY '{secret[:73]}...' at line 1"
+    assert mask_text(echo, [secret]) == "right syntax to use near 'BY '***...' at line 1"
+    assert mask_text(f"near '{secret[:20]}' at", [secret]) == f"near '{secret[:20]}' at", "no keyword before it"
+    assert mask_text(f"near '{secret[:20]}' at", [], echoed=[secret]) == "near '***' at", "its statement's error"
+    assert mask_text(f"PASSWORD('{secret[:4]}", [secret]) == "PASSWORD('***"
+    assert mask_text(f"BY '{secret[:3]}'", [secret]) == f"BY '{secret[:3]}'", "three characters tell nothing"

@@ -3,6 +3,7 @@ precondition refused with the next window named, or waived with a reason."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.off_peak import OffPeak, Window, outside_window
 from tasks.core.statuses import CutpointState
-from tasks.execution.admission import Request, SiteView, admit
+from tasks.execution.admission import Request, ServiceSeen, SiteView, admit
 from tasks.store.site_state import CutpointRecord
 
 # 14:30 in Shanghai (UTC+8)
@@ -76,7 +77,8 @@ def _request(**terms: object) -> Request:
 
 def _view() -> SiteView:
     done = CutpointRecord("startup_pre_process", CutpointState.COMPLETED, "EXEC_1", NOW, NOW)
-    return SiteView(site=None, cutpoints={"startup_pre_process": done},
+    up = ServiceSeen("ft-manager", "http://10.0.0.1:8080/health", "running", "HTTP 200", healthy=True)
+    return SiteView(site=None, cutpoints={"startup_pre_process": done}, services=(up,),
                     outside_window=outside_window(NIGHT, ["idx (IndexOptimizationStep)"], NOW, "CN"))
 
 
@@ -93,7 +95,7 @@ def test_outside_the_window_the_cutpoint_is_refused_naming_the_next_window_or_ru
     [waiver] = waived.waivers
     assert (waiver.precondition, waiver.by, waiver.reason) == ("off_peak", "ops", "customer approved a daytime window")
     assert "next window opens 2026-12-01 22:00" in waiver.missing
-    inside = SiteView(site=None, cutpoints=_view().cutpoints, outside_window="")
+    inside = dataclasses.replace(_view(), outside_window="")
     assert admit(_request(), inside, now=NOW.replace(tzinfo=None), check_max_age=NOW - NOW).action == "new"
 
 

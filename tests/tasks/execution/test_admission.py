@@ -7,12 +7,13 @@ from typing import Any
 
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.statuses import CutpointState
-from tasks.execution.admission import Request, ScriptDrift, SiteView, admit
+from tasks.execution.admission import Request, ScriptDrift, ServiceSeen, SiteView, admit
 from tasks.store.records import Execution
 from tasks.store.site_state import CutpointRecord, SiteState
 
 NOW = datetime(2026, 12, 1, 12, 0, 0)
 DAY = timedelta(hours=24)
+STOPPED = (ServiceSeen("ft-manager", "http://10.0.0.1:8080", "stopped", "connection refused"),)
 
 
 def req(cutpoint: Cutpoint, **terms: Any) -> Request:
@@ -102,18 +103,24 @@ def test_a_stale_business_check_is_refused_unless_waived_and_the_waiver_says_wha
     assert decide(req(Cutpoint.PRE_UPGRADE_PROCESS), fresh).action == "new"
 
 
-def test_running_services_refuse_the_sql_cutpoint() -> None:
-    view = SiteView(site=upgrading(), cutpoints=dict([done(Cutpoint.PRE_UPGRADE_PROCESS)]),
-                    running_services=("ft-manager (http://10.0.0.1:8080: HTTP 200)",))
-    result = decide(req(Cutpoint.STARTUP_PRE_PROCESS), view)
-    assert result.action == "refuse"
+def test_services_stopped_holds_only_when_every_listed_service_is_proven_stopped() -> None:
+    def seen(*services: ServiceSeen) -> str:
+        view = SiteView(site=upgrading(), cutpoints=dict([done(Cutpoint.PRE_UPGRADE_PROCESS)]), services=services)
+        return decide(req(Cutpoint.STARTUP_PRE_PROCESS), view).message
+
+    url = "http://10.0.0.1:8080"
+    assert seen(*STOPPED) == ""
     assert "precondition services_stopped: the FT services are still running at site CN (ft-manager " \
-           "(http://10.0.0.1:8080: HTTP 200)): stop them first" in result.message
+           f"({url}: HTTP 200)): stop them first" in seen(ServiceSeen("ft-manager", url, "running", "HTTP 200"))
+    unknown = seen(*STOPPED, ServiceSeen("ft-report", url, "unknown", "the connection timed out after 2 s"))
+    assert f"cannot tell whether ft-report ({url}: the connection timed out after 2 s) stopped at site CN" in unknown
+    assert "; or waive it: --waive services_stopped --reason TEXT" in unknown
+    assert "site CN lists no FT services, so nothing proves them stopped: list them in the site profile" in seen()
 
 
 def test_a_resume_keeps_the_waivers_its_execution_started_with() -> None:
     recorded = [{"precondition": "pre_upgrade_process", "missing": "x", "reason": "fresh install", "by": "ann"}]
-    view = SiteView(site=upgrading(), cutpoints={}, latest=execution("FAILED", waivers=recorded))
+    view = SiteView(site=upgrading(), cutpoints={}, latest=execution("FAILED", waivers=recorded), services=STOPPED)
     result = decide(req(Cutpoint.STARTUP_PRE_PROCESS), view)
     assert (result.action, result.execution_id) == ("resume", "EXEC_2")
     assert [(w.precondition, w.by, w.reason) for w in result.waivers] == [("pre_upgrade_process", "ann",
@@ -173,7 +180,8 @@ def test_an_explicit_execution_must_match_the_request() -> None:
                     named=execution("FAILED", site_id="US"))
     result = decide(req(Cutpoint.STARTUP_PRE_PROCESS, execution_id="EXEC_2"), view)
     assert result.action == "refuse" and "at site US, not startup_pre_process" in result.message
-    ok = SiteView(site=upgrading(), cutpoints=dict([done(Cutpoint.PRE_UPGRADE_PROCESS)]), named=execution("FAILED"))
+    ok = SiteView(site=upgrading(), cutpoints=dict([done(Cutpoint.PRE_UPGRADE_PROCESS)]), named=execution("FAILED"),
+                  services=STOPPED)
     assert decide(req(Cutpoint.STARTUP_PRE_PROCESS, execution_id="EXEC_2"), ok).action == "resume"
     finished = SiteView(site=upgrading(), cutpoints={}, named=execution("SUCCESS"))
     assert decide(req(Cutpoint.STARTUP_PRE_PROCESS, execution_id="EXEC_2"), finished).action == "noop"
@@ -188,3 +196,20 @@ def test_an_execution_waiting_for_a_decision_is_continued_and_its_cutpoint_is_no
                                                                 cutpoints={"pre_business_check": waiting}))
     assert result.action == "refuse" and "has not completed" in result.message and "(paused by EXEC_2)" in \
         result.message
+
+
+def test_services_started_holds_only_when_every_listed_service_answers_its_health_url() -> None:
+    def seen(*services: ServiceSeen) -> str:
+        view = SiteView(site=upgrading(), cutpoints=dict([done(Cutpoint.STARTUP_PRE_PROCESS)]), services=services)
+        return decide(req(Cutpoint.STARTUP_POST_PROCESS), view).message
+
+    url = "http://10.0.0.1:8080/health"
+    assert seen(ServiceSeen("ft-manager", url, "running", "HTTP 200", healthy=True)) == ""
+    assert f"the FT services are not started at site CN (ft-manager ({url}: connection refused)): start them " \
+           "first; or waive it: --waive services_started --reason TEXT" in seen(ServiceSeen(
+               "ft-manager", url, "stopped", "connection refused"))
+    assert f"answer but are not healthy at site CN (ft-manager ({url}: HTTP 500))" in seen(
+        ServiceSeen("ft-manager", url, "running", "HTTP 500"))
+    assert f"cannot tell whether ft-manager ({url}: the connection timed out after 2 s) started and healthy" in seen(
+        ServiceSeen("ft-manager", url, "unknown", "the connection timed out after 2 s"))
+    assert "site CN lists no FT services, so nothing proves them started and healthy" in seen()

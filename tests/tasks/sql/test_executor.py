@@ -223,7 +223,7 @@ def test_a_statement_over_its_timeout_is_killed_on_the_server(tmp_path: Path, ma
     holder.execute(text("SELECT * FROM x WHERE id = 1 FOR UPDATE"))
     try:
         name = write(tmp_path / "sql", "slow.sql", "UPDATE x SET id = 2 WHERE id = 1;\n")
-        with pytest.raises(StepFailed, match="timed out after 1s"):
+        with pytest.raises(StepFailed, match=r"timed out: the step's timeout of 1s was exceeded"):
             run_step(tmp_path, {"ft_db": mariadb_database}, [name], statement_timeout=1)
         assert query(mariadb_database, "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
                                        "WHERE INFO LIKE 'UPDATE x SET id = 2%'") == [(0,)]
