@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from flows.cli import app
-from tests.client_compare import Snapshot, client_database
+from tests.client_compare import Snapshot, assert_same, client_database
 from tests.conftest import MARIADB_ROOT
 from tests.general_log import general_log
 from tests.helpers import open_store
@@ -28,8 +28,7 @@ from tests.support.rollback_chain import (
     BEFORE,
     SOURCE,
     fix_script,
-    not_the_same,
-    plain_client,
+        plain_client,
     run_sql,
     snapshot,
     version,
@@ -131,7 +130,7 @@ def test_a_rollback_by_site_puts_the_database_and_the_memory_back_and_a_new_atte
         outcome = first_json(output)
         assert [s["step_id"] for s in outcome["steps"]] == ["undo_20", "undo_5", "restore"], "newest version first"
         assert outcome["forced"] and "sql_7" in outcome["forced"][0]
-        assert not_the_same(snapshot(url), before) == [], "exactly as before the upgrade"
+        assert_same(snapshot(url), before)  # exactly as before the upgrade
 
         shown = info()
         assert (shown["current_version"], shown["schema_version"]) == (SOURCE, SOURCE)
@@ -155,12 +154,12 @@ def test_a_rollback_by_site_puts_the_database_and_the_memory_back_and_a_new_atte
             code, output = upgrade_to_startup_pre_process()
             assert code == 0, output
             assert not_sent(log) == [], "every version's statements are sent again"
-        assert not_the_same(snapshot(url), reference) == [], "as the plain client leaves it"
+        assert_same(snapshot(url), reference)  # as the plain client leaves it
 
         # the same after a completed startup_pre_process
         code, output = cli("rollback", "--site", SITE, "--force", "--reason", "again", "--yes")
         assert code == 0, output
-        assert not_the_same(snapshot(url), before) == []
+        assert_same(snapshot(url), before)
         assert info()["upgrade"]["status"] == "ROLLED_BACK"
         code, output = cutpoint("startup_pre_process", *WAIVE)
         assert code == 2 and "pre_upgrade_process has not completed" in output, output
@@ -168,7 +167,7 @@ def test_a_rollback_by_site_puts_the_database_and_the_memory_back_and_a_new_atte
             code, output = upgrade_to_startup_pre_process()
             assert code == 0, output
             assert not_sent(log) == []
-        assert not_the_same(snapshot(url), reference) == []
+        assert_same(snapshot(url), reference)
     finally:
         with admin.begin() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS `{database}`"))
