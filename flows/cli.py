@@ -438,15 +438,17 @@ def run(
     from flows.registry import CUTPOINT_FLOWS
     from tasks.core.environment import check_environment
     from tasks.core.versions import Version
-    from tasks.planning.validation import validate_tree
+    from tasks.planning.validation import validate_for_run
 
     Version.parse(source), Version.parse(target)
     where = _where(configs, sql_root, db)
     environment = _pairs(env, "--env")
     check_environment(environment, where="--env")
     settings = where.settings
-    validate_tree(settings.configs, settings.sql_root, settings.allowed_step_modules,  # every config and script
-                  sources={Version.parse(source): "--from"})
+    later = validate_for_run(settings.configs, settings.sql_root, settings.allowed_step_modules,  # every config,
+                             cutpoint.value, sources={Version.parse(source): "--from"})  # this cutpoint's files
+    for problem in later:  # another cutpoint's files: that cutpoint refuses to run until they are fixed
+        err.print(f"[yellow]warning:[/] {problem}", highlight=False)
     with _terminal_progress(not json_out), _ephemeral_api_patience():
         state = CUTPOINT_FLOWS[cutpoint](source_version=source, target_version=target, site_id=site,
                                          environment=environment, rerun=rerun, waive=list(waive or []),
@@ -921,7 +923,7 @@ def backup_restore(
                                                                   settings=where.settings):
             report = restore_backup(backup_id, resources.path("backup_dir"), resources.engine,
                                     tables=[t.strip() for t in tables.split(",")] if tables else None,
-                                    include_files=files)
+                                    include_files=files, group=resources.settings.backup_group)
     except UpgradeError as exc:
         _fail(str(exc), exc.exit_code, "refused" if isinstance(exc, SiteBusy) else "error")
     if json_out:

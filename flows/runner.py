@@ -7,57 +7,35 @@ ask an operator's decision on the flow run's page, and name the run (flow run id
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from prefect import Flow, flow, get_run_logger, task
+from prefect import Flow, flow, get_run_logger
 from prefect.artifacts import (
     create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
     update_progress_artifact,
 )
-from prefect.context import FlowRunContext, TaskRunContext
+from prefect.context import FlowRunContext
 from prefect.runtime import deployment, flow_run
-from prefect.utilities.annotations import quote
 from pydantic import SecretStr
 
 from flows.decision import apply_submission, ask_operator, asks
+from flows.launch import TaskLauncher
+from tasks.core import background
 from tasks.core.cutpoints import Cutpoint
 from tasks.core.parameters import SiteId, VersionText, Waivable
 from tasks.core.runtime import flow_run_page
 from tasks.core.settings import Settings, get_settings
 from tasks.execution import cutpoint_run
 from tasks.execution.admission import Request
-from tasks.execution.loop import Launched, StepLoop
 from tasks.execution.reporting import RunReport, artifact_key, steps_table
 from tasks.execution.service import ExecutionService
 from tasks.execution.site_info import OVERVIEW_KEY, latest_overview_rows, merge_overview
-from tasks.planning.plan import PlannedStep
 from tasks.site.resources import SiteOverrides
 from tasks.store.breakpoints import Breakpoint
-
-
-def _step_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    """Prefect's cache sits on top of the ledger: same execution + same step + same params."""
-    step: PlannedStep = parameters["step"]
-    return f"ft-step-{parameters['execution_id']}-{step.key}-{step.config_fingerprint}"
-
-
-@task(persist_result=True, cache_key_fn=_step_cache_key, log_prints=False)
-def run_step(step: PlannedStep, execution_id: str, order: int, loop: StepLoop) -> dict[str, Any]:
-    """Run one step, unless the ledger says it already finished in this execution."""
-    return loop.run_step(step, order, get_run_logger())
-
-
-def launch_task(loop: StepLoop, step: PlannedStep, order: int) -> Launched:
-    """The launcher: one step as a task run, with the step's retries and timeout."""
-    configured = run_step.with_options(
-        name=step.step_id, task_run_name=f"{step.step_id} ({step.version})",
-        retries=step.retry_count, retry_delay_seconds=step.retry_delay_seconds, timeout_seconds=step.timeout)
-    # the loop is quoted: Prefect would otherwise walk it (the resources, the store) as a parameter
-    state = configured(step, loop.scope.execution_id, order, quote(loop), return_state=True)
-    return Launched(completed=state.is_completed(), message=state.message or "")
 
 
 class FlowRunArtifacts:
@@ -66,8 +44,16 @@ class FlowRunArtifacts:
     def __init__(self, cutpoint: Cutpoint, site_id: str) -> None:
         self.cutpoint, self.site_id = cutpoint, site_id
         self._progress: Any = None
+        self._shown = 0.0  # when the bar was last sent: at most once a second, off the path
 
     def progress(self, percent: float) -> None:
+        now = time.monotonic()
+        if now - self._shown < 1.0 and percent < 100.0:
+            return
+        self._shown = now
+        background.submit(lambda: self._show(percent), f"progress of {self.cutpoint.value}")
+
+    def _show(self, percent: float) -> None:
         if self._progress is None:
             self._progress = create_progress_artifact(progress=percent,
                                                       description=f"{self.cutpoint.value} at {self.site_id}")
@@ -148,10 +134,13 @@ def run_cutpoint(cutpoint: Cutpoint, source_version: str, target_version: str, s
                       by=requested_by or _default_actor(), accept_changed_scripts=accept_changed_scripts,
                       execution_id=execution_id)
     run_id = str(flow_run.id) if flow_run.id else None
-    hooks = cutpoint_run.RunHooks(launch=launch_task, publish=FlowRunArtifacts(cutpoint, site_id),
+    hooks = cutpoint_run.RunHooks(launch=TaskLauncher(), publish=FlowRunArtifacts(cutpoint, site_id),
                                   decide=FlowRunDecisions(settings, site_id), logger=get_run_logger(),
                                   flow_run_id=run_id, deployment_name=deployment.name if run_id else None)
-    return cutpoint_run.run_cutpoint(request, environment, settings=settings, overrides=overrides, hooks=hooks)
+    try:
+        return cutpoint_run.run_cutpoint(request, environment, settings=settings, overrides=overrides, hooks=hooks)
+    finally:
+        background.drain()  # the artifacts sent off the path land before the flow run ends
 
 
 def _default_actor() -> str:

@@ -198,3 +198,22 @@ def test_tests_mirror_the_code() -> None:
     strays = sorted(str(path.relative_to(tests)) for path in tests.rglob("test_*.py")
                     if not (PROJECT / "tasks" / path.parent.relative_to(tests)).is_dir())
     assert not strays, f"test folders that name no package under tasks/: {strays}"
+
+
+#: Where a run's settings may be built from the environment: the entry points (the CLI's commands, the flows'
+#: bodies), the definition, and the documented defaults of library callers that give none (a service opened
+#: without a URL, a doctor or rollback called bare, SiteResources built without the run's, a plan built without
+#: its SQL root). Anything deeper reads the run's object: ``ctx.settings`` in a step, a parameter in an engine.
+SETTINGS_READERS = {"tasks/core/settings.py", "flows/cli.py", "flows/runner.py", "flows/rollback.py",
+                    "tasks/execution/service.py", "tasks/execution/doctor.py", "tasks/execution/rollback.py",
+                    "tasks/site/resources.py", "tasks/planning/conventions.py"}
+
+
+def test_settings_are_built_only_where_a_run_starts() -> None:
+    callers = sorted(f"{path.relative_to(PROJECT)}:{node.lineno}"
+                     for package in PACKAGES for path in sorted((PROJECT / package).rglob("*.py"))
+                     if str(path.relative_to(PROJECT)) not in SETTINGS_READERS
+                     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                     if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", ""))
+                     in ("get_settings", "Settings"))
+    assert callers == [], "read the run's settings (ctx.settings, a parameter) instead"

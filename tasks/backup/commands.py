@@ -18,7 +18,6 @@ from tasks.backup.catalog import list_backups as _stored
 from tasks.backup.restore import RestoreReport
 from tasks.backup.restore import restore_backup as _restore
 from tasks.core.progress import Progress
-from tasks.core.settings import get_settings
 
 
 def list_backups(backup_dir: Path, site_id: str | None = None) -> list[dict[str, Any]]:
@@ -32,11 +31,14 @@ def list_backups(backup_dir: Path, site_id: str | None = None) -> list[dict[str,
 
 
 def restore_backup(backup_id: str, backup_dir: Path, engine_for: Callable[[str], Engine], *,
-                   tables: Sequence[str] | None = None, include_files: bool = False) -> RestoreReport:
-    """Verify SHA-256s, restore the tables (all, or ``tables``), check CHECKSUM TABLE; raises on any mismatch."""
+                   tables: Sequence[str] | None = None, include_files: bool = False,
+                   group: str | None = None) -> RestoreReport:
+    """Verify SHA-256s, restore the tables (all, or ``tables``), check CHECKSUM TABLE; raises on any mismatch.
+
+    ``group``: the run's ``backup_group`` (files it writes are readable by that group; none: owner only)."""
     backup = find_backup(backup_dir, backup_id)
     progress = Progress(backup.manifest.total_rows, f"restore {backup_id}")
     report = _restore(backup, engine_for, tables=tables, include_files=include_files,
-                      on_progress=progress.advance, group=get_settings().backup_group)
+                      on_progress=progress.advance, group=group)
     progress.finish()
     return report

@@ -21,7 +21,6 @@ from tasks.config_files.preprocess import FileChange, apply_changes, format_of
 from tasks.core.errors import PreprocessError, StepFailed
 from tasks.core.files import Private
 from tasks.core.language import words
-from tasks.core.settings import get_settings
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.steps.base import UpgradeStep
@@ -105,7 +104,7 @@ class ConfigPreprocessStep(UpgradeStep):
         history = res.path("config_history") / ctx.execution_id / ctx.step_id
         try:
             report = apply_changes(changes, self.values(), history, secrets=res.secrets,
-                                   private=Private(get_settings().backup_group))
+                                   private=Private(ctx.settings.backup_group))
         except PreprocessError as exc:
             result = StepResult(StepStatus.FAILED, words(TEXT, ctx.language)["failed"].format(error=exc),
                                 details={"missing": exc.missing, "restored": exc.restored})

@@ -36,12 +36,13 @@ class ConfigError(InputError):
     """A version config that cannot be loaded: names the file and the line:column or field path."""
 
     def __init__(self, file: str, reason: str, *, line: int | None = None, column: int | None = None,
-                 field: str | None = None) -> None:
+                 field: str | None = None, in_file: bool = False) -> None:
         self.file = file
         self.reason = reason
         self.line = line
         self.column = column
         self.field = field
+        self.in_file = in_file  # the problem is in a file the step uses (a SQL script…), not in the config
         where = file
         if line is not None:
             where += f":{line}"
@@ -55,9 +56,10 @@ class ConfigError(InputError):
 class ConfigErrors(InputError):
     """Several config errors found in one pass, reported together."""
 
-    def __init__(self, errors: list[InputError]) -> None:
+    def __init__(self, errors: list[InputError], *, advice: str = "") -> None:
         self.errors = errors
-        super().__init__("\n".join(str(e) for e in errors))
+        self.advice = advice  # how to proceed, after the list
+        super().__init__("\n".join([*(str(e) for e in errors), *([advice] if advice else [])]))
 
 
 class PlanError(InputError):
@@ -206,7 +208,11 @@ class EditedAfterRun(InputError):
 
 
 class SqlScriptError(InputError):
-    """A script that cannot run as written; the message names file:line."""
+    """A script that cannot run as written; the message names file:line (``problems``: each, when several)."""
+
+    def __init__(self, message: str, *, problems: Sequence[str] = ()) -> None:
+        self.problems = list(problems) or [message]
+        super().__init__(message)
 
 
 class PackageRejected(UpgradeFailed):

@@ -1,9 +1,10 @@
 """Progress of long work, shown as a Prefect progress artifact on the current run.
 
-Updates are throttled (a 10,000-statement file must not send 10,000 API calls); outside a Prefect
-run it only counts, so the same step code runs in tests and the CLI. The artifact only shows progress:
-an API that fails to take it (a server overloaded by a wave of sites answers 500) is logged, never
-fails the work.
+Updates are throttled (a 10,000-statement file must not send 10,000 API calls), work that ends within
+``min_interval`` shows no artifact at all (a release of twenty statements would pay more for its bar than
+for its SQL), and the API calls run off the path (:mod:`tasks.core.background`); outside a Prefect run it
+only counts, so the same step code runs in tests and the CLI. The artifact only shows progress: an API
+that fails to take it (a server overloaded by a wave of sites answers 500) is logged, never fails the work.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from uuid import UUID
 
+from tasks.core import background
 from tasks.core.runtime import in_prefect_run
 
 ProgressListener = Callable[["Progress"], None]
@@ -47,14 +49,11 @@ class Progress:
         self.description = description
         self.min_interval = min_interval
         self._last = 0.0
+        self._started = time.monotonic()
+        self._key = key
         self._artifact: UUID | None = None
-        if in_prefect_run():
-            from prefect.artifacts import create_progress_artifact
-
-            try:
-                self._artifact = create_progress_artifact(progress=0.0, description=description, key=key)
-            except Exception as exc:  # noqa: BLE001 - a progress bar is not worth an upgrade
-                logger.warning("progress artifact %r not created: %s", description, exc)
+        self._shown = False  # the artifact was asked for (it is created off the path, see tasks.core.background)
+        self._in_run = in_prefect_run()
 
     @property
     def percent(self) -> float:
@@ -75,13 +74,32 @@ class Progress:
     def _publish(self, *, force: bool) -> None:
         for listener in self.listeners:
             listener(self)
+        if not self._in_run:
+            return
         now = time.monotonic()
-        if self._artifact is None or (not force and now - self._last < self.min_interval):
+        if not self._shown:  # work done within a second shows no bar: its artifact would cost more than it
+            if now - self._started < self.min_interval:
+                return
+            self._shown, self._last = True, now
+            background.submit(self._create(self.percent), f"progress artifact {self.description!r}")
+            return
+        if not force and now - self._last < self.min_interval:
             return
         self._last = now
-        from prefect.artifacts import update_progress_artifact
+        background.submit(self._update(self.percent), f"progress artifact {self.description!r}")
 
-        try:
-            update_progress_artifact(self._artifact, progress=self.percent, description=self.description)
-        except Exception as exc:  # noqa: BLE001 - a progress bar is not worth an upgrade; the next update may land
-            logger.warning("progress artifact %r not updated: %s", self.description, exc)
+    def _create(self, percent: float) -> Callable[[], None]:
+        def create() -> None:
+            from prefect.artifacts import create_progress_artifact
+
+            self._artifact = create_progress_artifact(progress=percent, description=self.description, key=self._key)
+        return create
+
+    def _update(self, percent: float) -> Callable[[], None]:
+        def update() -> None:
+            if self._artifact is None:  # its creation failed (logged)
+                return
+            from prefect.artifacts import update_progress_artifact
+
+            update_progress_artifact(self._artifact, progress=percent, description=self.description)
+        return update

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 
@@ -71,5 +72,19 @@ class Settings(BaseSettings):
 
 
 def get_settings(**overrides: object) -> Settings:
-    """Fresh settings every call: configs and env are re-read for each run (hot reload)."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings as the environment says now: configs and env are re-read for each run (hot reload).
+
+    Built again only when an ``FT_UPGRADE_*`` variable or an override changed: validating them costs a few
+    milliseconds, which a chain of seventy one-file releases paid several times per step."""
+    given = tuple(sorted((k, repr(v)) for k, v in overrides.items() if v is not None))
+    environment = tuple(sorted((k, v) for k, v in os.environ.items() if k.upper().startswith("FT_UPGRADE_")))
+    key = (given, environment)
+    found = _last.get(key)
+    if found is None:
+        found = Settings(**{k: v for k, v in overrides.items() if v is not None})
+        _last.clear()
+        _last[key] = found
+    return found.model_copy()
+
+
+_last: dict[tuple[object, ...], Settings] = {}

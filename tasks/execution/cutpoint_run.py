@@ -129,7 +129,7 @@ def _run_cutpoint(request: Request, environment: Mapping[str, Any] | None, *, se
             steps = plan.for_cutpoint(request.cutpoint)
             try:
                 admission = service.admit(request, sql_root=settings.sql_root, flow_run_id=hooks.flow_run_id,
-                                          services=site_services(profile, settings),
+                                          settings=settings, services=site_services(profile, settings),
                                           outside_window=off_peak_missing(profile, steps, settings, hooks.logger,
                                                                           plan.site_id))
                 if admission.action == "resume" and admission.execution_id:
@@ -139,7 +139,7 @@ def _run_cutpoint(request: Request, environment: Mapping[str, Any] | None, *, se
                 _publish_refusal(service, request, str(exc), hooks)
                 raise
             if admission.action == "noop":
-                return _publish_noop(service, request, admission, hooks)
+                return _publish_noop(service, request, admission, hooks, settings)
             if admission.action == "resume" and admission.execution_id:
                 hooks.decide.resumed(service, admission.execution_id)  # e.g. from the Prefect UI's decision form
             with open_site_resources(plan.site_id, settings=settings, overrides=overrides, profile=profile,
@@ -239,14 +239,14 @@ class CutpointRun:
         status = ExecutionStatus.SUCCESS if not failed else ExecutionStatus.PAUSED if page else ExecutionStatus.FAILED
         service.finish(execution_id, status, error)
         extra.update(self._notify(execution_id, page))
-        report = publish_report(service, execution_id, hooks, extra=extra)
+        report = publish_report(service, execution_id, hooks, self.settings, extra=extra)
         publish_overview(service, hooks)
         publish_upgrade(service, self.plan.site_id, self.plan.source_version, self.plan.target_version, hooks)
         if failed:
             hooks.decide.ask(service.active_breakpoint(execution_id), service.language)  # deployment runs: a form
             if page:  # the run could not suspend after all: nobody will answer, it ends Failed
                 service.finish(execution_id, ExecutionStatus.FAILED, error)
-                publish_report(service, execution_id, hooks, extra=extra)
+                publish_report(service, execution_id, hooks, self.settings, extra=extra)
             cutpoint, site_id = self.request.cutpoint.value, self.plan.site_id
             raise UpgradeFailed(f"{cutpoint} failed at site {site_id}: {error}. "
                                 f"Fix the cause, then retry this flow run or run `ft-upgrade resume {execution_id}`.",
@@ -265,26 +265,27 @@ def _writes_events(step: PlannedStep, settings: Settings) -> bool:
     return bool(step_class is not None and step_class.writes_events)
 
 
-def publish_report(service: ExecutionService, execution_id: str, hooks: RunHooks,
+def publish_report(service: ExecutionService, execution_id: str, hooks: RunHooks, settings: Settings,
                    extra: dict[str, Any] | None = None, *, report_type: str = "SUMMARY") -> RunReport:
     """The report as artifacts (the publisher's) and an ``upgrade_report`` row."""
     report = service.build_report(execution_id, deployment_name=hooks.deployment_name)
     report.extra.update(extra or {})
     markdown = render_markdown(report)
     hooks.publish.report(report, markdown)
-    service.save_report(report, markdown, report_type=report_type)
+    service.save_report(report, markdown, report_type=report_type,
+                        retention_days=settings.report_retention_days)
     return report
 
 
 def _publish_noop(service: ExecutionService, request: Request, admission: Admission,
-                  hooks: RunHooks) -> dict[str, Any]:
+                  hooks: RunHooks, settings: Settings) -> dict[str, Any]:
     """A completed cutpoint triggered again: its report, marked 'nothing executed'; no database is touched."""
     assert admission.execution_id is not None
     when = f"{admission.completed_time:%Y-%m-%d %H:%M:%S} UTC" if admission.completed_time else "an earlier run"
     notice = (f"already completed by {admission.execution_id} at {when}; nothing executed "
               f"(to run it again on purpose: --rerun / rerun=true with a reason)")
     hooks.logger.info("%s at site %s: %s", request.cutpoint.value, request.site_id, notice)
-    report = publish_report(service, admission.execution_id, hooks,
+    report = publish_report(service, admission.execution_id, hooks, settings,
                             extra={"noop": True, "notice": notice, "trigger_flow_run_id": hooks.flow_run_id},
                             report_type="TRIGGER_NOOP")
     publish_overview(service, hooks)

@@ -110,11 +110,16 @@ class StepLoop:
         self.allowed_step_modules = tuple(allowed_step_modules)
         self.logger = logger
         self.text = report_text(language_of(resources.profile))
+        #: The steps of the run in progress and their statuses so far: a launcher may look ahead (a Prefect
+        #: launcher runs consecutive SQL steps in one task run) but decides nothing the loop decides.
+        self.steps: Sequence[PlannedStep] = ()
+        self.statuses: Mapping[str, str] = {}
 
     def run(self, steps: Sequence[PlannedStep], launch: Launcher,
             progress: Callable[[float], None] | None = None) -> LoopOutcome:
         """Every step in order until a required one fails; ``progress`` hears the percentage done (by estimate)."""
         outcome = LoopOutcome()
+        self.steps, self.statuses = steps, outcome.statuses
         weights = [max(s.estimated_duration or 1, 1) for s in steps]
         for order, step in enumerate(steps):
             blocker = next((d for d in step.depends_on if outcome.statuses.get(d) in STEP_BLOCKING), None)
@@ -163,6 +168,7 @@ class StepLoop:
         self.book.start(step, order, {"version": step.version, "implementation": step.implementation,
                                       "config_file": step.config_file, "params": step.params,
                                       **({"description": step.description} if step.description else {})})
+        self.resources.steps_started.append(step.key)
         cls = resolve_step_class(step.class_name, self.allowed_step_modules).step_class
         assert cls is not None, "plan.require_resolved() guarantees this"
         s, resources = self.scope, self.resources

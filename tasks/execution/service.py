@@ -9,7 +9,6 @@ steps, keeps breakpoints with the operator's typed decision, moves the site's st
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -143,7 +142,7 @@ class ExecutionService:
 
     # admission ----------------------------------------------------------------------------------
 
-    def admit(self, request: Request, *, sql_root: Path, services: Mapping[str, str] | None = None,
+    def admit(self, request: Request, *, sql_root: Path, settings: Settings, services: Mapping[str, str] | None = None,
               flow_run_id: str | None = None, outside_window: str = "") -> Admission:
         """Decide a trigger from the site's state; a refusal is recorded in the history and raised.
         ``outside_window``: heavy steps planned outside the site's off-peak window (see SiteView);
@@ -157,7 +156,6 @@ class ExecutionService:
         closed = next((e for e in (named, store.get_execution(retried) if retried else None)
                        if e is not None and e.status == ExecutionStatus.ROLLED_BACK), None)
         bp = self.active_breakpoint(candidate.execution_id) if candidate else None
-        settings = get_settings()
         view = SiteView(site=self.sites.get(r.site_id),
                         cutpoints=self.sites.cutpoints(r.site_id, r.source_version, r.target_version),
                         latest=latest, named=named, breakpoint_expiry=bp.expiry_time if bp else None,
@@ -361,9 +359,10 @@ class ExecutionService:
                          language=language or self.language,
                          breakpoints=breakpoints_of(self.store.engine, [execution_id]))
 
-    def save_report(self, report: RunReport, markdown: str, *, report_type: str = "SUMMARY") -> None:
+    def save_report(self, report: RunReport, markdown: str, *, report_type: str = "SUMMARY",
+                    retention_days: int = 90) -> None:
         """The ``upgrade_report`` row (GENERATED): counts of steps and SQL statements, JSON and markdown; reports
-        older than the retention (``FT_UPGRADE_REPORT_RETENTION_DAYS``, 90) become ARCHIVED meanwhile."""
+        older than ``retention_days`` (the run's ``FT_UPGRADE_REPORT_RETENTION_DAYS``, 90) become ARCHIVED meanwhile."""
         e, c, sql = report.execution, report.counts, report.sql_counts
         self.store.save_report(
             execution=e, total_duration_ms=report.duration_ms, report_type=report_type,
@@ -374,7 +373,7 @@ class ExecutionService:
             summary=f"{e.cutpoint} {report.status}: {c['success']} success, {c['warning']} warning, "
                     f"{c['failed']} failed, {c['skipped']} skipped",
             recommendations="\n".join(report.resume_hint) if report.status != ExecutionStatus.SUCCESS else "")
-        self.store.archive_reports(utcnow() - timedelta(days=get_settings().report_retention_days))
+        self.store.archive_reports(utcnow() - timedelta(days=retention_days))
 
     def latest_report(self, execution_id: str) -> StoredReport | None:
         return self.store.latest_report(execution_id)
@@ -413,11 +412,10 @@ def _check_inflight(bp: Breakpoint, decision: OperatorDecision) -> None:
 
 
 def _file_sha256(sql_root: Path, relative: str) -> str | None:
-    path = sql_root / relative
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
+    """The applied script's SHA-256 now: its bytes and those of the files it includes (``SOURCE``)."""
+    from tasks.sql.script import script_sha256
+
+    return script_sha256(sql_root, relative)
 
 
 def _probed(services: Mapping[str, str], timeout: float) -> tuple[ServiceSeen, ...]:

@@ -21,7 +21,6 @@ from pydantic import Field, field_validator
 
 from tasks.core.errors import PackageRejected, StepFailed
 from tasks.core.language import words
-from tasks.core.settings import get_settings
 from tasks.core.statuses import StepStatus
 from tasks.core.steps import StepParams, StepResult
 from tasks.core.versions import Version
@@ -311,7 +310,7 @@ class ResourcePackageImportStep(UpgradeStep):
             connection = self.context.resources.engine(database).connect()
             try:
                 table_schema = current_schema(connection)
-                record_schema = ensure_load_table(connection, get_settings().marker_schema)
+                record_schema = ensure_load_table(connection, self.context.settings.marker_schema)
                 sessions[database] = _Session(connection, connection.begin(), record_schema, table_schema)
             except Exception:
                 connection.close()

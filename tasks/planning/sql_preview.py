@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tasks.core.cutpoints import Cutpoint
+from tasks.core.errors import SqlScriptError
 from tasks.core.masking import mask_sql
 from tasks.planning.plan import PlannedStep, UpgradePlan
 from tasks.sql import kinds as k
@@ -125,14 +126,21 @@ def preview_sql(plan: UpgradePlan, sql_root: Path, applied: Mapping[str, Applied
 
 def step_scripts(step: PlannedStep, sql_root: Path) -> list[ScriptFile]:
     """The scripts a planned SQL step runs, loaded as the step loads them (other steps: none)."""
-    scripts = step.params.get("sql_scripts") or []
     database = step.params.get("database") or "ft_db"
-    return [load_script(sql_root, relative, version=step.version, default_database=database) for relative in scripts]
+    loaded, problems = [], []
+    for relative in step.params.get("sql_scripts") or []:  # every problem of every file, as validate lists them
+        try:
+            loaded.append(load_script(sql_root, relative, version=step.version, default_database=database))
+        except SqlScriptError as exc:
+            problems += exc.problems
+    if problems:
+        raise SqlScriptError("\n".join(problems), problems=problems)
+    return loaded
 
 
 def _statements(script: ScriptFile, step: str, status: str) -> list[PreviewStatement]:
     in_unit = {i for begin, end in script.units for i in range(begin, end + 1)}
-    return [PreviewStatement(database=s.database, file=script.path, line=s.line, sequence=s.sequence, kind=d.kind,
+    return [PreviewStatement(database=s.database, file=s.source_name, line=s.line, sequence=s.sequence, kind=d.kind,
                              verb=d.verb, guarantee=UNIT if i in in_unit else guarantee(d, s.text), status=status,
                              step=step, sql=mask_sql(s.text))
             for i, (s, d) in enumerate(zip(script.statements, script.details, strict=True))]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,18 +36,67 @@ def validate_tree(configs_dir: Path, sql_root: Path, allowed_step_modules: tuple
         sources: Versions a site upgrades from (``--from``, the site's recorded version), each with
             where it came from: the ranges from them to the newest config are planned too.
     """
+    loaded, problems = tree_problems(configs_dir, sql_root, allowed_step_modules, sites=sites,
+                                     known_databases=known_databases, sources=sources)
+    _raise([p.error for p in problems])
+    return loaded
+
+
+def validate_for_run(configs_dir: Path, sql_root: Path, allowed_step_modules: tuple[str, ...], cutpoint: str, *,
+                     sources: Mapping[Version, str] | None = None) -> list[str]:
+    """What ``run CUTPOINT`` checks first: everything but the files of other cutpoints' steps.
+
+    A refused SQL script of startup_pre_process must not keep pre_business_check (which runs no SQL) from
+    running: such problems are returned, as warnings to show, instead of raised. Raises :class:`ConfigErrors`
+    for the rest (configs, step classes and parameters, ranges, and the files of this cutpoint's steps).
+    """
+    _, problems = tree_problems(configs_dir, sql_root, allowed_step_modules, sources=sources)
+    _raise([p.error for p in problems if p.cutpoint in (None, cutpoint)])
+    return [f"{p.error} (a problem for {p.cutpoint}, not for {cutpoint})" for p in problems
+            if p.cutpoint not in (None, cutpoint)]
+
+
+@dataclass(frozen=True)
+class TreeProblem:
+    """One problem ``validate`` found; ``cutpoint``: the one whose step uses the file at fault (``rollback`` for a
+    rollback step), None where every run is concerned (a config, a step class or its parameters, a range)."""
+
+    error: InputError
+    cutpoint: str | None = None
+
+
+def tree_problems(configs_dir: Path, sql_root: Path, allowed_step_modules: tuple[str, ...] = (), *,
+                  sites: Iterable[str] = (), known_databases: Iterable[str] | None = None,
+                  sources: Mapping[Version, str] | None = None) -> tuple[list[LoadedConfig], list[TreeProblem]]:
+    """Every problem of the tree, with the cutpoint it concerns (a config that cannot be read at all raises)."""
     loaded = load_configs(configs_dir)
     known = frozenset(known_databases) if known_databases is not None else None
-    errors: list[InputError] = []
+    problems: list[TreeProblem] = []
     roots = {"sql_root": sql_root, "configs_dir": configs_dir}
     for item in loaded:
         for field, step in _steps(item):
-            errors.extend(_step_problems(item, field, step, allowed_step_modules, roots, known))
+            problems.extend(_step_problems(item, field, step, allowed_step_modules, roots, known))
     named_sites = {site for item in loaded for _, step in _steps(item) for site in step.site_ids}
-    errors.extend(p.as_config_error() for p in range_problems(loaded, named_sites | set(sites), sources))
-    if errors:
-        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
-    return loaded
+    problems.extend(TreeProblem(p.as_config_error())
+                    for p in range_problems(loaded, named_sites | set(sites), sources))
+    return loaded, problems
+
+
+#: The closing line of a refusal that names problems in files (SQL scripts and the like).
+ADVICE = ("Nothing was run. Fix each problem in the file and line it names (a SOURCE path is relative to the "
+          "including file's folder and stays inside the SQL root; a refused construct is removed or rewritten as "
+          "its message says), then run `ft-upgrade validate` again. Cutpoints whose steps do not use these files "
+          "(pre_business_check, …) are not held back by them.")
+
+
+def _raise(errors: list[InputError]) -> None:
+    if not errors:
+        return
+    in_files = sum(1 for e in errors if isinstance(e, ConfigError) and e.in_file)
+    if in_files:
+        count = f"{len(errors)} problem{'s' if len(errors) > 1 else ''}"
+        raise ConfigErrors(errors, advice=f"{count} ({in_files} in the files steps use). {ADVICE}")
+    raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
 
 
 def _steps(item: LoadedConfig) -> list[tuple[str, StepConfig]]:
@@ -57,21 +107,22 @@ def _steps(item: LoadedConfig) -> list[tuple[str, StepConfig]]:
 
 
 def _step_problems(item: LoadedConfig, field: str, step: StepConfig, allowed_step_modules: tuple[str, ...],
-                   roots: dict[str, Any], known: frozenset[str] | None) -> list[InputError]:
+                   roots: dict[str, Any], known: frozenset[str] | None) -> list[TreeProblem]:
     """One step: its class resolves, its fields fit the class, the files it names can be used."""
     resolution = resolve_step_class(step.class_name, allowed_step_modules)
     if resolution.step_class is None:
-        return [ConfigError(item.path, resolution.reason, field=f"{field}.class_name")]
+        return [TreeProblem(ConfigError(item.path, resolution.reason, field=f"{field}.class_name"))]
     given, problems = check_step_params(item.path, field, step, resolution.step_class, item.folder,
                                         version=item.version, sql_root=roots["sql_root"])
     if problems:
-        return list(problems)
+        return [TreeProblem(p) for p in problems]
     params = resolution.step_class.Params.model_validate(given, context={"configs_dir": item.folder})
-    errors: list[InputError] = [ConfigError(item.path, p, field=field)
-                                for p in static_problems(resolution.step_class, params, roots)]
-    if not errors and known is not None:
-        errors += [ConfigError(item.path, p, field=field) for p in database_problems(params, roots["sql_root"], known)]
-    return errors
+    found = static_problems(resolution.step_class, params, roots)
+    if not found and known is not None:
+        found = database_problems(params, roots["sql_root"], known)
+    section = field.split("[", 1)[0]
+    cutpoint = section.removeprefix("upgrade_steps.") if section.startswith("upgrade_steps.") else "rollback"
+    return [TreeProblem(ConfigError(item.path, p, field=field, in_file=True), cutpoint) for p in found]
 
 
 def database_problems(params: Any, sql_root: Path, known: frozenset[str]) -> list[str]:
@@ -88,7 +139,7 @@ def database_problems(params: Any, sql_root: Path, known: frozenset[str]) -> lis
         try:
             load_script(sql_root, relative, version="0", default_database=default, known_databases=known)
         except SqlScriptError as exc:
-            problems.append(str(exc))
+            problems += exc.problems
     return problems
 
 

@@ -29,7 +29,7 @@ from blocks.clickhouse import DSN_ENV, ClickHouseLogStore
 from blocks.database import can_load_blocks, env_var, load_database_url
 from blocks.redis import RedisConnection
 from tasks.core.errors import InputError, ResourceUnavailable
-from tasks.core.settings import Settings
+from tasks.core.settings import Settings, get_settings
 from tasks.events.logstore import BatchingWriter, ClickHouseEventLog
 from tasks.site.connect import share_tls_context
 from tasks.store.metadata_store import MetadataStore
@@ -59,8 +59,12 @@ class SiteResources:
 
     def __init__(self, *, site_id: str, sql_root: Path, configs_dir: Path, home: Path,
                  profile: SiteProfile | None = None, retry_wait: float = 0.5,
-                 overrides: SiteOverrides | None = None) -> None:
+                 overrides: SiteOverrides | None = None, settings: Settings | None = None) -> None:
         self.site_id = site_id
+        #: The run's settings (CLI overrides included), which steps read through their context; a library
+        #: caller that gives none gets the environment's, with these folders.
+        self.settings = settings if settings is not None else get_settings(sql_root=sql_root, configs=configs_dir,
+                                                                           home=home)
         self.overrides = overrides or SiteOverrides()
         self.sql_root = sql_root
         self.configs_dir = configs_dir
@@ -79,6 +83,10 @@ class SiteResources:
         self._redis: redis.Redis | None = None
         self._event_log: ClickHouseEventLog | None = None
         self._event_writer: BatchingWriter | None = None
+        #: Step keys in the order this process started them, and each database's catalog as the SQL step that
+        #: ran last on it left it: the next SQL step, if it starts right after that one, needs no "before" read.
+        self.steps_started: list[str] = []
+        self.schema_after: dict[str, tuple[str, Any]] = {}
 
     def resolve_environment(self, environment: Mapping[str, Any] | None) -> None:
         """Read the Secret blocks a run's environment names (a missing one is bad input) and mask their values."""
@@ -155,9 +163,8 @@ class SiteResources:
         folder = Path(configured) if configured else self.home / name
         if name in PRIVATE_FOLDERS:  # customer data and credentials: created private whatever the umask
             from tasks.core.files import Private
-            from tasks.core.settings import get_settings
 
-            Private(get_settings().backup_group).mkdir(folder)
+            Private(self.settings.backup_group).mkdir(folder)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
@@ -228,7 +235,8 @@ def open_site_resources(site_id: str, *, settings: Settings, overrides: SiteOver
     ``store``: the metadata store the caller already holds (the run's), shared instead of opened again.
     """
     resources = SiteResources(site_id=site_id, sql_root=settings.sql_root, configs_dir=settings.configs,
-                              home=settings.home, profile=profile, retry_wait=retry_wait, overrides=overrides)
+                              home=settings.home, profile=profile, retry_wait=retry_wait, overrides=overrides,
+                              settings=settings)
     resources.store = store
     try:
         yield resources

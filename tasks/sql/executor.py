@@ -164,7 +164,7 @@ class ScriptRunner:
             for stmt in script.statements:
                 row = rows[stmt.sequence]
                 if row.status == StatementStatus.SUCCESS and row.sha256 != stmt.sha256:
-                    edited.append(f"{script.path}:{stmt.line}: statement #{stmt.sequence} already executed with "
+                    edited.append(f"{stmt.where}: statement #{stmt.sequence} already executed with "
                                   f"sha256 {row.sha256[:12]}…, the file now has {stmt.sha256[:12]}…")
         self.ledger.flush()  # every row registered durably before a statement runs (mark_running relies on it)
         if edited:
@@ -235,7 +235,7 @@ class ScriptRunner:
     def _unit(script: ScriptFile, first: int, last: int) -> Unit:
         a = script.statements[first]
         if first == last:
-            return Unit(f"{script.path}:{a.line} #{a.sequence}", 1)
+            return Unit(f"{a.where} #{a.sequence}", 1)
         return Unit(f"{script.path} #{a.sequence}-{script.statements[last].sequence}", last - first + 1)
 
     def _dml_batch(self, script: ScriptFile, rows: dict[int, LedgerRow], start: int, end: int) -> list[int]:
@@ -357,7 +357,7 @@ class ScriptRunner:
         elif kind == k.SESSION_RECORD:
             if row.replay_sql is None:  # ran before values were recorded: the only way left is to compute it again
                 self.logger.warning("%s:%d: the value this statement set was not recorded; computing it again",
-                                    stmt.file, stmt.line)
+                                    stmt.source_name, stmt.line)
                 session.execute(stmt.text)
                 return
             session.execute(row.replay_sql)
@@ -430,7 +430,7 @@ class ScriptRunner:
         except Exception as exc:
             elapsed = int((time.perf_counter() - started) * 1000)
             if is_connection_error(exc) and not reconnected:
-                self.logger.warning("%s:%d: connection to %s lost (%s); reconnecting", script.path, stmt.line,
+                self.logger.warning("%s:%d: connection to %s lost (%s); reconnecting", stmt.source_name, stmt.line,
                                     stmt.database, self.mask(str(exc)))
                 try:
                     session.reconnect()
@@ -610,16 +610,16 @@ class ScriptRunner:
         self.ledger.flush()
         sql = self.mask(stmt.text)
         bp = self.ledger.open_breakpoint(
-            file=script.path, file_id=script.file_id, line=stmt.line, sequence=stmt.sequence, sql=sql,
+            file=stmt.source_name, file_id=script.file_id, line=stmt.line, sequence=stmt.sequence, sql=sql,
             error_code=None, message=lock.reason,
             instructions=("Nothing was sent from this statement on. Make sure no other run is upgrading this site "
                           "(`ft-upgrade info --site " + self.options.site_id + "`), then retry the flow run or "
                           f"`ft-upgrade resume {self.options.execution_id}`."),
             context={"database": stmt.database, "in_doubt": False, "lock_lost": True})
-        self.summary.failure = FailureInfo(script.path, stmt.line, stmt.sequence, stmt.database, sql, None,
+        self.summary.failure = FailureInfo(stmt.source_name, stmt.line, stmt.sequence, stmt.database, sql, None,
                                            lock.reason, bp)
-        raise StepFailed(f"{script.path}:{stmt.line}: stopped before statement #{stmt.sequence}: {lock.reason} "
-                         f"(breakpoint {bp})", where=f"{script.path}:{stmt.line} #{stmt.sequence}")
+        raise StepFailed(f"{stmt.where}: stopped before statement #{stmt.sequence}: {lock.reason} "
+                         f"(breakpoint {bp})", where=f"{stmt.where} #{stmt.sequence}")
 
     def _fail(self, script: ScriptFile, stmt: Statement, row: LedgerRow, exc: BaseException, elapsed: int,
               *, in_doubt: bool = False, partial: bool = False, note: str = "") -> None:
@@ -644,17 +644,17 @@ class ScriptRunner:
         sql = self.mask(stmt.text)
         instructions = ("Fix the cause, then: retry the flow run in the Prefect UI, or run the same "
                         f"`prefect deployment run` again, or `ft-upgrade resume {self.options.execution_id}`.")
-        bp = self.ledger.open_breakpoint(file=script.path, file_id=script.file_id, line=stmt.line,
+        bp = self.ledger.open_breakpoint(file=stmt.source_name, file_id=script.file_id, line=stmt.line,
                                          sequence=stmt.sequence, sql=sql, error_code=code, message=message,
                                          instructions=instructions,
                                          context={"database": stmt.database, "in_doubt": in_doubt or partial})
-        self.summary.failure = FailureInfo(script.path, stmt.line, stmt.sequence, stmt.database, sql, code,
+        self.summary.failure = FailureInfo(stmt.source_name, stmt.line, stmt.sequence, stmt.database, sql, code,
                                            message, bp)
         self._record(script, stmt, StatementStatus.FAILED, elapsed, None, error_code=code, message=message)
         # from None: the driver's exception quotes the server's message unmasked (a password it echoed)
-        raise StepFailed(f"{script.path}:{stmt.line}: statement #{stmt.sequence} on {stmt.database} failed: "
+        raise StepFailed(f"{stmt.where}: statement #{stmt.sequence} on {stmt.database} failed: "
                          f"{'[' + code + '] ' if code else ''}{message} (breakpoint {bp})",
-                         where=f"{script.path}:{stmt.line} #{stmt.sequence}") from None
+                         where=f"{stmt.where} #{stmt.sequence}") from None
 
     def _session_limit(self, database: str) -> float | None:
         """The session's statement time limit in seconds now (None: unknown), to say whose limit fired."""
@@ -673,7 +673,7 @@ class ScriptRunner:
                 note: str = "", log: bool = True, error_code: str | None = None, message: str = "") -> None:
         sql = self.masked.get((script.file_id, stmt.sequence)) or self.mask(stmt.text)
         with self._lock:
-            self.summary.records.append(StatementRecord(script.path, stmt.line, stmt.sequence, stmt.database,
+            self.summary.records.append(StatementRecord(stmt.source_name, stmt.line, stmt.sequence, stmt.database,
                                                         status, ms, affected, sql, note or message))
         if self.progress is not None:
             self.progress.advance()
@@ -682,14 +682,15 @@ class ScriptRunner:
         now = datetime.now(UTC)
         level = "ERROR" if status == "FAILED" else "INFO"
         if status == StatementStatus.FAILED:
-            self.statement_log.failure(now, script.path, stmt.line, sql, stmt.database, ms, message=message, note=note)
+            self.statement_log.failure(now, stmt.source_name, stmt.line, sql, stmt.database, ms, message=message,
+                                       note=note)
         else:
-            self.statement_log.success(now, script.path, stmt.line, sql, stmt.database, status, ms, affected,
+            self.statement_log.success(now, stmt.source_name, stmt.line, sql, stmt.database, status, ms, affected,
                                        note=note)
         if self.events is not None:
             self.events.put(LogEvent(
                 event_time=now, execution_id=self.options.execution_id, site_id=self.options.site_id,
                 cutpoint=self.options.cutpoint, step_id=self.options.step_id, level=level, kind="statement",
-                file=script.path, line=stmt.line, sequence=stmt.sequence, database=stmt.database, status=status,
+                file=stmt.source_name, line=stmt.line, sequence=stmt.sequence, database=stmt.database, status=status,
                 duration_ms=float(ms), affected_rows=affected, error_code=error_code or "",
                 message=message or note, sql_text=sql))

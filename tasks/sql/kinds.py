@@ -110,7 +110,7 @@ def statement_kind(text: str, *, is_use: bool = False) -> StatementKind:
         return StatementKind(OTHER, "")
     verb = words[0]
     if ";" in bare and _several(sql):
-        return StatementKind(UNKNOWN, verb)
+        return _refused_inside(sql) or StatementKind(UNKNOWN, verb)
     if verb == "SET":
         return _set_kind(sql, bare, words)
     if verb == "USE":  # sent as a query when the name holds the delimiter
@@ -149,6 +149,20 @@ def statement_kind(text: str, *, is_use: bool = False) -> StatementKind:
 def classify(text: str) -> str:
     """Just the kind's name (``DDL``, ``DML``, ``SESSION``, …)."""
     return statement_kind(text).kind
+
+
+def _refused_inside(sql: str) -> StatementKind | None:
+    """A refused statement among those of a DELIMITER block (``a; LOCK TABLES t WRITE; b``), refused the same.
+
+    After a stored program's definition only LOCK/UNLOCK TABLES counts: it is not allowed inside one, so it
+    is surely a statement of its own; ``CREATE TEMPORARY TABLE`` may be part of a body the split cut.
+    """
+    compound = _COMPOUND.match(sql) is not None
+    for piece in sqlparse.split(sql):
+        found = statement_kind(piece.strip().rstrip(";"))
+        if found.kind == REFUSED and (not compound or found.verb in ("LOCK", "UNLOCK")):
+            return found
+    return None
 
 
 def _several(sql: str) -> bool:

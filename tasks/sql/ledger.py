@@ -116,7 +116,7 @@ class SqlLedger:
                 rid = f"{prefix}{stmt.sequence:012x}"
                 self._writer.buffer(self._insert, {
                     "id": rid, "execution_id": self.execution_id, "step_id": self.step_id,
-                    "sql_file_id": script.file_id, "sql_file_name": script.path, "sql_sequence": stmt.sequence,
+                    "sql_file_id": script.file_id, "sql_file_name": stmt.source_name, "sql_sequence": stmt.sequence,
                     "status": StatementStatus.PENDING, "retry_count": 0, "created_time": now, **values})
                 existing[stmt.sequence] = LedgerRow(rid, stmt.sequence, StatementStatus.PENDING, stmt.sha256, stmt.line)
             elif row.status not in STATEMENT_DONE and row.sha256 != stmt.sha256:

@@ -213,8 +213,18 @@ class DatabaseSession:
         self._conn = None
 
     def forget_markers(self, execution_id: str, step_id: str) -> None:
-        """A step's markers, once its ledger is complete and durable: nothing will ever ask them again."""
-        self._delete_markers(*step_keys_sql(self.marker_schema, execution_id, step_id))
+        """A step's markers, once its ledger is complete and durable: nothing will ever ask them again.
+
+        In a Prefect run they go off the path (the next step does not wait; the flow waits for them before it
+        ends); markers a killed process leaves behind go with the retention, as before."""
+        from tasks.core import background
+        from tasks.core.runtime import in_prefect_run
+
+        keys = step_keys_sql(self.marker_schema, execution_id, step_id)
+        if in_prefect_run():
+            background.submit(lambda: self._delete_markers(*keys), f"markers of {step_id}")
+        else:
+            self._delete_markers(*keys)
 
     def _delete_markers(self, select_keys: str, args: tuple[Any, ...]) -> None:
         """Delete markers by primary key after a plain (non-locking) read of which: never waits on the

@@ -19,9 +19,9 @@ from tasks.core.errors import InputError, SqlScriptError, StepFailed
 from tasks.core.masking import secret_literals
 from tasks.core.progress import Progress
 from tasks.core.runtime import in_prefect_run
-from tasks.core.settings import get_settings
 from tasks.core.statuses import STATEMENT_DONE, StatementStatus, StepStatus
 from tasks.core.steps import StepParams, StepResult
+from tasks.sql import kinds
 from tasks.sql.script import ScriptFile, load_script
 from tasks.sql.verify import VerifyCheck
 from tasks.steps.base import UpgradeStep
@@ -77,7 +77,7 @@ class SqlScriptStep(UpgradeStep):
             try:
                 script = load_script(Path(roots["sql_root"]), relative, version="0", default_database=params.database)
             except SqlScriptError as exc:
-                problems.append(str(exc))
+                problems += exc.problems
                 continue
             if params.transaction == "per_file":
                 problems += _per_file_problems(script)
@@ -91,7 +91,7 @@ class SqlScriptStep(UpgradeStep):
                 script = load_script(ctx.resources.sql_root, relative, version=ctx.version,
                                      default_database=self.params.database)
             except SqlScriptError as exc:
-                problems.append(str(exc))
+                problems += exc.problems
                 continue
             if self.params.transaction == "per_file":
                 problems += _per_file_problems(script)
@@ -132,7 +132,7 @@ class SqlScriptStep(UpgradeStep):
                                 secrets=tuple(resources.secrets), lock=store.lock)
         total = sum(len(s.statements) for s in scripts)
         writer = resources.event_writer()
-        settings = get_settings()
+        settings = self.context.settings
         charsets = {name: client_charset(resources.profile, name, settings.client_charset) for name in databases}
 
         def open_session(name: str) -> DatabaseSession:
@@ -179,7 +179,7 @@ class SqlScriptStep(UpgradeStep):
             markdown += f"\n\n{report.words(ctx.language)['checks']}\n\n" + "\n".join(
                 f"- {'✅' if v['passed'] else '❌'} {v['name']}: {v['detail']}" for v in details["verify"])
         if before:
-            markdown += "\n\n" + self._schema_changes(before, details)
+            markdown += "\n\n" + self._schema_changes(before, details, scripts)
         versus = outcome_for_step(ctx, forecast, runner.summary.records, details)
         markdown += f"\n\n{versus}" if versus else ""
         t = report.words(ctx.language)
@@ -192,7 +192,10 @@ class SqlScriptStep(UpgradeStep):
         return result
 
     def _schema_before(self, databases: list[str]) -> dict[str, Snapshot]:
-        """Each MySQL/MariaDB database's catalog as it was when this step first started (kept across resumes)."""
+        """Each MySQL/MariaDB database's catalog as it was when this step first started (kept across resumes).
+
+        When the SQL step that started just before this one read a database's catalog at its end, that is
+        this step's "before" (nothing ran in between): one catalog read per step and database, not two."""
         import json
 
         from tasks.core.files import Private
@@ -201,6 +204,8 @@ class SqlScriptStep(UpgradeStep):
         if not self.params.schema_diff:
             return {}
         ctx = self.context
+        started = ctx.resources.steps_started
+        previous = started[-2] if len(started) >= 2 and started[-1] == ctx.step_key else None
         folder = ctx.resources.home / "schema-before" / ctx.execution_id
         found: dict[str, Snapshot] = {}
         for name in databases:
@@ -212,8 +217,9 @@ class SqlScriptStep(UpgradeStep):
                 if kept.exists():
                     found[name] = json.loads(kept.read_text(encoding="utf-8"))
                     continue
-                found[name] = snapshot(engine)
-                private = Private(get_settings().backup_group)  # definitions may hold customer secrets
+                by, last = ctx.resources.schema_after.get(name, (None, None))
+                found[name] = last if previous is not None and by == previous else snapshot(engine)
+                private = Private(self.context.settings.backup_group)  # definitions may hold customer secrets
                 private.mkdir(folder)
                 private.write_text(kept, json.dumps(found[name], ensure_ascii=False))
             except Exception as exc:  # the report loses a section; the upgrade goes on
@@ -221,17 +227,24 @@ class SqlScriptStep(UpgradeStep):
                 found.pop(name, None)
         return found
 
-    def _schema_changes(self, before: dict[str, Snapshot], details: dict[str, Any]) -> str:
-        """The report section of what changed since :meth:`_schema_before` (masked); also in ``details``."""
+    def _schema_changes(self, before: dict[str, Snapshot], details: dict[str, Any],
+                        scripts: list[ScriptFile]) -> str:
+        """The report section of what changed since :meth:`_schema_before` (masked); also in ``details``.
+
+        A database this step sent only DML and session settings keeps its catalog: it is not read again."""
         from tasks.core.masking import mask_text
         from tasks.sql.schema_diff import diff, render, snapshot
 
         ctx = self.context
         changes = {}
         for name, old in before.items():
+            sent = {k for s in scripts for st, k in zip(s.statements, s.kinds, strict=True) if st.database == name}
             try:
-                changes[name] = diff(old, snapshot(ctx.resources.engine(name)))
+                after = old if sent <= _CATALOG_KEEPING else snapshot(ctx.resources.engine(name))
+                ctx.resources.schema_after[name] = (ctx.step_key, after)
+                changes[name] = diff(old, after)
             except Exception as exc:
+                ctx.resources.schema_after.pop(name, None)
                 ctx.logger.warning("schema of %s not read after the step (%s): no schema diff for it", name, exc)
         secrets = ctx.resources.secrets
         details["schema_changes"] = {db: [{**c.to_json(), "details": [mask_text(d, secrets) for d in c.details]}
@@ -258,7 +271,7 @@ class SqlScriptStep(UpgradeStep):
         from tasks.sql.in_prefect import show_window
         from tasks.sql.windows import follow
 
-        settings = get_settings()
+        settings = self.context.settings
         follow(lambda: self._lane_units(runner, scripts), show_window,
                window_seconds=settings.statement_window_seconds, long_seconds=settings.statement_long_seconds,
                on_long=runner.statement_log.flush)
@@ -276,18 +289,27 @@ class SqlScriptStep(UpgradeStep):
             yield from runner.iter_range(script, 0, len(script.statements))
 
 
+#: Statement kinds that leave a database's catalog as it was (rows and session state only).
+_CATALOG_KEEPING = frozenset({kinds.DML, kinds.SESSION, kinds.SESSION_RECORD, kinds.USE, kinds.TXN_BEGIN,
+                              kinds.TXN_END, kinds.SAVEPOINT})
+
+
 def _publish_statement_table(step_id: str, runner: ScriptRunner, limit: int = 2000) -> None:
-    """The statements of this run as a table artifact (capped: a 10,000-row data script is summarised)."""
+    """The statements of this run as a table artifact (capped: a 10,000-row data script is summarised), sent
+    off the path (:mod:`tasks.core.background`): the next step does not wait for the API."""
     if not in_prefect_run():
         return
     from prefect.artifacts import create_table_artifact
+
+    from tasks.core import background
 
     records = runner.summary.records
     rows = [{"file": r.file, "line": r.line, "seq": r.sequence, "database": r.database, "status": r.status,
              "ms": r.duration_ms, "rows": r.affected_rows, "sql": r.sql[:200], "note": r.note[:200]}
             for r in records if r.status != StatementStatus.SKIPPED][:limit]
-    create_table_artifact(table=rows, description=f"{step_id}: {len(rows)} of {len(records)} statements "
-                                                  "(skipped ones left out)")
+    description = f"{step_id}: {len(rows)} of {len(records)} statements (skipped ones left out)"
+    background.submit(lambda: create_table_artifact(table=rows, description=description),
+                      f"statement table of {step_id}")
 
 
 def _statement_decision(bp: Breakpoint | None, step_id: str) -> StatementDecision | None:
@@ -314,7 +336,7 @@ def _applied_scripts(runner: ScriptRunner, scripts: list[ScriptFile]) -> list[di
 
 def _per_file_problems(script: ScriptFile) -> list[str]:
     allowed = ("DML", "SESSION", "USE")
-    return [f"{script.path}:{s.line}: transaction per_file allows only DML (and plain SET/USE), found {kind}"
+    return [f"{s.where}: transaction per_file allows only DML (and plain SET/USE), found {kind}"
             for s, kind in zip(script.statements, script.kinds, strict=True) if kind not in allowed]
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from tasks.core.language import language_of
 
 if TYPE_CHECKING:
+    from tasks.core.settings import Settings
     from tasks.site.resources import SiteResources
 
 
@@ -28,6 +29,11 @@ class StepContext:
     environment: dict[str, Any]
     resources: SiteResources
     logger: logging.Logger | logging.LoggerAdapter = field(default_factory=lambda: logging.getLogger("ft_upgrade"))
+
+    @property
+    def settings(self) -> Settings:
+        """The run's settings, built once where the run starts (CLI overrides included): never re-read here."""
+        return self.resources.settings
 
     @property
     def language(self) -> str:

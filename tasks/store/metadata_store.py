@@ -179,7 +179,9 @@ class MetadataStore:
                 conn.execute(update(t).where(t.c.id == existing.id).values(
                     status=StepStatus.RUNNING, start_time=now, end_time=None, error_message=None,
                     retry_count=t.c.retry_count + 1, updated_time=now))
-        self.update_execution(execution_id, current_step_id=step_id)
+            e = schema.upgrade_execution  # in the same commit: one fenced write per step start, not two
+            conn.execute(update(e).where(e.c.execution_id == execution_id).values(
+                current_step_id=step_id, updated_time=now))
 
     def finish_step(self, *, execution_id: str, step_key: str, status: str, result: Mapping[str, Any] | None,
                     error_message: str | None = None) -> None:

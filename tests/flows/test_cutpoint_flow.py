@@ -107,3 +107,15 @@ def test_bad_version_is_exit_2(isolated_env: Path) -> None:
                                       "--site", "CN"])
     assert result.exit_code == 2
     assert "invalid version '3.17.10'" in result.output
+
+
+def test_a_step_sees_the_runs_settings_with_the_cli_overrides_not_the_environments(
+        isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    record = isolated_env / "seen.txt"
+    configs = write_config(isolated_env / "given", [{"id": "record", "class_name": "tests.flows.site_steps."
+                                                     "SettingsRecordStep", "record": str(record)}])
+    monkeypatch.setenv("FT_UPGRADE_CONFIGS", str(isolated_env / "environment"))
+    monkeypatch.setenv("FT_UPGRADE_STEP_MODULES", "tests.flows")
+    code, report = run_cli("--configs", str(configs))
+    assert code == 0, report
+    assert record.read_text(encoding="utf-8") == str(configs.resolve())

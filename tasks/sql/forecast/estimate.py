@@ -177,15 +177,29 @@ def wanted_tables(statements: Sequence[Statement]) -> dict[str, set[tuple[str | 
 def to_explain(statements: Sequence[Statement]) -> dict[str, list[tuple[int, str | None, str]]]:
     """Per logical database, the DML whose examined rows EXPLAIN should estimate: (index, schema, sql).
 
-    The schema is the one the script's ``USE`` left (None: the connection's)."""
+    The schema is the one the script's ``USE`` left (None: the connection's). A DML on a table that a plain
+    ``CREATE TABLE`` before it makes is not asked: the table is new (EXPLAIN could not plan it anyway), and a
+    release that creates its table and fills it asks the server nothing for it."""
     out: dict[str, list[tuple[int, str | None, str]]] = {}
     schemas: dict[str, str | None] = {}
+    created: set[tuple[str, str | None, str]] = set()
     for i, s in enumerate(statements):
         if s.kind == k.USE:
             schemas[s.database] = _use(s.sql)
+        elif s.kind == k.DDL and _NEW_TABLE.match(k.plain(s.sql)):
+            found = _table_of(s)
+            if found is not None:
+                created.add((s.database, (found[0] or schemas.get(s.database) or "").lower(), found[1].lower()))
         elif s.kind == k.DML and not re.match(r"\s*(INSERT|REPLACE)\b(?![\s\S]*\bSELECT\b)", k.plain(s.sql), re.I):
+            found = _table_of(s)
+            if found is not None and (s.database, (found[0] or schemas.get(s.database) or "").lower(),
+                                      found[1].lower()) in created:
+                continue
             out.setdefault(s.database, []).append((i, schemas.get(s.database), k.plain(s.sql)))
     return out
+
+
+_NEW_TABLE = re.compile(r"\s*CREATE\s+TABLE\s+(?!IF\s+NOT\s+EXISTS\b)(?!\S+\s+(?:AS\s+)?SELECT\b)", re.I)
 
 
 def forecast(statements: Sequence[Statement], facts: Mapping[str, DatabaseFacts], rates: Mapping[str, Rate],

@@ -40,10 +40,10 @@ def read_facts(engine: Engine, tables: Iterable[tuple[str | None, str]],
     """Facts for ``tables`` (schema None: the connection's database) and EXPLAIN rows of ``explain``
     (index, schema, statement): a statement EXPLAIN cannot plan (its table does not exist yet) is left out."""
     with engine.connect() as conn:
-        version = str(conn.execute(text("SELECT VERSION()")).scalar())
-        server = Server.parse(version)
-        schema = str(conn.execute(text("SELECT DATABASE()")).scalar() or "")
-        session = _session(conn, server)
+        version, current, fk = conn.execute(text("SELECT VERSION(), DATABASE(), @@foreign_key_checks")).one()
+        server = Server.parse(str(version))
+        schema = str(current or "")
+        session = _session(conn, server, fk)
         wanted = {((s or schema).lower(), n.lower()) for s, n in tables}
         found = _tables(conn, wanted)
         explained = _explain(conn, schema, explain[:EXPLAIN_LIMIT])
@@ -51,12 +51,12 @@ def read_facts(engine: Engine, tables: Iterable[tuple[str | None, str]],
     return DatabaseFacts(server, session, schema, found, explained)
 
 
-def _session(conn: Connection, server: Server) -> Session:
-    fk = conn.execute(text("SELECT @@foreign_key_checks")).scalar()
+def _session(conn: Connection, server: Server, fk: object) -> Session:
     algorithm, old = "DEFAULT", False
     if server.flavor == "mariadb":
-        algorithm = str(conn.execute(text("SELECT @@alter_algorithm")).scalar() or "DEFAULT")
-        old = str(conn.execute(text("SELECT @@old_alter_table")).scalar() or "0").upper() in ("1", "ON", "COPY")
+        found, old_alter = conn.execute(text("SELECT @@alter_algorithm, @@old_alter_table")).one()
+        algorithm = str(found or "DEFAULT")
+        old = str(old_alter or "0").upper() in ("1", "ON", "COPY")
     return Session(foreign_key_checks=bool(int(fk or 0)), alter_algorithm=algorithm.upper(), old_alter_table=old)
 
 

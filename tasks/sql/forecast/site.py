@@ -36,7 +36,7 @@ MIN_SECONDS = 0.05
 
 def statements_of(scripts: Iterable[Any], step: str = "") -> list[Statement]:
     """The statements of loaded scripts (``tasks.sql.script.ScriptFile``) in the order they run."""
-    return [Statement(s.database, script.path, s.line, s.sequence, kind, s.text, step)
+    return [Statement(s.database, s.source_name, s.line, s.sequence, kind, s.text, step)
             for script in scripts for s, kind in zip(script.statements, script.kinds, strict=True)]
 
 
@@ -67,7 +67,7 @@ def plan_forecast(statements: Sequence[Statement], site_id: str, *, settings: An
     from tasks.site.resources import SiteResources
 
     resources = SiteResources(site_id=site_id, sql_root=settings.sql_root, configs_dir=settings.configs,
-                              home=settings.home, overrides=overrides)
+                              home=settings.home, overrides=overrides, settings=settings)
     engines: list[Engine] = []
 
     def engine_for(name: str) -> Engine:
@@ -245,7 +245,6 @@ def forecast_for_step(ctx: Any, scripts: Sequence[Any]) -> dict[str, Any] | None
     import json
 
     from tasks.core.files import Private
-    from tasks.core.settings import get_settings
 
     kept_file = ctx.resources.home / "forecast" / ctx.execution_id / f"{ctx.step_id}.json"
     try:
@@ -255,7 +254,7 @@ def forecast_for_step(ctx: Any, scripts: Sequence[Any]) -> dict[str, Any] | None
         result = site_forecast(statements_of(scripts, ctx.step_key), ctx.resources.engine,
                                rates=learned_rates(store.engine, ctx.site_id))
         kept = compact(result)
-        private = Private(get_settings().backup_group)  # statements may hold customer values
+        private = Private(ctx.settings.backup_group)  # statements may hold customer values
         private.mkdir(kept_file.parent)
         private.write_text(kept_file, json.dumps(kept, ensure_ascii=False))
         _publish(ctx, render_forecast(result, ctx.language))
@@ -289,6 +288,9 @@ def _publish(ctx: Any, markdown: str) -> None:
         return
     from prefect.artifacts import create_markdown_artifact
 
-    key = f"ft-{ctx.site_id}-{ctx.step_id}-forecast".lower()
-    create_markdown_artifact(markdown=markdown, key="".join(c if c.isalnum() else "-" for c in key),
-                             description=f"{ctx.step_id} at {ctx.site_id}: downtime forecast")
+    from tasks.core import background
+
+    key = "".join(c if c.isalnum() else "-" for c in f"ft-{ctx.site_id}-{ctx.step_id}-forecast".lower())
+    description = f"{ctx.step_id} at {ctx.site_id}: downtime forecast"
+    background.submit(lambda: create_markdown_artifact(markdown=markdown, key=key, description=description),
+                      f"forecast of {ctx.step_id}")  # off the path: the statements do not wait for the API

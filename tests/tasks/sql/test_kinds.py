@@ -60,10 +60,22 @@ def test_the_effective_verb_decides_the_kind(text: str, kind: str, targets: tupl
     ("CREATE TEMPORARY TABLE tmp (a INT)", "temporary tables are not supported"),
     ("DROP TEMPORARY TABLE IF EXISTS tmp", "temporary tables are not supported"),
     ("XA START 'x'", "XA transactions are not supported"),
+    # inside a DELIMITER block as on its own line (issue 23, item 8)
+    ("LOCK TABLES t WRITE; UPDATE t SET a = 1; UNLOCK TABLES", "LOCK TABLES is not supported"),
+    ("UPDATE t SET a = 1;\nunlock tables", "LOCK TABLES is not supported"),
+    ("CREATE PROCEDURE p() BEGIN SELECT 1; END; LOCK TABLES t READ", "LOCK TABLES is not supported"),
+    ("SELECT 1; SET autocommit = 0", "SET autocommit = 0 is not supported"),
+    ("SELECT 1; CREATE TEMPORARY TABLE tmp (a INT)", "temporary tables are not supported"),
 ])
 def test_constructs_that_cannot_behave_as_under_the_client_are_refused_with_a_reason(text: str, reason: str) -> None:
     found = statement_kind(text)
     assert found.kind == "REFUSED" and found.refusal.startswith(reason)
+
+
+def test_a_stored_program_body_is_not_searched_for_refusals() -> None:
+    body = "CREATE PROCEDURE p() BEGIN CREATE TEMPORARY TABLE x (a INT); SET autocommit = 0; END"
+    assert statement_kind(body).kind == "DDL"
+    assert statement_kind(body + "; SELECT 1").kind == "UNKNOWN"
 
 
 def test_autocommit_back_on_is_a_plain_session_setting() -> None:

@@ -16,9 +16,12 @@ import pytest
 
 from tasks.sql.kinds import classify
 from tasks.sql.splitter import (
+    Include,
     SqlSplitError,
+    SqlSplitErrors,
     Statement,
     decode_sql_bytes,
+    split_script,
     split_statements,
 )
 
@@ -427,7 +430,6 @@ def test_backslash_at_end_of_line_is_dropped_like_the_client():
 
 
 @pytest.mark.parametrize("script, command", [
-    ("SELECT 1 \\. other.sql\n", "\\."),
     ("\\! rm -rf /tmp/x\n", "\\!"),
     ("SELECT 1\\c\n", "\\c"),
 ])
@@ -436,17 +438,118 @@ def test_other_backslash_commands_are_errors(script: str, command: str):
     assert split_error(script).startswith(f"upgrade/001_init.sql:1:{column}: client command '{command}'")
 
 
-@pytest.mark.parametrize("line", ["source x.sql", "SOURCE x.sql;", "quit", "exit;", "system ls", "status"])
-def test_named_client_commands_other_than_use_and_delimiter_are_errors(line: str):
+@pytest.mark.parametrize("line", ["quit", "exit;", "system ls", "status"])
+def test_named_client_commands_other_than_use_delimiter_and_source_are_errors(line: str):
     command = line.split()[0].rstrip(";").lower()
     assert split_error(f"SELECT 1;\n{line}\n") == (
         f"upgrade/001_init.sql:2: mariadb client command '{command}' is not supported "
-        "(only USE and DELIMITER are)"
+        "(only USE, DELIMITER and SOURCE are)"
     )
 
 
 def test_client_command_word_with_arguments_it_does_not_take_is_a_query():
     assert texts("status of something;") == ["status of something"]
+
+
+# --- SOURCE / \. (com_source) -------------------------------------------------------------------------
+
+
+def included(files: dict[str, str]):
+    """A resolver over literal files (the I/O layer, tasks/sql/script.py, reads them under the SQL root)."""
+    def read(request: Include) -> tuple[str, str]:
+        if request.name not in files:
+            raise request.error(f"SOURCE {request.name}: not found")
+        return request.name, files[request.name]
+    return read
+
+
+def test_source_and_backslash_dot_run_the_included_statements_in_place():
+    files = {"b.sql": "SELECT 'b1';\n\nSELECT 'b2';\n", "c.sql": "SELECT 'c1'"}  # no delimiter at the end: sent
+    script = "SELECT 'a1';\nsource b.sql;\nSELECT 'a2'; SOURCE b.sql;\n\\. c.sql\nSELECT 'a3';\n"
+    found = split(script, include=included(files))
+    assert [(s.text, s.where, s.sequence) for s in found] == [
+        ("SELECT 'a1'", f"{SOURCE}:1", 1),
+        ("SELECT 'b1'", f"{SOURCE}:2 > b.sql:1", 2),
+        ("SELECT 'b2'", f"{SOURCE}:2 > b.sql:3", 3),
+        ("SELECT 'a2'", f"{SOURCE}:3", 4),
+        ("SELECT 'b1'", f"{SOURCE}:3 > b.sql:1", 5),
+        ("SELECT 'b2'", f"{SOURCE}:3 > b.sql:3", 6),
+        ("SELECT 'c1'", f"{SOURCE}:4 > c.sql:1", 7),
+        ("SELECT 'a3'", f"{SOURCE}:5", 8),
+    ]
+    assert (found[1].file, found[1].line, found[1].via, found[1].source_name) == (
+        "b.sql", 1, ((SOURCE, 2),), f"{SOURCE}:2 > b.sql")
+
+
+def test_nested_sources_carry_the_whole_chain():
+    files = {"b.sql": "SELECT 'b';\nsource c.sql\n", "c.sql": "\n\nSELECT 'c';\n"}
+    found = split("source b.sql;\n", include=included(files))
+    assert [s.where for s in found] == [f"{SOURCE}:1 > b.sql:1", f"{SOURCE}:1 > b.sql:2 > c.sql:3"]
+
+
+def test_the_delimiter_carries_over_into_and_out_of_an_included_file_like_the_client():
+    # checked with mariadb 10.11: the client's delimiter is one global, com_source() does not reset it
+    files = {"e.sql": "SELECT 'in-e'$$\nDELIMITER ;\nDELIMITER $$\n"}
+    script = "DELIMITER $$\nsource e.sql$$\nSELECT 'main1'; SELECT 'main2'$$\n"
+    assert texts_with(script, files) == ["SELECT 'in-e'", "SELECT 'main1'; SELECT 'main2'"]
+
+
+def texts_with(script: str, files: dict[str, str]) -> list[str]:
+    return [s.text for s in split(script, include=included(files))]
+
+
+def test_backslash_dot_takes_the_rest_of_the_line_as_the_file_name():
+    # the client fails with "Failed to open file 'c.sql;'": refused before anything runs, with the fix
+    assert split_error("SELECT 1;\n\\. c.sql;\n", include=included({"c.sql": ""})) == (
+        f"{SOURCE}:2:1: \\. takes the rest of the line as the file name ('c.sql;', delimiter included), which the "
+        "client fails to open: write '\\. c.sql' alone on its line, or 'SOURCE c.sql;'")
+
+
+def test_text_before_backslash_dot_is_refused_since_the_client_drops_it():
+    # the client empties the statement being typed: "SELECT 'p' \. c.sql" runs c.sql and never sends 'p'
+    assert split_error("SELECT 'p' \\. c.sql\n", include=included({"c.sql": ""})).startswith(
+        f"{SOURCE}:1:12: text before \\. on its statement would be dropped by the client")
+
+
+def test_an_included_file_starts_on_the_including_database_and_keeps_its_annotations_to_itself():
+    files = {"r.sql": "SELECT 'r1';\n-- @database: ft_report\nSELECT 'r2';\n"}
+    script = "-- @database: middle_db\nSELECT 1;\nsource r.sql;\nSELECT 2;\n"
+    assert [(s.text, s.database) for s in split(script, include=included(files))] == [
+        ("SELECT 1", "middle_db"), ("SELECT 'r1'", "middle_db"), ("SELECT 'r2'", "ft_report"),
+        ("SELECT 2", "middle_db")]
+
+
+def test_a_source_cycle_is_refused_naming_the_chain():
+    files = {"b.sql": "SELECT 1;\nsource c.sql;\n", "c.sql": "source b.sql;\n", SOURCE: ""}
+    assert split_error("source b.sql;\n", include=included(files)) == (
+        f"{SOURCE}:1 > b.sql:2 > c.sql:1: SOURCE cycle: {SOURCE}:1 > b.sql:2 > c.sql:1 > b.sql "
+        "(the client would include it again and again)")
+    assert "SOURCE cycle" in split_error("SELECT 1;\nsource upgrade/001_init.sql;\n", include=included(files))
+
+
+def test_source_without_a_resolver_is_a_problem():
+    assert split_error("SELECT 1;\nSOURCE x.sql;\n") == (
+        f"{SOURCE}:2: SOURCE x.sql: included files can only be read from a script under the SQL root")
+
+
+def test_every_problem_of_a_script_and_its_included_files_is_listed_not_only_the_first():
+    files = {"b.sql": "SELECT 1;\nsystem ls\nSELECT 'open\n"}
+    script = "SOURCE nope.sql;\nSELECT 1;\nsource b.sql\nquit\nDELIMITER\nSELECT 2;\n"
+    found = split_script(script, source=SOURCE, include=included(files))
+    assert [str(p) for p in found.problems] == [
+        f"{SOURCE}:1: SOURCE nope.sql: not found",
+        f"{SOURCE}:3 > b.sql:2: mariadb client command 'system' is not supported (only USE, DELIMITER and SOURCE "
+        "are)",
+        f"{SOURCE}:3 > b.sql:3:8: unterminated single-quoted string (opening ' is never closed)",
+        f"{SOURCE}:4: mariadb client command 'quit' is not supported (only USE, DELIMITER and SOURCE are)",
+        f"{SOURCE}:5: empty DELIMITER: DELIMITER must be followed by a delimiter token",
+    ]
+    assert [s.text for s in found.statements] == ["SELECT 1", "SELECT 1", "SELECT 2"]
+    assert found.included == ("b.sql",)
+    with pytest.raises(SqlSplitErrors) as info:
+        split_statements(script, source=SOURCE, include=included(files))
+    assert str(info.value) == "\n".join(str(p) for p in found.problems)
+    assert (info.value.file, info.value.line) == (SOURCE, 1)
 
 
 # --- @database annotations ---------------------------------------------------------------------------
@@ -631,7 +734,8 @@ def test_every_nasty_data_file_splits_into_statements_of_its_own_ftsplit_schemas
     files = sorted(DATA.glob("*.sql"))
     assert len(files) >= 12
     for path in files:
-        statements = split_statements(decode_sql_bytes(path.read_bytes(), source=path.name), source=path.name)
+        statements = split_statements(decode_sql_bytes(path.read_bytes(), source=path.name), source=path.name,
+                                      include=lambda r: (r.name, (DATA / r.name).read_text(encoding="utf-8")))
         assert [s.sequence for s in statements] == list(range(1, len(statements) + 1)), path.name
         assert any(s.is_use and s.use_schema.startswith("ftsplit_") for s in statements), path.name
         assert statements[-1].text.startswith("DROP DATABASE"), path.name

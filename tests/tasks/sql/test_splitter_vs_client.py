@@ -25,7 +25,7 @@ import pymysql
 import pytest
 from sqlalchemy.engine import make_url
 
-from tasks.sql.splitter import Statement, decode_sql_bytes, split_statements
+from tasks.sql.splitter import Include, Statement, decode_sql_bytes, split_statements
 
 pytestmark = pytest.mark.mariadb
 
@@ -48,7 +48,13 @@ def _client_command(*extra: str) -> list[str]:
 
 
 def _split(path: Path) -> list[Statement]:
-    return split_statements(decode_sql_bytes(path.read_bytes(), source=path.name), source=path.name)
+    return split_statements(decode_sql_bytes(path.read_bytes(), source=path.name), source=path.name,
+                            include=_included)
+
+
+def _included(request: Include) -> tuple[str, str]:
+    """A SOURCEd file beside the case (``*.inc``: not a case of its own); the client runs in DATA."""
+    return request.name, decode_sql_bytes((DATA / request.name).read_bytes(), source=request.name)
 
 
 def _as_logged(statement: Statement) -> Row:
@@ -148,7 +154,7 @@ def _run_client_and_replay(
         cur.execute("SELECT NOW(6)")
         (since,) = cur.fetchone()
     run = subprocess.run(_client_command(f"--init-command={marker_query}"), input=path.read_bytes(),
-                         capture_output=True, timeout=60)
+                         capture_output=True, timeout=60, cwd=DATA)
     assert run.returncode == 0, f"mariadb < {path.name} failed:\n{run.stderr.decode(errors='replace')}"
     with admin.cursor() as cur:
         cur.execute("SELECT DISTINCT thread_id FROM mysql.general_log WHERE event_time >= %s "
@@ -228,7 +234,7 @@ def test_client_sends_our_statement_texts_byte_for_byte(
         trace_file = Path(tmp) / "trace"
         strace = ["strace", "-f", "-e", "trace=sendto", "-xx", "-s", "100000000", "-o", str(trace_file)]
         run = subprocess.run([*strace, *_client_command("--skip-ssl")], input=path.read_bytes(),
-                             capture_output=True, timeout=60)
+                             capture_output=True, timeout=60, cwd=DATA)
         stderr = run.stderr.decode(errors="replace")
         if "ptrace" in stderr or not trace_file.exists():
             pytest.skip(f"strace cannot trace here: {stderr.strip()[:200]}")
