@@ -3,8 +3,9 @@
 # applies the sample sites' blocks, deploys the five cutpoints to a process worker and upgrades the
 # bundled sample FT system from 3.17.0 to 3.17.5-P1 at sites CN and US, the way CICD does.
 # At CN one SQL statement fails on purpose (a conflicting row); the "operator" removes the row and
-# resumes; the run continues at the failed statement. The server stays up so you can read the
-# reports in the UI; stop what the demo started (worker, its flow runs, server) with:
+# resumes; the run continues at the failed statement. Then site US is rolled back by its site id
+# (ft-upgrade info before and after). The server stays up so you can read the reports in the UI;
+# stop what the demo started (worker, its flow runs, server) with:
 #     bash deployments/demo.sh stop
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -100,6 +101,16 @@ done
 say "CICD retries a job that already completed: nothing is executed again (deployments/cicd.py, exit 0)"
 .venv/bin/python deployments/cicd.py --cutpoint startup_pre_process --from 3.17.0 --to 3.17.5-P1 --site CN \
     --poll 1 | grep -E 'already completed|: Completed' | sed 's/^> //; s/^/  /'
+
+say "roll site US back by its site id (the rollback deployment): ft-upgrade info before and after"
+ft-upgrade info --site US
+if prefect deployment run rollback/rollback -p site_id=US -p 'upgrade=3.17.0->3.17.5-P1' -p requested_by=demo \
+        -p 'reason=demo: the customer asked to go back' --watch >/dev/null 2>&1; then
+    echo "  US rollback: Completed (report: artifact ft-us-rollback)"
+else
+    echo "  US rollback: FAILED - see the artifact ft-us-rollback"
+fi
+ft-upgrade info --site US
 
 say "done. Reports: Prefect UI http://127.0.0.1:4200 -> Artifacts (keys ft-<site>-<cutpoint>), or"
 echo "  PREFECT_API_URL=$PREFECT_API_URL .venv/bin/prefect artifact inspect ft-cn-startup-pre-process"

@@ -217,7 +217,8 @@ def deploy(sites: Iterable[str], *, prefix: str = "ft-upgrade", pool_concurrency
                 pull_steps=PULL_STEPS, parameters={"site_id": site},
                 job_variables=job_variables((alerts or {}).get(site)), parameter_openapi_schema=rollback_schema,
                 tags=[*TAGS, f"site:{site}", "rollback"], enforce_parameter_schema=True,
-                description=f"Rollback of an upgrade execution of site {site}: the configs' rollback_steps")
+                description=f"Rollback of site {site}'s upgrade (site_id alone: the one in progress): "
+                            "rollback_steps newest first, its backup restored, the site back on the source version")
             echo(f"site {site}: pool {pool}, deployments {', '.join(d.name for d in planned)}, {rollback_name(site)}")
             if (alerts or {}).get(site):
                 names = apply_site_alerts(client, site, pool, alerts[site])  # type: ignore[index]

@@ -941,16 +941,20 @@ def backup_restore(
 @app.command()
 @_guard
 def rollback(
-    execution_id: Annotated[str, typer.Argument(help="The upgrade execution to roll back.")],
-    site: Annotated[str | None, typer.Option("--site", help="Site id (default: the execution's).")] = None,
-    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the report).")] = "",
+    execution_id: Annotated[str | None, typer.Argument(help="Optional: any execution of the upgrade.")] = None,
+    site: Annotated[str | None, typer.Option("--site", help="Site id: alone, its upgrade in progress.")] = None,
+    upgrade: Annotated[str, typer.Option("--upgrade", help="A completed upgrade: SOURCE->TARGET.")] = "",
+    force: Annotated[bool, typer.Option("--force", help="Past rollback_supported: false (needs --reason).")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the site's history).")] = "",
     by: ByOpt = "",
     yes: YesOpt = False,
     db: Annotated[list[str] | None, typer.Option("--db", help="Override a logical database: NAME=URL.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Run the configs' rollback_steps for an execution (e.g. RestoreBackupStep) as the rollback flow, holding
-    the site's lock; asks for confirmation on a terminal (--yes for scripts)."""
+    """Roll back a site's upgrade (the one in progress, or --upgrade, or that of EXECUTION_ID) as the rollback
+    flow, holding the site's lock: rollback_steps newest version first, the backup of its pre_upgrade_process
+    restored, the site back on the source version. A failed rollback is finished by running it again. Asks for
+    confirmation on a terminal (--yes for scripts)."""
     import getpass
 
     from flows.rollback import rollback as rollback_flow
@@ -958,27 +962,32 @@ def rollback(
     from tasks.execution.service import ExecutionService
 
     where = _where(db=db)
-    with ExecutionService.locate(execution_id, site, metadata_url=where.metadata_url) as service:
-        execution = service.execution(execution_id)
-    _confirm(yes, f"roll back {execution.cutpoint} {execution.source_version} → "
-                  f"{execution.target_version} at site {execution.site_id} ({execution_id})?")
+    if execution_id:
+        with ExecutionService.locate(execution_id, site, metadata_url=where.metadata_url) as service:
+            site = service.execution(execution_id).site_id
+    if not site:
+        _fail_input("give the site (--site S) or an execution id of the upgrade to roll back")
+    assert site is not None
+    _confirm(yes, f"roll back the upgrade {upgrade or ('of ' + execution_id if execution_id else 'in progress')} "
+                  f"at site {site}?")
     with _terminal_progress(not json_out), _ephemeral_api_patience():
-        state = rollback_flow(execution_id=execution_id, site_id=execution.site_id, reason=reason,
-                              requested_by=by or getpass.getuser(), configs_dir=str(where.settings.configs),
+        state = rollback_flow(site_id=site, upgrade=upgrade, execution_id=execution_id or "", force=force,
+                              reason=reason, requested_by=by or getpass.getuser(),
+                              configs_dir=str(where.settings.configs),
                               databases=where.flow_parameters()["databases"], return_state=True)
     if not state.is_completed():
         failure = state.result(raise_on_failure=False)
-        if isinstance(failure, SiteBusy):
+        if isinstance(failure, SiteBusy | InputError):
             _fail(str(failure), failure.exit_code, "refused")
-        if isinstance(failure, InputError):
-            _fail_input(str(failure))
         _fail(str(failure), 1, prefix="rollback failed")
     results = state.result()
     if json_out:
         print(json.dumps(results, ensure_ascii=False, default=str))
         return
+    out.print(f"rolled back {results['source_version']} → {results['target_version']} at site {site} "
+              f"({results['execution_id']}, backup {results['backup_id']})", highlight=False)
     for r in results["steps"]:
-        out.print(f"[green]{r['status']}[/] {r['step_id']}: {r['summary']}", highlight=False)
+        out.print(f"[green]{r['status']}[/] {r['version']} {r['step_id']}: {r['summary']}", highlight=False)
 
 
 def _confirm(yes: bool, question: str) -> None:

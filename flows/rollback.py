@@ -1,8 +1,9 @@
-"""Rollback as a flow run: the configs' rollback_steps of one execution, with the site's lock and a report.
+"""Rollback as a flow run: one site's upgrade taken back (:mod:`tasks.execution.rollback`), with a report.
 
-An operator's decision, never automatic: the ``rollback/rollback-<site>`` deployment (parameter: the
-execution id) from the Prefect UI, or ``ft-upgrade rollback EXECUTION_ID``, which runs this same flow
-and asks for confirmation on a terminal. The report is the artifact ``ft-<site>-rollback``.
+An operator's decision, never automatic: the ``rollback/rollback-<site>`` deployment (``site_id`` alone rolls
+back the upgrade in progress; a UI Retry of a failed rollback finishes it) or ``ft-upgrade rollback --site S``,
+which runs this same flow and asks for confirmation on a terminal. The report is the artifact
+``ft-<site>-rollback``.
 """
 
 from __future__ import annotations
@@ -20,68 +21,82 @@ from tasks.core.masking import mask_text
 from tasks.core.parameters import SiteId
 from tasks.core.settings import get_settings
 from tasks.execution.reporting import artifact_key
-from tasks.execution.rollback import run_rollback
-from tasks.execution.upgrade_report import after_rollback
+from tasks.execution.rollback import RollbackOutcome, RollbackRequest, run_rollback
+from tasks.execution.upgrade_report import upgrade_artifact
 from tasks.site.resources import SiteOverrides
 
-ExecutionId = Annotated[str, Field(pattern=r"^EXEC_[0-9]{8}_[0-9]{6}_[0-9a-f]{8}$",
+ExecutionId = Annotated[str, Field(pattern=r"^(EXEC_[0-9]{8}_[0-9]{6}_[0-9a-f]{8})?$",
                                    examples=["EXEC_20261202_031500_1a2b3c4d"],
-                                   description="The upgrade execution to roll back (its report names it).")]
+                                   description="Optional: any execution of the upgrade to roll back.")]
 
 
-@flow(name="rollback", log_prints=True, flow_run_name="rollback {site_id} {execution_id}")
-def rollback(execution_id: ExecutionId, site_id: SiteId, reason: str = "", requested_by: str = "",
-             configs_dir: str | None = None, databases: dict[str, SecretStr] | None = None) -> dict[str, Any]:
-    """Run the configs' rollback_steps for one execution of the site (e.g. restore its backup).
+@flow(name="rollback", log_prints=True, flow_run_name="rollback {site_id}")
+def rollback(site_id: SiteId, upgrade: str = "", execution_id: ExecutionId = "", force: bool = False,
+             reason: str = "", requested_by: str = "", configs_dir: str | None = None,
+             databases: dict[str, SecretStr] | None = None) -> dict[str, Any]:
+    """Roll back the site's upgrade: the one in progress (or unfinished rollback), else the one named.
 
     Args:
-        execution_id: The upgrade execution to roll back.
-        site_id: The site it ran at (the per-site deployment sets it).
-        reason: Why (recorded in the report).
+        site_id: The site (the per-site deployment sets it); alone it rolls back the upgrade in progress.
+        upgrade: A completed upgrade to roll back, as SOURCE->TARGET (or SOURCE→TARGET).
+        execution_id: Any execution of the upgrade to roll back, instead of ``upgrade``.
+        force: Roll back past configs that say rollback_supported: false (needs a reason, recorded).
+        reason: Why (recorded in the site's history and the report).
         requested_by: Who asks (recorded); default: the deployment.
         configs_dir: Folder of version configs instead of the worker's setting.
         databases: Logical database URLs instead of the site's blocks (secret: shown masked).
     """
     logger = get_run_logger()
     who = requested_by or "deployment"
-    logger.warning("rollback of %s at site %s asked by %s: %s", execution_id, site_id, who, reason or "(no reason)")
+    logger.warning("rollback at site %s asked by %s: %s", site_id, who, reason or "(no reason)")
     overrides = SiteOverrides(databases={k: v.get_secret_value() for k, v in (databases or {}).items()})
     key = artifact_key(site_id, "rollback")
     tag_site(site_id)
+    request = RollbackRequest(site_id=site_id, upgrade=upgrade, execution_id=execution_id, force=force,
+                              reason=reason, by=who, flow_run_id=str(flow_run.id) if flow_run.id else None)
     try:
-        results = run_rollback(execution_id, settings=get_settings(configs=configs_dir), overrides=overrides,
-                               site_id=site_id, holder=f"rollback of {execution_id} (flow run {flow_run.id})",
+        outcome = run_rollback(request, settings=get_settings(configs=configs_dir), overrides=overrides,
                                logger=logger)
     except UpgradeError as exc:
         message = mask_text(str(exc), set(overrides.databases.values()))
-        create_markdown_artifact(markdown=_report(execution_id, site_id, who, reason, [], message), key=key,
-                                 description=f"rollback of {execution_id}: failed")
-        _publish_upgrade(execution_id, site_id, overrides, who, reason, [], message)
+        create_markdown_artifact(markdown=_report(site_id, who, reason, None, message), key=key,
+                                 description=f"rollback at {site_id}: failed")
         raise
-    create_markdown_artifact(markdown=_report(execution_id, site_id, who, reason, results, None), key=key,
-                             description=f"rollback of {execution_id}: done")
-    _publish_upgrade(execution_id, site_id, overrides, who, reason, results, None)
-    return {"execution_id": execution_id, "site_id": site_id, "steps": results}
+    create_markdown_artifact(markdown=_report(site_id, who, reason, outcome, None), key=key,
+                             description=f"rollback of {outcome.source_version} → {outcome.target_version}: done")
+    _publish_upgrade(outcome.execution_id, site_id, overrides)
+    return outcome.to_json()
 
 
-def _publish_upgrade(execution_id: str, site_id: str, overrides: SiteOverrides, who: str, reason: str,
-                     results: list[dict[str, Any]], error: str | None) -> None:
-    """The rollback in the whole upgrade's report (its history and its artifact); never changes the outcome."""
+def _publish_upgrade(execution_id: str, site_id: str, overrides: SiteOverrides) -> None:
+    """The rollback in the whole upgrade's report (its artifact); never changes the outcome."""
     try:
-        key, markdown, description = after_rollback(
-            execution_id, site_id, metadata_url=overrides.databases.get("metadata"), by=who, reason=reason,
-            steps=results, error=error, flow_run_id=str(flow_run.id) if flow_run.id else None)
+        key, markdown, description = upgrade_artifact(execution_id, site_id,
+                                                      metadata_url=overrides.databases.get("metadata"))
         create_markdown_artifact(markdown=markdown, key=key, description=description)
     except Exception as exc:  # noqa: BLE001 - a report must never change a rollback's outcome
         get_run_logger().warning("upgrade report artifact not updated: %s", exc)
 
 
-def _report(execution_id: str, site_id: str, who: str, reason: str, results: list[dict[str, Any]],
-            error: str | None) -> str:
-    lines = [f"# 回滚 Rollback {site_id}: `{execution_id}` — {'失败 FAILED' if error else '完成 DONE'}", "",
-             f"- asked by: {who}", f"- reason: {reason or '-'}", "", "| step | status | summary |", "|---|---|---|"]
-    lines += [f"| {r['step_id']} | {r['status']} | {r['summary']} |" for r in results]
+def _report(site_id: str, who: str, reason: str, outcome: RollbackOutcome | None, error: str | None) -> str:
+    title = f"{outcome.source_version} → {outcome.target_version} `{outcome.execution_id}`" if outcome else ""
+    lines = [f"# 回滚 Rollback {site_id}: {title} — {'失败 FAILED' if error else '完成 DONE'}", "",
+             f"- asked by: {who}", f"- reason: {reason or '-'}"]
+    if outcome:
+        retired = outcome.retired
+        lines += [f"- backup: `{outcome.backup_id}` (pre_upgrade_process `{outcome.backup_execution_id}`)",
+                  f"- site version now: {outcome.source_version} (upgrade ROLLED_BACK)",
+                  f"- executions closed: {', '.join(retired.get('executions_closed', [])) or '-'}",
+                  f"- cutpoint states retired: {', '.join(retired.get('cutpoints_retired', {})) or '-'}; "
+                  f"applied scripts retired: {len(retired.get('scripts_retired', []))}"]
+        if outcome.forced:
+            lines += [f"- **forced** past rollback_supported: false: {'; '.join(outcome.forced)}"]
+        lines += ["", "| version | step | status | summary |", "|---|---|---|---|"]
+        lines += [f"| {r['version']} | {r['step_id']} | {r['status']} | {r['summary']} |" for r in outcome.steps]
+        lines += [part for r in outcome.steps if r.get("markdown")
+                  for part in ("", f"### {r['step_id']} ({r['version']})", "", r["markdown"])]
     if error:
         lines += ["", f"**Error**: {error}", "",
-                  "Fix the cause and start the rollback again: tables already restored are not loaded twice."]
+                  f"Fix the cause and start the rollback again (`ft-upgrade rollback --site {site_id}` or this "
+                  "deployment): steps done are not run again, tables already restored are not loaded twice."]
     return "\n".join(lines)

@@ -18,6 +18,7 @@ class ExecutionStatus(StrEnum):
     PAUSED = "PAUSED"  # stopped at a breakpoint, waiting for an operator's decision (the seed's PAUSED)
     ABANDONED = "ABANDONED"
     EXPIRED = "EXPIRED"  # its breakpoint outlived the 7 days: never resumed again
+    ROLLED_BACK = "ROLLED_BACK"  # closed by a rollback of its upgrade: never resumed, retried or redeployed
 
 
 class ReportStatus(StrEnum):
@@ -98,6 +99,8 @@ class UpgradeStatus(StrEnum):
     IN_PROGRESS = "IN_PROGRESS"
     COMPLETED = "COMPLETED"
     CLOSED = "CLOSED"  # a baseline recorded where the site stands instead
+    ROLLING_BACK = "ROLLING_BACK"  # a rollback started and has not finished: no cutpoint may start
+    ROLLED_BACK = "ROLLED_BACK"  # the site is back on the source version, the upgrade's records retired
 
 
 class SiteEvent(StrEnum):
@@ -115,5 +118,7 @@ class SiteEvent(StrEnum):
     SCRIPT_CHANGES_ACCEPTED = "SCRIPT_CHANGES_ACCEPTED"
     BASELINE = "BASELINE"
     OPERATOR_STOPPED = "OPERATOR_STOPPED"
+    ROLLBACK_STARTED = "ROLLBACK_STARTED"
     ROLLBACK_FINISHED = "ROLLBACK_FINISHED"
+    UPGRADE_ROLLED_BACK = "UPGRADE_ROLLED_BACK"  # who, why, which backup; what was retired
     ROLLBACK_FAILED = "ROLLBACK_FAILED"

@@ -108,6 +108,8 @@ class SiteView:
     services: tuple[ServiceSeen, ...] | None = None  # the site's FT services as probed; None: not probed
     drift: tuple[ScriptDrift, ...] = ()
     outside_window: str = ""  # heavy steps planned outside the site's off-peak window: what and when it opens
+    #: The execution this trigger would continue (named, or the flow run being retried) was closed by a rollback.
+    closed_by_rollback: Execution | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,19 @@ def admit(request: Request, view: SiteView, *, now: datetime, check_max_age: tim
     if d.reasons:
         return d.refuse()
 
+    site = view.site
+    if site is not None and site.upgrade_status == UpgradeStatus.ROLLING_BACK:
+        d.reasons.append(f"a rollback of {site.upgrade_source} → {site.upgrade_target} is unfinished at site "
+                         f"{r.site_id}: no cutpoint may start until it finishes; finish it with "
+                         f"`ft-upgrade rollback --site {r.site_id}` (or the rollback deployment)")
+        return d.refuse()
+    if view.closed_by_rollback is not None:
+        closed = view.closed_by_rollback
+        d.reasons.append(f"execution {closed.execution_id} cannot be resumed, retried or redeployed: "
+                         f"{closed.error_message or 'closed by a rollback'}; a new attempt starts from "
+                         f"pre_business_check: `{r.command(Cutpoint.PRE_BUSINESS_CHECK)}`")
+        return d.refuse(execution_id=closed.execution_id)
+
     state = view.cutpoints.get(cutpoint.value)
     completed = state is not None and state.state == CutpointState.COMPLETED
     candidate: Execution | None
@@ -217,6 +232,11 @@ def admit(request: Request, view: SiteView, *, now: datetime, check_max_age: tim
         d.reasons.append("scripts applied at this site have changed on disk (restore them, or accept the change "
                          "with --accept-changed-scripts --reason TEXT):\n" +
                          "\n".join(f"  {x.describe()}" for x in view.drift))
+    latest = view.latest
+    if d.reasons and latest is not None and latest.status == ExecutionStatus.ROLLED_BACK:
+        closed_note = latest.error_message or "closed by a rollback"
+        d.reasons.append(f"execution {latest.execution_id} of this cutpoint was {closed_note}: a new attempt starts "
+                         "from pre_business_check")
     if d.reasons:
         return d.refuse(execution_id=candidate.execution_id if candidate else None)
     return Admission(action="resume" if candidate is not None else "new",

@@ -245,6 +245,8 @@ def resume_instructions(*, execution_id: str, cutpoint: str, source: str, target
     if decision_page:
         return [t["decide"].format(page=decision_page), t["decide_cli"].format(execution_id=execution_id),
                 t["decide_late"]]
+    if cutpoint == "rollback":  # a rollback is finished by the next rollback of the site, not by resume
+        return [t["fix"], f"ft-upgrade rollback --site {site} (or Retry / run the site's rollback deployment)"]
     deployment = f"{cutpoint}/{deployment_name or cutpoint.replace('_', '-')}"
     return [t["fix"], t["ui"],
             t["cicd"].format(deployment=deployment, source=source, target=target, site=site),

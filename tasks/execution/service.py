@@ -152,13 +152,17 @@ class ExecutionService:
         latest = store.latest_execution(site_id=r.site_id, cutpoint=r.cutpoint.value,
                                         source_version=r.source_version, target_version=r.target_version)
         candidate = named or latest
+        retried = store.execution_for_flow_run(flow_run_id) if flow_run_id else None  # a UI Retry: same flow run
+        closed = next((e for e in (named, store.get_execution(retried) if retried else None)
+                       if e is not None and e.status == ExecutionStatus.ROLLED_BACK), None)
         bp = self.active_breakpoint(candidate.execution_id) if candidate else None
         view = SiteView(site=self.sites.get(r.site_id),
                         cutpoints=self.sites.cutpoints(r.site_id, r.source_version, r.target_version),
                         latest=latest, named=named, breakpoint_expiry=bp.expiry_time if bp else None,
                         services=_probed(services or {}, settings.service_probe_seconds)
                         if set(SERVICE_PRECONDITIONS) & set(PRECONDITIONS[r.cutpoint]) else None,
-                        drift=tuple(self.script_drift(r.site_id, sql_root)), outside_window=outside_window)
+                        drift=tuple(self.script_drift(r.site_id, sql_root)), outside_window=outside_window,
+                        closed_by_rollback=closed)
         decision = admit(r, view, now=utcnow(), check_max_age=timedelta(hours=settings.check_max_age_hours))
         if decision.action == "refuse":
             if decision.expire and decision.execution_id:
@@ -298,6 +302,13 @@ class ExecutionService:
         execution = self.execution(execution_id)
         if execution.status == ExecutionStatus.ABANDONED:
             raise InputError(f"execution {execution_id} was abandoned; run the cutpoint again for a new execution")
+        if execution.cutpoint == "rollback":
+            raise InputError(f"execution {execution_id} is a rollback: the next rollback finishes it: "
+                             f"`ft-upgrade rollback --site {execution.site_id}`")
+        if execution.status == ExecutionStatus.ROLLED_BACK:
+            raise Refused(f"execution {execution_id} cannot be resumed: {execution.error_message or 'rolled back'}; "
+                          "a new attempt starts from pre_business_check", site_id=execution.site_id,
+                          cutpoint=execution.cutpoint)
         if execution.status == ExecutionStatus.SUCCESS:
             return execution
         bp = self.active_breakpoint(execution_id)

@@ -90,21 +90,12 @@ def gather(service: ExecutionService, site_id: str, source_version: str, target_
         history=service.sites.upgrade_history(site_id, source_version, target_version))
 
 
-def after_rollback(execution_id: str, site_id: str, *, metadata_url: str | None, by: str, reason: str,
-                   steps: list[dict[str, Any]], error: str | None,
-                   flow_run_id: str | None = None) -> tuple[str, str, str]:
-    """Record a rollback's end in the site's history; the upgrade's report to republish (key, markdown,
-    description)."""
+def upgrade_artifact(execution_id: str, site_id: str, *, metadata_url: str | None) -> tuple[str, str, str]:
+    """The report of the upgrade an execution belongs to, to republish (key, markdown, description)."""
     from tasks.execution.service import ExecutionService
 
     with ExecutionService.locate(execution_id, site_id, metadata_url=metadata_url) as service:
         e = service.execution(execution_id)
-        detail: dict[str, Any] = {"reason": reason or "-", "steps": [f"{s['step_id']} {s['status']}" for s in steps]}
-        if error:
-            detail["error"] = error[:500]
-        service.sites.record(e.site_id, SiteEvent.ROLLBACK_FAILED if error else SiteEvent.ROLLBACK_FINISHED,
-                             cutpoint=e.cutpoint, source=e.source_version, target=e.target_version,
-                             execution_id=execution_id, flow_run_id=flow_run_id, actor=by, detail=detail)
         language = language_of(load_site_profile(e.site_id))
         markdown = render_upgrade(gather(service, e.site_id, e.source_version, e.target_version), language)
     return (upgrade_artifact_key(e.site_id, e.source_version, e.target_version), markdown,

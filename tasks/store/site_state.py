@@ -16,17 +16,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from tasks.core.clock import utcnow
-from tasks.core.statuses import CutpointState, SiteEvent, UpgradeStatus
+from tasks.core.statuses import BreakpointStatus, CutpointState, ExecutionStatus, SiteEvent, UpgradeStatus
 from tasks.store import schema
 
 _site = schema.site_state
 _cut = schema.site_cutpoint
 _history = schema.site_history
 _script = schema.site_script
-
+_exec = schema.upgrade_execution
+_bp = schema.upgrade_breakpoint
+#: The ``step_type`` of a rollback's own execution (not a cutpoint: a way back through the upgrade).
+ROLLBACK = "rollback"
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,65 @@ class SiteStates:
                 "before": {k: before[k] for k in ("current_version", "schema_version", "upgrade_source",
                                                   "upgrade_target", "upgrade_status")} if before else None})
         return SiteState(**_fields(SiteState, before)) if before else None
+
+    def rollback_started(self, site_id: str, *, source: str, target: str, execution_id: str,
+                         flow_run_id: str | None, actor: str, detail: Mapping[str, Any]) -> None:
+        """A rollback of ``source → target`` starts (or resumes): until it finishes no cutpoint may start."""
+        with self.engine.begin() as conn:
+            site = self._site_row(conn, site_id)
+            values: dict[str, Any] = {"upgrade_source": source, "upgrade_target": target,
+                                      "upgrade_status": UpgradeStatus.ROLLING_BACK, "upgrade_finished_time": None}
+            if not (site and site["upgrade_source"] == source and site["upgrade_target"] == target):
+                values["upgrade_started_time"] = utcnow()
+            self._save_site(conn, site_id, **values)
+            self._append(conn, site_id, SiteEvent.ROLLBACK_STARTED, cutpoint=ROLLBACK, source=source, target=target,
+                         execution_id=execution_id, flow_run_id=flow_run_id, actor=actor, detail=detail)
+
+    def rolled_back(self, site_id: str, *, source: str, target: str, execution_id: str, flow_run_id: str | None,
+                    actor: str, detail: Mapping[str, Any]) -> dict[str, Any]:
+        """The rollback ``execution_id`` finished: in one transaction it is SUCCESS, the site back on ``source``
+        (version and schema version), every execution of the upgrade is closed (ROLLED_BACK, breakpoints resolved), its
+        cutpoint states and applied scripts are retired (listed in the history event), so a new attempt starts
+        from pre_business_check and sends every statement again. Returns what was retired."""
+        now = utcnow()
+        note = f"closed by the rollback {execution_id} of {source} → {target} ({actor}: {detail.get('reason') or '-'})"
+        upgrade = (_exec.c.site_id == site_id, _exec.c.source_version == source, _exec.c.target_version == target,
+                   _exec.c.step_type != ROLLBACK)
+        with self.engine.begin() as conn:
+            site = self._site_row(conn, site_id) or {}
+            closed = [r[0] for r in conn.execute(select(_exec.c.execution_id).where(
+                *upgrade, _exec.c.status != ExecutionStatus.ROLLED_BACK))]
+            every = [r[0] for r in conn.execute(select(_exec.c.execution_id).where(*upgrade))]
+            conn.execute(update(_exec).where(_exec.c.execution_id.in_(closed)).values(
+                status=ExecutionStatus.ROLLED_BACK, error_message=note, updated_time=now))
+            conn.execute(update(_exec).where(_exec.c.execution_id.in_(closed), _exec.c.end_time.is_(None))
+                         .values(end_time=now))
+            conn.execute(update(_bp).where(_bp.c.active_execution_id.in_(every)).values(
+                status=BreakpointStatus.RESOLVED, active_execution_id=None, resolved_by=(actor or "")[:128],
+                resolved_time=now, resolve_notes=note, updated_time=now))
+            key = (_cut.c.site_id == site_id, _cut.c.source_version == source, _cut.c.target_version == target)
+            cutpoints = {r["cutpoint"]: {"state": r["state"], "execution_id": r["execution_id"]}
+                         for r in conn.execute(select(_cut).where(*key)).mappings()}
+            conn.execute(delete(_cut).where(*key))
+            scripts = [{"path": r["script_path"], "sha256": r["sha256"], "execution_id": r["execution_id"]}
+                       for r in conn.execute(select(_script).where(
+                           _script.c.site_id == site_id, _script.c.execution_id.in_(every))).mappings()]
+            conn.execute(delete(_script).where(_script.c.site_id == site_id, _script.c.execution_id.in_(every)))
+            steps = conn.execute(select(schema.step_execution.c.step_key).where(
+                schema.step_execution.c.execution_id == execution_id)).all()
+            conn.execute(update(_exec).where(_exec.c.execution_id == execution_id).values(  # the rollback's own
+                status=ExecutionStatus.SUCCESS, end_time=now, error_message=None, completed_steps=len(steps),
+                updated_time=now))
+            self._save_site(conn, site_id, current_version=source, schema_version=source, version_origin="ROLLBACK",
+                            upgrade_source=source, upgrade_target=target, upgrade_status=UpgradeStatus.ROLLED_BACK,
+                            upgrade_finished_time=now)
+            retired = {"executions_closed": closed, "cutpoints_retired": cutpoints, "scripts_retired": scripts,
+                       "before": {"current_version": site.get("current_version"),
+                                  "schema_version": site.get("schema_version")}}
+            self._append(conn, site_id, SiteEvent.UPGRADE_ROLLED_BACK, cutpoint=ROLLBACK, source=source,
+                         target=target, execution_id=execution_id, flow_run_id=flow_run_id, actor=actor,
+                         detail={**detail, **retired})
+        return retired
 
     # helpers ------------------------------------------------------------------------------------
 

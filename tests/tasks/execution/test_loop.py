@@ -131,20 +131,45 @@ def test_rollback_steps_are_planned_and_checked_before_the_first_runs(tmp_path: 
     from tasks.core.errors import InputError
     from tasks.core.settings import Settings
     from tasks.execution.rollback import rollback_plan
-    from tasks.store.records import Execution
 
     configs = tmp_path / "configs"
     configs.mkdir()
     (configs / "317500.json").write_text(json.dumps({"version": "317500", "rollback_steps": {"pre_rollback": [
         {"id": "say", "class_name": f"{HERE}.SayStep", "text": "undone"},
         {"id": "bad", "class_name": f"{HERE}.SayStep", "surprise": 1}]}}), encoding="utf-8")
-    execution = Execution(execution_id="E", site_id="CN", cutpoint="pre_upgrade_process", source_version="3.17.0",
-                          target_version="3.17.5", status="SUCCESS")
     settings = Settings(configs=configs, step_modules=HERE)
     with pytest.raises(InputError, match=r"rollback_steps\.pre_rollback\[1\]\.surprise: unknown field"):
-        rollback_plan(execution, settings)  # the plan, before the loop: nothing ran
+        rollback_plan(settings, "CN", "3.17.0", "3.17.5")  # the plan, before the loop: nothing ran
     (configs / "317500.json").write_text(json.dumps({"version": "317500", "rollback_steps": {"pre_rollback": [
         {"id": "say", "class_name": f"{HERE}.SayStep", "text": "undone"}]}}), encoding="utf-8")
-    [step] = rollback_plan(execution, settings)
-    assert (step.key, step.cutpoint, step.required, step.params) == (
-        "317500:say", Cutpoint.PRE_UPGRADE_PROCESS, True, {"text": "undone", "fail": False})
+    [step], forced = rollback_plan(settings, "CN", "3.17.0", "3.17.5")
+    assert (step.key, step.cutpoint, step.required, step.params, forced) == (
+        "317500:say", Cutpoint.PRE_UPGRADE_PROCESS, True, {"text": "undone", "fail": False}, [])
+
+
+def test_rollback_steps_run_newest_version_first_and_rollback_supported_false_refuses(tmp_path: Path) -> None:
+    import json
+
+    from tasks.core.errors import Refused
+    from tasks.core.settings import Settings
+    from tasks.execution.rollback import rollback_plan
+
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    for code in (317001, 317002, 317500):
+        base = {"version_type": "patch", "base_version": "317000"} if code != 317500 else {}
+        undo = {"startup_pre_process": [{"id": f"undo_{code}", "class_name": f"{HERE}.SayStep"}],
+                "pre_upgrade_process": [{"id": f"restore_{code}", "class_name": f"{HERE}.SayStep"}]}
+        steps = {"startup_pre_process": [{"id": "s", "class_name": f"{HERE}.SayStep",
+                                          **({"rollback_supported": False} if code == 317002 else {})}]}
+        (configs / f"{code}.json").write_text(json.dumps({"version": str(code), **base, "upgrade_steps": steps,
+                                                          "rollback_steps": undo}), encoding="utf-8")
+    settings = Settings(configs=configs, step_modules=HERE)
+    with pytest.raises(Refused, match=r"(?s)317002\.json: step 's'.*--force --reason"):
+        rollback_plan(settings, "CN", "3.17.0", "3.17.5")
+    with pytest.raises(Refused):
+        rollback_plan(settings, "CN", "3.17.0", "3.17.5", force=True)  # forcing needs a reason
+    steps, forced = rollback_plan(settings, "CN", "3.17.0", "3.17.5", force=True, reason="the vendor agreed")
+    assert [s.step_id for s in steps] == ["undo_317500", "restore_317500", "undo_317002", "restore_317002",
+                                          "undo_317001", "restore_317001"], "undo runs backwards"
+    assert len(forced) == 1 and "317002.json: step 's'" in forced[0]
