@@ -38,6 +38,7 @@ from tasks.sql.marker import exists_sql, insert_marker_sql, marker_args
 from tasks.sql.script import ScriptFile
 from tasks.sql.session import (
     TRANSACTIONAL_ENGINES,
+    BatchStopped,
     DatabaseSession,
     MarkerExists,
     error_code_and_message,
@@ -280,6 +281,9 @@ class ScriptRunner:
         items = [(s.text, self._marker(script, s, session)) for s in statements]
         try:
             outcomes = session.execute_batch(items)
+        except BatchStopped as stopped:
+            self._stopped_batch(script, statements, stopped)
+            raise AssertionError("unreachable") from None  # pragma: no cover - _stopped_batch fails the step
         except Exception as exc:
             if is_connection_error(exc):
                 try:
@@ -297,6 +301,19 @@ class ScriptRunner:
             self._record(script, stmt, StatementStatus.SUCCESS, outcome.duration_ms, outcome.affected_rows)
         return len(outcomes)
 
+    def _stopped_batch(self, script: ScriptFile, statements: list[Statement], stopped: BatchStopped) -> None:
+        """A statement of a batch failed: the ones before it committed (never sent again); it fails alone."""
+        rows = self.rows[script.file_id]
+        for stmt, outcome in zip(statements, stopped.done, strict=False):
+            self.ledger.mark_success(rows[stmt.sequence], duration_ms=outcome.duration_ms,
+                                     affected_rows=outcome.affected_rows, durable=False)
+            self._record(script, stmt, StatementStatus.SUCCESS, outcome.duration_ms, outcome.affected_rows)
+        failed = statements[stopped.index]
+        note = "" if not stopped.rolled_back else (
+            f"the server rolled back the whole transaction from line {statements[0].line} (a deadlock); the resume "
+            "runs those statements again")
+        self._fail(script, failed, rows[failed.sequence], stopped.error, 0, note=note)
+
     def run_file_transaction(self, script: ScriptFile) -> None:
         """``transaction: per_file``: all DML of the file commits together or not at all, on every database."""
         rows = self.rows[script.file_id]
@@ -311,6 +328,7 @@ class ScriptRunner:
         touched: list[DatabaseSession] = []
         done: list[tuple[Statement, LedgerRow, int, int | None]] = []
         current: Statement | None = None
+        counters = self._auto_increments(pending)
         try:
             for stmt, kind in pending:
                 current = stmt
@@ -337,6 +355,7 @@ class ScriptRunner:
                     session.rollback()
                 except Exception:  # noqa: BLE001 - report the statement's error, not the rollback's
                     self.logger.warning("rollback on %s failed after %s", session.name, exc)
+            self._restore_auto_increments(counters)
             self.ledger.reset_to_pending([row for _, row, _, _ in done])
             assert current is not None
             self._fail(script, current, rows[current.sequence], exc, 0,
@@ -345,6 +364,23 @@ class ScriptRunner:
             self.ledger.mark_success(row, duration_ms=ms, affected_rows=affected, durable=False)
             self._record(script, stmt, StatementStatus.SUCCESS, ms, affected, note="per_file transaction")
         self.ledger.flush()
+
+    def _auto_increments(self, pending: Sequence[tuple[Statement, str]]) -> dict[str, dict[Any, int]]:
+        """Auto-increment counters of the tables a transaction's DML writes, per database, before it runs."""
+        tables: dict[str, list[tuple[str | None, str]]] = {}
+        for stmt, kind in pending:
+            if kind == k.DML:
+                tables.setdefault(stmt.database, []).extend(
+                    t for t in dml_tables(stmt.text) or [] if t not in tables[stmt.database])
+        return {db: self.session(db).auto_increments(names) for db, names in tables.items() if names}
+
+    def _restore_auto_increments(self, counters: dict[str, dict[Any, int]]) -> None:
+        """After the transaction rolled back: rows the resume sends again get the ids they would have had."""
+        for database, values in counters.items():
+            try:
+                self.session(database).restore_auto_increments(values)
+            except Exception as exc:  # noqa: BLE001 - the statement's error is what the operator must see
+                self.logger.warning("could not restore the auto-increment counters on %s: %s", database, exc)
 
     def _replay(self, stmt: Statement, kind: str, row: LedgerRow) -> None:
         """A skipped statement still sets up the session for the rest of its file."""
@@ -501,6 +537,7 @@ class ScriptRunner:
                 f"{self._non_transactional(session, first)}: it cannot run as one unit (a rollback would not undo "
                 "it); move that statement out of the transaction"), 0)
         self.statement_log.flush()
+        counters = self._auto_increments([(s, script.kinds[i]) for i, s in zip(indexes, statements, strict=True)])
         self.ledger.mark_running(rows[statements[0].sequence])
         outcomes: list[tuple[Statement, int, int | None, str | None]] = []
         current = statements[0]
@@ -534,6 +571,7 @@ class ScriptRunner:
         except Exception as exc:
             with contextlib.suppress(Exception):
                 session.rollback()
+            self._restore_auto_increments(counters)
             self.ledger.reset_to_pending([rows[s.sequence] for s in statements if s is not current])
             self._fail(script, current, rows[current.sequence], exc, 0,
                        note=f"the transaction from line {statements[0].line} was rolled back; the resume runs it "

@@ -280,7 +280,7 @@ class DatabaseSession:
         then decides statement by statement from the markers.
         """
         conn = self.conn
-        outcomes = []
+        outcomes: list[StatementOutcome] = []
         batch_start = time.perf_counter()
         conn.begin()
         try:
@@ -290,18 +290,73 @@ class DatabaseSession:
                     if outcomes and start - batch_start > max_seconds:
                         break  # keep transactions (and their locks) short: the rest goes in the next batch
                     self.deadline = time.monotonic() + self.statement_timeout + 2.0 if self.statement_timeout else None
-                    cur.execute(text)
+                    try:
+                        cur.execute(text)
+                    except pymysql.err.MySQLError as exc:
+                        if is_connection_error(exc):
+                            raise
+                        self._stop_batch(cur, items, outcomes, exc)
                     affected = cur.rowcount if cur.rowcount is not None and cur.rowcount >= 0 else None
                     _drain(cur)
                     outcomes.append(StatementOutcome(affected, int((time.perf_counter() - start) * 1000)))
                 # one multi-row INSERT for the batch's markers and the COMMIT, in one round trip
                 markers = [args for _, args in items[: len(outcomes)]]
                 _insert_markers(cur, insert_markers_sql(self.marker_schema, markers, conn.escape) + ";\nCOMMIT")
+        except BatchStopped:
+            raise
         except BaseException:
             with contextlib.suppress(Exception):
                 conn.rollback()
             raise
         return outcomes
+
+    def _stop_batch(self, cur: Any, items: list[tuple[str, tuple[Any, ...]]], outcomes: list[StatementOutcome],
+                    exc: pymysql.err.MySQLError) -> None:
+        """A statement of a batch failed: the server undid that statement only, so the statements before it
+        commit now with their markers (sending them again would repeat what the server already did:
+        auto-increment values, triggers on non-transactional tables, ``@v :=``). When the server rolled the
+        whole transaction back (a deadlock), nothing is kept and the caller is told so."""
+        conn = self.conn
+        if not outcomes:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            raise BatchStopped([], exc, index=0) from exc
+        cur.execute("SELECT @@in_transaction")
+        open_ = bool(cur.fetchone()[0])
+        if not open_:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            raise BatchStopped([], exc, index=len(outcomes), rolled_back=True) from exc
+        markers = [args for _, args in items[: len(outcomes)]]
+        _insert_markers(cur, insert_markers_sql(self.marker_schema, markers, conn.escape) + ";\nCOMMIT")
+        raise BatchStopped(outcomes, exc, index=len(outcomes)) from exc
+
+    def marker_keys(self, execution_id: str, step_id: str) -> set[str]:
+        """Keys of the markers a step committed so far (those whose SUCCESS a killed process never wrote)."""
+        with self._cursor() as cur:
+            cur.execute(*step_keys_sql(self.marker_schema, execution_id, step_id))
+            return {row[0] for row in cur.fetchall()}
+
+    def auto_increments(self, tables: list[tuple[str | None, str]]) -> dict[tuple[str | None, str], int]:
+        """The auto-increment counters of tables (those that have one), to restore after a rollback."""
+        found: dict[tuple[str | None, str], int] = {}
+        for schema, table in tables:
+            sql = ("SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+                   f"{'%s' if schema else 'DATABASE()'} AND TABLE_NAME = %s AND AUTO_INCREMENT IS NOT NULL")
+            value = self.scalar(sql, (schema, table) if schema else (table,))
+            if value is not None:
+                found[(schema, table)] = int(value)
+        return found
+
+    def restore_auto_increments(self, counters: dict[tuple[str | None, str], int]) -> None:
+        """After a rollback: the counters back where they were, so rows sent again get the ids the client gives
+        them (InnoDB keeps values a rolled-back insert took; it never goes below the highest id + 1)."""
+        now = self.auto_increments(list(counters))
+        for (schema, table), value in counters.items():
+            if now.get((schema, table), value) != value:
+                name = f"{quote_schema(schema)}.{quote_schema(table)}" if schema else quote_schema(table)
+                with self._cursor() as cur:
+                    cur.execute(f"ALTER TABLE {name} AUTO_INCREMENT = {int(value)}")
 
     def begin(self) -> None:
         self.conn.begin()
@@ -394,6 +449,18 @@ class _Monitor:
                     session.deadline = None
                     with contextlib.suppress(Exception):  # best effort; the server-side timeout is the first line
                         session.kill_current_query()
+
+
+class BatchStopped(Exception):
+    """A statement of a batch failed; ``done`` are the outcomes of the statements before it, committed."""
+
+    def __init__(self, done: list[StatementOutcome], error: BaseException, *, index: int,
+                 rolled_back: bool = False) -> None:
+        super().__init__(str(error))
+        self.done = done
+        self.index = index  # of the failing statement in the batch
+        self.error = error
+        self.rolled_back = rolled_back  # the server undid the statements before it too (a deadlock)
 
 
 class MarkerExists(Exception):
