@@ -32,7 +32,7 @@ from tasks.core.statuses import STATEMENT_DONE, STATEMENT_IN_FLIGHT, StatementSt
 from tasks.events.logstore import BatchingWriter, LogEvent
 from tasks.sql import kinds as k
 from tasks.sql.inflight import ddl_probes, decidable_by_catalog, decide
-from tasks.sql.kinds import dml_tables, engine_changes
+from tasks.sql.kinds import called_names, dml_tables, engine_changes
 from tasks.sql.ledger import LedgerRow, SqlLedger
 from tasks.sql.marker import exists_sql, insert_marker_sql, marker_args
 from tasks.sql.script import ScriptFile
@@ -149,6 +149,7 @@ class ScriptRunner:
         self.masked: dict[tuple[str, int], str] = {}
         self.batch_size = batch_size
         self.statement_log = StatementLog(statement_logger or logger)
+        self._markers: dict[str, set[str]] = {}  # per database: markers committed before this process started
         self._lock = threading.Lock()
 
     # preparation ------------------------------------------------------------------------------
@@ -247,18 +248,39 @@ class ScriptRunner:
         for index in range(start, min(end, start + self.batch_size)):
             stmt = script.statements[index]
             if script.kinds[index] != k.DML or rows[stmt.sequence].status != StatementStatus.PENDING \
+                    or self._committed_before(script, stmt) \
                     or stmt.database != first.database or script.unit_at(index) is not None \
+                    or script.details[index].targets \
                     or not self._transactional(self.session(stmt.database), stmt):
                 break
             batch.append(index)
         return batch
 
     def _transactional(self, session: DatabaseSession, stmt: Statement) -> bool:
-        """Whether every table a DML statement writes is transactional (its marker then proves it exactly)."""
+        """Whether everything a DML statement writes is transactional (its marker then proves it exactly)."""
+        return self._tables_transactional(session, stmt) and not self._side_writes(session, stmt)
+
+    def _tables_transactional(self, session: DatabaseSession, stmt: Statement) -> bool:
+        """Whether every table a DML statement names as written is transactional."""
         tables = dml_tables(stmt.text)
         if not tables:
             return False  # cannot tell: treat it as if it were not
         return all(session.engine_of(schema, table) in TRANSACTIONAL_ENGINES for schema, table in tables)
+
+    def _side_writes(self, session: DatabaseSession, stmt: Statement) -> str:
+        """What a statement may write besides the tables it names, outside any rollback ('' if nothing):
+        a stored function it calls, a trigger of its tables writing a non-transactional table."""
+        functions = session.stored_functions()
+        called = sorted(called_names(stmt.text) & functions) if functions else []
+        if called:
+            return f"the stored function {', '.join(called)}"
+        for schema, table in dml_tables(stmt.text) or []:
+            for name, body in session.triggers_of(schema, table):
+                written = dml_tables(body)
+                if written is None or called_names(body) & functions or any(
+                        session.engine_of(s or schema, t) not in TRANSACTIONAL_ENGINES for s, t in written):
+                    return f"the trigger {name} on {table}"
+        return ""
 
     def _non_transactional(self, session: DatabaseSession, stmt: Statement, *, known_only: bool = False) -> str:
         """``t (MYISAM)``, … for the message of a DML statement that no marker can prove.
@@ -271,6 +293,8 @@ class ScriptRunner:
         engines = [(table, session.engine_of(schema, table)) for schema, table in tables]
         found = [f"{table} ({engine or 'engine unknown'})" for table, engine in engines
                  if engine not in TRANSACTIONAL_ENGINES and (engine or not known_only)]
+        if not known_only and not found:
+            found = [self._side_writes(session, stmt) or "tables the tool cannot name"]
         return ", ".join(found)
 
     def _run_batch(self, script: ScriptFile, batch: list[int]) -> int:
@@ -391,6 +415,10 @@ class ScriptRunner:
             session.use(stmt.use_schema or stmt.text.split(None, 1)[-1].strip("` "))
         elif kind == k.SESSION:
             session.execute(stmt.text, remember_session=True)
+        elif kind == k.DML:
+            if row.replay_sql is not None:  # the variables its ``@v :=`` left
+                session.execute(row.replay_sql)
+                session.remember(row.replay_sql)
         elif kind == k.SESSION_RECORD:
             if row.replay_sql is None:  # ran before values were recorded: the only way left is to compute it again
                 self.logger.warning("%s:%d: the value this statement set was not recorded; computing it again",
@@ -422,7 +450,11 @@ class ScriptRunner:
                 self._record(script, stmt, StatementStatus.SUCCESS, 0, None, note=note)
             return
         session = self.session(stmt.database)
-        if row.status in STATEMENT_IN_FLIGHT and kind not in k.REPLAYABLE and decision is None:
+        if row.status == StatementStatus.PENDING and kind == k.DML and self._committed_before(script, stmt):
+            # a killed process committed it and never wrote its SUCCESS: never send it again
+            row.status = StatementStatus.RUNNING  # in memory: the marker (and recorded values) decide
+        if row.status in STATEMENT_IN_FLIGHT and decision is None and (
+                kind not in k.REPLAYABLE or (kind == k.SESSION_RECORD and row.status == StatementStatus.RUNNING)):
             applied = self._decide_in_flight(script, stmt, kind, row, session)
             if applied:
                 note = "already applied (decided after restart)"
@@ -436,7 +468,10 @@ class ScriptRunner:
                  *, reconnected: bool, note: str = "") -> None:
         detail = script.details[stmt.sequence - 1]
         exact = kind == k.DML and self._transactional(session, stmt)
-        durable = kind not in (k.DML, *k.REPLAYABLE) or (kind == k.DML and not exact)
+        # may write (a stored function in a SET), or sets variables in DML: RUNNING first, decided after a crash
+        writes = kind == k.SESSION_RECORD and bool(self._side_writes(session, stmt))
+        durable = kind not in (k.DML, *k.REPLAYABLE) or (kind == k.DML and (not exact or bool(detail.targets))) \
+            or writes
         started = time.perf_counter()
         replay: str | None = None
         try:
@@ -455,6 +490,9 @@ class ScriptRunner:
                     self._record(script, stmt, StatementStatus.SUCCESS, 0, None, note=note)
                     return
                 ms, affected = outcome.duration_ms, outcome.affected_rows
+                if detail.targets:  # ``@v := …``: the values it left, for the rest of the file after a resume
+                    replay = session.read_back(detail.targets)
+                    session.remember(replay)
             else:
                 outcome = session.execute(stmt.text, remember_session=kind == k.SESSION)
                 ms, affected = outcome.duration_ms, outcome.affected_rows
@@ -462,8 +500,9 @@ class ScriptRunner:
                     replay = session.read_back(detail.targets)
                     session.remember(replay)
                 elif kind not in (k.SESSION, k.SAVEPOINT, k.TXN_END):
-                    # DDL (or code the tool cannot see) may have changed the engines of its tables
+                    # DDL (or code the tool cannot see) may have changed the engines of its tables, functions, triggers
                     session.forget_engines(engine_changes(stmt.text) if kind == k.DDL else None)
+                    session.forget_code()
         except Exception as exc:
             elapsed = int((time.perf_counter() - started) * 1000)
             if is_connection_error(exc) and not reconnected:
@@ -495,7 +534,7 @@ class ScriptRunner:
                        "with --inflight retry or skip" if written else
                        "part of its work may have been done; decide with --inflight applied, retry or skip")
         if replay is not None:
-            self.ledger.mark_recorded(row, duration_ms=ms, replay_sql=replay, note=note)
+            self.ledger.mark_recorded(row, duration_ms=ms, replay_sql=replay, note=note, affected_rows=affected)
         else:
             # a SUCCESS the catalog can prove after a crash rides along with the next durable write
             proven = kind == k.DDL and decidable_by_catalog(stmt.text)
@@ -596,6 +635,16 @@ class ScriptRunner:
         return marker_args(self.options.execution_id, self.options.step_id, script.file_id, stmt.sequence,
                            stmt.sha256, session.business_schema)
 
+    def _committed_before(self, script: ScriptFile, stmt: Statement) -> bool:
+        """Whether an earlier process of this step committed the statement (its marker exists): read once per
+        database, so a resume never re-sends what a killed run committed without writing its SUCCESS."""
+        keys = self._markers.get(stmt.database)
+        if keys is None:
+            session = self.session(stmt.database)
+            keys = self._markers[stmt.database] = session.marker_keys(self.options.execution_id,
+                                                                        self.options.step_id)
+        return bool(keys) and self._marker(script, stmt, self.session(stmt.database))[0] in keys
+
     def _marker_exists(self, session: DatabaseSession, script: ScriptFile, stmt: Statement) -> bool:
         key = self._marker(script, stmt, session)[0]
         return session.scalar(exists_sql(session.marker_schema), (key,)) is not None
@@ -603,13 +652,23 @@ class ScriptRunner:
     def _decide_in_flight(self, script: ScriptFile, stmt: Statement, kind: str, row: LedgerRow,
                           session: DatabaseSession) -> bool:
         """Whether a statement found RUNNING/FAILED already took effect; stops at a breakpoint when nothing can tell."""
+        targets = script.details[stmt.sequence - 1].targets
         if kind == k.DML:
             if self._marker_exists(session, script, stmt):
-                return True
-            if self._transactional(session, stmt):
-                return False  # its marker would be there: it did not commit
-            reason = (f"it writes the non-transactional table {self._non_transactional(session, stmt)}, which "
-                      "takes effect without its marker: it may have been applied, in part or in full")
+                if not targets or row.replay_sql is not None:
+                    return True
+                reason = (f"it committed, but the values it gave {', '.join(targets)} were lost with the process "
+                          "(the rest of the file may use them)")
+            elif self._tables_transactional(session, stmt) and (
+                    row.status == StatementStatus.FAILED or not self._side_writes(session, stmt)):
+                return False  # its marker would be there: it did not commit (a refused statement wrote nothing more
+                # than the client's would)
+            else:
+                reason = (f"it writes {self._non_transactional(session, stmt)}, which takes effect without its "
+                          "marker: it may have been applied, in part or in full")
+        elif kind == k.SESSION_RECORD and row.status == StatementStatus.RUNNING:
+            reason = (f"it calls {self._side_writes(session, stmt) or 'a stored function'}, which may write, and "
+                      f"the value it gave {', '.join(targets)} was lost with the process")
         elif row.status == StatementStatus.FAILED and kind != k.UNKNOWN:
             return False  # the server refused it: it did not apply
         else:

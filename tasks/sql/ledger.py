@@ -75,15 +75,17 @@ class SqlLedger:
                                      engine)
         self._edit = PreparedWrite(_update(
             "sql_line_number", "sql_content", "sql_content_hash", "target_database", "updated_time"), engine)
+        # a statement that failed before and now succeeded carries its latest attempt only (the failure stays in
+        # its breakpoint's history)
         self._success = PreparedWrite(_update(
-            "status", "start_time", "end_time", "duration", "affected_rows", "execution_result", "updated_time"),
-            engine)
+            "status", "start_time", "end_time", "duration", "affected_rows", "execution_result", "updated_time",
+            "error_code", "error_message"), engine)
         self._running = PreparedWrite(_update(
             "status", "start_time", "server_started", "updated_time", end_time=null(), error_code=null(),
             error_message=null(), retry_count=_t.c.retry_count + bindparam("retry")), engine)
         self._recorded = PreparedWrite(_update(
             "status", "start_time", "end_time", "duration", "affected_rows", "execution_result", "replay_sql",
-            "updated_time"), engine)
+            "updated_time", "error_code", "error_message"), engine)
         self._failed = PreparedWrite(_update(
             "status", "end_time", "duration", "error_code", "error_message", "updated_time"), engine)
         self._writer = BufferedWriter(engine, [self._insert, self._edit, self._success], fence=fence)
@@ -147,21 +149,24 @@ class SqlLedger:
         entry = {"b_id": row.id, "status": StatementStatus.SUCCESS,
                  "start_time": end - timedelta(milliseconds=duration_ms),
                  "end_time": end, "duration": duration_ms, "affected_rows": affected_rows,
-                 "execution_result": note or outcome_text(affected_rows), "updated_time": end}
+                 "execution_result": note or outcome_text(affected_rows), "updated_time": end,
+                 "error_code": None, "error_message": None}
         row.status = StatementStatus.SUCCESS
         if durable:
             self._writer.write_alone((self._success, [entry]))
         else:
             self._writer.buffer(self._success, entry)
 
-    def mark_recorded(self, row: LedgerRow, *, duration_ms: int, replay_sql: str, note: str = "") -> None:
-        """A session setting computed from a query: durable SUCCESS with the SET that restores its value."""
+    def mark_recorded(self, row: LedgerRow, *, duration_ms: int, replay_sql: str, note: str = "",
+                      affected_rows: int | None = None) -> None:
+        """A statement that set user or session variables (``SET`` from a query, ``SELECT … INTO``, ``@v :=`` in
+        DML): durable SUCCESS with the SET that restores the values it left."""
         end = utcnow()
         self._writer.write_alone((self._recorded, [{
             "b_id": row.id, "status": StatementStatus.SUCCESS, "start_time": end - timedelta(milliseconds=duration_ms),
-            "end_time": end, "duration": duration_ms, "affected_rows": None,
+            "end_time": end, "duration": duration_ms, "affected_rows": affected_rows,
             "execution_result": note or "OK, value recorded for resume", "replay_sql": replay_sql,
-            "updated_time": end}]))
+            "updated_time": end, "error_code": None, "error_message": None}]))
         row.status, row.replay_sql = StatementStatus.SUCCESS, replay_sql
 
     def mark_skipped(self, row: LedgerRow, *, note: str) -> None:
@@ -169,7 +174,8 @@ class SqlLedger:
         now = utcnow()
         self._writer.write_now((self._success, [{
             "b_id": row.id, "status": StatementStatus.SKIPPED, "start_time": now, "end_time": now, "duration": 0,
-            "affected_rows": None, "execution_result": note, "updated_time": now}]))
+            "affected_rows": None, "execution_result": note, "updated_time": now, "error_code": None,
+            "error_message": None}]))
         row.status = StatementStatus.SKIPPED
 
     def mark_failed(self, row: LedgerRow, *, duration_ms: int, error_code: str | None, message: str) -> None:
@@ -187,7 +193,8 @@ class SqlLedger:
         now = utcnow()
         self._writer.write_now((self._success, [{
             "b_id": r.id, "status": StatementStatus.PENDING, "start_time": None, "end_time": None, "duration": None,
-            "affected_rows": None, "execution_result": None, "updated_time": now} for r in rows]))
+            "affected_rows": None, "execution_result": None, "updated_time": now, "error_code": None,
+            "error_message": None} for r in rows]))
         for r in rows:
             r.status = StatementStatus.PENDING
 

@@ -92,6 +92,8 @@ class DatabaseSession:
         self.replay: list[tuple[str, str]] = []  # ("use", schema) | ("sql", text) in the order they ran
         self.deadline: float | None = None
         self._engines: dict[tuple[str | None, str], str | None] = {}
+        self._functions: set[str] | None = None  # stored function names (lower case), any schema
+        self._triggers: dict[tuple[str | None, str], list[tuple[str, str]]] = {}
         self._conn: pymysql.connections.Connection | None = None
         self.is_mariadb = True
         self._connect()
@@ -237,6 +239,31 @@ class DatabaseSession:
             self._engines[key] = str(found).upper() if found else None
         return self._engines[key]
 
+    def stored_functions(self) -> set[str]:
+        """Names of the stored functions on the server (lower case): a call of one may write; cached."""
+        if self._functions is None:
+            with self._cursor() as cur:
+                cur.execute("SELECT DISTINCT LOWER(ROUTINE_NAME) FROM information_schema.ROUTINES "
+                            "WHERE ROUTINE_TYPE = 'FUNCTION'")
+                self._functions = {row[0] for row in cur.fetchall()}
+        return self._functions
+
+    def triggers_of(self, schema: str | None, table: str) -> list[tuple[str, str]]:
+        """``(name, body)`` of the triggers on a table; cached until the next DDL."""
+        key = (schema, table)
+        if key not in self._triggers:
+            sql = ("SELECT TRIGGER_NAME, ACTION_STATEMENT FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = "
+                   f"{'%s' if schema else 'DATABASE()'} AND EVENT_OBJECT_TABLE = %s")
+            with self._cursor() as cur:
+                cur.execute(sql, (schema, table) if schema else (table,))
+                self._triggers[key] = [(str(r[0]), str(r[1])) for r in cur.fetchall()]
+        return self._triggers[key]
+
+    def forget_code(self) -> None:
+        """After DDL or code the tool cannot see: functions and triggers may have changed."""
+        self._functions = None
+        self._triggers.clear()
+
     def forget_engines(self, tables: list[tuple[str | None, str]] | None = None) -> None:
         """After DDL the cached engines of its tables may be stale (``None``: of every table)."""
         if tables is None:
@@ -267,7 +294,10 @@ class DatabaseSession:
 
     def execute_with_marker(self, text: str, marker_args: tuple[Any, ...]) -> StatementOutcome:
         """DML and its marker row in one transaction: after a crash the marker tells if it happened."""
-        return self.execute_batch([(text, marker_args)])[0]
+        try:
+            return self.execute_batch([(text, marker_args)])[0]
+        except BatchStopped as stopped:
+            raise stopped.error from None
 
     def execute_batch(self, items: list[tuple[str, tuple[Any, ...]]],
                       max_seconds: float = 0.2) -> list[StatementOutcome]:
