@@ -52,6 +52,9 @@ if TYPE_CHECKING:
     from tasks.store.site_lock import HeldLock
 
 TIMEOUT_CODES = {"1969", "3024", "1317"}
+#: A DDL refused because its effect is already there (duplicate column/key/table, nothing to drop, routine
+#: exists …): after a crash, the first copy took effect; the catalog probe decides again.
+ALREADY_DONE_CODES = {"1050", "1060", "1061", "1091", "1051", "1146", "1304", "1305", "1826", "1022", "1068"}
 
 
 @dataclass
@@ -452,7 +455,12 @@ class ScriptRunner:
         session = self.session(stmt.database)
         if row.status == StatementStatus.PENDING and kind == k.DML and self._committed_before(script, stmt):
             # a killed process committed it and never wrote its SUCCESS: never send it again
-            row.status = StatementStatus.RUNNING  # in memory: the marker (and recorded values) decide
+            if not script.details[stmt.sequence - 1].targets:
+                note = "already applied (its marker is present)"
+                self.ledger.mark_success(row, duration_ms=0, affected_rows=None, durable=True, note=note)
+                self._record(script, stmt, StatementStatus.SUCCESS, 0, None, note=note)
+                return
+            row.status = StatementStatus.RUNNING  # in memory: the values it set were lost, the operator decides
         if row.status in STATEMENT_IN_FLIGHT and decision is None and (
                 kind not in k.REPLAYABLE or (kind == k.SESSION_RECORD and row.status == StatementStatus.RUNNING)):
             applied = self._decide_in_flight(script, stmt, kind, row, session)
@@ -467,6 +475,7 @@ class ScriptRunner:
     def _execute(self, script: ScriptFile, stmt: Statement, kind: str, row: LedgerRow, session: DatabaseSession,
                  *, reconnected: bool, note: str = "") -> None:
         detail = script.details[stmt.sequence - 1]
+        retry = row.status in STATEMENT_IN_FLIGHT  # an attempt of a statement found in flight
         exact = kind == k.DML and self._transactional(session, stmt)
         # may write (a stored function in a SET), or sets variables in DML: RUNNING first, decided after a crash
         writes = kind == k.SESSION_RECORD and bool(self._side_writes(session, stmt))
@@ -477,7 +486,7 @@ class ScriptRunner:
         try:
             if durable:
                 self.ledger.mark_running(row, server_started=session.server_clock() if _needs_clock(kind, stmt)
-                                         else None)
+                                         else None, server_thread=session.thread_id())
             if kind == k.USE:
                 session.use(stmt.use_schema or "")
                 ms, affected = 0, None
@@ -519,6 +528,15 @@ class ScriptRunner:
                     return
                 self._execute(script, stmt, kind, row, session, reconnected=True, note=note)
                 return
+            already = kind == k.DDL and error_code_and_message(exc)[0] in ALREADY_DONE_CODES and \
+                self._probed(session, stmt, row) is True
+            if already and retry:
+                # the server says its effect is already there and the catalog shows all of it: a copy sent by a
+                # run that stopped took effect (or the operator applied it)
+                note = f"already applied (the server answered {self.mask(str(exc))}; the catalog shows its effect)"
+                self.ledger.mark_success(row, duration_ms=elapsed, affected_rows=None, durable=True, note=note)
+                self._record(script, stmt, StatementStatus.SUCCESS, elapsed, None, note=note)
+                return
             if kind == k.DML and not is_connection_error(exc) and self._marker_exists(session, script, stmt):
                 # an earlier attempt applied it and its SUCCESS never reached the ledger (buffered when the
                 # process died): this second run failed on what the first one did (a duplicate key) and rolled back
@@ -527,6 +545,9 @@ class ScriptRunner:
                 self._record(script, stmt, StatementStatus.SUCCESS, 0, None, note=note)
                 return
             written = self._non_transactional(session, stmt, known_only=True) if kind == k.DML and not exact else ""
+            if already:  # the catalog shows its effect: the operator may say it was applied
+                self._fail(script, stmt, row, exc, elapsed, partial=True,
+                           note="the catalog already shows its effect: if it is yours, resume with --inflight applied")
             partial = kind == k.UNKNOWN or bool(written)
             self._fail(script, stmt, row, exc, elapsed, in_doubt=durable and is_connection_error(exc),
                        partial=partial, note="" if not partial else
@@ -577,7 +598,7 @@ class ScriptRunner:
                 "it); move that statement out of the transaction"), 0)
         self.statement_log.flush()
         counters = self._auto_increments([(s, script.kinds[i]) for i, s in zip(indexes, statements, strict=True)])
-        self.ledger.mark_running(rows[statements[0].sequence])
+        self.ledger.mark_running(rows[statements[0].sequence], server_thread=session.thread_id())
         outcomes: list[tuple[Statement, int, int | None, str | None]] = []
         current = statements[0]
         try:
@@ -652,6 +673,7 @@ class ScriptRunner:
     def _decide_in_flight(self, script: ScriptFile, stmt: Statement, kind: str, row: LedgerRow,
                           session: DatabaseSession) -> bool:
         """Whether a statement found RUNNING/FAILED already took effect; stops at a breakpoint when nothing can tell."""
+        self._wait_while_running(script, stmt, row, session)
         targets = script.details[stmt.sequence - 1].targets
         if kind == k.DML:
             if self._marker_exists(session, script, stmt):
@@ -669,22 +691,18 @@ class ScriptRunner:
         elif kind == k.SESSION_RECORD and row.status == StatementStatus.RUNNING:
             reason = (f"it calls {self._side_writes(session, stmt) or 'a stored function'}, which may write, and "
                       f"the value it gave {', '.join(targets)} was lost with the process")
-        elif row.status == StatementStatus.FAILED and kind != k.UNKNOWN:
+        elif row.status == StatementStatus.FAILED and kind != k.UNKNOWN and not (
+                kind == k.DDL and row.error_code in ALREADY_DONE_CODES):
             return False  # the server refused it: it did not apply
         else:
-            probes = ddl_probes(stmt.text) if kind == k.DDL else None
-            if probes:
-                answers = []
-                for probe in probes:
-                    sql, args = probe.query()
-                    answers.append(decide(probe, session.scalar(sql, args), row.server_started))
-                if all(a is True for a in answers):
-                    return True
-                if all(a is False for a in answers):
-                    return False
+            probed = self._probed(session, stmt, row) if kind == k.DDL else None
+            if probed is False or (probed is True and row.status == StatementStatus.RUNNING):
+                return probed
             reason = {k.UNKNOWN: "its effects are not visible to the tool (a CALL, DO, PREPARE/EXECUTE or several "
                                  "statements in one block)",
-                      k.DDL: "the catalog cannot tell whether it took effect"}.get(
+                      k.DDL: "the catalog shows its effect, which the server reported already there "
+                             f"(error {row.error_code})" if probed else
+                      "the catalog cannot tell whether it took effect"}.get(
                 kind, "nothing the tool can check tells whether it took effect")
         status = ("was running when the process stopped or its connection was lost"
                   if row.status == StatementStatus.RUNNING else "failed")
@@ -693,6 +711,54 @@ class ScriptRunner:
             f"`ft-upgrade resume {self.options.execution_id} --inflight applied` (it took effect), `--inflight retry` "
             "(run it again) or `--inflight skip --notes WHY` (you applied it by hand)"), 0, in_doubt=True)
         return False  # pragma: no cover - _fail raises
+
+    @staticmethod
+    def _probed(session: DatabaseSession, stmt: Statement, row: LedgerRow) -> bool | None:
+        """What the catalog says of a DDL statement: True applied, False not, None cannot tell."""
+        probes = ddl_probes(stmt.text)
+        if not probes:
+            return None
+        answers = []
+        for probe in probes:
+            sql, args = probe.query()
+            answers.append(decide(probe, session.scalar(sql, args), row.server_started))
+        if all(a is True for a in answers):
+            return True
+        if all(a is False for a in answers):
+            return False
+        return None
+
+    def _wait_while_running(self, script: ScriptFile, stmt: Statement, row: LedgerRow,
+                            session: DatabaseSession) -> None:
+        """A killed run's statement may still be executing on the server (a long ALTER goes on after its
+        client died): wait for its connection to finish before anything is probed or sent again, saying so;
+        past the step's timeout, stop at a breakpoint naming the connection to KILL (the operator's choice)."""
+        thread = row.server_thread
+        if row.status != StatementStatus.RUNNING or not thread or thread == session.thread_id():
+            return
+        started = time.monotonic()
+        said = -1.0
+        limit = (self.options.statement_timeout or 300.0) + 5.0
+        while (activity := session.activity_of(thread)) is not None:
+            waited = time.monotonic() - started
+            command, seconds, state, _info = activity
+            if said < 0 or waited - said >= 10:
+                said = waited
+                self.logger.warning("%s:%d: statement #%d is still running on %s as connection %d (%s for %ds%s), "
+                                    "started by the run that stopped; waiting for it to end before deciding it "
+                                    "(to stop it instead: KILL %d on the server)", script.path, stmt.line,
+                                    stmt.sequence, stmt.database, thread, command, seconds,
+                                    f", {state}" if state else "", thread)
+            if waited > limit:
+                self._fail(script, stmt, row, InDoubt(
+                    f"this statement is still running on the server as connection {thread} ({command} for "
+                    f"{seconds}s{', ' + state if state else ''}), started by the run that stopped; wait for it and "
+                    f"resume, or stop it with `KILL {thread}` on the server and resume (the tool then checks what "
+                    "it left)"), int(waited * 1000), in_doubt=True)
+            time.sleep(0.5)
+        if said >= 0:
+            self.logger.warning("%s:%d: connection %d finished after %.1fs of waiting; deciding the statement now",
+                                script.path, stmt.line, thread, time.monotonic() - started)
 
     def _stop_if_lock_lost(self, script: ScriptFile, index: int) -> None:
         """Before a statement is sent: if the run lost its site lock, stop here with a breakpoint.

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 _t = schema.sql_execution_record
 _REGISTER_COLUMNS = [c for c in _t.columns if c.name not in (
     "start_time", "end_time", "duration", "affected_rows", "error_code", "error_message", "execution_result",
-    "replay_sql", "server_started")]
+    "replay_sql", "server_started", "server_thread")]
 
 
 @dataclass
@@ -44,6 +44,8 @@ class LedgerRow:
     line: int
     replay_sql: str | None = None  # SESSION_RECORD: the SET that restores the value it got
     server_started: int | None = None  # the server's clock when it was marked RUNNING
+    server_thread: int | None = None  # the server connection that ran it (RUNNING)
+    error_code: str | None = None  # of its last failure
 
 
 def _update(*columns: str, **values: Any) -> Any:
@@ -81,8 +83,8 @@ class SqlLedger:
             "status", "start_time", "end_time", "duration", "affected_rows", "execution_result", "updated_time",
             "error_code", "error_message"), engine)
         self._running = PreparedWrite(_update(
-            "status", "start_time", "server_started", "updated_time", end_time=null(), error_code=null(),
-            error_message=null(), retry_count=_t.c.retry_count + bindparam("retry")), engine)
+            "status", "start_time", "server_started", "server_thread", "updated_time", end_time=null(),
+            error_code=null(), error_message=null(), retry_count=_t.c.retry_count + bindparam("retry")), engine)
         self._recorded = PreparedWrite(_update(
             "status", "start_time", "end_time", "duration", "affected_rows", "execution_result", "replay_sql",
             "updated_time", "error_code", "error_message"), engine)
@@ -96,12 +98,12 @@ class SqlLedger:
         with self.engine.connect() as conn:
             result = conn.execute(select(_t.c.sql_file_id, _t.c.id, _t.c.sql_sequence, _t.c.status,
                                          _t.c.sql_content_hash, _t.c.sql_line_number, _t.c.replay_sql,
-                                         _t.c.server_started).where(
+                                         _t.c.server_started, _t.c.server_thread, _t.c.error_code).where(
                 _t.c.execution_id == self.execution_id, _t.c.step_id == self.step_id))
             for r in result:
                 found.setdefault(r.sql_file_id, {})[r.sql_sequence] = LedgerRow(
                     r.id, r.sql_sequence, r.status, r.sql_content_hash, r.sql_line_number, r.replay_sql,
-                    r.server_started)
+                    r.server_started, r.server_thread, r.error_code)
         return found
 
     def register(self, script: ScriptFile, masked_texts: list[str],
@@ -126,7 +128,8 @@ class SqlLedger:
                 row.sha256, row.line = stmt.sha256, stmt.line
         return existing
 
-    def mark_running(self, row: LedgerRow, *, server_started: int | None = None) -> None:
+    def mark_running(self, row: LedgerRow, *, server_started: int | None = None,
+                     server_thread: int | None = None) -> None:
         """Durable before a statement whose effect cannot be checked by a marker (DDL and others).
 
         Only this row is written here: the rows it updates were registered durably before the first
@@ -136,8 +139,10 @@ class SqlLedger:
         now = utcnow()
         self._writer.write_alone((self._running, [{
             "b_id": row.id, "status": StatementStatus.RUNNING, "start_time": now, "server_started": server_started,
-            "updated_time": now, "retry": 1 if row.status in STATEMENT_IN_FLIGHT else 0}]))
-        row.status, row.server_started = StatementStatus.RUNNING, server_started
+            "server_thread": server_thread, "updated_time": now,
+            "retry": 1 if row.status in STATEMENT_IN_FLIGHT else 0}]))
+        row.status, row.server_started, row.server_thread = StatementStatus.RUNNING, server_started, server_thread
+        row.error_code = None
 
     def mark_success(self, row: LedgerRow, *, duration_ms: int, affected_rows: int | None,
                      durable: bool, note: str = "") -> None:
@@ -184,7 +189,7 @@ class SqlLedger:
             "b_id": row.id, "status": StatementStatus.FAILED, "end_time": now, "duration": duration_ms,
             "error_code": error_code,
             "error_message": message, "updated_time": now}]))
-        row.status = StatementStatus.FAILED
+        row.status, row.error_code = StatementStatus.FAILED, error_code
 
     def reset_to_pending(self, rows: list[LedgerRow]) -> None:
         """After a rolled-back per-file transaction: those statements did not happen."""

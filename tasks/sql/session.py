@@ -225,6 +225,20 @@ class DatabaseSession:
             parts.append(f"{name} = {'NULL' if value is None else self.conn.escape(value)}")
         return "SET " + ", ".join(parts)
 
+    def thread_id(self) -> int:
+        """This connection's id on the server (``CONNECTION_ID()``), recorded with a statement marked RUNNING."""
+        return int(self.conn.thread_id())
+
+    def activity_of(self, thread: int) -> tuple[str, int, str, str] | None:
+        """``(command, seconds, state, statement)`` of a server connection still busy; None if gone or idle."""
+        with self._cursor() as cur:
+            cur.execute("SELECT COMMAND, TIME, STATE, INFO FROM information_schema.PROCESSLIST WHERE ID = %s",
+                        (int(thread),))
+            row = cur.fetchone()
+        if row is None or row[0] == "Sleep":
+            return None
+        return str(row[0]), int(row[1] or 0), str(row[2] or ""), str(row[3] or "")
+
     def server_clock(self) -> int:
         """The server's clock in epoch seconds (what catalog creation times are compared with)."""
         return int(self.scalar("SELECT UNIX_TIMESTAMP()"))
