@@ -505,6 +505,8 @@ class ScriptRunner:
             else:
                 outcome = session.execute(stmt.text, remember_session=kind == k.SESSION)
                 ms, affected = outcome.duration_ms, outcome.affected_rows
+                if outcome.returned is not None and not note:
+                    note = f"OK, {outcome.returned} row{'' if outcome.returned == 1 else 's'} in set"
                 if kind == k.SESSION_RECORD:
                     replay = session.read_back(detail.targets)
                     session.remember(replay)

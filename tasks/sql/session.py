@@ -61,6 +61,7 @@ class StatementOutcome:
     affected_rows: int | None
     duration_ms: int
     rows: list[tuple[Any, ...]] = field(default_factory=list)
+    returned: int | None = None  # rows of a result set (the client's "N rows in set")
 
 
 def client_connection(engine: Engine) -> pymysql.connections.Connection:
@@ -300,11 +301,14 @@ class DatabaseSession:
         with self._watchdog(), self._cursor() as cur:
             cur.execute(text)
             affected = cur.rowcount if cur.rowcount is not None and cur.rowcount >= 0 else None
+            returned = None
+            if cur.description is not None:  # a result set (SELECT, SHOW …): rows returned, none affected
+                returned, affected = affected, None
             rows = list(cur.fetchall()) if fetch else []
             _drain(cur)
         if remember_session:
             self.replay.append(("sql", text))
-        return StatementOutcome(affected, int((time.perf_counter() - start) * 1000), rows)
+        return StatementOutcome(affected, int((time.perf_counter() - start) * 1000), rows, returned)
 
     def execute_with_marker(self, text: str, marker_args: tuple[Any, ...]) -> StatementOutcome:
         """DML and its marker row in one transaction: after a crash the marker tells if it happened."""
