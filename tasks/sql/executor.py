@@ -153,6 +153,7 @@ class ScriptRunner:
         self.batch_size = batch_size
         self.statement_log = StatementLog(statement_logger or logger)
         self._markers: dict[str, set[str]] = {}  # per database: markers committed before this process started
+        self.after_crash = False
         self._lock = threading.Lock()
 
     # preparation ------------------------------------------------------------------------------
@@ -161,6 +162,10 @@ class ScriptRunner:
         """Register every statement in the ledger and refuse edits of statements that already ran."""
         edited: list[str] = []
         registered = self.ledger.rows()
+        statuses = {row.status for rows in registered.values() for row in rows.values()}
+        # the process before this one died (nothing FAILED, something began): what it left uncommitted was
+        # rolled back, but InnoDB kept the auto-increment values it took
+        self.after_crash = StatementStatus.FAILED not in statuses and bool(statuses - {StatementStatus.PENDING})
         for script in self.scripts:
             masked = [self.mask(s.text) for s in script.statements]
             for stmt, text in zip(script.statements, masked, strict=True):
@@ -666,7 +671,26 @@ class ScriptRunner:
             session = self.session(stmt.database)
             keys = self._markers[stmt.database] = session.marker_keys(self.options.execution_id,
                                                                         self.options.step_id)
+            if self.after_crash:
+                self._reset_counters_after_crash(stmt.database)
         return bool(keys) and self._marker(script, stmt, self.session(stmt.database))[0] in keys
+
+    def _reset_counters_after_crash(self, database: str) -> None:
+        """Tables the pending INSERTs of this step write get their auto-increment counter back to the highest id
+        + 1 (where the killed run's rolled-back inserts left it higher), so the rows sent again get the ids the
+        client gives them. Exact unless the top rows had been deleted before (then the ids are lower)."""
+        tables: list[tuple[str | None, str]] = []
+        for script in self.scripts:
+            rows = self.rows[script.file_id]
+            for stmt, detail in zip(script.statements, script.details, strict=True):
+                if stmt.database == database and detail.verb in ("INSERT", "REPLACE") and \
+                        rows[stmt.sequence].status not in STATEMENT_DONE:
+                    tables += [t for t in dml_tables(stmt.text) or [] if t not in tables]
+        if tables:
+            try:
+                self.session(database).counters_to_highest(tables)
+            except Exception as exc:  # noqa: BLE001 - a counter is not worth stopping the upgrade for
+                self.logger.warning("could not reset the auto-increment counters on %s: %s", database, exc)
 
     def _marker_exists(self, session: DatabaseSession, script: ScriptFile, stmt: Statement) -> bool:
         key = self._marker(script, stmt, session)[0]

@@ -396,12 +396,29 @@ class DatabaseSession:
                 found[(schema, table)] = int(value)
         return found
 
+    def counters_to_highest(self, tables: list[tuple[str | None, str]]) -> None:
+        """Auto-increment counters above the highest id + 1 brought down to it (after a crash's rollback)."""
+        counters = self.auto_increments(tables)
+        lower: dict[tuple[str | None, str], int] = {}
+        for (schema, table), value in counters.items():
+            sql = ("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
+                   f"{'%s' if schema else 'DATABASE()'} AND TABLE_NAME = %s AND EXTRA LIKE '%%auto_increment%%'")
+            column = self.scalar(sql, (schema, table) if schema else (table,))
+            if column is None:
+                continue
+            name = f"{quote_schema(schema)}.{quote_schema(table)}" if schema else quote_schema(table)
+            top = int(self.scalar(f"SELECT COALESCE(MAX({quote_schema(str(column))}), 0) + 1 FROM {name}"))
+            if value > top:
+                lower[(schema, table)] = top
+        if lower:
+            self.restore_auto_increments(lower)
+
     def restore_auto_increments(self, counters: dict[tuple[str | None, str], int]) -> None:
         """After a rollback: the counters back where they were, so rows sent again get the ids the client gives
         them (InnoDB keeps values a rolled-back insert took; it never goes below the highest id + 1)."""
         now = self.auto_increments(list(counters))
         for (schema, table), value in counters.items():
-            if now.get((schema, table), value) != value:
+            if (schema, table) in now and now[(schema, table)] != value:
                 name = f"{quote_schema(schema)}.{quote_schema(table)}" if schema else quote_schema(table)
                 with self._cursor() as cur:
                     cur.execute(f"ALTER TABLE {name} AUTO_INCREMENT = {int(value)}")
