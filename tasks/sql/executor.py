@@ -712,8 +712,10 @@ class ScriptRunner:
                 return False  # its marker would be there: it did not commit (a refused statement wrote nothing more
                 # than the client's would)
             else:
-                reason = (f"it writes {self._non_transactional(session, stmt)}, which takes effect without its "
-                          "marker: it may have been applied, in part or in full")
+                side = "" if not self._tables_transactional(session, stmt) else self._side_writes(session, stmt)
+                what = (f"it writes the non-transactional table {self._non_transactional(session, stmt)}" if not side
+                        else f"it runs {side}, which may write outside its transaction")
+                reason = f"{what}, which takes effect without its marker: it may have been applied, in part or in full"
         elif kind == k.SESSION_RECORD and row.status == StatementStatus.RUNNING:
             reason = (f"it calls {self._side_writes(session, stmt) or 'a stored function'}, which may write, and "
                       f"the value it gave {', '.join(targets)} was lost with the process")
