@@ -279,7 +279,8 @@ class ScriptRunner:
         """What a statement may write besides the tables it names, outside any rollback ('' if nothing):
         a stored function it calls, a trigger of its tables writing a non-transactional table."""
         functions = session.stored_functions()
-        called = sorted(called_names(stmt.text) & functions) if functions else []
+        lowered = stmt.text.lower() if functions else ""
+        called = sorted(called_names(stmt.text) & functions) if any(f in lowered for f in functions) else []
         if called:
             return f"the stored function {', '.join(called)}"
         for schema, table in dml_tables(stmt.text) or []:

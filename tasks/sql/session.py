@@ -255,11 +255,11 @@ class DatabaseSession:
         return self._engines[key]
 
     def stored_functions(self) -> set[str]:
-        """Names of the stored functions on the server (lower case): a call of one may write; cached."""
+        """Names of the stored functions of the current schema (lower case): a call of one may write; cached."""
         if self._functions is None:
             with self._cursor() as cur:
                 cur.execute("SELECT DISTINCT LOWER(ROUTINE_NAME) FROM information_schema.ROUTINES "
-                            "WHERE ROUTINE_TYPE = 'FUNCTION'")
+                            "WHERE ROUTINE_TYPE = 'FUNCTION' AND ROUTINE_SCHEMA = DATABASE()")
                 self._functions = {row[0] for row in cur.fetchall()}
         return self._functions
 
@@ -292,6 +292,7 @@ class DatabaseSession:
 
     def use(self, schema: str, *, remember: bool = True) -> None:
         self.conn.select_db(schema)
+        self._functions = None  # those of the new current schema
         if remember:
             self.replay.append(("use", schema))
 
