@@ -266,16 +266,19 @@ class ScriptRunner:
 
     def _transactional(self, session: DatabaseSession, stmt: Statement) -> bool:
         """Whether everything a DML statement writes is transactional (its marker then proves it exactly)."""
-        return self._tables_transactional(session, stmt) and not self._side_writes(session, stmt)
+        tables = dml_tables(stmt.text)  # parsed once: this runs for every statement of a batch
+        return self._tables_transactional(session, stmt, tables) and not self._side_writes(session, stmt, tables)
 
-    def _tables_transactional(self, session: DatabaseSession, stmt: Statement) -> bool:
+    def _tables_transactional(self, session: DatabaseSession, stmt: Statement,
+                              tables: list[tuple[str | None, str]] | None = None) -> bool:
         """Whether every table a DML statement names as written is transactional."""
-        tables = dml_tables(stmt.text)
+        tables = tables if tables is not None else dml_tables(stmt.text)
         if not tables:
             return False  # cannot tell: treat it as if it were not
         return all(session.engine_of(schema, table) in TRANSACTIONAL_ENGINES for schema, table in tables)
 
-    def _side_writes(self, session: DatabaseSession, stmt: Statement) -> str:
+    def _side_writes(self, session: DatabaseSession, stmt: Statement,
+                     tables: list[tuple[str | None, str]] | None = None) -> str:
         """What a statement may write besides the tables it names, outside any rollback ('' if nothing):
         a stored function it calls, a trigger of its tables writing a non-transactional table."""
         functions = session.stored_functions()
@@ -283,7 +286,7 @@ class ScriptRunner:
         called = sorted(called_names(stmt.text) & functions) if any(f in lowered for f in functions) else []
         if called:
             return f"the stored function {', '.join(called)}"
-        for schema, table in dml_tables(stmt.text) or []:
+        for schema, table in (tables if tables is not None else dml_tables(stmt.text)) or []:
             for name, body in session.triggers_of(schema, table):
                 written = dml_tables(body)
                 if written is None or called_names(body) & functions or any(
