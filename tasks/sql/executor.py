@@ -18,6 +18,7 @@ For each statement, in file order:
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
     from tasks.store.site_lock import HeldLock
 
 TIMEOUT_CODES = {"1969", "3024", "1317"}
+#: DDL that may create, drop or change a function or a trigger (the others leave those caches valid).
+_CODE_DDL = re.compile(r"\b(?:FUNCTION|TRIGGER|DATABASE|SCHEMA|RENAME)\b", re.IGNORECASE)
 #: A DDL refused because its effect is already there (duplicate column/key/table, nothing to drop, routine
 #: exists …): after a crash, the first copy took effect; the catalog probe decides again.
 ALREADY_DONE_CODES = {"1050", "1060", "1061", "1091", "1051", "1146", "1304", "1305", "1826", "1022", "1068"}
@@ -522,7 +525,8 @@ class ScriptRunner:
                 elif kind not in (k.SESSION, k.SAVEPOINT, k.TXN_END):
                     # DDL (or code the tool cannot see) may have changed the engines of its tables, functions, triggers
                     session.forget_engines(engine_changes(stmt.text) if kind == k.DDL else None)
-                    session.forget_code()
+                    if kind != k.DDL or _CODE_DDL.search(stmt.text):
+                        session.forget_code()
         except Exception as exc:
             elapsed = int((time.perf_counter() - started) * 1000)
             if is_connection_error(exc) and not reconnected:
