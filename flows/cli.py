@@ -55,8 +55,14 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _options(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                                   help="Print the version and exit.")] = False) -> None:
+                                                   help="Print the version and exit.")] = False,
+             debug: Annotated[bool, typer.Option(
+                 "--debug", help="Show Python tracebacks of expected failures too (a failed statement, a "
+                                 "refusal, bad input).")] = False) -> None:
     """FT system upgrades: plan, run and resume the five CICD cutpoints."""
+    from tasks.core.quiet import quiet_expected_failures
+
+    quiet_expected_failures(not debug and os.environ.get("FT_UPGRADE_DEBUG", "") not in ("1", "true"))
 
 ConfigsOpt = Annotated[Path | None, typer.Option("--configs", help="Folder of version configs.")]
 SqlRootOpt = Annotated[Path | None, typer.Option("--sql-root", help="Root folder of SQL scripts.")]

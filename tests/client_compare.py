@@ -122,14 +122,16 @@ def _anonymous(row: tuple[Any, ...], name: str) -> tuple[Any, ...]:
                  for value in row)
 
 
-def run_client(files: Sequence[Path], database: str, charset: str = "utf8mb4") -> list[int]:
+def run_client(files: Sequence[Path], database: str, charset: str = "utf8mb4", *, force: bool = False) -> list[int]:
     """Each file through ``mariadb DB < file`` (run in the file's folder, as a DBA would); their exit codes.
 
     The client stops a file at its first error, like the tool; the next file still runs (a DBA's next command).
+    ``force`` (``--force``): go on after errors, in the same session — a failed statement, then its fix.
     """
     password = [f"--password={SERVER.password}"] if SERVER.password else []
     command = ["mariadb", f"--host={SERVER.host or '127.0.0.1'}", f"--port={SERVER.port or 3306}",
-               f"--user={SERVER.username or 'root'}", *password, f"--default-character-set={charset}", database]
+               f"--user={SERVER.username or 'root'}", *password, f"--default-character-set={charset}",
+               *(["--force"] if force else []), database]
     codes = []
     env = {k: v for k, v in os.environ.items() if not k.startswith("MYSQL")}
     for path in files:
@@ -158,11 +160,12 @@ def drop_database(database: str) -> None:
         conn.close()
 
 
-def client_result(files: Sequence[Path], database: str, charset: str = "utf8mb4") -> Snapshot:
+def client_result(files: Sequence[Path], database: str, charset: str = "utf8mb4", *,
+                  force: bool = False) -> Snapshot:
     """Run ``files`` with the plain client into a new database ``database`` (drop it yourself, or use
     ``client_database``) and snapshot it."""
     create_database(database)
-    run_client(files, database, charset)
+    run_client(files, database, charset, force=force)
     return snapshot(database)
 
 

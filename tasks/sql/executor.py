@@ -18,6 +18,7 @@ For each statement, in file order:
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -32,12 +33,13 @@ from tasks.core.statuses import STATEMENT_DONE, STATEMENT_IN_FLIGHT, StatementSt
 from tasks.events.logstore import BatchingWriter, LogEvent
 from tasks.sql import kinds as k
 from tasks.sql.inflight import ddl_probes, decidable_by_catalog, decide
-from tasks.sql.kinds import dml_tables, engine_changes
+from tasks.sql.kinds import called_names, dml_tables, engine_changes
 from tasks.sql.ledger import LedgerRow, SqlLedger
 from tasks.sql.marker import exists_sql, insert_marker_sql, marker_args
 from tasks.sql.script import ScriptFile
 from tasks.sql.session import (
     TRANSACTIONAL_ENGINES,
+    BatchStopped,
     DatabaseSession,
     MarkerExists,
     error_code_and_message,
@@ -50,6 +52,12 @@ from tasks.sql.windows import Unit
 
 if TYPE_CHECKING:
     from tasks.store.site_lock import HeldLock
+
+#: DDL that may create, drop or change a function or a trigger (the others leave those caches valid).
+_CODE_DDL = re.compile(r"\b(?:FUNCTION|TRIGGER|DATABASE|SCHEMA|RENAME)\b", re.IGNORECASE)
+#: A DDL refused because its effect is already there (duplicate column/key/table, nothing to drop, routine
+#: exists …): after a crash, the first copy took effect; the catalog probe decides again.
+ALREADY_DONE_CODES = {"1050", "1060", "1061", "1091", "1051", "1146", "1304", "1305", "1826", "1022", "1068"}
 
 
 @dataclass
@@ -147,6 +155,8 @@ class ScriptRunner:
         self.masked: dict[tuple[str, int], str] = {}
         self.batch_size = batch_size
         self.statement_log = StatementLog(statement_logger or logger)
+        self._markers: dict[str, set[str]] = {}  # per database: markers committed before this process started
+        self.after_crash = False
         self._lock = threading.Lock()
 
     # preparation ------------------------------------------------------------------------------
@@ -155,6 +165,10 @@ class ScriptRunner:
         """Register every statement in the ledger and refuse edits of statements that already ran."""
         edited: list[str] = []
         registered = self.ledger.rows()
+        statuses = {row.status for rows in registered.values() for row in rows.values()}
+        # the process before this one died (nothing FAILED, something began): what it left uncommitted was
+        # rolled back, but InnoDB kept the auto-increment values it took
+        self.after_crash = StatementStatus.FAILED not in statuses and bool(statuses - {StatementStatus.PENDING})
         for script in self.scripts:
             masked = [self.mask(s.text) for s in script.statements]
             for stmt, text in zip(script.statements, masked, strict=True):
@@ -245,18 +259,43 @@ class ScriptRunner:
         for index in range(start, min(end, start + self.batch_size)):
             stmt = script.statements[index]
             if script.kinds[index] != k.DML or rows[stmt.sequence].status != StatementStatus.PENDING \
+                    or self._committed_before(script, stmt) \
                     or stmt.database != first.database or script.unit_at(index) is not None \
+                    or script.details[index].targets \
                     or not self._transactional(self.session(stmt.database), stmt):
                 break
             batch.append(index)
         return batch
 
     def _transactional(self, session: DatabaseSession, stmt: Statement) -> bool:
-        """Whether every table a DML statement writes is transactional (its marker then proves it exactly)."""
-        tables = dml_tables(stmt.text)
+        """Whether everything a DML statement writes is transactional (its marker then proves it exactly)."""
+        tables = dml_tables(stmt.text)  # parsed once: this runs for every statement of a batch
+        return self._tables_transactional(session, stmt, tables) and not self._side_writes(session, stmt, tables)
+
+    def _tables_transactional(self, session: DatabaseSession, stmt: Statement,
+                              tables: list[tuple[str | None, str]] | None = None) -> bool:
+        """Whether every table a DML statement names as written is transactional."""
+        tables = tables if tables is not None else dml_tables(stmt.text)
         if not tables:
             return False  # cannot tell: treat it as if it were not
         return all(session.engine_of(schema, table) in TRANSACTIONAL_ENGINES for schema, table in tables)
+
+    def _side_writes(self, session: DatabaseSession, stmt: Statement,
+                     tables: list[tuple[str | None, str]] | None = None) -> str:
+        """What a statement may write besides the tables it names, outside any rollback ('' if nothing):
+        a stored function it calls, a trigger of its tables writing a non-transactional table."""
+        functions = session.stored_functions()
+        lowered = stmt.text.lower() if functions else ""
+        called = sorted(called_names(stmt.text) & functions) if any(f in lowered for f in functions) else []
+        if called:
+            return f"the stored function {', '.join(called)}"
+        for schema, table in (tables if tables is not None else dml_tables(stmt.text)) or []:
+            for name, body in session.triggers_of(schema, table):
+                written = dml_tables(body)
+                if written is None or called_names(body) & functions or any(
+                        session.engine_of(s or schema, t) not in TRANSACTIONAL_ENGINES for s, t in written):
+                    return f"the trigger {name} on {table}"
+        return ""
 
     def _non_transactional(self, session: DatabaseSession, stmt: Statement, *, known_only: bool = False) -> str:
         """``t (MYISAM)``, … for the message of a DML statement that no marker can prove.
@@ -269,6 +308,8 @@ class ScriptRunner:
         engines = [(table, session.engine_of(schema, table)) for schema, table in tables]
         found = [f"{table} ({engine or 'engine unknown'})" for table, engine in engines
                  if engine not in TRANSACTIONAL_ENGINES and (engine or not known_only)]
+        if not known_only and not found:
+            found = [self._side_writes(session, stmt) or "tables the tool cannot name"]
         return ", ".join(found)
 
     def _run_batch(self, script: ScriptFile, batch: list[int]) -> int:
@@ -279,6 +320,9 @@ class ScriptRunner:
         items = [(s.text, self._marker(script, s, session)) for s in statements]
         try:
             outcomes = session.execute_batch(items)
+        except BatchStopped as stopped:
+            self._stopped_batch(script, statements, stopped)
+            raise AssertionError("unreachable") from None  # pragma: no cover - _stopped_batch fails the step
         except Exception as exc:
             if is_connection_error(exc):
                 try:
@@ -296,6 +340,19 @@ class ScriptRunner:
             self._record(script, stmt, StatementStatus.SUCCESS, outcome.duration_ms, outcome.affected_rows)
         return len(outcomes)
 
+    def _stopped_batch(self, script: ScriptFile, statements: list[Statement], stopped: BatchStopped) -> None:
+        """A statement of a batch failed: the ones before it committed (never sent again); it fails alone."""
+        rows = self.rows[script.file_id]
+        for stmt, outcome in zip(statements, stopped.done, strict=False):
+            self.ledger.mark_success(rows[stmt.sequence], duration_ms=outcome.duration_ms,
+                                     affected_rows=outcome.affected_rows, durable=False)
+            self._record(script, stmt, StatementStatus.SUCCESS, outcome.duration_ms, outcome.affected_rows)
+        failed = statements[stopped.index]
+        note = "" if not stopped.rolled_back else (
+            f"the server rolled back the whole transaction from line {statements[0].line} (a deadlock); the resume "
+            "runs those statements again")
+        self._fail(script, failed, rows[failed.sequence], stopped.error, 0, note=note)
+
     def run_file_transaction(self, script: ScriptFile) -> None:
         """``transaction: per_file``: all DML of the file commits together or not at all, on every database."""
         rows = self.rows[script.file_id]
@@ -310,6 +367,7 @@ class ScriptRunner:
         touched: list[DatabaseSession] = []
         done: list[tuple[Statement, LedgerRow, int, int | None]] = []
         current: Statement | None = None
+        counters = self._auto_increments(pending)
         try:
             for stmt, kind in pending:
                 current = stmt
@@ -336,6 +394,7 @@ class ScriptRunner:
                     session.rollback()
                 except Exception:  # noqa: BLE001 - report the statement's error, not the rollback's
                     self.logger.warning("rollback on %s failed after %s", session.name, exc)
+            self._restore_auto_increments(counters)
             self.ledger.reset_to_pending([row for _, row, _, _ in done])
             assert current is not None
             self._fail(script, current, rows[current.sequence], exc, 0,
@@ -344,6 +403,23 @@ class ScriptRunner:
             self.ledger.mark_success(row, duration_ms=ms, affected_rows=affected, durable=False)
             self._record(script, stmt, StatementStatus.SUCCESS, ms, affected, note="per_file transaction")
         self.ledger.flush()
+
+    def _auto_increments(self, pending: Sequence[tuple[Statement, str]]) -> dict[str, dict[Any, int]]:
+        """Auto-increment counters of the tables a transaction's DML writes, per database, before it runs."""
+        tables: dict[str, list[tuple[str | None, str]]] = {}
+        for stmt, kind in pending:
+            if kind == k.DML:
+                tables.setdefault(stmt.database, []).extend(
+                    t for t in dml_tables(stmt.text) or [] if t not in tables[stmt.database])
+        return {db: self.session(db).auto_increments(names) for db, names in tables.items() if names}
+
+    def _restore_auto_increments(self, counters: dict[str, dict[Any, int]]) -> None:
+        """After the transaction rolled back: rows the resume sends again get the ids they would have had."""
+        for database, values in counters.items():
+            try:
+                self.session(database).restore_auto_increments(values)
+            except Exception as exc:  # noqa: BLE001 - the statement's error is what the operator must see
+                self.logger.warning("could not restore the auto-increment counters on %s: %s", database, exc)
 
     def _replay(self, stmt: Statement, kind: str, row: LedgerRow) -> None:
         """A skipped statement still sets up the session for the rest of its file."""
@@ -354,6 +430,10 @@ class ScriptRunner:
             session.use(stmt.use_schema or stmt.text.split(None, 1)[-1].strip("` "))
         elif kind == k.SESSION:
             session.execute(stmt.text, remember_session=True)
+        elif kind == k.DML:
+            if row.replay_sql is not None:  # the variables its ``@v :=`` left
+                session.execute(row.replay_sql)
+                session.remember(row.replay_sql)
         elif kind == k.SESSION_RECORD:
             if row.replay_sql is None:  # ran before values were recorded: the only way left is to compute it again
                 self.logger.warning("%s:%d: the value this statement set was not recorded; computing it again",
@@ -385,7 +465,16 @@ class ScriptRunner:
                 self._record(script, stmt, StatementStatus.SUCCESS, 0, None, note=note)
             return
         session = self.session(stmt.database)
-        if row.status in STATEMENT_IN_FLIGHT and kind not in k.REPLAYABLE and decision is None:
+        if row.status == StatementStatus.PENDING and kind == k.DML and self._committed_before(script, stmt):
+            # a killed process committed it and never wrote its SUCCESS: never send it again
+            if not script.details[stmt.sequence - 1].targets:
+                note = "already applied (its marker is present)"
+                self.ledger.mark_success(row, duration_ms=0, affected_rows=None, durable=True, note=note)
+                self._record(script, stmt, StatementStatus.SUCCESS, 0, None, note=note)
+                return
+            row.status = StatementStatus.RUNNING  # in memory: the values it set were lost, the operator decides
+        if row.status in STATEMENT_IN_FLIGHT and decision is None and (
+                kind not in k.REPLAYABLE or (kind == k.SESSION_RECORD and row.status == StatementStatus.RUNNING)):
             applied = self._decide_in_flight(script, stmt, kind, row, session)
             if applied:
                 note = "already applied (decided after restart)"
@@ -398,14 +487,18 @@ class ScriptRunner:
     def _execute(self, script: ScriptFile, stmt: Statement, kind: str, row: LedgerRow, session: DatabaseSession,
                  *, reconnected: bool, note: str = "") -> None:
         detail = script.details[stmt.sequence - 1]
+        retry = row.status in STATEMENT_IN_FLIGHT  # an attempt of a statement found in flight
         exact = kind == k.DML and self._transactional(session, stmt)
-        durable = kind not in (k.DML, *k.REPLAYABLE) or (kind == k.DML and not exact)
+        # may write (a stored function in a SET), or sets variables in DML: RUNNING first, decided after a crash
+        writes = kind == k.SESSION_RECORD and bool(self._side_writes(session, stmt))
+        durable = kind not in (k.DML, *k.REPLAYABLE) or (kind == k.DML and (not exact or bool(detail.targets))) \
+            or writes
         started = time.perf_counter()
         replay: str | None = None
         try:
             if durable:
                 self.ledger.mark_running(row, server_started=session.server_clock() if _needs_clock(kind, stmt)
-                                         else None)
+                                         else None, server_thread=session.thread_id())
             if kind == k.USE:
                 session.use(stmt.use_schema or "")
                 ms, affected = 0, None
@@ -418,15 +511,22 @@ class ScriptRunner:
                     self._record(script, stmt, StatementStatus.SUCCESS, 0, None, note=note)
                     return
                 ms, affected = outcome.duration_ms, outcome.affected_rows
+                if detail.targets:  # ``@v := …``: the values it left, for the rest of the file after a resume
+                    replay = session.read_back(detail.targets)
+                    session.remember(replay)
             else:
                 outcome = session.execute(stmt.text, remember_session=kind == k.SESSION)
                 ms, affected = outcome.duration_ms, outcome.affected_rows
+                if outcome.returned is not None and not note:
+                    note = f"OK, {outcome.returned} row{'' if outcome.returned == 1 else 's'} in set"
                 if kind == k.SESSION_RECORD:
                     replay = session.read_back(detail.targets)
                     session.remember(replay)
                 elif kind not in (k.SESSION, k.SAVEPOINT, k.TXN_END):
-                    # DDL (or code the tool cannot see) may have changed the engines of its tables
+                    # DDL (or code the tool cannot see) may have changed the engines of its tables, functions, triggers
                     session.forget_engines(engine_changes(stmt.text) if kind == k.DDL else None)
+                    if kind != k.DDL or _CODE_DDL.search(stmt.text):
+                        session.forget_code()
         except Exception as exc:
             elapsed = int((time.perf_counter() - started) * 1000)
             if is_connection_error(exc) and not reconnected:
@@ -443,6 +543,15 @@ class ScriptRunner:
                     return
                 self._execute(script, stmt, kind, row, session, reconnected=True, note=note)
                 return
+            already = kind == k.DDL and error_code_and_message(exc)[0] in ALREADY_DONE_CODES and \
+                self._probed(session, stmt, row) is True
+            if already and retry:
+                # the server says its effect is already there and the catalog shows all of it: a copy sent by a
+                # run that stopped took effect (or the operator applied it)
+                note = f"already applied (the server answered {self.mask(str(exc))}; the catalog shows its effect)"
+                self.ledger.mark_success(row, duration_ms=elapsed, affected_rows=None, durable=True, note=note)
+                self._record(script, stmt, StatementStatus.SUCCESS, elapsed, None, note=note)
+                return
             if kind == k.DML and not is_connection_error(exc) and self._marker_exists(session, script, stmt):
                 # an earlier attempt applied it and its SUCCESS never reached the ledger (buffered when the
                 # process died): this second run failed on what the first one did (a duplicate key) and rolled back
@@ -451,6 +560,9 @@ class ScriptRunner:
                 self._record(script, stmt, StatementStatus.SUCCESS, 0, None, note=note)
                 return
             written = self._non_transactional(session, stmt, known_only=True) if kind == k.DML and not exact else ""
+            if already:  # the catalog shows its effect: the operator may say it was applied
+                self._fail(script, stmt, row, exc, elapsed, partial=True,
+                           note="the catalog already shows its effect: if it is yours, resume with --inflight applied")
             partial = kind == k.UNKNOWN or bool(written)
             self._fail(script, stmt, row, exc, elapsed, in_doubt=durable and is_connection_error(exc),
                        partial=partial, note="" if not partial else
@@ -458,7 +570,7 @@ class ScriptRunner:
                        "with --inflight retry or skip" if written else
                        "part of its work may have been done; decide with --inflight applied, retry or skip")
         if replay is not None:
-            self.ledger.mark_recorded(row, duration_ms=ms, replay_sql=replay, note=note)
+            self.ledger.mark_recorded(row, duration_ms=ms, replay_sql=replay, note=note, affected_rows=affected)
         else:
             # a SUCCESS the catalog can prove after a crash rides along with the next durable write
             proven = kind == k.DDL and decidable_by_catalog(stmt.text)
@@ -500,7 +612,8 @@ class ScriptRunner:
                 f"{self._non_transactional(session, first)}: it cannot run as one unit (a rollback would not undo "
                 "it); move that statement out of the transaction"), 0)
         self.statement_log.flush()
-        self.ledger.mark_running(rows[statements[0].sequence])
+        counters = self._auto_increments([(s, script.kinds[i]) for i, s in zip(indexes, statements, strict=True)])
+        self.ledger.mark_running(rows[statements[0].sequence], server_thread=session.thread_id())
         outcomes: list[tuple[Statement, int, int | None, str | None]] = []
         current = statements[0]
         try:
@@ -533,6 +646,7 @@ class ScriptRunner:
         except Exception as exc:
             with contextlib.suppress(Exception):
                 session.rollback()
+            self._restore_auto_increments(counters)
             self.ledger.reset_to_pending([rows[s.sequence] for s in statements if s is not current])
             self._fail(script, current, rows[current.sequence], exc, 0,
                        note=f"the transaction from line {statements[0].line} was rolled back; the resume runs it "
@@ -557,6 +671,35 @@ class ScriptRunner:
         return marker_args(self.options.execution_id, self.options.step_id, script.file_id, stmt.sequence,
                            stmt.sha256, session.business_schema)
 
+    def _committed_before(self, script: ScriptFile, stmt: Statement) -> bool:
+        """Whether an earlier process of this step committed the statement (its marker exists): read once per
+        database, so a resume never re-sends what a killed run committed without writing its SUCCESS."""
+        keys = self._markers.get(stmt.database)
+        if keys is None:
+            session = self.session(stmt.database)
+            keys = self._markers[stmt.database] = session.marker_keys(self.options.execution_id,
+                                                                        self.options.step_id)
+            if self.after_crash:
+                self._reset_counters_after_crash(stmt.database)
+        return bool(keys) and self._marker(script, stmt, self.session(stmt.database))[0] in keys
+
+    def _reset_counters_after_crash(self, database: str) -> None:
+        """Tables the pending INSERTs of this step write get their auto-increment counter back to the highest id
+        + 1 (where the killed run's rolled-back inserts left it higher), so the rows sent again get the ids the
+        client gives them. Exact unless the top rows had been deleted before (then the ids are lower)."""
+        tables: list[tuple[str | None, str]] = []
+        for script in self.scripts:
+            rows = self.rows[script.file_id]
+            for stmt, detail in zip(script.statements, script.details, strict=True):
+                if stmt.database == database and detail.verb in ("INSERT", "REPLACE") and \
+                        rows[stmt.sequence].status not in STATEMENT_DONE:
+                    tables += [t for t in dml_tables(stmt.text) or [] if t not in tables]
+        if tables:
+            try:
+                self.session(database).counters_to_highest(tables)
+            except Exception as exc:  # noqa: BLE001 - a counter is not worth stopping the upgrade for
+                self.logger.warning("could not reset the auto-increment counters on %s: %s", database, exc)
+
     def _marker_exists(self, session: DatabaseSession, script: ScriptFile, stmt: Statement) -> bool:
         key = self._marker(script, stmt, session)[0]
         return session.scalar(exists_sql(session.marker_schema), (key,)) is not None
@@ -564,29 +707,38 @@ class ScriptRunner:
     def _decide_in_flight(self, script: ScriptFile, stmt: Statement, kind: str, row: LedgerRow,
                           session: DatabaseSession) -> bool:
         """Whether a statement found RUNNING/FAILED already took effect; stops at a breakpoint when nothing can tell."""
+        self._wait_while_running(script, stmt, row, session)
+        targets = script.details[stmt.sequence - 1].targets
         if kind == k.DML:
             if self._marker_exists(session, script, stmt):
-                return True
-            if self._transactional(session, stmt):
-                return False  # its marker would be there: it did not commit
-            reason = (f"it writes the non-transactional table {self._non_transactional(session, stmt)}, which "
-                      "takes effect without its marker: it may have been applied, in part or in full")
-        elif row.status == StatementStatus.FAILED and kind != k.UNKNOWN:
+                if not targets or row.replay_sql is not None:
+                    return True
+                reason = (f"it committed, but the values it gave {', '.join(targets)} were lost with the process "
+                          "(the rest of the file may use them)")
+            elif self._tables_transactional(session, stmt) and (
+                    row.status == StatementStatus.FAILED or not self._side_writes(session, stmt)):
+                return False  # its marker would be there: it did not commit (a refused statement wrote nothing more
+                # than the client's would)
+            else:
+                side = "" if not self._tables_transactional(session, stmt) else self._side_writes(session, stmt)
+                what = (f"it writes the non-transactional table {self._non_transactional(session, stmt)}" if not side
+                        else f"it runs {side}, which may write outside its transaction")
+                reason = f"{what}, which takes effect without its marker: it may have been applied, in part or in full"
+        elif kind == k.SESSION_RECORD and row.status == StatementStatus.RUNNING:
+            reason = (f"it calls {self._side_writes(session, stmt) or 'a stored function'}, which may write, and "
+                      f"the value it gave {', '.join(targets)} was lost with the process")
+        elif row.status == StatementStatus.FAILED and kind != k.UNKNOWN and not (
+                kind == k.DDL and row.error_code in ALREADY_DONE_CODES):
             return False  # the server refused it: it did not apply
         else:
-            probes = ddl_probes(stmt.text) if kind == k.DDL else None
-            if probes:
-                answers = []
-                for probe in probes:
-                    sql, args = probe.query()
-                    answers.append(decide(probe, session.scalar(sql, args), row.server_started))
-                if all(a is True for a in answers):
-                    return True
-                if all(a is False for a in answers):
-                    return False
+            probed = self._probed(session, stmt, row) if kind == k.DDL else None
+            if probed is False or (probed is True and row.status == StatementStatus.RUNNING):
+                return probed
             reason = {k.UNKNOWN: "its effects are not visible to the tool (a CALL, DO, PREPARE/EXECUTE or several "
                                  "statements in one block)",
-                      k.DDL: "the catalog cannot tell whether it took effect"}.get(
+                      k.DDL: "the catalog shows its effect, which the server reported already there "
+                             f"(error {row.error_code})" if probed else
+                      "the catalog cannot tell whether it took effect"}.get(
                 kind, "nothing the tool can check tells whether it took effect")
         status = ("was running when the process stopped or its connection was lost"
                   if row.status == StatementStatus.RUNNING else "failed")
@@ -595,6 +747,54 @@ class ScriptRunner:
             f"`ft-upgrade resume {self.options.execution_id} --inflight applied` (it took effect), `--inflight retry` "
             "(run it again) or `--inflight skip --notes WHY` (you applied it by hand)"), 0, in_doubt=True)
         return False  # pragma: no cover - _fail raises
+
+    @staticmethod
+    def _probed(session: DatabaseSession, stmt: Statement, row: LedgerRow) -> bool | None:
+        """What the catalog says of a DDL statement: True applied, False not, None cannot tell."""
+        probes = ddl_probes(stmt.text)
+        if not probes:
+            return None
+        answers = []
+        for probe in probes:
+            sql, args = probe.query()
+            answers.append(decide(probe, session.scalar(sql, args), row.server_started))
+        if all(a is True for a in answers):
+            return True
+        if all(a is False for a in answers):
+            return False
+        return None
+
+    def _wait_while_running(self, script: ScriptFile, stmt: Statement, row: LedgerRow,
+                            session: DatabaseSession) -> None:
+        """A killed run's statement may still be executing on the server (a long ALTER goes on after its
+        client died): wait for its connection to finish before anything is probed or sent again, saying so;
+        past the step's timeout, stop at a breakpoint naming the connection to KILL (the operator's choice)."""
+        thread = row.server_thread
+        if row.status != StatementStatus.RUNNING or not thread or thread == session.thread_id():
+            return
+        started = time.monotonic()
+        said = -1.0
+        limit = (self.options.statement_timeout or 300.0) + 5.0
+        while (activity := session.activity_of(thread)) is not None:
+            waited = time.monotonic() - started
+            command, seconds, state, _info = activity
+            if said < 0 or waited - said >= 10:
+                said = waited
+                self.logger.warning("%s:%d: statement #%d is still running on %s as connection %d (%s for %ds%s), "
+                                    "started by the run that stopped; waiting for it to end before deciding it "
+                                    "(to stop it instead: KILL %d on the server)", script.path, stmt.line,
+                                    stmt.sequence, stmt.database, thread, command, seconds,
+                                    f", {state}" if state else "", thread)
+            if waited > limit:
+                self._fail(script, stmt, row, InDoubt(
+                    f"this statement is still running on the server as connection {thread} ({command} for "
+                    f"{seconds}s{', ' + state if state else ''}), started by the run that stopped; wait for it and "
+                    f"resume, or stop it with `KILL {thread}` on the server and resume (the tool then checks what "
+                    "it left)"), int(waited * 1000), in_doubt=True)
+            time.sleep(0.5)
+        if said >= 0:
+            self.logger.warning("%s:%d: connection %d finished after %.1fs of waiting; deciding the statement now",
+                                script.path, stmt.line, thread, time.monotonic() - started)
 
     def _stop_if_lock_lost(self, script: ScriptFile, index: int) -> None:
         """Before a statement is sent: if the run lost its site lock, stop here with a breakpoint.

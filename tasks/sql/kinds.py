@@ -67,7 +67,7 @@ class StatementKind:
 
     kind: str
     verb: str
-    targets: tuple[str, ...] = ()  # SESSION_RECORD: the variables to read back (``@v``, ``@@SESSION.x``)
+    targets: tuple[str, ...] = ()  # the variables to read back after it (``@v``, ``@@SESSION.x``)
     refusal: str = ""
 
     def __str__(self) -> str:
@@ -135,8 +135,8 @@ def statement_kind(text: str, *, is_use: bool = False) -> StatementKind:
         return StatementKind(REFUSED, verb, refusal=REFUSALS["TEMPORARY"])
     if verb in _DDL_VERBS:
         return StatementKind(DDL, verb)
-    if verb in _DML_VERBS:
-        return StatementKind(DML, verb)
+    if verb in _DML_VERBS:  # ``@v := …`` inside DML: the values it leaves are recorded for resume
+        return StatementKind(DML, verb, targets=tuple(dict.fromkeys(re.findall(r"(@[\w$.]+)\s*:=", bare))))
     if verb in _UNKNOWN_VERBS:
         return StatementKind(UNKNOWN, verb)
     if verb == "SELECT":
@@ -370,3 +370,8 @@ def engine_changes(text: str) -> list[tuple[str | None, str]] | None:
             and not re.search(r"\bENGINE\s*=", sql, re.I):
         return []
     return tables
+
+
+def called_names(text: str) -> set[str]:
+    """Lower-case names written as calls (``f(``, ``db.f(``): stored functions among them may write."""
+    return {m.lower() for m in re.findall(r"\b([A-Za-z_][\w$]*)\s*\(", _unquoted(plain(text)).replace("`", ""))}

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 _t = schema.sql_execution_record
 _REGISTER_COLUMNS = [c for c in _t.columns if c.name not in (
     "start_time", "end_time", "duration", "affected_rows", "error_code", "error_message", "execution_result",
-    "replay_sql", "server_started")]
+    "replay_sql", "server_started", "server_thread")]
 
 
 @dataclass
@@ -44,6 +44,8 @@ class LedgerRow:
     line: int
     replay_sql: str | None = None  # SESSION_RECORD: the SET that restores the value it got
     server_started: int | None = None  # the server's clock when it was marked RUNNING
+    server_thread: int | None = None  # the server connection that ran it (RUNNING)
+    error_code: str | None = None  # of its last failure
 
 
 def _update(*columns: str, **values: Any) -> Any:
@@ -75,15 +77,17 @@ class SqlLedger:
                                      engine)
         self._edit = PreparedWrite(_update(
             "sql_line_number", "sql_content", "sql_content_hash", "target_database", "updated_time"), engine)
+        # a statement that failed before and now succeeded carries its latest attempt only (the failure stays in
+        # its breakpoint's history)
         self._success = PreparedWrite(_update(
-            "status", "start_time", "end_time", "duration", "affected_rows", "execution_result", "updated_time"),
-            engine)
+            "status", "start_time", "end_time", "duration", "affected_rows", "execution_result", "updated_time",
+            "error_code", "error_message"), engine)
         self._running = PreparedWrite(_update(
-            "status", "start_time", "server_started", "updated_time", end_time=null(), error_code=null(),
-            error_message=null(), retry_count=_t.c.retry_count + bindparam("retry")), engine)
+            "status", "start_time", "server_started", "server_thread", "updated_time", end_time=null(),
+            error_code=null(), error_message=null(), retry_count=_t.c.retry_count + bindparam("retry")), engine)
         self._recorded = PreparedWrite(_update(
             "status", "start_time", "end_time", "duration", "affected_rows", "execution_result", "replay_sql",
-            "updated_time"), engine)
+            "updated_time", "error_code", "error_message"), engine)
         self._failed = PreparedWrite(_update(
             "status", "end_time", "duration", "error_code", "error_message", "updated_time"), engine)
         self._writer = BufferedWriter(engine, [self._insert, self._edit, self._success], fence=fence)
@@ -94,12 +98,12 @@ class SqlLedger:
         with self.engine.connect() as conn:
             result = conn.execute(select(_t.c.sql_file_id, _t.c.id, _t.c.sql_sequence, _t.c.status,
                                          _t.c.sql_content_hash, _t.c.sql_line_number, _t.c.replay_sql,
-                                         _t.c.server_started).where(
+                                         _t.c.server_started, _t.c.server_thread, _t.c.error_code).where(
                 _t.c.execution_id == self.execution_id, _t.c.step_id == self.step_id))
             for r in result:
                 found.setdefault(r.sql_file_id, {})[r.sql_sequence] = LedgerRow(
                     r.id, r.sql_sequence, r.status, r.sql_content_hash, r.sql_line_number, r.replay_sql,
-                    r.server_started)
+                    r.server_started, r.server_thread, r.error_code)
         return found
 
     def register(self, script: ScriptFile, masked_texts: list[str],
@@ -124,7 +128,8 @@ class SqlLedger:
                 row.sha256, row.line = stmt.sha256, stmt.line
         return existing
 
-    def mark_running(self, row: LedgerRow, *, server_started: int | None = None) -> None:
+    def mark_running(self, row: LedgerRow, *, server_started: int | None = None,
+                     server_thread: int | None = None) -> None:
         """Durable before a statement whose effect cannot be checked by a marker (DDL and others).
 
         Only this row is written here: the rows it updates were registered durably before the first
@@ -134,8 +139,10 @@ class SqlLedger:
         now = utcnow()
         self._writer.write_alone((self._running, [{
             "b_id": row.id, "status": StatementStatus.RUNNING, "start_time": now, "server_started": server_started,
-            "updated_time": now, "retry": 1 if row.status in STATEMENT_IN_FLIGHT else 0}]))
-        row.status, row.server_started = StatementStatus.RUNNING, server_started
+            "server_thread": server_thread, "updated_time": now,
+            "retry": 1 if row.status in STATEMENT_IN_FLIGHT else 0}]))
+        row.status, row.server_started, row.server_thread = StatementStatus.RUNNING, server_started, server_thread
+        row.error_code = None
 
     def mark_success(self, row: LedgerRow, *, duration_ms: int, affected_rows: int | None,
                      durable: bool, note: str = "") -> None:
@@ -147,21 +154,24 @@ class SqlLedger:
         entry = {"b_id": row.id, "status": StatementStatus.SUCCESS,
                  "start_time": end - timedelta(milliseconds=duration_ms),
                  "end_time": end, "duration": duration_ms, "affected_rows": affected_rows,
-                 "execution_result": note or outcome_text(affected_rows), "updated_time": end}
+                 "execution_result": note or outcome_text(affected_rows), "updated_time": end,
+                 "error_code": None, "error_message": None}
         row.status = StatementStatus.SUCCESS
         if durable:
             self._writer.write_alone((self._success, [entry]))
         else:
             self._writer.buffer(self._success, entry)
 
-    def mark_recorded(self, row: LedgerRow, *, duration_ms: int, replay_sql: str, note: str = "") -> None:
-        """A session setting computed from a query: durable SUCCESS with the SET that restores its value."""
+    def mark_recorded(self, row: LedgerRow, *, duration_ms: int, replay_sql: str, note: str = "",
+                      affected_rows: int | None = None) -> None:
+        """A statement that set user or session variables (``SET`` from a query, ``SELECT … INTO``, ``@v :=`` in
+        DML): durable SUCCESS with the SET that restores the values it left."""
         end = utcnow()
         self._writer.write_alone((self._recorded, [{
             "b_id": row.id, "status": StatementStatus.SUCCESS, "start_time": end - timedelta(milliseconds=duration_ms),
-            "end_time": end, "duration": duration_ms, "affected_rows": None,
+            "end_time": end, "duration": duration_ms, "affected_rows": affected_rows,
             "execution_result": note or "OK, value recorded for resume", "replay_sql": replay_sql,
-            "updated_time": end}]))
+            "updated_time": end, "error_code": None, "error_message": None}]))
         row.status, row.replay_sql = StatementStatus.SUCCESS, replay_sql
 
     def mark_skipped(self, row: LedgerRow, *, note: str) -> None:
@@ -169,7 +179,8 @@ class SqlLedger:
         now = utcnow()
         self._writer.write_now((self._success, [{
             "b_id": row.id, "status": StatementStatus.SKIPPED, "start_time": now, "end_time": now, "duration": 0,
-            "affected_rows": None, "execution_result": note, "updated_time": now}]))
+            "affected_rows": None, "execution_result": note, "updated_time": now, "error_code": None,
+            "error_message": None}]))
         row.status = StatementStatus.SKIPPED
 
     def mark_failed(self, row: LedgerRow, *, duration_ms: int, error_code: str | None, message: str) -> None:
@@ -178,7 +189,7 @@ class SqlLedger:
             "b_id": row.id, "status": StatementStatus.FAILED, "end_time": now, "duration": duration_ms,
             "error_code": error_code,
             "error_message": message, "updated_time": now}]))
-        row.status = StatementStatus.FAILED
+        row.status, row.error_code = StatementStatus.FAILED, error_code
 
     def reset_to_pending(self, rows: list[LedgerRow]) -> None:
         """After a rolled-back per-file transaction: those statements did not happen."""
@@ -187,7 +198,8 @@ class SqlLedger:
         now = utcnow()
         self._writer.write_now((self._success, [{
             "b_id": r.id, "status": StatementStatus.PENDING, "start_time": None, "end_time": None, "duration": None,
-            "affected_rows": None, "execution_result": None, "updated_time": now} for r in rows]))
+            "affected_rows": None, "execution_result": None, "updated_time": now, "error_code": None,
+            "error_message": None} for r in rows]))
         for r in rows:
             r.status = StatementStatus.PENDING
 

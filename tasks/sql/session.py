@@ -62,6 +62,7 @@ class StatementOutcome:
     affected_rows: int | None
     duration_ms: int
     rows: list[tuple[Any, ...]] = field(default_factory=list)
+    returned: int | None = None  # rows of a result set (the client's "N rows in set")
 
 
 def client_charset(profile: Any, database: str, default: str) -> str:
@@ -113,6 +114,8 @@ class DatabaseSession:
         self.replay: list[tuple[str, str]] = []  # ("use", schema) | ("sql", text) in the order they ran
         self.deadline: float | None = None
         self._engines: dict[tuple[str | None, str], str | None] = {}
+        self._functions: set[str] | None = None  # stored function names (lower case), any schema
+        self._triggers: dict[tuple[str | None, str], list[tuple[str, str]]] = {}
         self._conn: pymysql.connections.Connection | None = None
         self.is_mariadb = True
         self._connect()
@@ -254,6 +257,20 @@ class DatabaseSession:
             parts.append(f"{name} = {'NULL' if value is None else self.conn.escape(value)}")
         return "SET " + ", ".join(parts)
 
+    def thread_id(self) -> int:
+        """This connection's id on the server (``CONNECTION_ID()``), recorded with a statement marked RUNNING."""
+        return int(self.conn.thread_id())
+
+    def activity_of(self, thread: int) -> tuple[str, int, str, str] | None:
+        """``(command, seconds, state, statement)`` of a server connection still busy; None if gone or idle."""
+        with self._cursor() as cur:
+            cur.execute("SELECT COMMAND, TIME, STATE, INFO FROM information_schema.PROCESSLIST WHERE ID = %s",
+                        (int(thread),))
+            row = cur.fetchone()
+        if row is None or row[0] == "Sleep":
+            return None
+        return str(row[0]), int(row[1] or 0), str(row[2] or ""), str(row[3] or "")
+
     def server_clock(self) -> int:
         """The server's clock in epoch seconds (what catalog creation times are compared with)."""
         return int(self.scalar("SELECT UNIX_TIMESTAMP()"))
@@ -268,6 +285,31 @@ class DatabaseSession:
             self._engines[key] = str(found).upper() if found else None
         return self._engines[key]
 
+    def stored_functions(self) -> set[str]:
+        """Names of the stored functions of the current schema (lower case): a call of one may write; cached."""
+        if self._functions is None:
+            with self._cursor() as cur:
+                cur.execute("SELECT DISTINCT LOWER(ROUTINE_NAME) FROM information_schema.ROUTINES "
+                            "WHERE ROUTINE_TYPE = 'FUNCTION' AND ROUTINE_SCHEMA = DATABASE()")
+                self._functions = {row[0] for row in cur.fetchall()}
+        return self._functions
+
+    def triggers_of(self, schema: str | None, table: str) -> list[tuple[str, str]]:
+        """``(name, body)`` of the triggers on a table; cached until the next DDL."""
+        key = (schema, table)
+        if key not in self._triggers:
+            sql = ("SELECT TRIGGER_NAME, ACTION_STATEMENT FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = "
+                   f"{'%s' if schema else 'DATABASE()'} AND EVENT_OBJECT_TABLE = %s")
+            with self._cursor() as cur:
+                cur.execute(sql, (schema, table) if schema else (table,))
+                self._triggers[key] = [(str(r[0]), str(r[1])) for r in cur.fetchall()]
+        return self._triggers[key]
+
+    def forget_code(self) -> None:
+        """After DDL or code the tool cannot see: functions and triggers may have changed."""
+        self._functions = None
+        self._triggers.clear()
+
     def forget_engines(self, tables: list[tuple[str | None, str]] | None = None) -> None:
         """After DDL the cached engines of its tables may be stale (``None``: of every table)."""
         if tables is None:
@@ -281,6 +323,7 @@ class DatabaseSession:
 
     def use(self, schema: str, *, remember: bool = True) -> None:
         self.conn.select_db(schema)
+        self._functions = None  # those of the new current schema
         if remember:
             self.replay.append(("use", schema))
 
@@ -290,15 +333,21 @@ class DatabaseSession:
         with self._watchdog(), self._cursor() as cur:
             cur.execute(text)
             affected = cur.rowcount if cur.rowcount is not None and cur.rowcount >= 0 else None
+            returned = None
+            if cur.description is not None:  # a result set (SELECT, SHOW …): rows returned, none affected
+                returned, affected = affected, None
             rows = list(cur.fetchall()) if fetch else []
             _drain(cur)
         if remember_session:
             self.replay.append(("sql", text))
-        return StatementOutcome(affected, int((time.perf_counter() - start) * 1000), rows)
+        return StatementOutcome(affected, int((time.perf_counter() - start) * 1000), rows, returned)
 
     def execute_with_marker(self, text: str, marker_args: tuple[Any, ...]) -> StatementOutcome:
         """DML and its marker row in one transaction: after a crash the marker tells if it happened."""
-        return self.execute_batch([(text, marker_args)])[0]
+        try:
+            return self.execute_batch([(text, marker_args)])[0]
+        except BatchStopped as stopped:
+            raise stopped.error from None
 
     def execute_batch(self, items: list[tuple[str, tuple[Any, ...]]],
                       max_seconds: float = 0.2) -> list[StatementOutcome]:
@@ -311,7 +360,7 @@ class DatabaseSession:
         then decides statement by statement from the markers.
         """
         conn = self.conn
-        outcomes = []
+        outcomes: list[StatementOutcome] = []
         batch_start = time.perf_counter()
         conn.begin()
         try:
@@ -321,18 +370,90 @@ class DatabaseSession:
                     if outcomes and start - batch_start > max_seconds:
                         break  # keep transactions (and their locks) short: the rest goes in the next batch
                     self.deadline = time.monotonic() + self.statement_timeout + 2.0 if self.statement_timeout else None
-                    cur.execute(text)
+                    try:
+                        cur.execute(text)
+                    except pymysql.err.MySQLError as exc:
+                        if is_connection_error(exc):
+                            raise
+                        self._stop_batch(cur, items, outcomes, exc)
                     affected = cur.rowcount if cur.rowcount is not None and cur.rowcount >= 0 else None
                     _drain(cur)
                     outcomes.append(StatementOutcome(affected, int((time.perf_counter() - start) * 1000)))
                 # one multi-row INSERT for the batch's markers and the COMMIT, in one round trip
                 markers = [args for _, args in items[: len(outcomes)]]
                 _insert_markers(cur, insert_markers_sql(self.marker_schema, markers, conn.escape) + ";\nCOMMIT")
+        except BatchStopped:
+            raise
         except BaseException:
             with contextlib.suppress(Exception):
                 conn.rollback()
             raise
         return outcomes
+
+    def _stop_batch(self, cur: Any, items: list[tuple[str, tuple[Any, ...]]], outcomes: list[StatementOutcome],
+                    exc: pymysql.err.MySQLError) -> None:
+        """A statement of a batch failed: the server undid that statement only, so the statements before it
+        commit now with their markers (sending them again would repeat what the server already did:
+        auto-increment values, triggers on non-transactional tables, ``@v :=``). When the server rolled the
+        whole transaction back (a deadlock), nothing is kept and the caller is told so."""
+        conn = self.conn
+        if not outcomes:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            raise BatchStopped([], exc, index=0) from exc
+        cur.execute("SELECT @@in_transaction")
+        open_ = bool(cur.fetchone()[0])
+        if not open_:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            raise BatchStopped([], exc, index=len(outcomes), rolled_back=True) from exc
+        markers = [args for _, args in items[: len(outcomes)]]
+        _insert_markers(cur, insert_markers_sql(self.marker_schema, markers, conn.escape) + ";\nCOMMIT")
+        raise BatchStopped(outcomes, exc, index=len(outcomes)) from exc
+
+    def marker_keys(self, execution_id: str, step_id: str) -> set[str]:
+        """Keys of the markers a step committed so far (those whose SUCCESS a killed process never wrote)."""
+        with self._cursor() as cur:
+            cur.execute(*step_keys_sql(self.marker_schema, execution_id, step_id))
+            return {row[0] for row in cur.fetchall()}
+
+    def auto_increments(self, tables: list[tuple[str | None, str]]) -> dict[tuple[str | None, str], int]:
+        """The auto-increment counters of tables (those that have one), to restore after a rollback."""
+        found: dict[tuple[str | None, str], int] = {}
+        for schema, table in tables:
+            sql = ("SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+                   f"{'%s' if schema else 'DATABASE()'} AND TABLE_NAME = %s AND AUTO_INCREMENT IS NOT NULL")
+            value = self.scalar(sql, (schema, table) if schema else (table,))
+            if value is not None:
+                found[(schema, table)] = int(value)
+        return found
+
+    def counters_to_highest(self, tables: list[tuple[str | None, str]]) -> None:
+        """Auto-increment counters above the highest id + 1 brought down to it (after a crash's rollback)."""
+        counters = self.auto_increments(tables)
+        lower: dict[tuple[str | None, str], int] = {}
+        for (schema, table), value in counters.items():
+            sql = ("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
+                   f"{'%s' if schema else 'DATABASE()'} AND TABLE_NAME = %s AND EXTRA LIKE '%%auto_increment%%'")
+            column = self.scalar(sql, (schema, table) if schema else (table,))
+            if column is None:
+                continue
+            name = f"{quote_schema(schema)}.{quote_schema(table)}" if schema else quote_schema(table)
+            top = int(self.scalar(f"SELECT COALESCE(MAX({quote_schema(str(column))}), 0) + 1 FROM {name}"))
+            if value > top:
+                lower[(schema, table)] = top
+        if lower:
+            self.restore_auto_increments(lower)
+
+    def restore_auto_increments(self, counters: dict[tuple[str | None, str], int]) -> None:
+        """After a rollback: the counters back where they were, so rows sent again get the ids the client gives
+        them (InnoDB keeps values a rolled-back insert took; it never goes below the highest id + 1)."""
+        now = self.auto_increments(list(counters))
+        for (schema, table), value in counters.items():
+            if (schema, table) in now and now[(schema, table)] != value:
+                name = f"{quote_schema(schema)}.{quote_schema(table)}" if schema else quote_schema(table)
+                with self._cursor() as cur:
+                    cur.execute(f"ALTER TABLE {name} AUTO_INCREMENT = {int(value)}")
 
     def begin(self) -> None:
         self.conn.begin()
@@ -425,6 +546,18 @@ class _Monitor:
                     session.deadline = None
                     with contextlib.suppress(Exception):  # best effort; the server-side timeout is the first line
                         session.kill_current_query()
+
+
+class BatchStopped(Exception):
+    """A statement of a batch failed; ``done`` are the outcomes of the statements before it, committed."""
+
+    def __init__(self, done: list[StatementOutcome], error: BaseException, *, index: int,
+                 rolled_back: bool = False) -> None:
+        super().__init__(str(error))
+        self.done = done
+        self.index = index  # of the failing statement in the batch
+        self.error = error
+        self.rolled_back = rolled_back  # the server undid the statements before it too (a deadlock)
 
 
 class MarkerExists(Exception):

@@ -76,6 +76,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (5, "site lock: a fencing token per holder", _lock_token),
     (6, "per-site throughput of DDL and DML work, for the downtime forecast", _throughput),
     (7, "reports: status GENERATED/ARCHIVED, an index to archive by", _report_status),
+    (8, "statements: the server connection that ran a statement marked RUNNING", _statement_state),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1][0]

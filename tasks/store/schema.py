@@ -126,6 +126,8 @@ sql_execution_record = Table(
     Column("replay_sql", LongText),
     # the server's clock (epoch seconds) when a statement was marked RUNNING: decides CREATE OR REPLACE
     Column("server_started", BigInteger),
+    # the server's connection id that ran a statement marked RUNNING: after a crash, is it still running there?
+    Column("server_thread", BigInteger),
     *_times(),
     Index("idx_execution_step", "execution_id", "step_id"),
     Index("idx_sql_file_seq", "sql_file_id", "sql_sequence"),

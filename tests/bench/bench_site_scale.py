@@ -40,10 +40,10 @@ sys.path.insert(0, str(PROJECT))
 
 import redis  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
-from tests.tasks.post_process.builders import write_zip  # noqa: E402
-from tests.tasks.post_upgrade.files import aged  # noqa: E402
 
 from tests.prefect_server import prefect_server  # noqa: E402
+from tests.support.builders import write_zip  # noqa: E402
+from tests.support.files import aged  # noqa: E402
 
 MARIADB = os.environ.get("FT_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306")
 REDIS_URL = os.environ.get("FT_TEST_REDIS", "redis://127.0.0.1:6379/9")
