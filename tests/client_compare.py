@@ -23,10 +23,13 @@ from typing import Any
 import pymysql
 from sqlalchemy.engine import make_url
 
+from tasks.core.settings import Settings
 from tests.conftest import MARIADB_ROOT
 
 SERVER = make_url(MARIADB_ROOT)
 #: Tables with more rows are compared by checksum only (the dump is for reading a diff, not for proof).
+#: the tool's connection charset by default (FT_UPGRADE_CLIENT_CHARSET): the client runs at the same one
+CLIENT_CHARSET: str = Settings.model_fields["client_charset"].default
 DUMP_LIMIT = 2000
 
 CATALOG: dict[str, str] = {
@@ -122,7 +125,8 @@ def _anonymous(row: tuple[Any, ...], name: str) -> tuple[Any, ...]:
                  for value in row)
 
 
-def run_client(files: Sequence[Path], database: str, charset: str = "utf8mb4", *, force: bool = False) -> list[int]:
+def run_client(files: Sequence[Path], database: str, charset: str = CLIENT_CHARSET, *,
+               force: bool = False) -> list[int]:
     """Each file through ``mariadb DB < file`` (run in the file's folder, as a DBA would); their exit codes.
 
     The client stops a file at its first error, like the tool; the next file still runs (a DBA's next command).
@@ -160,7 +164,7 @@ def drop_database(database: str) -> None:
         conn.close()
 
 
-def client_result(files: Sequence[Path], database: str, charset: str = "utf8mb4", *,
+def client_result(files: Sequence[Path], database: str, charset: str = CLIENT_CHARSET, *,
                   force: bool = False) -> Snapshot:
     """Run ``files`` with the plain client into a new database ``database`` (drop it yourself, or use
     ``client_database``) and snapshot it."""

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine
 
+from tasks.core.settings import get_settings
 from tasks.packages.step import ResourcePackageImportStep, ResourcePackageParams
 from tasks.steps.context import StepContext
 
@@ -29,6 +30,7 @@ class Resources:
 
     def __init__(self, home: Path, databases: dict[str, str]) -> None:
         self.home, self.urls, self.engines = home, databases, {}
+        self.settings = get_settings()  # the run's settings, as SiteResources carries them
 
     def path(self, name: str) -> Path:
         folder = self.home / name
