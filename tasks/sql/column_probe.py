@@ -16,6 +16,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from tasks.sql.kinds import outside_quotes
+
 _TOKEN = re.compile(r"""\s*(?:(?P<str>'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*")|(?P<ident>`(?:[^`]|``)+`)|"""
                     r"""(?P<paren>\()|(?P<word>[A-Za-z0-9_$.+\-]+)|(?P<sym>[=,]))""", re.S)
 
@@ -95,24 +97,8 @@ def _tokens(text: str) -> list[tuple[str, str]] | None:
 
 
 def _closing(text: str, start: int) -> int:
-    depth, quote, i = 0, "", start
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            if ch == "\\":
-                i += 1
-            elif ch == quote:
-                quote = ""
-        elif ch in "'\"`":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return -1
+    """The parenthesis closing the one at ``start``; -1 when it is not closed."""
+    return next((i for i, ch, depth in outside_quotes(text, start) if ch == ")" and depth == 0), -1)
 
 
 def _string_value(literal: str) -> str:

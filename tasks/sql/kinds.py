@@ -23,6 +23,7 @@ tool cannot see. Kinds:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import sqlparse
@@ -239,10 +240,10 @@ def _select_targets(bare: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(assigned))
 
 
-def top_level_commas(text: str) -> list[str]:
-    """Split at commas outside quotes and parentheses."""
-    out, depth, start, quote = [], 0, 0, ""
-    i = 0
+def outside_quotes(text: str, start: int = 0) -> Iterator[tuple[int, str, int]]:
+    """Each character outside quotes, with the parenthesis depth after it: the one scanner behind top-level
+    commas and closing parentheses (a backslash escapes inside '…' and "…", never inside `…`)."""
+    depth, quote, i = 0, "", start
     while i < len(text):
         ch = text[i]
         if quote:
@@ -252,14 +253,19 @@ def top_level_commas(text: str) -> list[str]:
                 quote = ""
         elif ch in "'\"`":
             quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
+        else:
+            depth += (ch == "(") - (ch == ")")
+            yield i, ch, depth
+        i += 1
+
+
+def top_level_commas(text: str) -> list[str]:
+    """Split at commas outside quotes and parentheses."""
+    out, start = [], 0
+    for i, ch, depth in outside_quotes(text):
+        if ch == "," and depth == 0:
             out.append(text[start:i].strip())
             start = i + 1
-        i += 1
     out.append(text[start:].strip())
     return [p for p in out if p]
 
