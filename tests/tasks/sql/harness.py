@@ -10,13 +10,28 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tasks.core.errors import StepFailed
 from tasks.site.resources import SiteResources
 from tasks.sql.step import SqlScriptParams, SqlScriptStep
 from tasks.steps.context import StepContext
+
+PROJECT = Path(__file__).resolve().parents[3]  # not tests.conftest: importing it would reset this process's home
+
+
+def launch(sql_root: Path, home: Path, execution: str, files: Sequence[str], databases: Mapping[str, str],
+           *options: str, stderr: int = subprocess.DEVNULL) -> subprocess.Popen[str]:
+    """This harness in a process of its own (what a kill -9 test kills); ``databases``: logical name → URL."""
+    env = {**os.environ, "FT_UPGRADE_HOME": str(home),
+           **{f"FT_UPGRADE_DB_{name.upper()}": url for name, url in databases.items()}}
+    return subprocess.Popen([sys.executable, "-m", "tests.tasks.sql.harness", "--quiet", "--sql-root", str(sql_root),
+                             "--execution", execution, "--home", str(home), *options, *files],
+                            cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
 
 
 def main(argv: list[str] | None = None) -> int:

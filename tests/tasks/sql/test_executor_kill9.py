@@ -7,11 +7,9 @@ equal those of an uninterrupted run, and a side-effect table proves that no DML 
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -20,7 +18,8 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import MARIADB_ROOT, PROJECT
+from tests.conftest import MARIADB_ROOT
+from tests.tasks.sql.harness import launch
 
 pytestmark = pytest.mark.mariadb
 
@@ -66,11 +65,7 @@ def snapshot(url: str) -> dict[str, Any]:
 
 
 def harness(tmp_path: Path, url: str, execution: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "FT_UPGRADE_DB_FT_DB": url, "FT_UPGRADE_HOME": str(tmp_path / "home")}
-    return subprocess.Popen([sys.executable, "-m", "tests.tasks.sql.harness", "--quiet", "--sql-root",
-                             str(tmp_path / "sql"), "--execution", execution, "--home", str(tmp_path / "home"),
-                             "mixed.sql"], cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
+    return launch(tmp_path / "sql", tmp_path / "home", execution, ["mixed.sql"], {"ft_db": url})
 
 
 def fresh_database(name: str) -> str:

@@ -9,12 +9,10 @@ for a statement in doubt it looks at the database (an oracle per statement) and 
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -25,7 +23,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from tasks.store.breakpoints import OperatorDecision, active_breakpoint, record_decision
-from tests.conftest import PROJECT
+from tests.tasks.sql.harness import launch
 from tests.tasks.sql.test_executor import query
 from tests.tasks.sql.test_executor_kill9 import drop_database, fresh_database
 
@@ -132,12 +130,8 @@ class Site:
         self.decisions: list[tuple[str, str]] = []
 
     def start(self) -> subprocess.Popen[str]:
-        env = {**os.environ, "FT_UPGRADE_DB_FT_DB": self.ft, "FT_UPGRADE_DB_MIDDLE_DB": self.mid,
-               "FT_UPGRADE_HOME": str(self.home)}
-        return subprocess.Popen([sys.executable, "-m", "tests.tasks.sql.harness", "--quiet", "--sql-root",
-                                 str(self.root / "sql"), "--execution", self.execution, "--home", str(self.home),
-                                 *FILES], cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                text=True)
+        return launch(self.root / "sql", self.home, self.execution, FILES,
+                      {"ft_db": self.ft, "middle_db": self.mid})
 
     def decide(self) -> None:
         """The operator reads the breakpoint, checks the database, records a decision."""

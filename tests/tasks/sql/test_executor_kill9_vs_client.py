@@ -10,11 +10,9 @@ database, cleans up what a killed statement left half done on a non-transactiona
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -25,7 +23,7 @@ from sqlalchemy import create_engine
 
 from tasks.store.breakpoints import OperatorDecision, active_breakpoint, record_decision
 from tests.client_compare import assert_same, client_database, client_result, snapshot
-from tests.conftest import PROJECT
+from tests.tasks.sql.harness import launch
 from tests.tasks.sql.test_executor import execute, query
 from tests.tasks.sql.test_executor_kill9 import drop_database, fresh_database
 
@@ -104,11 +102,7 @@ class Site:
         self.decisions: list[tuple[str, str]] = []
 
     def start(self) -> subprocess.Popen[str]:
-        env = {**os.environ, "FT_UPGRADE_DB_FT_DB": self.url, "FT_UPGRADE_HOME": str(self.home)}
-        return subprocess.Popen([sys.executable, "-m", "tests.tasks.sql.harness", "--quiet", "--sql-root",
-                                 str(self.root / "sql"), "--execution", self.execution, "--home", str(self.home),
-                                 *FILES], cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                text=True)
+        return launch(self.root / "sql", self.home, self.execution, FILES, {"ft_db": self.url})
 
     def decide(self) -> None:
         engine = create_engine(f"sqlite:///{self.home / 'metadata.db'}")

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,8 +26,8 @@ from tasks.core.errors import StepFailed
 from tasks.core.masking import mask_sql
 from tasks.store import schema
 from tasks.store.breakpoints import OperatorDecision, active_breakpoint, record_decision
-from tests.conftest import PROJECT
 from tests.general_log import GeneralLog, general_log
+from tests.tasks.sql.harness import launch
 from tests.tasks.sql.test_executor import ledger, metadata_engine, run_step, write
 
 pytestmark = pytest.mark.mariadb
@@ -72,11 +71,7 @@ def decide(tmp_path: Path, inflight: str, execution: str = "EXEC_T", notes: str 
 
 
 def harness(tmp_path: Path, url: str, execution: str, *files: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "FT_UPGRADE_DB_FT_DB": url, "FT_UPGRADE_HOME": str(tmp_path / "home")}
-    return subprocess.Popen([sys.executable, "-m", "tests.tasks.sql.harness", "--quiet", "--sql-root",
-                             str(tmp_path / "sql"), "--execution", execution, "--home", str(tmp_path / "home"),
-                             "--step", "step_under_test", *files], cwd=PROJECT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    return launch(tmp_path / "sql", tmp_path / "home", execution, files, {"ft_db": url}, "--step", "step_under_test")
 
 
 def server_thread_running(fragment: str, timeout: float = 60) -> int:
